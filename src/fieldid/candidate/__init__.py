@@ -1,1 +1,61 @@
-"""candidate"""
+"""What a search returns: candidates.
+
+A candidate is a lead for a human to adjudicate, never an identification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Shown with every candidate list, on every surface.
+LEAD_NOTICE = "possible match: a lead, not an identification"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rank: int
+    person_id: int
+    external_id: str
+    display_name: str
+    synthetic: bool
+    score: float
+    template_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "person_id": self.person_id,
+            "external_id": self.external_id,
+            "display_name": self.display_name,
+            "synthetic": self.synthetic,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class CandidateList:
+    """The answer to one search: the probe's quality, the threshold in force, the candidates."""
+
+    search_ref: int
+    model: str
+    threshold: float
+    gallery_persons: int
+    gallery_templates: int
+    quality: dict[str, Any]
+    candidates: list[Candidate]
+    faces_in_frame: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notice: str = LEAD_NOTICE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "search_ref": self.search_ref,
+            "notice": self.notice,
+            "model": self.model,
+            "threshold": self.threshold,
+            "gallery": {"persons": self.gallery_persons, "templates": self.gallery_templates},
+            "faces_in_frame": self.faces_in_frame,
+            "quality": self.quality,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }

@@ -70,20 +70,19 @@ class Face:
 
     def eye_centres(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Centres of the image-left and image-right eye."""
-        p = self.points
+        p = self.points.astype(np.float32)
         if self.scheme == "dlib5":
-            return (p[2] + p[3]) / 2, (p[0] + p[1]) / 2
-        if self.scheme == "dlib68":
-            return p[36:42].mean(axis=0), p[42:48].mean(axis=0)
-        return p[0], p[1]
+            left, right = (p[2] + p[3]) / 2, (p[0] + p[1]) / 2
+        elif self.scheme == "dlib68":
+            left, right = p[36:42].mean(axis=0), p[42:48].mean(axis=0)
+        else:
+            left, right = p[0], p[1]
+        return left.astype(np.float32), right.astype(np.float32)
 
     def nose_tip(self) -> NDArray[np.float32]:
-        p = self.points
-        if self.scheme == "dlib5":
-            return p[4]  # dlib's 5-point model marks the base of the nose
-        if self.scheme == "dlib68":
-            return p[30]
-        return p[2]
+        # dlib's 5-point model marks the base of the nose, the others the tip.
+        index = {"dlib5": 4, "dlib68": 30, "arcface5": 2}[self.scheme]
+        return np.asarray(self.points[index], dtype=np.float32)
 
     def arcface5(self) -> NDArray[np.float32] | None:
         """The five ArcFace alignment points, or None when the landmarks cannot give them."""

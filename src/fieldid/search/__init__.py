@@ -1,1 +1,1 @@
-"""search"""
+"""1:N search and 1:1 verification."""

@@ -57,4 +57,5 @@ def l2_normalise(v: NDArray[np.floating]) -> NDArray[np.float32]:
     """Scale rows (or one vector) to unit length; zero vectors stay zero."""
     a = np.asarray(v, dtype=np.float32)
     norm = np.linalg.norm(a, axis=-1, keepdims=True)
-    return np.divide(a, norm, out=np.zeros_like(a), where=norm > 0).astype(np.float32)
+    out: NDArray[np.float32] = np.divide(a, norm, out=np.zeros_like(a), where=norm > 0)
+    return out

@@ -1,0 +1,278 @@
+"""The ``fieldid`` command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fieldid.cli.models import models_app
+from fieldid.errors import FieldidError
+
+app = typer.Typer(
+    name="fieldid",
+    help="Field identity verification: searches give leads, never determinations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models")
+
+console = Console()
+err_console = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--workspace", "-w", envvar="FIELDID_WORKSPACE", help="Workspace folder (see fieldid init)."
+    ),
+]
+OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (required).")]
+PurposeOpt = Annotated[str, typer.Option(help="Why: one of the workspace's permitted purposes.")]
+CaseOpt = Annotated[str, typer.Option("--case", help="Case reference this use belongs to.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def fail(err: FieldidError, as_json: bool = False) -> NoReturn:
+    """Print a refusal with its code and exit non-zero (2 for a refusal, as for bad usage)."""
+    if as_json:
+        print(json.dumps({"error": err.to_dict()}, indent=2, default=str))
+    else:
+        err_console.print(f"[bold red]refused[/] [{err.code}] {err.message}")
+        for g in err.details.get("guidance", [])[1:]:
+            err_console.print(f"  also: [{g['code']}] {g['message']}")
+    raise typer.Exit(code=2)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def _open(workspace: Path) -> Any:
+    from fieldid.workspace import Workspace
+
+    return Workspace.open(workspace)
+
+
+def _quality_table(q: dict[str, Any]) -> Table:
+    t = Table(title=f"Probe quality: {q['unified']}/100 ({q['band']})", title_justify="left")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_column("score", justify="right")
+    for name, m in q["measures"].items():
+        t.add_row(name.replace("_", " "), f"{m['value']:g} {m['unit']}", str(m["score"]))
+    return t
+
+
+@app.command()
+def init(workspace: Annotated[Path, typer.Argument(help="Folder to create.")]) -> None:
+    """Create a workspace: configuration, database and index folder."""
+    from fieldid.workspace import Workspace
+
+    try:
+        ws = Workspace.init(workspace)
+    except FieldidError as e:
+        fail(e)
+    ws.close()
+    console.print(f"workspace created at {workspace} (configuration: {workspace}/fieldid.toml)")
+
+
+@app.command()
+def enroll(
+    source: Annotated[Path, typer.Argument(help="Folder <identity>/<image> or CSV path,identity.")],
+    workspace: WorkspaceOpt = Path("."),
+    operator: Annotated[str, typer.Option(help="Who enrols (default: your login).")] = "",
+    synthetic: Annotated[bool, typer.Option(help="Mark the people enrolled as synthetic.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol a labelled image set. Running it again enrols nothing twice."""
+    from fieldid.dataset import read_labelled
+    from fieldid.gallery.enroll import enroll_images
+
+    try:
+        ws = _open(workspace)
+        items = read_labelled(source)
+        with progress_bar() as bar:
+            task = bar.add_task("enrolling", total=len(items))
+            summary = enroll_images(
+                ws,
+                items,
+                operator=operator or getpass.getuser(),
+                source_name=str(source),
+                synthetic=synthetic,
+                progress=lambda n: bar.advance(task, n),
+            )
+        size = ws.gallery.size()
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        out = summary.to_dict()
+        out["gallery"] = {"persons": size.persons, "templates": size.templates}
+        print(json.dumps(out, indent=2))
+        return
+    console.print(
+        f"enrolled {summary.enrolled} images ({summary.new_people} new people); "
+        f"{summary.already_enrolled} already enrolled; {len(summary.refused)} refused. "
+        f"Gallery: {size.persons} people, {size.templates} templates."
+    )
+    if summary.refused:
+        t = Table(title="Refused (failure to acquire or unusable)", title_justify="left")
+        t.add_column("image")
+        t.add_column("code")
+        t.add_column("reason")
+        for r in summary.refused:
+            t.add_row(r.path, r.code, r.message)
+        console.print(t)
+
+
+def _attr(operator: str, purpose: str, case: str) -> Any:
+    from fieldid.audit import Attribution
+
+    return Attribution(operator=operator, purpose=purpose, case_ref=case)
+
+
+@app.command()
+def search(
+    photo: Annotated[Path, typer.Argument(help="The probe photo (JPEG, PNG or WebP).")],
+    operator: OperatorOpt,
+    purpose: PurposeOpt,
+    case: CaseOpt,
+    workspace: WorkspaceOpt = Path("."),
+    top: Annotated[int, typer.Option("--top", help="At most this many candidates.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search one face against the gallery: the probe's quality, then candidates (leads)."""
+    from fieldid.search.service import SearchService
+
+    try:
+        ws = _open(workspace)
+        result = SearchService(ws).search(photo, _attr(operator, purpose, case), top_k=top or None)
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    console.print(_quality_table(result.quality))
+    console.print(
+        f"search #{result.search_ref}: gallery of {result.gallery_persons} people, model "
+        f"{result.model}, threshold {result.threshold:.3f}"
+    )
+    if not result.candidates:
+        console.print("[bold]no candidate at or above the threshold[/]")
+        return
+    t = Table(title=f"Candidates — {result.notice}", title_justify="left")
+    for col in ("rank", "person id", "display name", "score"):
+        t.add_column(col)
+    for c in result.candidates:
+        name = c.display_name + (" [dim](synthetic)[/]" if c.synthetic else "")
+        t.add_row(str(c.rank), c.external_id, name, f"{c.score:.4f}")
+    console.print(t)
+
+
+@app.command()
+def verify(
+    photo_a: Annotated[Path, typer.Argument(help="First photo.")],
+    photo_b: Annotated[Path, typer.Argument(help="Second photo.")],
+    operator: OperatorOpt,
+    purpose: PurposeOpt,
+    case: CaseOpt,
+    workspace: WorkspaceOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare two photos 1:1 and print their similarity score."""
+    from fieldid.search.service import SearchService
+
+    try:
+        ws = _open(workspace)
+        v = SearchService(ws).verify(photo_a, photo_b, _attr(operator, purpose, case))
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(v.to_dict(), indent=2))
+        return
+    side = "at or above" if v.above_threshold else "below"
+    console.print(
+        f"verification #{v.verify_ref}: score {v.score:.4f}, {side} the threshold "
+        f"{v.threshold:.3f} ({v.model}). A score to weigh, not an identification."
+    )
+
+
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Option(help="Labelled set: folder <identity>/<image> or CSV.")],
+    seed: Annotated[int, typer.Option(help="Seed for sampling and splits.")] = 0,
+    max_impostor_pairs: Annotated[int, typer.Option(help="Impostor pairs sampled.")] = 200_000,
+    nonmated_fraction: Annotated[
+        float, typer.Option(help="Share of people held out of the gallery as non-mated.")
+    ] = 0.3,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="Use this workspace's pipeline configuration (default: bundled)."),
+    ] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache templates in this .npz file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure accuracy on a labelled set: FTA, TAR at FAR, EER, rank-k, FNIR at FPIR."""
+    from fieldid.config import WorkspaceConfig
+    from fieldid.dataset import read_labelled
+    from fieldid.evaluation.harness import EvalOptions, evaluate_dataset
+    from fieldid.pipeline import FacePipeline
+
+    try:
+        cfg = WorkspaceConfig.load(workspace / "fieldid.toml") if workspace else WorkspaceConfig()
+        items = read_labelled(dataset)
+        pipeline = FacePipeline.from_spec(cfg.pipeline, limits=cfg.limits)
+        opts = EvalOptions(
+            seed=seed, max_impostor_pairs=max_impostor_pairs, nonmated_fraction=nonmated_fraction
+        )
+        with progress_bar() as bar:
+            task = bar.add_task("templates", total=len(items))
+            report = evaluate_dataset(
+                pipeline, items, opts, cache=cache, progress=lambda n: bar.advance(task, n)
+            )
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    console.print(report.to_markdown())
+
+
+@app.command()
+def demo(
+    workspace: Annotated[Path, typer.Option(help="Demo workspace folder.")] = Path(
+        "demo-workspace"
+    ),
+    distractors: Annotated[int, typer.Option(help="Synthetic template-only identities.")] = 10_000,
+) -> None:
+    """Run the command line end to end on a demo workspace of synthetic identities."""
+    from fieldid.demo import run_demo
+
+    try:
+        run_demo(workspace, distractors=distractors, console=console)
+    except FieldidError as e:
+        fail(e)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

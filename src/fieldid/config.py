@@ -1,0 +1,144 @@
+"""Workspace configuration (``fieldid.toml``): purposes, pipeline, quality gate, search.
+
+The file is written once by ``fieldid init`` with every setting and its default, commented, so the
+person who runs the workspace can see and change what is in force.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fieldid.errors import WorkspaceError
+from fieldid.pipeline import PipelineSpec
+from fieldid.probe import IntakeLimits
+from fieldid.quality import QualityGate
+
+CONFIG_NAME = "fieldid.toml"
+
+#: Search threshold (cosine similarity) per model when the configuration sets none: the score at
+#: which about 1 in 1,000 comparisons of two different people matches (FMR 1e-3), measured on
+#: labelled public faces with ``fieldid eval`` (see docs/benchmarks.md).
+DEFAULT_THRESHOLDS = {"dlib-resnet-v1": 0.925}
+
+DEFAULT_TOML = """\
+# fieldid workspace configuration. Every setting is shown with its default.
+
+[use]
+# Purposes an operator may state for a search or verification. Anything else is refused.
+purposes = ["field-identification", "evaluation"]
+
+[pipeline]
+detector = "dlib-hog"          # dlib-hog | dlib-mmod
+fallback_detector = ""         # tried when the detector finds nothing ("" for none), e.g. dlib-mmod
+detect_max_side = 480          # detect on a copy this long (px); landmarks at full size
+upsample_schedule = [0, 1, 2]  # upsampling steps tried in turn for small faces
+embedder = "dlib-resnet"       # dlib-resnet (bundled) | onnx (a model file you supply)
+flip = false                   # fuse the template of the mirrored face too (twice the cost)
+onnx_path = ""                 # with embedder = "onnx": path to an ArcFace-style 112×112 model
+# onnx_channel_order = "RGB"; onnx_mean = 0.0; onnx_std = 1.0
+
+[search]
+top_k = 10
+# Candidates at or above this cosine similarity are returned. Unset: the model's default
+# (dlib-resnet-v1: 0.925, FMR about 1e-3 per comparison). An ONNX model needs one set here.
+# threshold = 0.925
+
+[index]
+exact_below = 50000            # exact search up to this many templates, approximate above
+
+[quality_gate]
+min_inter_eye_px = 60.0
+max_abs_yaw_deg = 30.0
+max_abs_pitch_deg = 25.0
+max_abs_roll_deg = 30.0
+min_sharpness_score = 20
+min_luminance = 50.0
+max_luminance = 215.0
+max_clipped_fraction = 0.15
+max_faces = 1
+min_unified = 30
+
+[enrollment]
+min_inter_eye_px = 16.0        # gallery images below this are refused as unusable
+
+[intake]
+max_bytes = 20971520
+max_pixels = 40000000
+"""
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    purposes: tuple[str, ...] = ("field-identification", "evaluation")
+    pipeline: PipelineSpec = field(default_factory=PipelineSpec)
+    top_k: int = 10
+    threshold: float | None = None
+    exact_below: int = 50_000
+    gate: QualityGate = field(default_factory=QualityGate)
+    enroll_min_inter_eye_px: float = 16.0
+    limits: IntakeLimits = field(default_factory=IntakeLimits)
+
+    def search_threshold(self, model_id: str) -> float:
+        if self.threshold is not None:
+            return self.threshold
+        if model_id in DEFAULT_THRESHOLDS:
+            return DEFAULT_THRESHOLDS[model_id]
+        raise WorkspaceError(
+            f"no search threshold is known for model {model_id}: set [search] threshold in "
+            f"{CONFIG_NAME} (measure it with `fieldid eval`)",
+            code="config.threshold",
+        )
+
+    @classmethod
+    def from_toml(cls, text: str, origin: str = CONFIG_NAME) -> WorkspaceConfig:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise WorkspaceError(f"{origin} is not valid TOML: {e}", code="config.syntax") from e
+        try:
+            return cls._from_dict(data)
+        except (TypeError, ValueError, KeyError) as e:
+            raise WorkspaceError(f"{origin}: {e}", code="config.invalid") from e
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> WorkspaceConfig:
+        use = d.get("use", {})
+        p = d.get("pipeline", {})
+        onnx_opts = {
+            k.removeprefix("onnx_"): v
+            for k, v in p.items()
+            if k.startswith("onnx_") and k != "onnx_path"
+        }
+        spec = PipelineSpec(
+            detector=str(p.get("detector", "dlib-hog")),
+            fallback_detector=str(p.get("fallback_detector", "")) or None,
+            detect_max_side=int(p.get("detect_max_side", 480)),
+            upsample_schedule=tuple(int(x) for x in p.get("upsample_schedule", (0, 1, 2))),
+            embedder=str(p.get("embedder", "dlib-resnet")),
+            flip=bool(p.get("flip", False)),
+            onnx_path=str(p.get("onnx_path", "")) or None,
+            onnx_options=onnx_opts,
+        )
+        search = d.get("search", {})
+        threshold = search.get("threshold")
+        purposes = tuple(str(x) for x in use.get("purposes", cls.purposes))
+        if not purposes:
+            raise ValueError("[use] purposes must list at least one purpose")
+        intake = d.get("intake", {})
+        return cls(
+            purposes=purposes,
+            pipeline=spec,
+            top_k=int(search.get("top_k", 10)),
+            threshold=None if threshold is None else float(threshold),
+            exact_below=int(d.get("index", {}).get("exact_below", 50_000)),
+            gate=QualityGate.from_dict(d.get("quality_gate", {})),
+            enroll_min_inter_eye_px=float(d.get("enrollment", {}).get("min_inter_eye_px", 16.0)),
+            limits=IntakeLimits(**intake),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> WorkspaceConfig:
+        return cls.from_toml(path.read_text(encoding="utf-8"), str(path))

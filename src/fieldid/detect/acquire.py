@@ -1,0 +1,90 @@
+"""Acquisition: find the subject's face in a probe and place its landmarks.
+
+One subject, one capture: when several faces are present the largest is taken and the count is
+reported (the quality stage penalises extra faces). Detection runs on a copy scaled so its longer
+side is at most ``detect_max_side`` (fast, and a face too small to be found there is one the quality
+gate would refuse anyway), then retries at higher upsampling before giving up. Landmarks are always
+placed at full resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from fieldid.detect.types import Face, FaceBox, FaceDetector, Landmarker
+from fieldid.errors import AcquisitionFailed
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """The face kept, how many faces the image held, and how hard the detector had to look."""
+
+    face: Face
+    faces_found: int
+    detector: str
+    upsample: int
+    detect_scale: float
+
+
+class FaceFinder:
+    """Composes a detector and a landmarker into the acquisition step."""
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        landmarker: Landmarker,
+        *,
+        upsample_schedule: Sequence[int] = (0, 1, 2),
+        detect_max_side: int = 480,
+        fallback: FaceDetector | None = None,
+    ) -> None:
+        if not upsample_schedule:
+            raise ValueError("upsample_schedule needs at least one step")
+        self.detector = detector
+        self.landmarker = landmarker
+        self.upsample_schedule = tuple(upsample_schedule)
+        self.detect_max_side = detect_max_side
+        self.fallback = fallback
+
+    def _boxes(self, rgb: NDArray[np.uint8]) -> tuple[list[FaceBox], str, int, float]:
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.detect_max_side / max(h, w)) if self.detect_max_side else 1.0
+        small: NDArray[np.uint8] = rgb
+        if scale < 1.0:
+            small = cv2.resize(  # type: ignore[assignment]
+                rgb,
+                (max(1, round(w * scale)), max(1, round(h * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
+        for detector in (self.detector, self.fallback):
+            if detector is None:
+                continue
+            for up in self.upsample_schedule:
+                boxes = detector.detect(small, up)
+                if boxes:
+                    if scale < 1.0:
+                        boxes = [b.scaled(1.0 / scale) for b in boxes]
+                    return boxes, detector.name, up, scale
+        return [], self.detector.name, self.upsample_schedule[-1], scale
+
+    def find(self, rgb: NDArray[np.uint8]) -> Acquisition:
+        """The largest face in ``rgb``; raises ``AcquisitionFailed`` (``acquire.no_face``)."""
+        boxes, name, up, scale = self._boxes(rgb)
+        if not boxes:
+            h, w = rgb.shape[:2]
+            raise AcquisitionFailed(
+                f"no face found in the {w}×{h} photo: make sure one face fills a good part of the "
+                "frame, facing the camera, evenly lit",
+                code="acquire.no_face",
+                width=w,
+                height=h,
+            )
+        box = max(boxes, key=lambda b: b.area)
+        points = self.landmarker.locate(rgb, box)
+        face = Face(box=box, points=points, scheme=self.landmarker.scheme)
+        return Acquisition(face, len(boxes), name, up, scale)

@@ -1,0 +1,102 @@
+"""The gallery's tables (SQLAlchemy 2). Alembic migrations in ``gallery/migrations`` create them.
+
+The database is the source of truth for people, enrolled images and templates; the vector index
+beside it is derived and rebuilt from here whenever it is missing or stale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GalleryMeta(Base):
+    """Key/value facts about the gallery: its model and the revision the index must match."""
+
+    __tablename__ = "gallery_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The identity key of the source that enrolled the person (folder name, CSV identity, …).
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    #: Generated data (demo, tests, distractors) is marked so everywhere it is shown.
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    images: Mapped[list[EnrollmentImage]] = relationship(
+        back_populates="person", cascade="all, delete-orphan"
+    )
+
+
+class EnrollmentImage(Base):
+    __tablename__ = "enrollment_images"
+    __table_args__ = (UniqueConstraint("person_id", "sha256", name="uq_image_person_sha"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    #: Where the image came from (path or URI given at enrollment).
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    quality_unified: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    person: Mapped[Person] = relationship(back_populates="images")
+
+
+class TemplateRow(Base):
+    __tablename__ = "templates"
+    __table_args__ = (Index("ix_templates_model", "model_id", "model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    #: None for template-only (synthetic distractor) identities.
+    image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrollment_images.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    model_id: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(100))
+    #: float32 little-endian, L2-normalised.
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One attributable use or change. Append-only; each entry's hash covers the previous one."""
+
+    __tablename__ = "audit_entries"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    event: Mapped[str] = mapped_column(String(40), index=True)
+    operator: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    case_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: Canonical JSON of everything else the entry records.
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

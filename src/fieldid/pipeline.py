@@ -1,0 +1,136 @@
+"""The face pipeline: probe image → acquisition → quality → template, with per-stage timings.
+
+This is the one place the stages are composed; search, verification, enrollment and evaluation all
+go through it, so they measure and refuse the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fieldid.detect.acquire import Acquisition, FaceFinder
+from fieldid.detect.types import FaceDetector
+from fieldid.errors import WorkspaceError
+from fieldid.probe import IntakeLimits, ProbeImage, decode_probe
+from fieldid.quality import QualityReport, assess
+from fieldid.template.types import Embedder, ModelId, Template
+
+
+@dataclass(frozen=True)
+class Processed:
+    """A probe taken through the pipeline, with how long each stage took (milliseconds)."""
+
+    probe: ProbeImage
+    acquisition: Acquisition
+    quality: QualityReport
+    template: Template
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What a workspace's configuration selects: detector, embedder and their options."""
+
+    detector: str = "dlib-hog"
+    fallback_detector: str | None = None
+    detect_max_side: int = 480
+    upsample_schedule: tuple[int, ...] = (0, 1, 2)
+    embedder: str = "dlib-resnet"
+    flip: bool = False
+    onnx_path: str | None = None
+    onnx_options: dict[str, Any] = field(default_factory=dict)
+
+
+def make_detector(name: str) -> FaceDetector:
+    from fieldid.detect.dlib_adapters import DlibHogDetector, DlibMmodDetector
+
+    if name == "dlib-hog":
+        return DlibHogDetector()
+    if name == "dlib-mmod":
+        return DlibMmodDetector()
+    raise WorkspaceError(
+        f"unknown detector {name!r}: choose dlib-hog or dlib-mmod", code="config.detector"
+    )
+
+
+def make_embedder(spec: PipelineSpec) -> Embedder:
+    if spec.embedder == "dlib-resnet":
+        from fieldid.template.dlib_resnet import DlibResnetEmbedder
+
+        return DlibResnetEmbedder(flip=spec.flip)
+    if spec.embedder == "onnx":
+        if not spec.onnx_path:
+            raise WorkspaceError(
+                "the onnx embedder needs [model] onnx_path in the workspace configuration",
+                code="config.embedder",
+            )
+        from fieldid.template.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(Path(spec.onnx_path), flip=spec.flip, **spec.onnx_options)
+    raise WorkspaceError(
+        f"unknown embedder {spec.embedder!r}: choose dlib-resnet or onnx", code="config.embedder"
+    )
+
+
+class FacePipeline:
+    def __init__(
+        self,
+        finder: FaceFinder,
+        embedder: Embedder,
+        *,
+        limits: IntakeLimits | None = None,
+    ) -> None:
+        self.finder = finder
+        self.embedder = embedder
+        self.limits = limits
+
+    @classmethod
+    def from_spec(cls, spec: PipelineSpec, *, limits: IntakeLimits | None = None) -> FacePipeline:
+        from fieldid.detect.dlib_adapters import DlibLandmarker
+
+        embedder = make_embedder(spec)
+        scheme = "dlib68" if embedder.landmark_scheme == "arcface5" else embedder.landmark_scheme
+        finder = FaceFinder(
+            make_detector(spec.detector),
+            DlibLandmarker(scheme),
+            upsample_schedule=spec.upsample_schedule,
+            detect_max_side=spec.detect_max_side,
+            fallback=make_detector(spec.fallback_detector) if spec.fallback_detector else None,
+        )
+        return cls(finder, embedder, limits=limits)
+
+    @property
+    def model(self) -> ModelId:
+        return self.embedder.model
+
+    def decode(self, source: bytes | str | Path) -> tuple[ProbeImage, float]:
+        t = time.perf_counter()
+        probe = decode_probe(source, self.limits)
+        return probe, (time.perf_counter() - t) * 1000
+
+    def process_image(
+        self, probe: ProbeImage, timings: dict[str, float] | None = None
+    ) -> Processed:
+        """Acquire, measure and embed an already decoded probe (raises on failure to acquire)."""
+        timings = dict(timings or {})
+        rgb: NDArray[np.uint8] = probe.rgb
+        t = time.perf_counter()
+        acq = self.finder.find(rgb)
+        timings["detect_align"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        quality = assess(rgb, acq)
+        timings["quality"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        vector = self.embedder.embed(rgb, acq.face)
+        timings["embed"] = (time.perf_counter() - t) * 1000
+        return Processed(probe, acq, quality, Template(vector, self.model), timings)
+
+    def process(self, source: bytes | str | Path) -> Processed:
+        probe, ms = self.decode(source)
+        return self.process_image(probe, {"decode": ms})
