@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -45,9 +46,10 @@ def fail(err: FieldidError, as_json: bool = False) -> NoReturn:
     if as_json:
         print(json.dumps({"error": err.to_dict()}, indent=2, default=str))
     else:
-        err_console.print(f"[bold red]refused[/] [{err.code}] {err.message}")
+        err_console.print(f"[bold red]refused[/] {escape(f'[{err.code}]')} {escape(err.message)}")
         for g in err.details.get("guidance", [])[1:]:
-            err_console.print(f"  also: [{g['code']}] {g['message']}")
+            code = escape("[" + g["code"] + "]")
+            err_console.print(f"  also: {code} {escape(g['message'])}")
     raise typer.Exit(code=2)
 
 
@@ -176,7 +178,8 @@ def search(
     if not result.candidates:
         console.print("[bold]no candidate at or above the threshold[/]")
         return
-    t = Table(title=f"Candidates — {result.notice}", title_justify="left")
+    console.print(f"[bold yellow]{result.notice}[/]")
+    t = Table(title="Candidates", title_justify="left")
     for col in ("rank", "person id", "display name", "score"):
         t.add_column(col)
     for c in result.candidates:

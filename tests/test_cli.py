@@ -1,0 +1,105 @@
+"""The command line end to end, as an operator would use it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from conftest import FACES, make_workspace, subject_images
+from fieldid.cli.app import app
+
+runner = CliRunner()
+USE = ["--operator", "officer-7", "--purpose", "field-identification", "--case", "CASE-9"]
+
+
+def run(*args: str) -> tuple[int, str]:
+    r = runner.invoke(app, list(args))
+    return r.exit_code, r.output
+
+
+def test_init_enroll_search_verify(tmp_path):
+    ws = tmp_path / "ws"
+    make_workspace(ws).close()  # as `fieldid init`, with a gate that admits LFW photos
+    src = tmp_path / "people"
+    for n in (1, 2, 3):
+        sid = f"subject-{n:04d}"
+        (src / sid).mkdir(parents=True)
+        shutil.copy(subject_images(sid)[0], src / sid)
+
+    code, out = run("enroll", "--workspace", str(ws), str(src), "--json")
+    assert code == 0, out
+    summary = json.loads(out[out.index("{") :])
+    assert summary["enrolled"] == 3 and summary["gallery"] == {"persons": 3, "templates": 3}
+
+    code, out = run("enroll", "--workspace", str(ws), str(src), "--json")
+    again = json.loads(out[out.index("{") :])
+    assert (again["enrolled"], again["already_enrolled"]) == (0, 3)
+
+    probe = subject_images("subject-0002")[1]
+    code, out = run("search", "--workspace", str(ws), str(probe), *USE, "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["notice"] == "possible match: a lead, not an identification"
+    assert result["candidates"][0]["external_id"] == "subject-0002"
+    assert result["candidates"][0]["rank"] == 1
+    assert {"unified", "band", "measures"} <= set(result["quality"])
+
+    code, out = run("search", "--workspace", str(ws), str(probe), *USE)
+    assert code == 0 and "subject-0002" in out and "a lead, not an identification" in out
+
+    a, b = subject_images("subject-0001")[:2]
+    code, out = run("verify", "--workspace", str(ws), str(a), str(b), *USE, "--json")
+    assert code == 0, out
+    v = json.loads(out)
+    assert v["above_threshold"] is True and 0 < v["score"] <= 1
+
+
+def test_refused_probe_exits_non_zero_with_its_reason(tmp_path):
+    ws = tmp_path / "ws"
+    code, out = run("init", str(ws))
+    assert code == 0
+    # The default gate wants 60 px between the eyes; LFW photos have about 42.
+    code, out = run("search", "--workspace", str(ws), str(subject_images("subject-0001")[0]), *USE)
+    assert code == 2
+    assert "quality.too_far" in out and "move closer" in out
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    code, out = run("search", "--workspace", str(ws), str(bad), *USE, "--json")
+    assert code == 2
+    assert json.loads(out)["error"]["code"].startswith("probe.")
+
+
+def test_search_without_a_permitted_purpose_is_refused(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws))
+    args = ["--operator", "o", "--purpose", "browsing", "--case", "C"]
+    code, out = run("search", "--workspace", str(ws), str(subject_images("subject-0001")[0]), *args)
+    assert code == 2 and "use.purpose_not_permitted" in out
+
+
+def test_not_a_workspace_says_how_to_make_one(tmp_path):
+    code, out = run("search", "--workspace", str(tmp_path), "x.jpg", *USE)
+    assert code == 2 and "fieldid init" in out
+
+
+def test_eval_reports_the_metrics(tmp_path):
+    code, out = run("eval", "--dataset", str(FACES), "--json", "--max-impostor-pairs", "2000")
+    assert code == 0, out
+    report = json.loads(out[out.index("{") :])
+    assert report["images"] == 40 and report["identities"] == 20
+    assert report["failure_to_acquire"]["count"] == 0
+    v = report["verification"]
+    assert v["genuine_pairs"] == 30
+    assert v["genuine_mean"] > v["impostor_mean"]
+    assert [p["far"] for p in v["tar_at_far"]] == [1e-2, 1e-3, 1e-4]
+    ident = report["identification"]
+    assert ident["mated_searches"] > 0 and ident["nonmated_searches"] > 0
+    assert ident["rank1"] >= 0.8
+    # Same seed, same report (timings aside).
+    code, out2 = run("eval", "--dataset", str(FACES), "--json", "--max-impostor-pairs", "2000")
+    again = json.loads(out2[out2.index("{") :])
+    assert again.pop("median_timings_ms") and report.pop("median_timings_ms")
+    assert again == report
