@@ -144,3 +144,20 @@ def test_same_person_scores_higher_than_different_people(pipeline: FacePipeline)
     b1 = subject_images("subject-0005")[0]
     va, va2, vb = (pipeline.process(p).template.vector for p in (a1, a2, b1))
     assert float(va @ va2) > float(va @ vb)
+
+
+def test_yunet_detector_loads_from_a_user_path_and_refuses_bad_files(tmp_path):
+    from fieldid.detect.yunet import YuNetDetector
+    from fieldid.errors import ModelError, WorkspaceError
+    from fieldid.pipeline import make_detector
+
+    with pytest.raises(ModelError) as e:
+        YuNetDetector(tmp_path / "missing.onnx")
+    assert e.value.code == "model.not_found"
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError) as e:
+        YuNetDetector(junk)
+    assert e.value.code == "model.invalid"
+    with pytest.raises(WorkspaceError):
+        make_detector("yunet")

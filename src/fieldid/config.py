@@ -31,7 +31,8 @@ DEFAULT_TOML = """\
 purposes = ["field-identification", "evaluation"]
 
 [pipeline]
-detector = "dlib-hog"          # dlib-hog | dlib-mmod
+detector = "dlib-hog"          # dlib-hog | dlib-mmod | yunet (needs detector_model)
+detector_model = ""            # ONNX file for yunet (fieldid models install yunet-2023mar)
 fallback_detector = ""         # tried when the detector finds nothing ("" for none), e.g. dlib-mmod
 detect_max_side = 480          # detect on a copy this long (px); landmarks at full size
 upsample_schedule = [0, 1, 2]  # upsampling steps tried in turn for small faces
@@ -114,6 +115,7 @@ class WorkspaceConfig:
         }
         spec = PipelineSpec(
             detector=str(p.get("detector", "dlib-hog")),
+            detector_model=str(p.get("detector_model", "")) or None,
             fallback_detector=str(p.get("fallback_detector", "")) or None,
             detect_max_side=int(p.get("detect_max_side", 480)),
             upsample_schedule=tuple(int(x) for x in p.get("upsample_schedule", (0, 1, 2))),

@@ -38,6 +38,8 @@ class PipelineSpec:
     """What a workspace's configuration selects: detector, embedder and their options."""
 
     detector: str = "dlib-hog"
+    #: Model file for detectors that need one (yunet).
+    detector_model: str | None = None
     fallback_detector: str | None = None
     detect_max_side: int = 480
     upsample_schedule: tuple[int, ...] = (0, 1, 2)
@@ -47,15 +49,24 @@ class PipelineSpec:
     onnx_options: dict[str, Any] = field(default_factory=dict)
 
 
-def make_detector(name: str) -> FaceDetector:
+def make_detector(name: str, model_path: str | None = None) -> FaceDetector:
     from fieldid.detect.dlib_adapters import DlibHogDetector, DlibMmodDetector
 
     if name == "dlib-hog":
         return DlibHogDetector()
     if name == "dlib-mmod":
         return DlibMmodDetector()
+    if name == "yunet":
+        from fieldid.detect.yunet import YuNetDetector
+
+        if not model_path:
+            raise WorkspaceError(
+                "the yunet detector needs [pipeline] detector_model (a path to its ONNX file)",
+                code="config.detector",
+            )
+        return YuNetDetector(model_path)
     raise WorkspaceError(
-        f"unknown detector {name!r}: choose dlib-hog or dlib-mmod", code="config.detector"
+        f"unknown detector {name!r}: choose dlib-hog, dlib-mmod or yunet", code="config.detector"
     )
 
 
@@ -97,7 +108,7 @@ class FacePipeline:
         embedder = make_embedder(spec)
         scheme = "dlib68" if embedder.landmark_scheme == "arcface5" else embedder.landmark_scheme
         finder = FaceFinder(
-            make_detector(spec.detector),
+            make_detector(spec.detector, spec.detector_model),
             DlibLandmarker(scheme),
             upsample_schedule=spec.upsample_schedule,
             detect_max_side=spec.detect_max_side,

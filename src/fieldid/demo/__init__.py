@@ -12,8 +12,10 @@ import io
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from rich.console import Console
+from rich.markup import escape
 
 from fieldid.audit import Attribution
 from fieldid.dataset import LabelledImage
@@ -32,11 +34,16 @@ def astronaut_path() -> Path:
 
 
 def closer_crop(path: Path) -> bytes:
-    """The portrait cropped around the face and shown larger, as if the officer moved closer."""
+    """Another capture of the same face, closer: cropped and enlarged, turned a little, in
+    dimmer light, with sensor noise, and JPEG-compressed again."""
     img = Image.open(path).convert("RGB")
-    crop = img.crop((130, 20, 330, 220)).resize((480, 480), Image.Resampling.LANCZOS)
+    crop = img.crop((120, 10, 340, 230)).rotate(4, resample=Image.Resampling.BICUBIC)
+    crop = crop.resize((480, 480), Image.Resampling.LANCZOS)
+    pixels = np.asarray(crop, dtype=np.float32) / 255.0
+    noise = np.random.default_rng(7).normal(0, 0.02, pixels.shape)
+    dimmer = np.clip(pixels**1.25 * 0.85 + noise, 0, 1)
     buf = io.BytesIO()
-    crop.save(buf, format="JPEG", quality=90)
+    Image.fromarray((dimmer * 255).astype(np.uint8)).save(buf, format="JPEG", quality=80)
     return buf.getvalue()
 
 
@@ -75,9 +82,10 @@ def run_demo(root: Path, *, distractors: int = 10_000, console: Console | None =
     try:
         service.search(portrait, attr)
     except FieldidError as e:
-        out.print(f"   refused [{e.code}]: {e.message}")
+        out.print(f"   refused {escape('[' + e.code + ']')}: {escape(e.message)}")
     out.print("\n2. search after moving closer:")
-    result = service.search(closer_crop(portrait), attr)
+    probe = closer_crop(portrait)
+    result = service.search(probe, attr)
     q = result.quality
     out.print(f"   probe quality {q['unified']}/100 ({q['band']}); threshold {result.threshold}")
     for c in result.candidates:
@@ -86,14 +94,16 @@ def run_demo(root: Path, *, distractors: int = 10_000, console: Console | None =
         out.print("   no candidate at or above the threshold")
     out.print(f"   [italic]{result.notice}[/]")
     out.print("\n3. verify the two photos 1:1:")
-    v = service.verify(portrait, closer_crop(portrait), attr)
+    v = service.verify(portrait, probe, attr)
     out.print(f"   score {v.score:.4f} (threshold {v.threshold})")
     entries = list(ws.audit.entries())
     out.print(
         f"\naudit log: {len(entries)} entries, chain intact: {ws.audit.verify_chain() is None}"
     )
+    out.print("try it yourself (in the virtualenv: . .venv/bin/activate):")
     out.print(
-        f"try it yourself:\n  fieldid search --workspace {root} PHOTO --operator you "
-        "--purpose field-identification --case CASE-1"
+        f"  fieldid search --workspace {root} PHOTO --operator you "
+        "--purpose field-identification --case CASE-1",
+        soft_wrap=True,
     )
     ws.close()
