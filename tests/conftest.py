@@ -38,6 +38,10 @@ def make_workspace(root: Path, **gate: float) -> Workspace:
         cfg = "\n".join(
             f"{k} = {v}" if line.split("=")[0].strip() == k else line for line in cfg.splitlines()
         )
+    # The bundled default (0.955) keeps FPIR near 1 % for a gallery of ~1,200 at the cost of
+    # missing about half of LFW's mates (docs/benchmarks.md); these galleries hold 20 people, so
+    # they use the FMR 1e-3 operating point, as an operator of a small gallery would.
+    cfg = cfg.replace("# threshold = 0.955", "threshold = 0.925")
     (root / "fieldid.toml").write_text(cfg + "\n")
     return Workspace.open(root)
 

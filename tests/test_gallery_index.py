@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ DIM = 32
 
 
 def unit(n: int, rng: np.random.Generator, dim: int = DIM) -> NDArray[np.float32]:
-    return l2_normalise(rng.standard_normal((n, dim)))
+    """Random unit vectors, anisotropic like real templates (so the IVF's PCA step engages)."""
+    scale = 1.0 / np.arange(1, dim + 1) ** 0.8
+    return l2_normalise(rng.standard_normal((n, dim)) * scale)
 
 
 def near(
@@ -36,7 +39,7 @@ IVF = IndexParams(exact_threshold=500, nlist=16, nprobe=4, rerank_min=32)
 
 @pytest.fixture
 def rng() -> np.random.Generator:
-    return np.random.default_rng(7)
+    return np.random.default_rng(2)
 
 
 def brute(
@@ -74,20 +77,18 @@ def test_padding_when_k_exceeds_gallery(rng: np.random.Generator) -> None:
     assert (i[0, 2:] == -1).all() and np.isneginf(s[0, 2:]).all()
 
 
-@pytest.mark.parametrize("encoding", ["sq8", "flat"])
+@pytest.mark.parametrize(
+    "params",
+    [IVF, replace(IVF, pca_energy=1.0), replace(IVF, pca_energy=1.0, encoding="flat")],
+    ids=["pca-sq8", "sq8", "flat"],
+)
 def test_ivf_reranks_exactly_and_finds_planted_duplicates(
-    rng: np.random.Generator, encoding: str
+    rng: np.random.Generator, params: IndexParams
 ) -> None:
-    params = IndexParams(
-        exact_threshold=500,
-        nlist=16,
-        nprobe=4,
-        rerank_min=32,
-        encoding=encoding,  # type: ignore[arg-type]
-    )
     vecs, ids = unit(3000, rng), make_ids(3000, rng)
     index = FaissIndex.build(ids, vecs, params=params)
     assert index.mode == "ivf" and index.nlist == 16
+    assert (index.reduced_dim is not None) == (params.pca_energy < 1)
     picks = rng.choice(3000, 50, replace=False)
     queries = near(vecs[picks], rng, 0.02)
     scores, got = index.search(queries, 10)
@@ -99,8 +100,8 @@ def test_ivf_reranks_exactly_and_finds_planted_duplicates(
         exact = np.array([by_id[i] @ queries[qi] for i in got[qi]], dtype=np.float32)
         np.testing.assert_allclose(scores[qi], exact, atol=1e-5)
         assert (np.diff(scores[qi]) <= 1e-7).all()
-    # with every list probed the IVF answer equals brute force
-    full = FaissIndex.build(ids, vecs, params=IndexParams(**{**vars(params), "nprobe": 16}))
+    # with every list probed and a long short list, the answer equals brute force
+    full = FaissIndex.build(ids, vecs, params=replace(params, nprobe=16, rerank_min=400))
     s_full, i_full = full.search(queries, 10)
     want_s, want_i = brute(ids, vecs, queries, 10)
     np.testing.assert_array_equal(i_full, want_i)
@@ -174,6 +175,8 @@ def test_rejects_bad_input(rng: np.random.Generator) -> None:
         index.add([3], unit(1, rng, DIM + 1))
     with pytest.raises(ValueError):
         index.add([3], np.full((1, DIM), np.nan, dtype=np.float32))
+    with pytest.raises(ValueError):
+        index.add([3], 2 * unit(1, rng))  # not L2-normalised
     with pytest.raises(ValueError):
         index.search(unit(1, rng), 0)
     assert index.ntotal == 2

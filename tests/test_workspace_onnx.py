@@ -23,10 +23,11 @@ def configure_onnx(root: Path, model: Path, threshold: float | None) -> Workspac
     ws = make_workspace(root)
     ws.close()
     cfg = (root / "fieldid.toml").read_text()
+    cfg = cfg.replace("\nthreshold = 0.925", "\n# threshold = 0.955")
     cfg = cfg.replace('embedder = "dlib-resnet"', 'embedder = "onnx"')
     cfg = cfg.replace('onnx_path = ""', f'onnx_path = "{model}"')
     if threshold is not None:
-        cfg = cfg.replace("# threshold = 0.925", f"threshold = {threshold}")
+        cfg = cfg.replace("# threshold = 0.955", f"threshold = {threshold}")
     (root / "fieldid.toml").write_text(cfg)
     return Workspace.open(root)
 

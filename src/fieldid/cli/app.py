@@ -230,6 +230,9 @@ def evaluate(
         typer.Option(help="Use this workspace's pipeline configuration (default: bundled)."),
     ] = None,
     cache: Annotated[Path | None, typer.Option(help="Cache templates in this .npz file.")] = None,
+    threshold: Annotated[
+        list[float] | None, typer.Option(help="Also report the error rates at this threshold.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure accuracy on a labelled set: FTA, TAR at FAR, EER, rank-k, FNIR at FPIR."""
@@ -243,7 +246,10 @@ def evaluate(
         items = read_labelled(dataset)
         pipeline = FacePipeline.from_spec(cfg.pipeline, limits=cfg.limits)
         opts = EvalOptions(
-            seed=seed, max_impostor_pairs=max_impostor_pairs, nonmated_fraction=nonmated_fraction
+            seed=seed,
+            max_impostor_pairs=max_impostor_pairs,
+            nonmated_fraction=nonmated_fraction,
+            thresholds=tuple(threshold or ()),
         )
         with progress_bar() as bar:
             task = bar.add_task("templates", total=len(items))

@@ -41,6 +41,8 @@ class EvalOptions:
     max_genuine_pairs: int = 100_000
     nonmated_fraction: float = 0.3
     kfold_pairs: int = 3000  # of each kind, for the 10-fold accuracy
+    #: Also report FMR/FNMR and FPIR/FNIR at these thresholds (e.g. the one a workspace uses).
+    thresholds: tuple[float, ...] = ()
 
 
 @dataclass
@@ -165,6 +167,11 @@ class EvalReport:
             lines.append(
                 f"  FNIR {p['fnir']:.4f} at FPIR {p['target_fpir']:g} "
                 f"(threshold {p['threshold']:.4f}){note}"
+            )
+        for p in i.get("at_thresholds", []):
+            lines.append(
+                f"at threshold {p['threshold']:g}: FMR {p['fmr']:.5f}, FNMR {p['fnmr']:.4f}"
+                + (f", FPIR {p['fpir']:.4f}, FNIR {p['fnir']:.4f}" if "fpir" in p else "")
             )
         if self.timings_ms:
             lines.append(
@@ -294,6 +301,15 @@ def evaluate_templates(ts: TemplateSet, identities: Sequence[str], opts: EvalOpt
                     "resolvable": pt.resolvable,
                 }
             )
+    at_thresholds = []
+    for t in opts.thresholds:
+        rates = m.fmr_fnmr_at(genuine, impostor, t)
+        point: dict[str, Any] = {"threshold": t, "fmr": rates.fmr, "fnmr": rates.fnmr}
+        if len(mated_probes) and len(top):
+            point["fpir"] = m.fpir_at(top, t, fta=non_fta)
+            point["fnir"] = m.fnir_at(ranks, mate_scores, t, max_rank=1, fta=mated_fta)
+        at_thresholds.append(point)
+    identification["at_thresholds"] = at_thresholds
     timings = {k: statistics.median(v) for k, v in ts.timings_ms.items() if v}
     return EvalReport(
         ts.model, opts.seed, n, len(by_person), fta, verification, identification, timings
