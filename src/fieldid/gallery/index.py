@@ -16,8 +16,9 @@ full-precision template, in both modes:
     Above the threshold, an inverted-file index proposes a short list of
     ``max(rerank_factor·k, rerank_min)`` candidates, which are re-ranked exactly against the
     full-precision store. By default the IVF works on a PCA projection keeping 90 % of the
-    variance (face templates are strongly anisotropic: 48 of 128 dims for dlib), with 8-bit
-    scalar-quantised codes, ``2·sqrt(n)`` lists and 192 of them probed. The search is
+    variance (face templates are strongly anisotropic: 48 of 128 dims for dlib), with 4-bit
+    product-quantised fast-scan codes, ``sqrt(n)`` lists of which 38 % are probed, and a short
+    list of 256. The search is
     approximate only in which templates reach the short list; the scores are exact.
 
 The mode switches automatically when an ``add`` crosses the threshold (and back, with hysteresis,
@@ -48,7 +49,7 @@ from fieldid.errors import FieldidError
 log = logging.getLogger(__name__)
 
 Mode = Literal["exact", "ivf"]
-Encoding = Literal["sq8", "flat"]
+Encoding = Literal["pq4fs", "sq8", "flat"]
 
 MANIFEST = "manifest.json"
 FORMAT = "fieldid-vector-index"
@@ -70,25 +71,34 @@ class IndexParams:
 
     #: Exact brute force while ``ntotal <= exact_threshold``, IVF above. ``None``: 6.4 M floats
     #: (a 25 MB store, inside the 32 MB L3 cache), i.e. 50 000 templates at dim 128 — exact
-    #: search measured 0.8 ms p50 there and 2.0 ms at 100 000.
+    #: search measured 0.8 ms p50 there and 1.6–2.0 ms at 100 000.
     exact_threshold: int | None = None
     #: Number of IVF lists; ``None`` means ``nlist_factor * sqrt(n)`` at (re)training.
     nlist: int | None = None
-    nlist_factor: float = 2.0
-    #: Lists visited per query (tuned at 1 M templates: nlist 2000, 99.5 % true-mate recall).
-    nprobe: int = 192
+    nlist_factor: float = 1.0
+    #: Lists visited per query: ``nprobe`` if set, else ``probe_fraction`` of the lists (so the
+    #: share of the gallery scanned, and with it recall, holds as the gallery grows; latency
+    #: grows with n). Tuned at 1 M dlib-like templates: 1000 lists, 380 probed, 99.9 % true-mate
+    #: recall vs exact, 1.2 ms p50 / 1.6 ms p99 (bench_search.py, busy 2-core machine). Real
+    #: face galleries are low-contrast (a mate at cosine 0.95 among distractors up to 0.93), so
+    #: a wide probe over cheap codes beats a narrow one over rich codes: SQ8 needed ~2 ms for the
+    #: same recall, HNSW reached 92 % at efSearch 512.
+    nprobe: int | None = None
+    probe_fraction: float = 0.38
     #: The IVF (coarse partition and scanned codes) works on a PCA projection that keeps this
     #: share of the variance (48 of 128 dims for dlib), with L2 distance there, which ranks like
     #: inner product for unit vectors; ``reduce_dim`` fixes the width instead; ``pca_energy=1``
     #: with ``reduce_dim=None`` disables the projection (inner-product IVF on full vectors).
     pca_energy: float = 0.9
     reduce_dim: int | None = None
-    #: Code stored in the IVF lists. ``sq8`` (8-bit scalar quantiser) scans 4x fewer bytes than
-    #: ``flat``; its ranking errors are removed by the exact re-rank.
-    encoding: Encoding = "sq8"
+    #: Codes stored in the IVF lists. ``pq4fs``: 4-bit product quantiser with SIMD fast scan,
+    #: two dimensions per byte-half (12 bytes for 48 dims); ``sq8``: 8-bit scalar quantiser;
+    #: ``flat``: float32. Ranking errors of the codes are removed by the exact re-rank, which is
+    #: why the short list is long.
+    encoding: Encoding = "pq4fs"
     #: Short list size is ``max(rerank_factor * k, rerank_min)``.
     rerank_factor: int = 4
-    rerank_min: int = 64
+    rerank_min: int = 256
     #: k-means/PCA training sample: ``train_per_list * nlist`` templates (faiss wants >= 39).
     train_per_list: int = 64
     kmeans_iterations: int = 10
@@ -104,6 +114,11 @@ class IndexParams:
         if self.nlist is not None:
             return max(1, self.nlist)
         return max(1, round(self.nlist_factor * math.sqrt(max(n, 1))))
+
+    def nprobe_for(self, nlist: int) -> int:
+        if self.nprobe is not None:
+            return max(1, min(self.nprobe, nlist))
+        return max(1, min(nlist, math.ceil(self.probe_fraction * nlist)))
 
     def threshold_for(self, dim: int) -> int:
         if self.exact_threshold is not None:
@@ -203,6 +218,17 @@ class FaissIndex:
         if self._ivf is None or not isinstance(self._ivf, faiss.IndexPreTransform):
             return None
         return int(self._ivf.index.d)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held: the full-precision store plus the IVF (codes, ids, lists)."""
+        total = self._vecs.nbytes + self._ids.nbytes + self._n * 100  # ~100 B/id in the dict
+        if self._ivf is not None:
+            ivf = faiss.extract_index_ivf(self._ivf)
+            total += self._n * (int(ivf.code_size) + 8) + int(ivf.nlist) * int(ivf.d) * 4
+            if isinstance(self._ivf, faiss.IndexPreTransform):
+                total += self._dim * int(ivf.d) * 4
+        return total
 
     def ids(self) -> NDArray[np.int64]:
         """Ids currently in the index (in storage order)."""
@@ -557,7 +583,7 @@ class FaissIndex:
     def _search_params(self) -> tuple[Any, Any]:
         """(parameters to pass, the IVF parameters they point to: keep both alive)."""
         ivf_params = faiss.SearchParametersIVF()
-        ivf_params.nprobe = int(self.params.nprobe)
+        ivf_params.nprobe = self.params.nprobe_for(self.nlist or 1)
         if isinstance(self._ivf, faiss.IndexPreTransform):
             outer = faiss.SearchParametersPreTransform()
             outer.index_params = ivf_params
@@ -579,9 +605,15 @@ class FaissIndex:
         d_ivf = d_out or self._dim
         quantizer = faiss.IndexFlatIP(d_ivf) if d_out is None else faiss.IndexFlatL2(d_ivf)
         ivf: Any
-        if p.encoding == "flat":
+        encoding = p.encoding
+        if encoding == "pq4fs" and len(sample) < 1000:
+            encoding = "sq8"  # too few points to train 16-centroid sub-quantisers
+        if encoding == "pq4fs":
+            m = d_ivf // 2 if d_ivf % 2 == 0 else d_ivf
+            ivf = faiss.IndexIVFPQFastScan(quantizer, d_ivf, nlist, m, 4, metric)
+        elif encoding == "flat":
             ivf = faiss.IndexIVFFlat(quantizer, d_ivf, nlist, metric)
-        elif p.encoding == "sq8":
+        elif encoding == "sq8":
             ivf = faiss.IndexIVFScalarQuantizer(
                 quantizer, d_ivf, nlist, faiss.ScalarQuantizer.QT_8bit, metric
             )
@@ -611,7 +643,7 @@ class FaissIndex:
         if total <= 0:
             return None
         width = int(np.searchsorted(np.cumsum(var) / total, p.pca_energy)) + 1
-        width = min(self._dim, -(-width // 8) * 8)  # round up to a multiple of 8
+        width = min(self._dim, max(8, round(width / 8) * 8))  # nearest multiple of 8
         return width if width < self._dim else None
 
 
