@@ -52,14 +52,20 @@ def test_no_face_is_a_failure_to_acquire(finder: FaceFinder):
 
 
 def test_several_faces_keeps_the_largest_and_counts(finder: FaceFinder, astronaut_rgb):
-    big = np.asarray(Image.open(subject_images("subject-0001")[0]).convert("RGB"))
-    small = cv2.resize(big, (170, 170))
-    canvas = np.full((300, 450, 3), 200, dtype=np.uint8)
-    canvas[25:275, 0:250] = big
-    canvas[65:235, 270:440] = small
+    photo = np.asarray(Image.open(subject_images("subject-0001")[0]).convert("RGB"))
+    big, small = cv2.resize(photo, (500, 500)), cv2.resize(photo, (400, 400))
+    canvas = np.full((520, 1000, 3), 200, dtype=np.uint8)
+    canvas[10:510, 0:500] = big
+    canvas[60:460, 560:960] = small
     acq = finder.find(canvas)
     assert acq.faces_found == 2
-    assert acq.face.box.right < 260  # the larger face, on the left
+    assert acq.face.box.right < 520  # the larger face, on the left
+
+
+def test_detection_ladder_goes_from_a_small_copy_to_full_resolution():
+    finder = FaceFinder(DlibHogDetector(), DlibLandmarker("dlib5"), detect_max_side=320)
+    assert finder.ladder(960, 1280) == [(0.25, 0), (0.5, 0), (1.0, 0), (1.0, 1), (1.0, 2)]
+    assert finder.ladder(250, 250) == [(1.0, 0), (1.0, 1), (1.0, 2)]
 
 
 def test_small_face_is_found_by_upsampling_and_gated_with_guidance(pipeline: FacePipeline):
@@ -68,7 +74,7 @@ def test_small_face_is_found_by_upsampling_and_gated_with_guidance(pipeline: Fac
     tiny = cv2.resize(face, (125, 125), interpolation=cv2.INTER_AREA)
     canvas[400:525, 600:725] = tiny
     processed = pipeline.process(jpeg(canvas))
-    assert processed.acquisition.upsample >= 1
+    assert processed.acquisition.detect_scale == 1.0  # too small for the reduced copies
     ied = processed.quality.value("inter_eye_distance")
     assert ied < 30
     with pytest.raises(QualityRefused) as e:
@@ -77,16 +83,17 @@ def test_small_face_is_found_by_upsampling_and_gated_with_guidance(pipeline: Fac
     assert f"move closer: eyes {ied:.0f} px apart, 60 needed" in e.value.message
 
 
-def test_roll_is_measured_from_the_eye_line(finder: FaceFinder, astronaut_rgb):
+@pytest.mark.parametrize("angle", [-5, 5])
+def test_roll_is_measured_from_the_eye_line(finder: FaceFinder, astronaut_rgb, angle):
     h, w = astronaut_rgb.shape[:2]
     acq0 = finder.find(astronaut_rgb)
     c = acq0.face.box
     centre = ((c.left + c.right) / 2, (c.top + c.bottom) / 2)
-    m = cv2.getRotationMatrix2D(centre, -10, 1.0)  # clockwise on screen (HOG finds ±12°)
+    m = cv2.getRotationMatrix2D(centre, angle, 1.0)  # positive: anticlockwise on screen
     rotated = cv2.warpAffine(astronaut_rgb, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
     q0 = assess(astronaut_rgb, acq0)
     q1 = assess(rotated, finder.find(rotated))
-    assert q1.value("roll") - q0.value("roll") == pytest.approx(10, abs=3)
+    assert q1.value("roll") - q0.value("roll") == pytest.approx(-angle, abs=2)
 
 
 def test_blur_darkness_and_light_each_refused_with_their_own_reason(

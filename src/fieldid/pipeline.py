@@ -41,7 +41,7 @@ class PipelineSpec:
     #: Model file for detectors that need one (yunet).
     detector_model: str | None = None
     fallback_detector: str | None = None
-    detect_max_side: int = 480
+    detect_max_side: int = 320
     upsample_schedule: tuple[int, ...] = (0, 1, 2)
     embedder: str = "dlib-resnet"
     flip: bool = False

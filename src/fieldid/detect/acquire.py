@@ -1,10 +1,14 @@
 """Acquisition: find the subject's face in a probe and place its landmarks.
 
 One subject, one capture: when several faces are present the largest is taken and the count is
-reported (the quality stage penalises extra faces). Detection runs on a copy scaled so its longer
-side is at most ``detect_max_side`` (fast, and a face too small to be found there is one the quality
-gate would refuse anyway), then retries at higher upsampling before giving up. Landmarks are always
-placed at full resolution.
+reported (the quality stage penalises extra faces). Detection first runs on a copy scaled so its
+longer side is at most ``detect_max_side``: fast, and a face too small to be found there is one
+the quality gate would refuse anyway. When it finds nothing, it retries on copies twice as large up
+to full resolution, then at full resolution with each further upsampling step, then with the
+fallback detector along the same ladder. Landmarks are always placed at full resolution.
+
+Faces are counted at the first step that finds any, so a bystander too small to be seen at that
+scale is not counted; a second face about as large as the subject's always is.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class FaceFinder:
         landmarker: Landmarker,
         *,
         upsample_schedule: Sequence[int] = (0, 1, 2),
-        detect_max_side: int = 480,
+        detect_max_side: int = 320,
         fallback: FaceDetector | None = None,
     ) -> None:
         if not upsample_schedule:
@@ -51,26 +55,37 @@ class FaceFinder:
         self.detect_max_side = detect_max_side
         self.fallback = fallback
 
+    def ladder(self, height: int, width: int) -> list[tuple[float, int]]:
+        """The (scale, upsample) steps tried in turn for an image of this size."""
+        longest = max(height, width)
+        scale = min(1.0, self.detect_max_side / longest) if self.detect_max_side else 1.0
+        steps: list[tuple[float, int]] = []
+        while scale < 1.0:
+            steps.append((scale, self.upsample_schedule[0]))
+            scale *= 2
+        steps.append((1.0, self.upsample_schedule[0]))
+        steps += [(1.0, up) for up in self.upsample_schedule[1:]]
+        return steps
+
     def _boxes(self, rgb: NDArray[np.uint8]) -> tuple[list[FaceBox], str, int, float]:
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.detect_max_side / max(h, w)) if self.detect_max_side else 1.0
-        small: NDArray[np.uint8] = rgb
-        if scale < 1.0:
-            small = cv2.resize(  # type: ignore[assignment]
-                rgb,
-                (max(1, round(w * scale)), max(1, round(h * scale))),
-                interpolation=cv2.INTER_AREA,
-            )
+        steps = self.ladder(h, w)
+        copies: dict[float, NDArray[np.uint8]] = {1.0: rgb}
         for detector in (self.detector, self.fallback):
             if detector is None:
                 continue
-            for up in self.upsample_schedule:
-                boxes = detector.detect(small, up)
+            for scale, up in steps:
+                if scale not in copies:
+                    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                    copies[scale] = np.asarray(
+                        cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8
+                    )
+                boxes = detector.detect(copies[scale], up)
                 if boxes:
                     if scale < 1.0:
                         boxes = [b.scaled(1.0 / scale) for b in boxes]
                     return boxes, detector.name, up, scale
-        return [], self.detector.name, self.upsample_schedule[-1], scale
+        return [], self.detector.name, steps[-1][1], 1.0
 
     def find(self, rgb: NDArray[np.uint8]) -> Acquisition:
         """The largest face in ``rgb``; raises ``AcquisitionFailed`` (``acquire.no_face``)."""
