@@ -66,6 +66,23 @@ def test_detection_ladder_goes_from_a_small_copy_to_full_resolution():
     finder = FaceFinder(DlibHogDetector(), DlibLandmarker("dlib5"), detect_max_side=320)
     assert finder.ladder(960, 1280) == [(0.25, 0), (0.5, 0), (1.0, 0), (1.0, 1), (1.0, 2)]
     assert finder.ladder(250, 250) == [(1.0, 0), (1.0, 1), (1.0, 2)]
+    assert finder.ladder(480, 640, (0,)) == [(0.5, 0), (1.0, 0)]
+
+
+def test_fallback_detector_runs_only_when_the_first_finds_nothing(astronaut_rgb):
+    class Blind:
+        name = "blind"
+        calls = 0
+
+        def detect(self, rgb, upsample=0):
+            Blind.calls += 1
+            return []
+
+    finder = FaceFinder(Blind(), DlibLandmarker("dlib5"), fallback=DlibHogDetector())
+    acq = finder.find(astronaut_rgb)
+    assert acq.detector == "dlib-hog" and Blind.calls == 4  # 0.625×, full size, up 1 and 2
+    direct = FaceFinder(DlibHogDetector(), DlibLandmarker("dlib5"), fallback=Blind())
+    assert direct.find(astronaut_rgb).detector == "dlib-hog" and Blind.calls == 4
 
 
 def test_small_face_is_found_by_upsampling_and_gated_with_guidance(pipeline: FacePipeline):

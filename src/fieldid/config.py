@@ -34,7 +34,8 @@ purposes = ["field-identification", "evaluation"]
 [pipeline]
 detector = "dlib-hog"          # dlib-hog | dlib-mmod | yunet (needs detector_model)
 detector_model = ""            # ONNX file for yunet (fieldid models install yunet-2023mar)
-fallback_detector = ""         # tried when the detector finds nothing ("" for none), e.g. dlib-mmod
+fallback_detector = "dlib-mmod" # tried when the detector finds nothing ("" for none)
+fallback_upsample_schedule = [0]
 detect_max_side = 320          # detect on a copy this long (px); landmarks at full size
 upsample_schedule = [0, 1, 2]  # upsampling steps tried in turn for small faces
 embedder = "dlib-resnet"       # dlib-resnet (bundled) | onnx (a model file you supply)
@@ -118,7 +119,10 @@ class WorkspaceConfig:
         spec = PipelineSpec(
             detector=str(p.get("detector", "dlib-hog")),
             detector_model=str(p.get("detector_model", "")) or None,
-            fallback_detector=str(p.get("fallback_detector", "")) or None,
+            fallback_detector=str(p.get("fallback_detector", "dlib-mmod")) or None,
+            fallback_upsample_schedule=tuple(
+                int(x) for x in p.get("fallback_upsample_schedule", (0,))
+            ),
             detect_max_side=int(p.get("detect_max_side", 320)),
             upsample_schedule=tuple(int(x) for x in p.get("upsample_schedule", (0, 1, 2))),
             embedder=str(p.get("embedder", "dlib-resnet")),

@@ -40,7 +40,8 @@ class PipelineSpec:
     detector: str = "dlib-hog"
     #: Model file for detectors that need one (yunet).
     detector_model: str | None = None
-    fallback_detector: str | None = None
+    fallback_detector: str | None = "dlib-mmod"
+    fallback_upsample_schedule: tuple[int, ...] = (0,)
     detect_max_side: int = 320
     upsample_schedule: tuple[int, ...] = (0, 1, 2)
     embedder: str = "dlib-resnet"
@@ -113,12 +114,23 @@ class FacePipeline:
             upsample_schedule=spec.upsample_schedule,
             detect_max_side=spec.detect_max_side,
             fallback=make_detector(spec.fallback_detector) if spec.fallback_detector else None,
+            fallback_upsample_schedule=spec.fallback_upsample_schedule,
         )
         return cls(finder, embedder, limits=limits)
 
     @property
     def model(self) -> ModelId:
         return self.embedder.model
+
+    def describe(self) -> str:
+        """Everything that decides which template an image gets (keys template caches)."""
+        f = self.finder
+        fallback = f.fallback.name if f.fallback else "none"
+        return (
+            f"{self.model}|{f.detector.name}{list(f.upsample_schedule)}|"
+            f"{fallback}{list(f.fallback_upsample_schedule)}|max{f.detect_max_side}|"
+            f"{f.landmarker.scheme}"
+        )
 
     def decode(self, source: bytes | str | Path) -> tuple[ProbeImage, float]:
         t = time.perf_counter()

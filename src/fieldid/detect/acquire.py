@@ -5,7 +5,8 @@ reported (the quality stage penalises extra faces). Detection first runs on a co
 longer side is at most ``detect_max_side``: fast, and a face too small to be found there is one
 the quality gate would refuse anyway. When it finds nothing, it retries on copies twice as large up
 to full resolution, then at full resolution with each further upsampling step, then with the
-fallback detector along the same ladder. Landmarks are always placed at full resolution.
+fallback detector (slower and stronger: dlib's MMOD by default) along its own, shorter ladder
+(no upsampling by default). Landmarks are always placed at full resolution.
 
 Faces are counted at the first step that finds any, so a bystander too small to be seen at that
 scale is not counted; a second face about as large as the subject's always is.
@@ -46,6 +47,7 @@ class FaceFinder:
         upsample_schedule: Sequence[int] = (0, 1, 2),
         detect_max_side: int = 320,
         fallback: FaceDetector | None = None,
+        fallback_upsample_schedule: Sequence[int] = (0,),
     ) -> None:
         if not upsample_schedule:
             raise ValueError("upsample_schedule needs at least one step")
@@ -54,26 +56,30 @@ class FaceFinder:
         self.upsample_schedule = tuple(upsample_schedule)
         self.detect_max_side = detect_max_side
         self.fallback = fallback
+        self.fallback_upsample_schedule = tuple(fallback_upsample_schedule) or (0,)
 
-    def ladder(self, height: int, width: int) -> list[tuple[float, int]]:
+    def ladder(
+        self, height: int, width: int, schedule: Sequence[int] | None = None
+    ) -> list[tuple[float, int]]:
         """The (scale, upsample) steps tried in turn for an image of this size."""
+        schedule = tuple(schedule or self.upsample_schedule)
         longest = max(height, width)
         scale = min(1.0, self.detect_max_side / longest) if self.detect_max_side else 1.0
         steps: list[tuple[float, int]] = []
         while scale < 1.0:
-            steps.append((scale, self.upsample_schedule[0]))
+            steps.append((scale, schedule[0]))
             scale *= 2
-        steps.append((1.0, self.upsample_schedule[0]))
-        steps += [(1.0, up) for up in self.upsample_schedule[1:]]
+        steps.append((1.0, schedule[0]))
+        steps += [(1.0, up) for up in schedule[1:]]
         return steps
 
     def _boxes(self, rgb: NDArray[np.uint8]) -> tuple[list[FaceBox], str, int, float]:
         h, w = rgb.shape[:2]
-        steps = self.ladder(h, w)
         copies: dict[float, NDArray[np.uint8]] = {1.0: rgb}
-        for detector in (self.detector, self.fallback):
-            if detector is None:
-                continue
+        passes = [(self.detector, self.ladder(h, w))]
+        if self.fallback is not None:
+            passes.append((self.fallback, self.ladder(h, w, self.fallback_upsample_schedule)))
+        for detector, steps in passes:
             for scale, up in steps:
                 if scale not in copies:
                     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -85,7 +91,7 @@ class FaceFinder:
                     if scale < 1.0:
                         boxes = [b.scaled(1.0 / scale) for b in boxes]
                     return boxes, detector.name, up, scale
-        return [], self.detector.name, steps[-1][1], 1.0
+        return [], self.detector.name, self.upsample_schedule[-1], 1.0
 
     def find(self, rgb: NDArray[np.uint8]) -> Acquisition:
         """The largest face in ``rgb``; raises ``AcquisitionFailed`` (``acquire.no_face``)."""

@@ -76,7 +76,7 @@ def compute_templates(
 ) -> TemplateSet:
     model = str(pipeline.model)
     paths = [str(i.path) for i in items]
-    key = _cache_key(model, paths)
+    key = _cache_key(pipeline.describe(), paths)
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as z:
             if str(z["key"]) == key:
