@@ -18,9 +18,9 @@ from fieldid.quality import QualityGate
 
 CONFIG_NAME = "fieldid.toml"
 
-#: Search threshold (cosine similarity) per model when the configuration sets none: the score
-#: at which about 1 search in 100 of a gallery of about 1,200 people returns a stranger (FPIR 1 %),
-#: measured on labelled public faces with ``fieldid eval`` (docs/benchmarks.md). In a larger
+#: Search threshold (cosine similarity) per model when the configuration sets none: a score at
+#: which fewer than 1 search in 100 of a gallery of about 1,200 people returns a stranger (FPIR
+#: 0.2 % measured on labelled public faces with ``fieldid eval``; docs/benchmarks.md). In a larger
 #: gallery the same threshold returns strangers more often: set one from your own evaluation.
 DEFAULT_THRESHOLDS = {"dlib-resnet-v1": 0.955}
 
@@ -46,7 +46,7 @@ onnx_path = ""                 # with embedder = "onnx": path to an ArcFace-styl
 [search]
 top_k = 10
 # Candidates at or above this cosine similarity are returned. Unset: the model's default
-# (dlib-resnet-v1: 0.955, FPIR about 1 % in a gallery of 1,200 people; more in a larger one:
+# (dlib-resnet-v1: 0.955, FPIR under 1 % in a gallery of 1,200 people; more in a larger one:
 # measure yours with `fieldid eval --threshold T`). An ONNX model needs one set here.
 # threshold = 0.955
 
