@@ -221,3 +221,12 @@ def test_migrations_create_exactly_the_models_schema(tmp_path):
         "audit_entries",
         "gallery_meta",
     }
+
+
+def test_enrollment_leaves_a_current_index_on_disk(enrolled: Workspace):
+    from fieldid.gallery.index import FaissIndex
+
+    items = [i for i in read_labelled(FACES) if i.identity == "subject-0002"]
+    enroll_images(enrolled, items, operator="t", source_name="more")
+    saved = FaissIndex.load(enrolled.root / INDEX_DIR, enrolled.gallery.revision())
+    assert saved is not None and saved.ntotal == 22

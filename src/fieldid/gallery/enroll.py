@@ -58,6 +58,7 @@ def enroll_images(
     pipeline, gallery = ws.pipeline, ws.gallery
     summary = EnrollmentSummary()
     min_ied = ws.config.enroll_min_inter_eye_px
+    gallery.index()  # loaded (or rebuilt) once, then kept current and saved at the end
     try:
         for item in items:
             try:
