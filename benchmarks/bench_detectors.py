@@ -2,9 +2,10 @@
 
 Every configuration runs through ``fieldid.detect.acquire.FaceFinder`` as the pipeline would: its
 ladder (detect on a copy whose longer side is ``detect_max_side``, then on copies twice as large
-up to full resolution, then at full resolution with each further upsampling step, then the same
-for the fallback detector), then dlib's 5-point landmarks on the kept box. ``detect_max_side`` 0
-means one step at full resolution. The baseline is the project default (``PipelineSpec()``).
+up to full resolution, then at full resolution with each further upsampling step, then the
+fallback detector along its own ladder and schedule), then dlib's 5-point landmarks on the kept
+box. ``detect_max_side`` 0 means one step at full resolution. The baseline is the project default
+(``PipelineSpec()``: HOG, with dlib's MMOD as fallback at upsample 0).
 Two views of each image:
 
 * ``250``: the dataset image as it is (LFW: 250×250, subject centred);
@@ -63,10 +64,10 @@ from fieldid.detect.acquire import FaceFinder
 from fieldid.detect.dlib_adapters import DlibHogDetector, DlibLandmarker, DlibMmodDetector
 from fieldid.detect.types import FaceBox, FaceDetector
 from fieldid.errors import AcquisitionFailed
-from fieldid.pipeline import PipelineSpec
+from fieldid.pipeline import PipelineSpec, make_detector
 
 RGB = NDArray[np.uint8]
-BASELINE = "hog-default"
+BASELINE = "default"
 FRAME_W, FRAME_H, FRAME_SCALE = 640, 480, 1.5
 
 
@@ -88,8 +89,9 @@ class HaarDetector:
     name = "opencv-haar"
 
     def __init__(self, min_neighbors: int = 5, min_size: int = 40) -> None:
-        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-        self._c = cv2.CascadeClassifier(path)
+        data = cv2.data.haarcascades  # type: ignore[attr-defined]
+        path = os.path.join(data, "haarcascade_frontalface_default.xml")
+        self._c = cv2.CascadeClassifier(path)  # type: ignore[attr-defined]
         if self._c.empty():
             raise RuntimeError(f"cannot load {path}")
         self.min_neighbors = min_neighbors
@@ -171,6 +173,7 @@ def _finder(
     fallback: FaceDetector | None = None,
     *,
     max_side: int,
+    fallback_schedule: Sequence[int] = (0,),
 ) -> FaceFinder:
     return FaceFinder(
         det,
@@ -178,31 +181,8 @@ def _finder(
         upsample_schedule=schedule,
         detect_max_side=max_side,
         fallback=fallback,
+        fallback_upsample_schedule=fallback_schedule,
     )
-
-
-class FallbackFinder(FaceFinder):
-    """A FaceFinder whose fallback detector has its own (shorter) upsampling schedule.
-
-    FaceFinder runs the fallback with the primary's schedule, so a photo with no face costs MMOD at
-    upsample 0, 1 and 2; this is what a separate fallback schedule would do (benchmark only).
-    """
-
-    def __init__(self, primary: FaceFinder, fallback: FaceFinder) -> None:
-        super().__init__(
-            primary.detector,
-            primary.landmarker,
-            upsample_schedule=primary.upsample_schedule,
-            detect_max_side=primary.detect_max_side,
-            fallback=fallback.detector,
-        )
-        self._primary, self._second = primary, fallback
-
-    def find(self, rgb: RGB) -> Any:
-        try:
-            return self._primary.find(rgb)
-        except AcquisitionFailed:
-            return self._second.find(rgb)
 
 
 def configs(yunet_model: Path | None = None) -> list[Config]:
@@ -224,15 +204,29 @@ def configs(yunet_model: Path | None = None) -> list[Config]:
             return f"OpenCV {cv2.__version__} has no FaceDetectorYN"
         return None
 
+    fb = spec.fallback_detector
+    fs = ",".join(map(str, spec.fallback_upsample_schedule))
     return [
         Config(
             BASELINE,
-            f"dlib HOG, project default (side {side}, ladder, upsample {s})",
+            f"project default: {spec.detector} (side {side}, ladder, upsample {s})"
+            + (f" + {fb} fallback (upsample {fs})" if fb else ""),
+            lambda: _finder(
+                make_detector(spec.detector, spec.detector_model),
+                sched,
+                make_detector(fb) if fb else None,
+                max_side=side,
+                fallback_schedule=spec.fallback_upsample_schedule,
+            ),
+        ),
+        Config(
+            "hog",
+            f"dlib HOG alone (side {side}, ladder, upsample {s})",
             lambda: _finder(hog(), sched, max_side=side),
         ),
         Config(
             "hog-480",
-            f"dlib HOG, detect_max_side 480 (upsample {s})",
+            f"dlib HOG alone, detect_max_side 480 (upsample {s})",
             lambda: _finder(hog(), sched, max_side=480),
         ),
         Config(
@@ -258,16 +252,9 @@ def configs(yunet_model: Path | None = None) -> list[Config]:
             slow=True,
         ),
         Config(
-            "hog+mmod",
-            f"HOG default + fallback_detector dlib-mmod (same ladder, upsample {s})",
-            lambda: _finder(hog(), sched, fallback=mmod(), max_side=side),
-        ),
-        Config(
-            "hog+mmod0",
-            "HOG default + MMOD fallback at upsample 0 only (needs a fallback schedule)",
-            lambda: FallbackFinder(
-                _finder(hog(), sched, max_side=side), _finder(mmod(), (0,), max_side=side)
-            ),
+            "hog+mmod012",
+            f"dlib HOG + MMOD fallback along the full schedule (upsample {s})",
+            lambda: _finder(hog(), sched, mmod(), max_side=side, fallback_schedule=sched),
         ),
         Config(
             "yunet",
@@ -295,14 +282,16 @@ def configs(yunet_model: Path | None = None) -> list[Config]:
         ),
         Config(
             "hog+mp-short",
-            "HOG default + MediaPipe short-range fallback",
+            "dlib HOG + MediaPipe short-range fallback",
             lambda: _finder(hog(), sched, fallback=MediapipeDetector(0), max_side=side),
             needs=mediapipe_available,
         ),
         Config(
             "mp-short+hog",
-            "MediaPipe short-range + HOG fallback",
-            lambda: _finder(MediapipeDetector(0), sched, fallback=hog(), max_side=side),
+            "MediaPipe short-range + dlib HOG fallback",
+            lambda: _finder(
+                MediapipeDetector(0), sched, hog(), max_side=side, fallback_schedule=sched
+            ),
             needs=mediapipe_available,
         ),
     ]
@@ -434,8 +423,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tol = args.centre_tol * (1.0 if v == "250" else FRAME_SCALE)
             found: dict[str, NDArray[np.float32]] = {}
             # rotate the order per image so no configuration always runs first
-            k = done % len(active)
-            for c, finder in active[k:] + active[:k]:
+            shift = done % len(active)
+            for c, finder in active[shift:] + active[:shift]:
                 if c.slow and (idx not in (slow_set if v == "250" else slow_frame_set)):
                     continue
                 t = tallies[(c.key, v)]
