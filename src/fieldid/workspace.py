@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from fieldid.audit.log import SqlAuditLog
+from fieldid.clock import Clock, SystemClock
 from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig
 from fieldid.errors import WorkspaceError
 from fieldid.gallery import db
@@ -26,16 +27,18 @@ INDEX_DIR = "index"
 
 
 class Workspace:
-    def __init__(self, root: Path, config: WorkspaceConfig) -> None:
+    def __init__(self, root: Path, config: WorkspaceConfig, clock: Clock | None = None) -> None:
         self.root = root
         self.config = config
+        #: Every time the workspace records (audit, retention, imports) comes from this clock.
+        self.clock: Clock = clock or SystemClock()
         self.engine = db.make_engine(root / DB_NAME)
         db.upgrade(self.engine)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
-        self.audit = SqlAuditLog(self.sessions)
+        self.audit = SqlAuditLog(self.sessions, self.clock.now)
 
     @classmethod
-    def init(cls, root: str | Path) -> Workspace:
+    def init(cls, root: str | Path, clock: Clock | None = None) -> Workspace:
         """Create a workspace (the folder may exist but must not hold one already)."""
         path = Path(root)
         if (path / CONFIG_NAME).exists():
@@ -48,10 +51,10 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG_NAME).write_text(DEFAULT_TOML, encoding="utf-8")
         (path / INDEX_DIR).mkdir(exist_ok=True)
-        return cls(path, WorkspaceConfig.from_toml(DEFAULT_TOML))
+        return cls(path, WorkspaceConfig.from_toml(DEFAULT_TOML), clock)
 
     @classmethod
-    def open(cls, root: str | Path) -> Workspace:
+    def open(cls, root: str | Path, clock: Clock | None = None) -> Workspace:
         path = Path(root)
         if not (path / CONFIG_NAME).is_file():
             raise WorkspaceError(
@@ -59,7 +62,7 @@ class Workspace:
                 f"`fieldid init {path}`",
                 code="workspace.not_found",
             )
-        return cls(path, WorkspaceConfig.load(path / CONFIG_NAME))
+        return cls(path, WorkspaceConfig.load(path / CONFIG_NAME), clock)
 
     @cached_property
     def pipeline(self) -> FacePipeline:

@@ -1,0 +1,71 @@
+"""Who may do what: roles, actors and the permission table every surface (CLI, API, web) enforces.
+
+Roles (from the product's users):
+
+- *officer*: searches and adjudicates their own searches;
+- *supervisor*: reviews, gives second-person confirmation, overrides a blocked confirmation with a
+  written reason; may also search and ask for investigation lists;
+- *auditor*: reads the audit log and reports; cannot search;
+- *admin*: users, sources, policy, enrollment and import; does not search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fieldid.errors import AuthorisationError
+
+
+class Role(StrEnum):
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+#: action -> roles allowed to perform it. Every surface checks with :func:`require`.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "search": frozenset({Role.OFFICER, Role.SUPERVISOR}),
+    "verify": frozenset({Role.OFFICER, Role.SUPERVISOR}),
+    "investigation": frozenset({Role.SUPERVISOR}),
+    "adjudicate": frozenset({Role.OFFICER, Role.SUPERVISOR}),
+    "second_confirm": frozenset({Role.SUPERVISOR, Role.OFFICER}),
+    "override_conflict": frozenset({Role.SUPERVISOR}),
+    "review": frozenset({Role.SUPERVISOR}),
+    "audit_read": frozenset({Role.AUDITOR, Role.ADMIN}),
+    "report": frozenset({Role.AUDITOR, Role.SUPERVISOR, Role.ADMIN}),
+    "redress": frozenset({Role.AUDITOR, Role.ADMIN}),
+    "enroll": frozenset({Role.ADMIN}),
+    "import": frozenset({Role.ADMIN}),
+    "admin_users": frozenset({Role.ADMIN}),
+    "admin_sources": frozenset({Role.ADMIN}),
+    "policy": frozenset({Role.ADMIN}),
+    "purge": frozenset({Role.ADMIN}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated operator acting in one role."""
+
+    name: str
+    role: Role
+
+    def can(self, action: str) -> bool:
+        return self.role in PERMISSIONS[action]
+
+
+def require(actor: Actor, action: str) -> None:
+    """Raise ``access.forbidden`` unless the actor's role permits ``action``."""
+    if action not in PERMISSIONS:
+        raise KeyError(f"unknown action {action!r}")
+    if not actor.can(action):
+        allowed = sorted(r.value for r in PERMISSIONS[action])
+        raise AuthorisationError(
+            f"{actor.name} ({actor.role.value}) may not {action.replace('_', ' ')}; "
+            f"that needs the role {' or '.join(allowed)}",
+            code="access.forbidden",
+            action=action,
+            role=actor.role.value,
+        )
