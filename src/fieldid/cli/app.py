@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fieldid.cli.accountability import register as register_accountability
 from fieldid.cli.models import models_app
 from fieldid.errors import FieldidError
 
@@ -278,6 +279,9 @@ def demo(
         run_demo(workspace, distractors=distractors, console=console)
     except FieldidError as e:
         fail(e)
+
+
+register_accountability(app)
 
 
 def main() -> None:
