@@ -113,7 +113,7 @@ def audit_verify(
     else:
         console.print(
             f"[bold red]audit log does not verify[/]: {escape(result.message)} "
-            f"[{result.kind}, first bad entry {result.bad_seq}]"
+            + escape(f"[{result.kind}, first bad entry {result.bad_seq}]")
         )
     if not result.ok:
         raise typer.Exit(code=1)
