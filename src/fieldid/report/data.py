@@ -176,6 +176,8 @@ def build_report(
             rules["second confirmation"] += 1
         elif e.event == "adjudicate" and p.get("state") == "pending_second":
             rules["awaiting second confirmation (two-person rule)"] += 1
+        elif e.event == "adjudicate":
+            rules[f"decision recorded: {p.get('decision')}"] += 1
     step("adjudication rules")
 
     evaluation = load_evaluation(ws)

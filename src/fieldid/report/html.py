@@ -207,7 +207,7 @@ def render_html(data: dict[str, Any], progress: Callable[[str], None] | None = N
     parts.append("<h2>Adjudication rules applied</h2>")
     rules = data["adjudication_rules"]
     parts.append(
-        _table(list(rules.items()), ["rule event", "count"])
+        _table(list(rules.items()), ["adjudication event", "count"])
         if rules
         else "<p>No adjudication in the period.</p>"
     )
@@ -303,7 +303,8 @@ def _retention_html(r: dict[str, Any]) -> str:
     rows = []
     for name, v in r["oldest_retained"].items():
         status = "past its period" if v["overdue"] else "within policy"
-        rows.append([name, v["policy"], v["oldest"] or "none held", v["age_hours"] or "", status])
+        age = "" if v["age_hours"] is None else v["age_hours"]
+        rows.append([name, v["policy"], v["oldest"] or "none held", age, status])
     overdue = [n for n, v in r["oldest_retained"].items() if v["overdue"]]
     note = (
         f"<p class='warn'>Held past retention: {', '.join(overdue)} (run `fieldid purge`).</p>"
