@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import subject_images
-
 from fieldid.audit import Attribution
 from fieldid.clock import ManualClock
 from fieldid.search.service import SearchService

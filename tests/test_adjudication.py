@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import subject_images
-from helpers_account import attr, open_copy, search, set_config
 from sqlalchemy import select
 
+from conftest import subject_images
 from fieldid.access import Actor, Role
 from fieldid.adjudication.schema import ProbeRecord, SearchCandidate, SearchRecord
 from fieldid.adjudication.service import (
@@ -23,6 +22,7 @@ from fieldid.adjudication.store import find_by_receipt
 from fieldid.errors import AuthorisationError, QualityRefused
 from fieldid.search.service import SearchService
 from fieldid.workspace import Workspace
+from helpers_account import attr, open_copy, search, set_config
 
 OFFICER = Actor("officer-7", Role.OFFICER)
 OFFICER_2 = Actor("officer-9", Role.OFFICER)

@@ -141,3 +141,22 @@ def test_cli_export_and_verify_export(tmp_path: Path) -> None:
         app, ["audit", "verify", "--workspace", str(ws_path), "--head", str(tmp_path / "2.jsonl")]
     )
     assert r.exit_code == 1 and "truncated" in r.output, r.output
+
+
+def test_configuration_changes_are_audited_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    Workspace.init(root).close()
+    ws = Workspace.open(root)
+    changes = list(ws.audit.entries("config_change"))
+    assert len(changes) == 1 and changes[0].payload["previous_sha256"] is None
+    ws.close()
+    cfg = (root / "fieldid.toml").read_text().replace('probe_images = "24h"', 'probe_images = "2h"')
+    (root / "fieldid.toml").write_text(cfg)
+    ws = Workspace.open(root)
+    ws.close()
+    ws = Workspace.open(root)  # unchanged since: nothing new
+    changes = list(ws.audit.entries("config_change"))
+    assert len(changes) == 2
+    assert changes[1].payload["previous_sha256"] == changes[0].payload["sha256"]
+    assert 'probe_images = "2h"' in changes[1].payload["config"]
+    ws.close()

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers_account import open_copy, search
 from typer.testing import CliRunner
 
 from fieldid.access import Actor, Role
@@ -21,6 +20,7 @@ from fieldid.redress import redress_export
 from fieldid.report import build_report, render_html
 from fieldid.retention import purge
 from fieldid.workspace import Workspace
+from helpers_account import open_copy, search
 
 OFFICER = Actor("officer-7", Role.OFFICER)
 OFFICER_2 = Actor("officer-9", Role.OFFICER)
