@@ -212,7 +212,9 @@ def verify_export(ex: Export, public_key: Ed25519PublicKey) -> ExportCheck:
         head["count"],
     ):
         return ExportCheck(False, "the signed head does not match the last entry", chain)
-    return ExportCheck(True, f"valid: entries {start[0]}-{head['seq']}, signed head", chain)
+    return ExportCheck(
+        True, f"entries {start[0]}-{head['seq']}, every hash and the head's signature", chain
+    )
 
 
 def verify_extension(old: Export, new: Export, public_key: Ed25519PublicKey) -> ExportCheck:

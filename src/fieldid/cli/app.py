@@ -176,6 +176,8 @@ def search(
         f"search #{result.search_ref}: gallery of {result.gallery_persons} people, model "
         f"{result.model}, threshold {result.threshold:.3f}"
     )
+    if result.receipt_code:
+        console.print(f"receipt for the person photographed: {result.receipt_code}")
     if not result.candidates:
         console.print("[bold]no candidate at or above the threshold[/]")
         return
