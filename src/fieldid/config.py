@@ -71,6 +71,23 @@ min_inter_eye_px = 16.0        # gallery images below this are refused as unusab
 [intake]
 max_bytes = 20971520
 max_pixels = 40000000
+
+[adjudication]
+# Purposes whose confirmations need a second, different operator (two-person rule).
+two_person_purposes = []
+# No one may confirm a candidate scoring below this. Unset: the search's own threshold.
+# min_confirm_score = 0.955
+
+[retention]
+# How long each class of data is kept ("90m", "24h", "30d"); `fieldid purge` and the server's
+# scheduled purge enforce it. audit_entries may not be shorter than 183d (six months).
+probe_images = "24h"
+probe_templates = "24h"
+unidentified_searches = "30d"       # searches that ended without identification
+confirmed_identifications = "365d"  # searches with a human-confirmed identification
+audit_entries = "183d"
+exports = "30d"                     # files written by audit export, redress export, report
+purge_probe_at_adjudication = true  # a probe of a search closed unidentified goes at once
 """
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from fieldid.audit.config_watch import record_config_if_changed
 from fieldid.audit.log import SqlAuditLog
 from fieldid.clock import Clock, SystemClock
 from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig
@@ -36,6 +37,7 @@ class Workspace:
         db.upgrade(self.engine)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.audit = SqlAuditLog(self.sessions, self.clock.now)
+        record_config_if_changed(self.audit, root / CONFIG_NAME)
 
     @classmethod
     def init(cls, root: str | Path, clock: Clock | None = None) -> Workspace:

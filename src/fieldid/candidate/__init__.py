@@ -46,6 +46,10 @@ class CandidateList:
     faces_in_frame: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     notice: str = LEAD_NOTICE
+    #: The persisted search a human adjudicates (fieldid.adjudication), and the code printed on
+    #: the receipt for the person photographed (redress lookup).
+    search_id: int | None = None
+    receipt_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,4 +62,6 @@ class CandidateList:
             "quality": self.quality,
             "candidates": [c.to_dict() for c in self.candidates],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "search_id": self.search_id,
+            "receipt_code": self.receipt_code,
         }

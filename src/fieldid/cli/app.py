@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fieldid.cli.accountability import register as register_accountability
 from fieldid.cli.models import models_app
 from fieldid.errors import FieldidError
 
@@ -175,6 +176,8 @@ def search(
         f"search #{result.search_ref}: gallery of {result.gallery_persons} people, model "
         f"{result.model}, threshold {result.threshold:.3f}"
     )
+    if result.receipt_code:
+        console.print(f"receipt for the person photographed: {result.receipt_code}")
     if not result.candidates:
         console.print("[bold]no candidate at or above the threshold[/]")
         return
@@ -278,6 +281,9 @@ def demo(
         run_demo(workspace, distractors=distractors, console=console)
     except FieldidError as e:
         fail(e)
+
+
+register_accountability(app)
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fieldid.audit.log import Attribution
+from fieldid.adjudication.store import CandidateRow, new_receipt_code, record_search, source_bytes
+from fieldid.audit.log import Attribution, AuditRecord
 from fieldid.candidate import LEAD_NOTICE, Candidate, CandidateList
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.pipeline import Processed
@@ -78,8 +79,10 @@ class SearchService:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
 
-    def _refuse(self, event: str, attr: Attribution, err: FieldidError, **extra: Any) -> None:
-        self.ws.audit.append(
+    def _refuse(
+        self, event: str, attr: Attribution, err: FieldidError, **extra: Any
+    ) -> AuditRecord:
+        return self.ws.audit.append(
             event,
             operator=attr.operator,
             purpose=attr.purpose,
@@ -93,6 +96,8 @@ class SearchService:
         cfg = self.ws.config
         check_attribution(attr, cfg.purposes)
         started = time.time()
+        started_at = self.ws.clock.now()
+        receipt = new_receipt_code()
         pipeline, gallery = self.ws.pipeline, self.ws.gallery
         threshold = cfg.search_threshold(pipeline.model.id)
         k = top_k or cfg.top_k
@@ -103,12 +108,27 @@ class SearchService:
             "gallery": {"persons": size.persons, "templates": size.templates},
             "threshold": threshold,
             "top_k": k,
+            "receipt_code": receipt,
         }
         try:
             processed = pipeline.process(source)
             cfg.gate.enforce(processed.quality)
         except FieldidError as err:
-            self._refuse("search", attr, err, **base, ended=time.time())
+            refused = self._refuse("search", attr, err, **base, ended=time.time())
+            record_search(
+                self.ws,
+                attr,
+                audit_seq=refused.seq,
+                receipt_code=receipt,
+                started_at=started_at,
+                model=str(pipeline.model),
+                threshold=threshold,
+                gallery_persons=size.persons,
+                gallery_templates=size.templates,
+                outcome="refused",
+                refusal_code=err.code,
+            )
+            err.details.setdefault("receipt_code", receipt)
             raise
         t = time.perf_counter()
         hits = gallery.search(processed.template, k)
@@ -144,8 +164,29 @@ class SearchService:
                 "notice": LEAD_NOTICE,
             },
         )
+        stored = record_search(
+            self.ws,
+            attr,
+            audit_seq=entry.seq,
+            receipt_code=receipt,
+            started_at=started_at,
+            model=str(pipeline.model),
+            threshold=threshold,
+            gallery_persons=size.persons,
+            gallery_templates=size.templates,
+            outcome=entry.payload["outcome"],
+            candidates=[
+                CandidateRow(c.rank, c.person_id, c.external_id, c.score, getattr(c, "fmr", None))
+                for c in candidates
+            ],
+            probe_image=source_bytes(source),
+            template=processed.template.vector.astype("<f4").tobytes(),
+            quality=processed.quality.to_dict(),
+        )
         return CandidateList(
             search_ref=entry.seq,
+            search_id=stored.id,
+            receipt_code=receipt,
             model=str(pipeline.model),
             threshold=threshold,
             gallery_persons=size.persons,

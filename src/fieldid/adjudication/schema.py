@@ -1,0 +1,147 @@
+"""Tables for persisted searches, their candidates, probes and human adjudications.
+
+A search is kept so that a human can adjudicate it, so that retention can purge what it holds on
+time, and so that a person can later ask what was done with their face (redress). The probe image
+and template are the most sensitive data here; they live in their own table (``probes``) so a purge
+can null them and keep the record that a search happened.
+
+"Identified" exists only as an adjudication whose decision is ``confirm`` and whose state is
+``final``; no column of a search or a candidate says so.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fieldid.gallery.schema import Base
+
+
+class SearchRecord(Base):
+    """One 1:N search as run: who, why, against what, with which threshold, and what came back."""
+
+    __tablename__ = "searches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Seq of the ``search`` audit entry that records this search.
+    audit_seq: Mapped[int] = mapped_column(Integer, index=True)
+    #: Short code printed on the receipt handed to the person photographed (redress lookup).
+    receipt_code: Mapped[str] = mapped_column(String(16), unique=True)
+    operator: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(100))
+    case_ref: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    model: Mapped[str] = mapped_column(String(200))
+    threshold: Mapped[float] = mapped_column(Float)
+    gallery_persons: Mapped[int] = mapped_column(Integer)
+    gallery_templates: Mapped[int] = mapped_column(Integer)
+    #: candidates | no_candidate_above_threshold | refused
+    outcome: Mapped[str] = mapped_column(String(40))
+    #: Reason code of a refused search (quality, acquisition, intake), else None.
+    refusal_code: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    #: The unified quality score (0-100) of the probe, kept after the probe itself is purged.
+    quality_unified: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: "lead" for the ordinary thresholded list; other streams may add kinds (investigation).
+    list_kind: Mapped[str] = mapped_column(String(40), default="lead")
+    training: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: open | identified | not_identified | inconclusive
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SearchCandidate(Base):
+    """A lead returned by a search, with the score and (when calibrated) the FMR it means."""
+
+    __tablename__ = "search_candidates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(
+        ForeignKey("searches.id", ondelete="CASCADE"), index=True
+    )
+    rank: Mapped[int] = mapped_column(Integer)
+    #: Not a foreign key: the gallery may delete a person; the search record must still say who
+    #: was shown (redress), so the external id is copied too.
+    person_id: Mapped[int] = mapped_column(Integer, index=True)
+    external_id: Mapped[str] = mapped_column(String(200), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    fmr: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ProbeRecord(Base):
+    """The probe photo and its template. Both are nulled by a purge; the row says when."""
+
+    __tablename__ = "probes"
+
+    search_id: Mapped[int] = mapped_column(
+        ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True
+    )
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: The quality report as JSON (not biometric; kept for oversight).
+    quality: Mapped[str] = mapped_column(Text)
+    captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    image_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    template_purged_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+
+class AdjudicationRecord(Base):
+    """A human's decision on a search, and the second confirmation or override it needed."""
+
+    __tablename__ = "adjudications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(
+        ForeignKey("searches.id", ondelete="CASCADE"), index=True
+    )
+    #: The candidate confirmed (decision confirm) or rejected; None for a whole-list decision.
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    #: confirm | reject | inconclusive
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: JSON list of the documents the person presented, as the officer recorded them.
+    documents: Mapped[str] = mapped_column(Text)
+    #: JSON list of the conflicts found between those documents and the candidate's records.
+    conflicts: Mapped[str] = mapped_column(Text)
+    #: final | pending_second | blocked_conflict
+    state: Mapped[str] = mapped_column(String(20))
+    second_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    second_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    override_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    override_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Seq of the audit entry that recorded this decision.
+    audit_seq: Mapped[int] = mapped_column(Integer)
+
+
+class ExportRecord(Base):
+    """A file written out of the workspace (audit export, redress export, report).
+
+    Exports hold personal data too, so they have a retention period; files inside the workspace
+    are deleted by the purge, files written elsewhere are listed as outside its reach.
+    """
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

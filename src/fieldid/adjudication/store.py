@@ -1,0 +1,178 @@
+"""Persisting searches as they run, and finding them again (by id or by receipt code).
+
+:func:`record_search` is called by :class:`fieldid.search.service.SearchService` after every
+search, whatever its outcome: a search with a template stores the probe (bytes as received), the
+template and the candidate list; a refused search stores no probe at all, only the fact and the
+reason. Every surface (CLI, API, web) goes through the service, so every search is persisted.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from fieldid.adjudication.schema import ProbeRecord, SearchCandidate, SearchRecord
+from fieldid.audit.log import Attribution
+from fieldid.errors import FieldidError
+from fieldid.workspace import Workspace
+
+#: Receipt alphabet: digits and capitals without the look-alikes 0/O, 1/I/L, so a code read
+#: aloud or copied by hand from a paper receipt comes back right.
+RECEIPT_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+RECEIPT_LEN = 8
+
+
+class SearchNotFound(FieldidError):
+    code = "search.not_found"
+
+
+def new_receipt_code() -> str:
+    """A random code like ``K7QM-3HXA`` (31^8 ≈ 8.5e11 possibilities, not guessable in bulk)."""
+    raw = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_LEN))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalise_receipt(code: str) -> str:
+    """Accept a code typed with spaces, lower case or without the dash."""
+    raw = "".join(ch for ch in code.upper() if ch.isalnum())
+    if len(raw) != RECEIPT_LEN or any(ch not in RECEIPT_ALPHABET for ch in raw):
+        raise SearchNotFound(
+            f"{code!r} is not a receipt code: it has {RECEIPT_LEN} letters and digits, like "
+            "K7QM-3HXA",
+            code="search.bad_receipt",
+        )
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def source_bytes(source: bytes | str | Path) -> bytes:
+    """The probe exactly as received (the pipeline has already accepted it, size included)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    return Path(source).read_bytes()
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    rank: int
+    person_id: int
+    external_id: str
+    score: float
+    fmr: float | None = None
+
+
+def record_search(
+    ws: Workspace,
+    attr: Attribution,
+    *,
+    audit_seq: int,
+    receipt_code: str,
+    started_at: datetime,
+    model: str,
+    threshold: float,
+    gallery_persons: int,
+    gallery_templates: int,
+    outcome: str,
+    candidates: Sequence[CandidateRow] = (),
+    probe_image: bytes | None = None,
+    template: bytes | None = None,
+    quality: dict[str, Any] | None = None,
+    refusal_code: str | None = None,
+    training: bool = False,
+    list_kind: str = "lead",
+) -> SearchRecord:
+    """Store one search. A refused search (``outcome="refused"``) is closed at once."""
+    now = ws.clock.now()
+    refused = outcome == "refused"
+    unified = None if quality is None else quality.get("unified")
+    rec = SearchRecord(
+        audit_seq=audit_seq,
+        receipt_code=receipt_code,
+        operator=attr.operator,
+        purpose=attr.purpose,
+        case_ref=attr.case_ref,
+        started_at=started_at,
+        ended_at=now,
+        model=model,
+        threshold=threshold,
+        gallery_persons=gallery_persons,
+        gallery_templates=gallery_templates,
+        outcome=outcome,
+        refusal_code=refusal_code,
+        quality_unified=None if unified is None else int(unified),
+        list_kind=list_kind,
+        training=training,
+        # A search with no candidate above the threshold has nothing to adjudicate; it stays open
+        # until the officer closes it or the retention purge takes its probe, so that the officer
+        # can still record "inconclusive" with the documents the person presented.
+        status="not_identified" if refused else "open",
+        closed_at=now if refused else None,
+    )
+    with ws.sessions.begin() as s:
+        s.add(rec)
+        s.flush()
+        for c in candidates:
+            s.add(
+                SearchCandidate(
+                    search_id=rec.id,
+                    rank=c.rank,
+                    person_id=c.person_id,
+                    external_id=c.external_id,
+                    score=c.score,
+                    fmr=c.fmr,
+                )
+            )
+        if not refused:
+            s.add(
+                ProbeRecord(
+                    search_id=rec.id,
+                    image=probe_image,
+                    template=template,
+                    quality=json.dumps(quality or {}, sort_keys=True),
+                    captured_at=started_at,
+                )
+            )
+    return rec
+
+
+def get_search(ws: Workspace, search_id: int) -> SearchRecord:
+    with ws.sessions() as s:
+        rec = s.get(SearchRecord, search_id)
+    if rec is None:
+        raise SearchNotFound(
+            f"no search {search_id} in this workspace (it may have been purged under the "
+            "retention policy; its audit entries remain)",
+            search_id=search_id,
+        )
+    return rec
+
+
+def find_by_receipt(ws: Workspace, code: str) -> SearchRecord:
+    """The search a receipt code was printed for."""
+    norm = normalise_receipt(code)
+    with ws.sessions() as s:
+        rec = s.scalars(select(SearchRecord).where(SearchRecord.receipt_code == norm)).first()
+    if rec is None:
+        raise SearchNotFound(
+            f"no search with receipt {norm} is held (it may have been purged under the retention "
+            "policy; ask for a redress export, which also reads the audit log)",
+            receipt_code=norm,
+        )
+    return rec
+
+
+def candidates_of(ws: Workspace, search_id: int) -> list[SearchCandidate]:
+    with ws.sessions() as s:
+        return list(
+            s.scalars(
+                select(SearchCandidate)
+                .where(SearchCandidate.search_id == search_id)
+                .order_by(SearchCandidate.rank)
+            )
+        )

@@ -1,0 +1,463 @@
+"""Accountability commands: ``audit verify|export|verify-export``, ``purge``, ``report``,
+``redress export``, and ``adjudicate`` / ``second-confirm`` / ``override``.
+
+The command line has no login of its own: ``--operator`` and ``--role`` name who acts, and the core
+enforces what that role may do and records it in the audit log.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from fieldid.errors import FieldidError
+
+console = Console()
+err_console = Console(stderr=True)
+
+audit_app = typer.Typer(help="Verify and export the hash-chained audit log.", no_args_is_help=True)
+redress_app = typer.Typer(
+    help="What was done with a person's face and records.", no_args_is_help=True
+)
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--workspace", "-w", envvar="FIELDID_WORKSPACE", help="Workspace folder (see fieldid init)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+OperatorOpt = Annotated[str, typer.Option(help="Who is acting (default: your login).")]
+
+
+RoleOpt = Annotated[
+    str, typer.Option(help="The role you act in: officer, supervisor, auditor or admin.")
+]
+
+
+def fail(err: FieldidError, as_json: bool = False) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": err.to_dict()}, indent=2, default=str))
+    else:
+        err_console.print(f"[bold red]refused[/] {escape(f'[{err.code}]')} {escape(err.message)}")
+    raise typer.Exit(code=2)
+
+
+def _actor(operator: str, role: str) -> Any:
+    from fieldid.access import Actor, Role
+
+    try:
+        r = Role(role)
+    except ValueError:
+        fail(
+            FieldidError(
+                f"unknown role {role!r}: officer, supervisor, auditor or admin",
+                code="access.unknown_role",
+            )
+        )
+    return Actor(operator or getpass.getuser(), r)
+
+
+def _open(workspace: Path) -> Any:
+    from fieldid.workspace import Workspace
+
+    return Workspace.open(workspace)
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    workspace: WorkspaceOpt = Path("."),
+    head: Annotated[
+        Path | None,
+        typer.Option(
+            "--head", help="An earlier export: also check the log still holds its signed head."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every entry of the audit log; name the first bad one (edited, deleted, inserted,
+    reordered, truncated). Exit 1 when the log does not verify."""
+    from fieldid.audit.export import read_export
+    from fieldid.audit.ops import verify_workspace
+
+    try:
+        known = None
+        if head is not None:
+            h = read_export(head).head
+            known = (int(h["seq"]), str(h["hash"]))
+        ws = _open(workspace)
+        result = verify_workspace(ws, known)
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif result.ok:
+        console.print(
+            f"[green]audit log intact[/]: {result.checked} entries, seq {result.start_seq} to "
+            f"{result.head_seq}; head {result.head_hash}"
+        )
+        if result.message != "the audit log is intact":
+            console.print(result.message)
+    else:
+        console.print(
+            f"[bold red]audit log does not verify[/]: {escape(result.message)} "
+            + escape(f"[{result.kind}, first bad entry {result.bad_seq}]")
+        )
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("export")
+def audit_export(
+    workspace: WorkspaceOpt = Path("."),
+    out: Annotated[
+        Path | None, typer.Option(help="JSONL file (default: W/exports/audit-<time>.jsonl).")
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="Ed25519 private key (PEM). Default: W/keys/audit-ed25519.pem."),
+    ] = None,
+    operator: OperatorOpt = "",
+    role: RoleOpt = "auditor",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the audit log with an Ed25519-signed head, and the public key beside it."""
+    from fieldid.audit.ops import export_workspace
+
+    try:
+        ws = _open(workspace)
+        res = export_workspace(ws, _actor(operator, role), out, key)
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(res.to_dict(), indent=2))
+        return
+    console.print(
+        f"exported {res.head['count']} entries (seq {res.head['first_seq']}-{res.head['seq']}) "
+        f"to {res.path}\nsigned head {res.head['hash']} with key {res.head['key_id']} "
+        f"({res.key})\npublic key: {res.public_key}"
+    )
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    old: Annotated[Path, typer.Argument(help="An export (the earlier one when giving two).")],
+    new: Annotated[Path | None, typer.Argument(help="A later export that must extend OLD.")] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="The signer's public key (PEM). Default: the one beside OLD."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """For an outside party: check an export's hashes and signature, and that NEW extends OLD.
+    Needs no workspace. Exit 1 when the check fails."""
+    from fieldid.audit.export import (
+        load_public_key,
+        pub_path,
+        read_export,
+        verify_export,
+        verify_extension,
+    )
+
+    try:
+        key = load_public_key(public_key or pub_path(old))
+        a = read_export(old)
+        check = verify_export(a, key) if new is None else verify_extension(a, read_export(new), key)
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(check.to_dict(), indent=2))
+    else:
+        colour = "green" if check.ok else "bold red"
+        console.print(f"[{colour}]{'valid' if check.ok else 'NOT valid'}[/]: {check.message}")
+    if not check.ok:
+        raise typer.Exit(code=1)
+
+
+# -- purge ---------------------------------------------------------------------------------------
+
+
+def purge(
+    workspace: WorkspaceOpt = Path("."),
+    operator: OperatorOpt = "",
+    role: RoleOpt = "admin",
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove everything held past its retention period (every data class), and audit it."""
+    from fieldid.retention.purge import purge as run_purge
+
+    try:
+        ws = _open(workspace)
+        report = run_purge(ws, actor=_actor(operator, role), trigger="manual")
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    t = Table(title=f"Purge at {report.at.isoformat()}", title_justify="left")
+    t.add_column("data class")
+    t.add_column("removed", justify="right")
+    for k, v in report.counts.items():
+        t.add_row(k.replace("_", " "), str(v))
+    console.print(t)
+    if report.audit_anchor:
+        console.print(f"audit log now starts at entry {report.audit_anchor['first_seq']}")
+    for p in report.outside_workspace:
+        console.print(f"[yellow]past retention, outside the workspace, not removed:[/] {p}")
+    console.print(f"recorded as audit entry {report.audit_seq}")
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def report(
+    workspace: WorkspaceOpt = Path("."),
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD, UTC).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="HTML file to write.")] = None,
+    operator: OperatorOpt = "",
+    role: RoleOpt = "auditor",
+    as_json: JsonOpt = False,
+) -> None:
+    """The oversight report: searches, outcomes, quality, accuracy, retention, audit state."""
+    from fieldid.access import require
+    from fieldid.report import build_report, parse_day, render_html
+    from fieldid.report.data import STEPS
+    from fieldid.retention.purge import register_export
+
+    if out is None and not as_json:
+        fail(FieldidError("give --out report.html, or --json", code="report.no_output"))
+    try:
+        actor = _actor(operator, role)
+        require(actor, "report")
+        start = parse_day(date_from) if date_from else None
+        end = parse_day(date_to, end=True) if date_to else None
+        ws = _open(workspace)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("report", total=STEPS + (6 if out else 0))
+
+            def tick(name: str) -> None:
+                bar.update(task, advance=1, description=name)
+
+            data = build_report(ws, start, end, progress=tick)
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(render_html(data, progress=tick), encoding="utf-8")
+        entry = ws.audit.append(
+            "export",
+            operator=actor.name,
+            payload={
+                "kind": "report",
+                "role": actor.role.value,
+                "path": None if out is None else str(out),
+                "period": data["period"],
+            },
+        )
+        if out is not None:
+            register_export(ws, "report", out, entry.seq)
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        console.print(f"report written to {out} ({data['searches']['total']} searches)")
+
+
+# -- redress -------------------------------------------------------------------------------------
+
+
+@redress_app.command("export")
+def redress_export_cmd(
+    workspace: WorkspaceOpt = Path("."),
+    person: Annotated[
+        str | None, typer.Option(help="The person's id in the gallery (external or internal).")
+    ] = None,
+    receipt: Annotated[
+        str | None, typer.Option(help="The receipt code given to the person photographed.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here (else print it).")] = None,
+    operator: OperatorOpt = "",
+    role: RoleOpt = "auditor",
+) -> None:
+    """Every search in which the person was a candidate (or the receipt's search), the
+    adjudications, the records and their sources."""
+    from fieldid.redress import redress_export
+    from fieldid.retention.purge import register_export
+
+    try:
+        ws = _open(workspace)
+        data = redress_export(ws, _actor(operator, role), person=person, receipt=receipt)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+            register_export(ws, "redress", out, data["audit_seq"])
+        ws.close()
+    except FieldidError as e:
+        fail(e, True)
+    if out is None:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        console.print(f"redress export ({len(data['searches'])} searches) written to {out}")
+
+
+# -- adjudication --------------------------------------------------------------------------------
+
+
+def _documents(values: list[str]) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for v in values:
+        if v.lstrip().startswith("{"):
+            try:
+                d = json.loads(v)
+            except ValueError as e:
+                raise FieldidError(
+                    f"--document {v!r} is not JSON: {e}", code="adjudication.bad_document"
+                ) from e
+            if not isinstance(d, dict):
+                raise FieldidError(
+                    "--document JSON must be an object", code="adjudication.bad_document"
+                )
+            docs.append(d)
+        elif ":" in v:
+            kind, number = v.split(":", 1)
+            docs.append({"type": kind.strip(), "number": number.strip()})
+        else:
+            raise FieldidError(
+                f"--document {v!r}: write TYPE:NUMBER (passport:X123) or a JSON object",
+                code="adjudication.bad_document",
+            )
+    return docs
+
+
+def _print_adjudication(a: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(a.to_dict(), indent=2))
+        return
+    msg = {
+        "final": "recorded",
+        "pending_second": "recorded; a second, different operator must confirm it "
+        f"(fieldid second-confirm --adjudication {a.id})",
+        "blocked_conflict": "BLOCKED: the documents presented conflict with the candidate's "
+        f"records; only a supervisor can override (fieldid override --adjudication {a.id})",
+    }[a.state]
+    console.print(f"adjudication {a.id} ({a.decision}) on search {a.search_id}: {msg}")
+    for c in a.conflicts:
+        console.print(f"  [red]conflict[/]: {escape(c)}")
+    if a.is_identification:
+        console.print("identification recorded by a human adjudication")
+
+
+def adjudicate(
+    search: Annotated[int, typer.Option("--search", help="The search id.")],
+    decision: Annotated[str, typer.Option(help="confirm, reject or inconclusive.")],
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    workspace: WorkspaceOpt = Path("."),
+    person: Annotated[
+        str | None, typer.Option(help="The candidate confirmed (external or internal id).")
+    ] = None,
+    document: Annotated[
+        list[str] | None,
+        typer.Option(help="A document the person presented: TYPE:NUMBER or JSON (repeat)."),
+    ] = None,
+    operator: OperatorOpt = "",
+    role: RoleOpt = "officer",
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a human decision on a search (the only way an identification comes to exist)."""
+    from fieldid.adjudication.service import Adjudicator
+    from fieldid.adjudication.store import candidates_of
+
+    try:
+        ws = _open(workspace)
+        pid: int | None = None
+        if person is not None:
+            cands = candidates_of(ws, search)
+            match = [c for c in cands if c.external_id == person or str(c.person_id) == person]
+            pid = match[0].person_id if match else (int(person) if person.isdigit() else -1)
+        a = Adjudicator(ws).adjudicate(
+            search,
+            _actor(operator, role),
+            decision,
+            person_id=pid,
+            reason=reason,
+            documents=_documents(document or []),
+        )
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    _print_adjudication(a, as_json)
+
+
+def second_confirm(
+    adjudication: Annotated[int, typer.Option(help="The adjudication id awaiting a second.")],
+    workspace: WorkspaceOpt = Path("."),
+    operator: OperatorOpt = "",
+    role: RoleOpt = "supervisor",
+    as_json: JsonOpt = False,
+) -> None:
+    """Give the second confirmation the two-person rule requires (not by the first adjudicator)."""
+    from fieldid.adjudication.service import Adjudicator
+
+    try:
+        ws = _open(workspace)
+        a = Adjudicator(ws).second_confirm(adjudication, _actor(operator, role))
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    _print_adjudication(a, as_json)
+
+
+def override(
+    adjudication: Annotated[int, typer.Option(help="The blocked adjudication id.")],
+    reason: Annotated[str, typer.Option(help="Why the conflict does not outweigh the match.")],
+    workspace: WorkspaceOpt = Path("."),
+    operator: OperatorOpt = "",
+    role: RoleOpt = "supervisor",
+    as_json: JsonOpt = False,
+) -> None:
+    """A supervisor lifts a document-conflict block, with a written reason."""
+    from fieldid.adjudication.service import Adjudicator
+
+    try:
+        ws = _open(workspace)
+        a = Adjudicator(ws).override(adjudication, _actor(operator, role), reason)
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    _print_adjudication(a, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the accountability commands to the ``fieldid`` app."""
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(redress_app, name="redress")
+    app.command()(purge)
+    app.command()(report)
+    app.command()(adjudicate)
+    app.command("second-confirm")(second_confirm)
+    app.command()(override)

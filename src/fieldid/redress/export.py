@@ -1,0 +1,348 @@
+"""The redress export: everything fieldid holds about the searches that touched one person.
+
+Two ways in:
+
+- ``person``: someone enrolled in a gallery asks where they were shown as a candidate. The export
+  lists every search in which they were a candidate (from the persisted searches, and from the
+  audit log for searches already purged under retention), the adjudications about them, and their
+  records with their sources.
+- ``receipt``: someone photographed in the field brings the receipt code they were given. The
+  export shows that search: when, by whom, for what purpose and case, the probe's quality, whether
+  the photo is still held, the adjudication and the documents they presented. Other people shown as
+  candidates are third parties: their rank and score are listed, their identity is withheld unless
+  the adjudication confirmed them as this person.
+
+Every export is audited (``redress_export``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select
+
+from fieldid.access import Actor, require
+from fieldid.adjudication.schema import (
+    AdjudicationRecord,
+    ProbeRecord,
+    SearchCandidate,
+    SearchRecord,
+)
+from fieldid.adjudication.store import SearchNotFound, normalise_receipt
+from fieldid.errors import FieldidError
+from fieldid.gallery.schema import EnrollmentImage, Person
+from fieldid.workspace import Workspace
+
+
+class RecordSource(Protocol):
+    """Where a person's identity records come from (the records stream supplies the real one)."""
+
+    def records_for(self, person_id: int) -> list[dict[str, Any]]: ...
+
+
+class GalleryRecordSource:
+    """The gallery's own records: the person's enrolment and each enrolled image's source."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def records_for(self, person_id: int) -> list[dict[str, Any]]:
+        with self.ws.sessions() as s:
+            p = s.get(Person, person_id)
+            if p is None:
+                return []
+            images = s.scalars(
+                select(EnrollmentImage)
+                .where(EnrollmentImage.person_id == person_id)
+                .order_by(EnrollmentImage.id)
+            ).all()
+            return [
+                {
+                    "kind": "enrollment",
+                    "external_id": p.external_id,
+                    "display_name": p.display_name,
+                    "synthetic": p.synthetic,
+                    "enrolled_at": p.created_at.isoformat(),
+                    "images": [
+                        {
+                            "image_id": im.id,
+                            "source": im.source,
+                            "sha256": im.sha256,
+                            "enrolled_at": im.created_at.isoformat(),
+                            "quality_unified": im.quality_unified,
+                        }
+                        for im in images
+                    ],
+                }
+            ]
+
+
+def default_record_source(ws: Workspace) -> RecordSource:
+    """The record source used when none is given (the records stream's is wired in here)."""
+    return GalleryRecordSource(ws)
+
+
+def _iso(dt: Any) -> str | None:
+    return None if dt is None else dt.isoformat()
+
+
+def _adjudication(a: AdjudicationRecord, *, withhold_other: int | None) -> dict[str, Any]:
+    person = a.person_id
+    if withhold_other is not None and person is not None and person != withhold_other:
+        person = None
+    return {
+        "adjudication_id": a.id,
+        "decision": a.decision,
+        "person_id": person,
+        "state": a.state,
+        "reason": a.reason,
+        "by": a.actor_name,
+        "role": a.actor_role,
+        "at": _iso(a.at),
+        "documents_presented": json.loads(a.documents),
+        "conflicts": json.loads(a.conflicts),
+        "second_confirmation": None
+        if a.second_by is None
+        else {"by": a.second_by, "at": _iso(a.second_at)},
+        "override": None
+        if a.override_by is None
+        else {"by": a.override_by, "reason": a.override_reason, "at": _iso(a.override_at)},
+    }
+
+
+def _search(rec: SearchRecord, probe: ProbeRecord | None) -> dict[str, Any]:
+    return {
+        "search_id": rec.id,
+        "audit_seq": rec.audit_seq,
+        "receipt_code": rec.receipt_code,
+        "started_at": _iso(rec.started_at),
+        "ended_at": _iso(rec.ended_at),
+        "operator": rec.operator,
+        "purpose": rec.purpose,
+        "case_ref": rec.case_ref,
+        "model": rec.model,
+        "threshold": rec.threshold,
+        "gallery": {"persons": rec.gallery_persons, "templates": rec.gallery_templates},
+        "outcome": rec.outcome,
+        "refusal_code": rec.refusal_code,
+        "probe_quality_unified": rec.quality_unified,
+        "status": rec.status,
+        "closed_at": _iso(rec.closed_at),
+        "training": rec.training,
+        "probe": None
+        if probe is None
+        else {
+            "image_held": probe.image is not None,
+            "template_held": probe.template is not None,
+            "captured_at": _iso(probe.captured_at),
+            "image_purged_at": _iso(probe.image_purged_at),
+            "template_purged_at": _iso(probe.template_purged_at),
+        },
+    }
+
+
+def _resolve_person(ws: Workspace, person: str) -> tuple[int | None, str]:
+    """A person by external id (what people are shown) or internal numeric id."""
+    with ws.sessions() as s:
+        p = s.scalars(select(Person).where(Person.external_id == person)).first()
+        if p is None and person.isdigit():
+            p = s.get(Person, int(person))
+        if p is not None:
+            return p.id, p.external_id
+        # Deleted from the gallery: searches and the audit log still know them.
+        row = s.scalars(
+            select(SearchCandidate).where(
+                or_(
+                    SearchCandidate.external_id == person,
+                    SearchCandidate.person_id == (int(person) if person.isdigit() else -1),
+                )
+            )
+        ).first()
+    if row is not None:
+        return row.person_id, row.external_id
+    raise FieldidError(
+        f"no person {person!r} in the gallery, the searches held or the audit log",
+        code="redress.person_not_found",
+    )
+
+
+def _audit_searches(ws: Workspace, match: Callable[[dict[str, Any]], Any]) -> list[Any]:
+    return [e for e in ws.audit.entries("search") if match(e.payload)]
+
+
+def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, Any]:
+    pid, ext = _resolve_person(ws, person)
+    assert pid is not None
+    searches: list[dict[str, Any]] = []
+    held_seqs: set[int] = set()
+    with ws.sessions() as s:
+        rows = s.execute(
+            select(SearchCandidate, SearchRecord)
+            .join(SearchRecord, SearchRecord.id == SearchCandidate.search_id)
+            .where(SearchCandidate.person_id == pid)
+            .order_by(SearchRecord.started_at)
+        ).all()
+        for cand, rec in rows:
+            held_seqs.add(rec.audit_seq)
+            adjs = s.scalars(
+                select(AdjudicationRecord)
+                .where(
+                    AdjudicationRecord.search_id == rec.id,
+                    or_(
+                        AdjudicationRecord.person_id == pid,
+                        AdjudicationRecord.person_id.is_(None),
+                    ),
+                )
+                .order_by(AdjudicationRecord.id)
+            ).all()
+            item = _search(rec, s.get(ProbeRecord, rec.id))
+            item.pop("receipt_code")  # the receipt belongs to the person photographed
+            item.pop("probe")
+            item["as_candidate"] = {"rank": cand.rank, "score": cand.score, "fmr": cand.fmr}
+            item["adjudications"] = [_adjudication(a, withhold_other=pid) for a in adjs]
+            item["source"] = "search record"
+            searches.append(item)
+    for e in _audit_searches(
+        ws, lambda p: any(c.get("person_id") == pid for c in p.get("candidates", []))
+    ):
+        if e.seq in held_seqs:
+            continue
+        cand = next(c for c in e.payload["candidates"] if c.get("person_id") == pid)
+        searches.append(
+            {
+                "search_id": None,
+                "audit_seq": e.seq,
+                "started_at": e.at.isoformat(),
+                "operator": e.operator,
+                "purpose": e.purpose,
+                "case_ref": e.case_ref,
+                "model": e.payload.get("model"),
+                "threshold": e.payload.get("threshold"),
+                "outcome": e.payload.get("outcome"),
+                "training": bool(e.payload.get("training", False)),
+                "as_candidate": {"rank": cand.get("rank"), "score": cand.get("score")},
+                "adjudications": [
+                    {
+                        "decision": a.payload.get("decision"),
+                        "state": a.payload.get("state"),
+                        "reason": a.payload.get("reason"),
+                        "by": a.operator,
+                        "at": a.at.isoformat(),
+                    }
+                    for a in ws.audit.entries("adjudicate")
+                    if a.payload.get("search_seq") == e.seq
+                    and a.payload.get("person_id") in (pid, None)
+                    and a.payload.get("outcome") != "refused"
+                ],
+                "source": "audit log (search record purged under retention)",
+            }
+        )
+    searches.sort(key=lambda x: (x["started_at"] or "", x["audit_seq"]))
+    return {
+        "subject": {"kind": "person", "person_id": pid, "external_id": ext},
+        "searches": searches,
+        "records": records.records_for(pid),
+    }
+
+
+def _for_receipt(ws: Workspace, receipt: str) -> dict[str, Any]:
+    code = normalise_receipt(receipt)
+    with ws.sessions() as s:
+        rec = s.scalars(select(SearchRecord).where(SearchRecord.receipt_code == code)).first()
+        if rec is not None:
+            adjs = s.scalars(
+                select(AdjudicationRecord)
+                .where(AdjudicationRecord.search_id == rec.id)
+                .order_by(AdjudicationRecord.id)
+            ).all()
+            confirmed = {
+                a.person_id for a in adjs if a.decision == "confirm" and a.state == "final"
+            }
+            cands = s.scalars(
+                select(SearchCandidate)
+                .where(SearchCandidate.search_id == rec.id)
+                .order_by(SearchCandidate.rank)
+            ).all()
+            item = _search(rec, s.get(ProbeRecord, rec.id))
+            item["candidates"] = [
+                {
+                    "rank": c.rank,
+                    "score": c.score,
+                    "fmr": c.fmr,
+                    "person": c.external_id if c.person_id in confirmed else "withheld",
+                }
+                for c in cands
+            ]
+            own = next(iter(confirmed), None)
+            item["adjudications"] = [_adjudication(a, withhold_other=own or -1) for a in adjs]
+            item["source"] = "search record"
+            return {"subject": {"kind": "receipt", "receipt_code": code}, "searches": [item]}
+    found = _audit_searches(ws, lambda p: p.get("receipt_code") == code)
+    if not found:
+        raise SearchNotFound(
+            f"no search with receipt {code} is held, in the searches or the audit log",
+            receipt_code=code,
+        )
+    e = found[0]
+    return {
+        "subject": {"kind": "receipt", "receipt_code": code},
+        "searches": [
+            {
+                "search_id": None,
+                "audit_seq": e.seq,
+                "started_at": e.at.isoformat(),
+                "operator": e.operator,
+                "purpose": e.purpose,
+                "case_ref": e.case_ref,
+                "outcome": e.payload.get("outcome"),
+                "probe": "purged under retention (search record no longer held)",
+                "candidates": [
+                    {"rank": c.get("rank"), "score": c.get("score"), "person": "withheld"}
+                    for c in e.payload.get("candidates", [])
+                ],
+                "source": "audit log (search record purged under retention)",
+            }
+        ],
+    }
+
+
+def redress_export(
+    ws: Workspace,
+    actor: Actor,
+    *,
+    person: str | None = None,
+    receipt: str | None = None,
+    records: RecordSource | None = None,
+) -> dict[str, Any]:
+    """Build the redress export for a person (external or internal id) or a receipt code."""
+    require(actor, "redress")
+    if (person is None) == (receipt is None):
+        raise FieldidError(
+            "give exactly one of a person id or a receipt code", code="redress.bad_query"
+        )
+    if person is not None:
+        out = _for_person(ws, person, records or default_record_source(ws))
+    else:
+        assert receipt is not None
+        out = _for_receipt(ws, receipt)
+    entry = ws.audit.append(
+        "redress_export",
+        operator=actor.name,
+        payload={
+            "role": actor.role.value,
+            "query": {"person": person}
+            if person is not None
+            else {"receipt": out["subject"]["receipt_code"]},
+            "searches": len(out["searches"]),
+            "records": len(out.get("records", [])),
+        },
+    )
+    return {
+        "notice": "candidates are leads, never identifications; an identification exists only "
+        "as a human adjudication recorded here",
+        "generated_at": ws.clock.now().isoformat(),
+        "audit_seq": entry.seq,
+        **out,
+    }

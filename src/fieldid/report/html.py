@@ -1,0 +1,320 @@
+"""The oversight report as one self-contained HTML file: tables, and matplotlib charts inlined as
+base64 PNG (no external file, script or font), so it can be mailed or archived as is."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from fieldid.report.data import OUTCOMES
+
+OUTCOME_COLOURS = {
+    "identified": "#1b7837",
+    "rejected": "#762a83",
+    "inconclusive": "#999999",
+    "awaiting second confirmation": "#f1a340",
+    "blocked by document conflict": "#d73027",
+    "not adjudicated": "#c2a5cf",
+    "no candidate above threshold": "#4393c3",
+    "refused": "#2d2d2d",
+}
+PALETTE = ["#4393c3", "#f1a340", "#1b7837", "#762a83", "#d73027", "#999999", "#c2a5cf"]
+
+
+def _png(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(b64: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def chart_by_day(by_day: dict[str, dict[str, int]]) -> str:
+    days = list(by_day)
+    purposes = sorted({p for c in by_day.values() for p in c})
+    fig = Figure(figsize=(8, 3.2))
+    ax = fig.add_subplot()
+    bottom = [0] * len(days)
+    for i, p in enumerate(purposes):
+        vals = [by_day[d].get(p, 0) for d in days]
+        ax.bar(days, vals, bottom=bottom, label=p, color=PALETTE[i % len(PALETTE)])
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_ylabel("searches")
+    ax.set_title("Searches per day, by purpose")
+    ax.legend(fontsize=8, frameon=False)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(days) > 8:
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    return _img(_png(fig), "searches per day by purpose")
+
+
+def chart_outcomes(outcomes: dict[str, int]) -> str:
+    labels = [k for k in OUTCOMES if outcomes.get(k)]
+    fig = Figure(figsize=(8, 0.5 + 0.42 * max(1, len(labels))))
+    ax = fig.add_subplot()
+    vals = [outcomes[k] for k in labels]
+    ax.barh(labels, vals, color=[OUTCOME_COLOURS[k] for k in labels])
+    ax.invert_yaxis()
+    for y, v in enumerate(vals):
+        ax.text(v, y, f" {v}", va="center", fontsize=9)
+    ax.set_xlabel("searches")
+    ax.set_title("Outcome of each search (identified = a human's final confirmation)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max([*vals, 1]) * 1.12)
+    return _img(_png(fig), "search outcomes")
+
+
+def chart_quality(accepted: Sequence[int], refused: Sequence[int]) -> str:
+    fig = Figure(figsize=(8, 3.2))
+    ax = fig.add_subplot()
+    bins = list(range(0, 101, 10))
+    ax.hist(
+        [list(accepted), list(refused)],
+        bins=bins,
+        stacked=True,
+        label=["searched", "refused at the quality gate"],
+        color=["#4393c3", "#d73027"],
+    )
+    ax.set_xlabel("unified probe quality (0-100)")
+    ax.set_ylabel("probes")
+    ax.set_xticks(bins)
+    ax.set_title("Probe quality")
+    ax.legend(fontsize=8, frameon=False)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return _img(_png(fig), "probe quality distribution")
+
+
+def chart_det(ev: dict[str, Any]) -> str | None:
+    det = ev.get("det") or {}
+    fmr, fnmr = det.get("fmr") or [], det.get("fnmr") or []
+    pts = [(a, b) for a, b in zip(fmr, fnmr, strict=False) if a > 0 and b > 0]
+    if len(pts) < 2:
+        return None
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.add_subplot()
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#2166ac", lw=1.8, label="DET")
+    op = ev.get("operating_point") or {}
+    if op.get("fmr") and op.get("fnmr"):
+        ax.plot(
+            [op["fmr"]],
+            [op["fnmr"]],
+            "o",
+            color="#d73027",
+            label=f"operating point (threshold {op.get('threshold', '?')})",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("false match rate (FMR)")
+    ax.set_ylabel("false non-match rate (FNMR)")
+    ax.set_title(f"DET curve: {ev.get('model', '?')} on {ev.get('dataset', '?')}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _img(_png(fig), "DET curve")
+
+
+def chart_groups(groups: list[dict[str, Any]]) -> str | None:
+    groups = [g for g in groups if "group" in g]
+    if not groups:
+        return None
+    fig = Figure(figsize=(8, 3.4))
+    axes = fig.subplots(1, 2)
+    names = [str(g["group"]) for g in groups]
+    for ax, key, colour in zip(axes, ("fmr", "fnmr"), ("#d73027", "#2166ac"), strict=True):
+        vals = [float(g.get(key) or 0) for g in groups]
+        ax.bar(names, vals, color=colour)
+        ax.set_title(key.upper() + " by group")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        for x, v in enumerate(vals):
+            ax.text(x, v, f"{v:.2g}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, max([*vals, 1e-09]) * 1.18)
+    fig.tight_layout()
+    return _img(_png(fig), "error rates by demographic group")
+
+
+def _table(rows: Sequence[Sequence[Any]], head: Sequence[str]) -> str:
+    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;
+text-align:left;font-size:.9rem}th{background:#f3f3f3}.warn{color:#b00;font-weight:bold}
+.ok{color:#1b7837;font-weight:bold}.note{color:#555;font-size:.9rem}img{max-width:100%}
+"""
+
+
+def render_html(data: dict[str, Any], progress: Callable[[str], None] | None = None) -> str:
+    """The report as HTML (see the module docstring)."""
+
+    def step(name: str) -> None:
+        if progress:
+            progress(name)
+
+    s = data["searches"]
+    period = data["period"]
+    parts = [
+        f"<h1>{html.escape(data['title'])}</h1>",
+        f"<p>Period: {html.escape(period['from'] or 'start of the log')} to "
+        f"{html.escape(period['to'] or 'now')}. Generated {html.escape(data['generated_at'])}."
+        f" Workspace {html.escape(data['workspace'])}.</p>",
+        "<p class='note'>A search gives leads, never a determination. Identified means a human "
+        "adjudication confirmed a candidate; nothing else counts as one.</p>",
+        "<h2>Searches</h2>",
+        f"<p>{s['total']} searches in the period; {s['training_excluded']} training searches "
+        "are excluded from every figure.</p>",
+    ]
+    if s["by_day"]:
+        parts.append(chart_by_day(s["by_day"]))
+    step("chart: searches per day")
+    parts.append(_table(list(s["by_purpose"].items()), ["purpose", "searches"]))
+    ops = data["outcomes_by_operator"]
+    parts.append(
+        _table(
+            [[op, s["by_operator"].get(op, 0), *[c[k] for k in OUTCOMES]] for op, c in ops.items()],
+            ["operator", "searches", *OUTCOMES],
+        )
+    )
+    parts.append("<h2>Outcomes</h2>")
+    if any(data["outcomes"].values()):
+        parts.append(chart_outcomes(data["outcomes"]))
+    parts.append(_table(list(data["outcomes"].items()), ["outcome", "searches"]))
+    step("chart: outcomes")
+    q = data["quality"]
+    parts.append("<h2>Probe quality and refusals</h2>")
+    if q["accepted_unified"] or q["refused_unified"]:
+        parts.append(chart_quality(q["accepted_unified"], q["refused_unified"]))
+    parts.append(
+        _table(list(q["refusals_by_code"].items()), ["refusal code", "searches"])
+        if q["refusals_by_code"]
+        else "<p>No search was refused.</p>"
+    )
+    step("chart: quality")
+    parts.append("<h2>Adjudication rules applied</h2>")
+    rules = data["adjudication_rules"]
+    parts.append(
+        _table(list(rules.items()), ["adjudication event", "count"])
+        if rules
+        else "<p>No adjudication in the period.</p>"
+    )
+    parts.append(_evaluation_html(data["evaluation"]))
+    step("chart: evaluation")
+    parts.append(_retention_html(data["retention"]))
+    chain = data["audit_chain"]
+    parts.append("<h2>Audit log</h2>")
+    if chain["ok"]:
+        parts.append(
+            f"<p class='ok'>Chain intact: {chain['checked']} entries from seq "
+            f"{chain['start']['seq']} to {chain['head']['seq']}; head hash "
+            f"<code>{html.escape(str(chain['head']['hash']))}</code>.</p>"
+        )
+    else:
+        p = chain["problem"]
+        parts.append(f"<p class='warn'>Chain broken: {html.escape(p['message'])}</p>")
+    step("html")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(data['title'])}</title><style>{CSS}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>"
+    )
+
+
+def _evaluation_html(ev: dict[str, Any]) -> str:
+    out = ["<h2>Measured accuracy</h2>"]
+    if not ev.get("available"):
+        out.append(f"<p class='warn'>{html.escape(ev.get('message', 'not available'))}</p>")
+        return "".join(out)
+    op = ev.get("operating_point") or {}
+    out.append(
+        _table(
+            [
+                ["measured at", ev.get("at", "?")],
+                ["model", ev.get("model", "?")],
+                ["dataset", ev.get("dataset", "?")],
+                [
+                    "images / identities",
+                    f"{ev.get('n_images', '?')} / {ev.get('n_identities', '?')}",
+                ],
+                ["failure to acquire", ev.get("fta", "?")],
+                ["threshold", op.get("threshold", "?")],
+                ["FMR at threshold", op.get("fmr", "?")],
+                ["FNMR at threshold", op.get("fnmr", "?")],
+                ["FPIR / FNIR", f"{op.get('fpir', '?')} / {op.get('fnir', '?')}"],
+                ["gallery size", op.get("gallery_size", "?")],
+            ],
+            ["measure", "value"],
+        )
+    )
+    det = chart_det(ev)
+    out.append(det or "<p>The evaluation holds no DET curve.</p>")
+    groups = ev.get("groups") or []
+    out.append("<h3>Differences between demographic groups</h3>")
+    chart = chart_groups(groups)
+    if chart:
+        out.append(chart)
+        out.append(
+            _table(
+                [[g["group"], g.get("n_images"), g.get("fmr"), g.get("fnmr")] for g in groups],
+                ["group", "images", "FMR", "FNMR"],
+            )
+        )
+        ratios = ev.get("group_ratios") or {}
+        if ratios:
+            out.append(
+                f"<p>Worst-to-best ratio: FMR {ratios.get('fmr_worst_to_best')}, FNMR "
+                f"{ratios.get('fnmr_worst_to_best')}.</p>"
+            )
+    else:
+        out.append("<p>The evaluation set carries no group labels: differences not measured.</p>")
+    cc = ev.get("calibration_check")
+    out.append("<h3>Calibration</h3>")
+    if not cc:
+        out.append("<p>No calibration check in the evaluation.</p>")
+    elif cc.get("drifted"):
+        out.append(
+            f"<p class='warn'>Calibration has drifted (max ratio measured/predicted "
+            f"{cc.get('max_ratio')}): the false-match rates shown with candidates are not "
+            "reliable until the model is recalibrated.</p>"
+        )
+    else:
+        out.append(
+            f"<p class='ok'>Calibration holds (max ratio {cc.get('max_ratio')}; "
+            f"{html.escape(str(cc.get('calibration', '')))}).</p>"
+        )
+    return "".join(out)
+
+
+def _retention_html(r: dict[str, Any]) -> str:
+    rows = []
+    for name, v in r["oldest_retained"].items():
+        status = "past its period" if v["overdue"] else "within policy"
+        age = "" if v["age_hours"] is None else v["age_hours"]
+        rows.append([name, v["policy"], v["oldest"] or "none held", age, status])
+    overdue = [n for n, v in r["oldest_retained"].items() if v["overdue"]]
+    note = (
+        f"<p class='warn'>Held past retention: {', '.join(overdue)} (run `fieldid purge`).</p>"
+        if overdue
+        else "<p class='ok'>Nothing is held past its retention period.</p>"
+    )
+    purged = ", ".join(f"{k}: {v}" for k, v in r["purged_in_period"].items() if v) or "nothing"
+    return (
+        "<h2>Retention compliance</h2>"
+        + note
+        + _table(rows, ["data class", "policy", "oldest held", "age (hours)", "status"])
+        + f"<p>{r['purges_in_period']} purges in the period removed {html.escape(purged)}.</p>"
+    )

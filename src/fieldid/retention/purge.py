@@ -1,0 +1,280 @@
+"""Enforcing the retention policy: the purge, on demand and on a schedule.
+
+Every purge is written to the audit log (event ``purge``) with the classes purged, how many items
+each lost, the policy in force and the time. The audit log itself loses only entries older than
+its period, and only a leading run of them, so what remains is still one unbroken chain: the purge
+entry records the new *anchor* (the first seq kept and the hash it links to), and
+``fieldid audit verify`` starts from that anchor. Deleting entries without such an anchor is
+still detected.
+
+The purge entry is written *before* the audit entries it removes: a crash between the two leaves
+more history, never a gap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from fieldid.access import Actor, require
+from fieldid.adjudication.schema import ExportRecord, ProbeRecord, SearchRecord
+from fieldid.gallery.schema import AuditEntry
+from fieldid.retention.policy import CLASSES, RetentionPolicy
+from fieldid.workspace import Workspace
+
+#: The scheduled purge's operator in the audit log.
+SYSTEM_OPERATOR = "system:retention"
+#: How often a server should call :func:`run_scheduled_purge` (seconds). Probes are kept 24 h by
+#: default; a quarter-hour cadence keeps any of them at most 15 minutes past its period.
+SCHEDULE_INTERVAL_S = 900
+
+UNIDENTIFIED = ("open", "not_identified", "inconclusive")
+
+
+def as_utc(dt: datetime) -> datetime:
+    """SQLite returns naive datetimes; every time fieldid stores is UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+@dataclass
+class PurgeReport:
+    at: datetime
+    trigger: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
+    #: First audit seq kept and the hash it links to, when audit entries were removed.
+    audit_anchor: dict[str, Any] | None = None
+    #: Exports past retention written outside the workspace: recorded, not deleted.
+    outside_workspace: list[str] = field(default_factory=list)
+    audit_seq: int | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "trigger": self.trigger,
+            "counts": self.counts,
+            "audit_anchor": self.audit_anchor,
+            "outside_workspace": self.outside_workspace,
+            "audit_seq": self.audit_seq,
+        }
+
+
+def _count(s: Session, stmt: Any) -> int:
+    """Rows an UPDATE or DELETE touched."""
+    result = cast(CursorResult[Any], s.execute(stmt))
+    return int(result.rowcount)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def purge(
+    ws: Workspace,
+    now: datetime | None = None,
+    *,
+    actor: Actor | None = None,
+    trigger: str = "manual",
+    policy: RetentionPolicy | None = None,
+) -> PurgeReport:
+    """Remove everything past its retention period, in every data class, and audit it.
+
+    ``actor`` is the person running the purge (needs the ``purge`` permission); None means the
+    server's scheduler.
+    """
+    if actor is not None:
+        require(actor, "purge")
+    policy = policy or RetentionPolicy.load(ws)
+    now = as_utc(now or ws.clock.now())
+    report = PurgeReport(at=now, trigger=trigger)
+    c = report.counts
+    with ws.sessions.begin() as s:
+        cut = now - policy.period("probe_images")
+        c["probe_images"] = _count(
+            s,
+            update(ProbeRecord)
+            .where(ProbeRecord.image.is_not(None), ProbeRecord.captured_at < cut)
+            .values(image=None, image_purged_at=now),
+        )
+        cut = now - policy.period("probe_templates")
+        c["probe_templates"] = _count(
+            s,
+            update(ProbeRecord)
+            .where(ProbeRecord.template.is_not(None), ProbeRecord.captured_at < cut)
+            .values(template=None, template_purged_at=now),
+        )
+        cut = now - policy.period("unidentified_searches")
+        ended = func.coalesce(SearchRecord.closed_at, SearchRecord.started_at)
+        c["unidentified_searches"] = _count(
+            s, delete(SearchRecord).where(SearchRecord.status.in_(UNIDENTIFIED), ended < cut)
+        )
+        cut = now - policy.period("confirmed_identifications")
+        c["confirmed_identifications"] = _count(
+            s,
+            delete(SearchRecord).where(
+                SearchRecord.status == "identified",
+                or_(SearchRecord.closed_at < cut, SearchRecord.closed_at.is_(None)),
+            ),
+        )
+        cut = now - policy.period("exports")
+        for ex in s.scalars(
+            select(ExportRecord).where(
+                ExportRecord.purged_at.is_(None), ExportRecord.created_at < cut
+            )
+        ):
+            path = Path(ex.path)
+            if _inside(ws.root, path):
+                path.unlink(missing_ok=True)
+                ex.purged_at = now
+                c["exports"] += 1
+            else:
+                report.outside_workspace.append(str(path))
+
+        cut = now - policy.period("audit_entries")
+        first_keep = s.scalars(
+            select(AuditEntry.seq).where(AuditEntry.at >= cut).order_by(AuditEntry.seq).limit(1)
+        ).first()
+        last = s.execute(
+            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        first_now = s.scalars(select(func.min(AuditEntry.seq))).first()
+    anchor: dict[str, Any] | None = None
+    if last is not None and first_now is not None:
+        if first_keep is None:  # everything is old: the purge entry itself becomes the anchor
+            anchor = {"first_seq": last[0] + 1, "prev_hash": last[1]}
+        elif first_keep > first_now:
+            with ws.sessions() as s:
+                prev = s.scalars(
+                    select(AuditEntry.prev_hash).where(AuditEntry.seq == first_keep)
+                ).one()
+            anchor = {"first_seq": first_keep, "prev_hash": prev}
+    if anchor is not None:
+        c["audit_entries"] = anchor["first_seq"] - first_now  # type: ignore[operator]
+        report.audit_anchor = anchor
+    entry = ws.audit.append(
+        "purge",
+        operator=actor.name if actor else SYSTEM_OPERATOR,
+        payload={
+            "trigger": trigger,
+            "at": now.isoformat(),
+            "classes": dict(c),
+            "policy": policy.to_dict(),
+            **({"audit_anchor": anchor} if anchor else {}),
+            **({"outside_workspace": report.outside_workspace} if report.outside_workspace else {}),
+            **({"role": actor.role.value} if actor else {}),
+        },
+    )
+    report.audit_seq = entry.seq
+    if anchor is not None:
+        with ws.sessions.begin() as s:
+            s.execute(delete(AuditEntry).where(AuditEntry.seq < anchor["first_seq"]))
+    return report
+
+
+def purge_probe(
+    ws: Workspace, search_id: int, *, operator: str, trigger: str, adjudication_id: int | None
+) -> int:
+    """Purge one search's probe image and template now (a search closed without
+    identification). Returns how many items were removed; audited when any was."""
+    now = as_utc(ws.clock.now())
+    with ws.sessions.begin() as s:
+        probe = s.get(ProbeRecord, search_id)
+        if probe is None:
+            return 0
+        counts = {"probe_images": 0, "probe_templates": 0}
+        if probe.image is not None:
+            probe.image, probe.image_purged_at = None, now
+            counts["probe_images"] = 1
+        if probe.template is not None:
+            probe.template, probe.template_purged_at = None, now
+            counts["probe_templates"] = 1
+    if sum(counts.values()):
+        ws.audit.append(
+            "purge",
+            operator=operator,
+            payload={
+                "trigger": trigger,
+                "at": now.isoformat(),
+                "classes": counts,
+                "search_id": search_id,
+                "adjudication_id": adjudication_id,
+            },
+        )
+    return sum(counts.values())
+
+
+def run_scheduled_purge(ws: Workspace) -> PurgeReport:
+    """What the server calls every :data:`SCHEDULE_INTERVAL_S` seconds (and at start-up)."""
+    return purge(ws, trigger="scheduled")
+
+
+def register_export(ws: Workspace, kind: str, path: Path, audit_seq: int | None) -> None:
+    """Record a file written out (audit export, redress export, report) so retention covers it."""
+    with ws.sessions.begin() as s:
+        s.add(
+            ExportRecord(
+                kind=kind,
+                path=str(Path(path).resolve()),
+                created_at=ws.clock.now(),
+                audit_seq=audit_seq,
+            )
+        )
+
+
+def oldest_retained(ws: Workspace, policy: RetentionPolicy | None = None) -> dict[str, Any]:
+    """Per data class: the oldest item still held, its age and whether it is past its period
+    (the report's retention-compliance table)."""
+    policy = policy or RetentionPolicy.load(ws)
+    now = as_utc(ws.clock.now())
+    ended = func.coalesce(SearchRecord.closed_at, SearchRecord.started_at)
+    queries: dict[str, Callable[[Any], Any]] = {
+        "probe_images": lambda s: s.scalars(
+            select(func.min(ProbeRecord.captured_at)).where(ProbeRecord.image.is_not(None))
+        ).first(),
+        "probe_templates": lambda s: s.scalars(
+            select(func.min(ProbeRecord.captured_at)).where(ProbeRecord.template.is_not(None))
+        ).first(),
+        "unidentified_searches": lambda s: s.scalars(
+            select(func.min(ended)).where(SearchRecord.status.in_(UNIDENTIFIED))
+        ).first(),
+        "confirmed_identifications": lambda s: s.scalars(
+            select(func.min(SearchRecord.closed_at)).where(SearchRecord.status == "identified")
+        ).first(),
+        "audit_entries": lambda s: s.scalars(select(func.min(AuditEntry.at))).first(),
+        "exports": lambda s: s.scalars(
+            select(func.min(ExportRecord.created_at)).where(ExportRecord.purged_at.is_(None))
+        ).first(),
+    }
+    out: dict[str, Any] = {}
+    with ws.sessions() as s:
+        for name, q in queries.items():
+            oldest = q(s)
+            if isinstance(oldest, str):  # func.min over a coalesce loses the DateTime type
+                oldest = datetime.fromisoformat(oldest)
+            period = policy.period(name)
+            age = None if oldest is None else now - as_utc(oldest)
+            out[name] = {
+                "policy": policy.texts[name],
+                "oldest": None if oldest is None else as_utc(oldest).isoformat(),
+                "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
+                "overdue": bool(age is not None and age > period),
+            }
+    return out
+
+
+def dumps(report: PurgeReport) -> str:
+    return json.dumps(report.to_dict(), indent=2)
