@@ -69,7 +69,10 @@ def user_add(
 
 
 @user_app.command("list")
-def user_list(workspace: WorkspaceOpt = Path("."), as_json: bool = False) -> None:
+def user_list(
+    workspace: WorkspaceOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """List operators, their roles and last login."""
     from fieldid.access.accounts import Accounts
     from fieldid.workspace import Workspace

@@ -144,7 +144,9 @@ def stored_result(state: AppState, principal: Principal, ref: int) -> StoredResu
     return item
 
 
-@router.post("/session", response_model=SessionOut, responses={401: PROBLEM, 429: PROBLEM})
+@router.post(
+    "/session", tags=["session"], response_model=SessionOut, responses={401: PROBLEM, 429: PROBLEM}
+)
 def login(body: LoginBody, request: Request, response: Response) -> SessionOut:
     """Log in with an operator name and password; sets the session cookie (HttpOnly,
     SameSite=Strict) and returns the CSRF token to send as ``X-CSRF-Token`` with every
@@ -174,10 +176,8 @@ def set_session_cookie(response: Response, request: Request, state: AppState, se
     )
 
 
-@router.delete("/session", status_code=204, responses=ERRORS)
-def logout(
-    request: Request, principal: Annotated[Principal, Depends(Need(None))]
-) -> Response:
+@router.delete("/session", tags=["session"], status_code=204, responses=ERRORS)
+def logout(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -> Response:
     """End this browser session."""
     state = app_state(request)
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -188,7 +188,7 @@ def logout(
     return response
 
 
-@router.get("/me", responses=ERRORS)
+@router.get("/me", tags=["session"], responses=ERRORS)
 def me(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -> dict[str, Any]:
     """Who is logged in, what they may do, and the use policy the screens need."""
     from fieldid.access import PERMISSIONS
@@ -211,7 +211,7 @@ def me(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -
     }
 
 
-@router.post("/searches", status_code=201, responses=ERRORS)
+@router.post("/searches", tags=["search"], status_code=201, responses=ERRORS)
 async def search(
     request: Request,
     principal: Annotated[Principal, Depends(Need("search"))],
@@ -237,7 +237,7 @@ async def search(
     )
 
 
-@router.get("/searches/{ref}", responses={**ERRORS, 404: PROBLEM})
+@router.get("/searches/{ref}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
 def get_search(
     ref: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
 ) -> dict[str, Any]:
@@ -247,6 +247,7 @@ def get_search(
 
 @router.get(
     "/searches/{ref}/probe",
+    tags=["search"],
     responses={**ERRORS, 404: PROBLEM, 200: {"content": {"image/jpeg": {}}}},
     response_class=Response,
 )
@@ -260,7 +261,7 @@ def get_probe(
     )
 
 
-@router.post("/verifications", responses=ERRORS)
+@router.post("/verifications", tags=["search"], responses=ERRORS)
 async def verify(
     request: Request,
     principal: Annotated[Principal, Depends(Need("verify"))],
@@ -316,7 +317,12 @@ def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
     box = acq.face.box
     return {
         "face": {
-            "box": [round(box.left, 1), round(box.top, 1), round(box.width, 1), round(box.height, 1)],
+            "box": [
+                round(box.left, 1),
+                round(box.top, 1),
+                round(box.width, 1),
+                round(box.height, 1),
+            ],
             "inter_eye_px_at_capture": round(report.value("inter_eye_distance"), 1),
         },
         "passes": not guidance,
@@ -326,7 +332,7 @@ def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
     }
 
 
-@router.post("/quality", responses=ERRORS)
+@router.post("/quality", tags=["search"], responses=ERRORS)
 async def quality(
     request: Request,
     principal: Annotated[Principal, Depends(Need("search"))],
@@ -350,6 +356,7 @@ def _thumbnail_column(state: AppState) -> bool:
 
 @router.get(
     "/persons/{person_id}/photo",
+    tags=["gallery"],
     responses={**ERRORS, 404: PROBLEM, 200: {"content": {"image/jpeg": {}}}},
     response_class=Response,
 )
@@ -381,7 +388,7 @@ def person_photo(
     return Response(bytes(blob), media_type="image/jpeg", headers={"Cache-Control": "private"})
 
 
-@router.post("/enrollments", status_code=201, responses=ERRORS)
+@router.post("/enrollments", tags=["gallery"], status_code=201, responses=ERRORS)
 async def enroll(
     request: Request,
     principal: Annotated[Principal, Depends(Need("enroll"))],
@@ -441,8 +448,9 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
     checks["model"] = str(ws.pipeline.model) if "pipeline" in ws.__dict__ else "not loaded"
     gallery_loaded = "gallery" in ws.__dict__ and ws.gallery._index is not None
     checks["index"] = (
-        f"{ws.gallery._index.ntotal} templates" if gallery_loaded and ws.gallery._index else
-        "not loaded"
+        f"{ws.gallery._index.ntotal} templates"
+        if gallery_loaded and ws.gallery._index
+        else "not loaded"
     )
     ok = checks["database"] == "ok" and state.ready and gallery_loaded
     return ok, checks

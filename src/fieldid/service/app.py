@@ -19,7 +19,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.errors import FieldidError
@@ -126,12 +125,9 @@ def create_app(
             )
         else:
             response = await call_next(request)
-        route = "unmatched"
-        for r in request.app.router.routes:
-            match, _ = r.matches(request.scope)
-            if match == Match.FULL:
-                route = getattr(r, "path", "unmatched")
-                break
+        # The router records the matched route in the scope: label by its template, never by the
+        # concrete path (which would carry search references into the metrics).
+        route = getattr(request.scope.get("route"), "path", "unmatched")
         state.metrics.request(request.method, route, response.status_code)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -109,9 +109,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         for e in exc.errors()
     ]
     missing = ", ".join(e["field"] for e in errors if e["field"]) or "the request"
-    return problem(
-        422, "request.invalid", f"check these fields: {missing}", errors=errors
-    )
+    return problem(422, "request.invalid", f"check these fields: {missing}", errors=errors)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -135,7 +135,9 @@ def login_submit(
 
 
 @router.post("/logout")
-def logout(request: Request, principal: Annotated[Principal, Depends(Need(None, page=True))]) -> Response:
+def logout(
+    request: Request, principal: Annotated[Principal, Depends(Need(None, page=True))]
+) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         app_state(request).accounts.close_session(cookie)
@@ -148,7 +150,9 @@ def logout(request: Request, principal: Annotated[Principal, Depends(Need(None, 
 
 
 @router.get("/")
-def home(request: Request, principal: Annotated[Principal, Depends(Need(None, page=True))]) -> Response:
+def home(
+    request: Request, principal: Annotated[Principal, Depends(Need(None, page=True))]
+) -> Response:
     if principal.can("search"):
         return RedirectResponse("/start", status_code=303)
     return render(request, "home.html", {})
@@ -184,7 +188,9 @@ def _start_context(request: Request, **extra: Any) -> dict[str, Any]:
 
 
 @router.get("/start")
-def start(request: Request, principal: Annotated[Principal, Depends(Need("search", page=True))]) -> HTMLResponse:
+def start(
+    request: Request, principal: Annotated[Principal, Depends(Need("search", page=True))]
+) -> HTMLResponse:
     return render(request, "start.html", _start_context(request))
 
 
@@ -292,9 +298,7 @@ def results(
     item = api.stored_result(state, principal, ref)
     r = item.result
     persons = int(r.get("gallery", {}).get("persons", 0))
-    candidates = [
-        {**c, "rate_text": _rate_text(c, persons)} for c in r.get("candidates", [])
-    ]
+    candidates = [{**c, "rate_text": _rate_text(c, persons)} for c in r.get("candidates", [])]
     return render(
         request,
         "results.html",
