@@ -184,9 +184,7 @@ class Accounts:
             s.add(op)
             s.flush()
             info = _info(op)
-        self.ws.audit.append(
-            "user_add", operator=by, payload={"user": name, "role": role.value}
-        )
+        self.ws.audit.append("user_add", operator=by, payload={"user": name, "role": role.value})
         return info
 
     def get_user(self, name: str) -> OperatorInfo | None:
@@ -226,7 +224,7 @@ class Accounts:
         if n < free or last is None:
             return timedelta(0)
         wait = min(self.policy.backoff_base * 2 ** (n - free), self.policy.backoff_cap)
-        remaining = _aware(last) + wait - now
+        remaining: timedelta = _aware(last) + wait - now
         return max(remaining, timedelta(0))
 
     def throttle_wait(self, name: str, client: str) -> timedelta:
@@ -265,8 +263,9 @@ class Accounts:
         with self.ws.sessions() as s:
             op = s.scalar(select(Operator).where(Operator.name == name))
             stored = op.password_hash if op else self._dummy_hash
+            ok: bool
             try:
-                ok = self.hasher.verify(stored, password)
+                ok = bool(self.hasher.verify(stored, password))
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 ok = False
             ok = ok and op is not None

@@ -110,9 +110,15 @@ def serve_demo(
     console.print(f"\nopen [bold]{url}[/] and log in as (passwords are new at every start):")
     for name, pw in passwords.items():
         console.print(f"  {name:16} {pw}", markup=False, highlight=False)
+    from fieldid.demo import astronaut_path, closer_crop
+
+    probe = root / "try-this-photo.jpg"
+    probe.write_bytes(closer_crop(astronaut_path()))
     console.print(
-        "to get a result, point the camera at the astronaut portrait "
-        "(src/fieldid/demo/astronaut.jpg) on another screen, or use 'Use a photo file instead'."
+        "to get a candidate, hold the astronaut portrait (src/fieldid/demo/astronaut.jpg, on "
+        f"another screen) close to the camera, or choose 'Use a photo file instead' and upload "
+        f"{probe} (a closer capture of the same face).",
+        highlight=False,
     )
     if host not in {"127.0.0.1", "localhost", "::1"}:
         console.print(

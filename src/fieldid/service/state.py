@@ -39,8 +39,8 @@ class StoredResult:
 
     def probe_thumbnail(self, max_side: int = 480) -> bytes:
         if not self.probe_is_thumbnail:
-            with Image.open(io.BytesIO(self.probe)) as im:
-                im = ImageOps.exif_transpose(im).convert("RGB")
+            with Image.open(io.BytesIO(self.probe)) as opened:
+                im = ImageOps.exif_transpose(opened).convert("RGB")
                 im.thumbnail((max_side, max_side))
                 buf = io.BytesIO()
                 im.save(buf, format="JPEG", quality=85)
