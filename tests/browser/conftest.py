@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers_browser import ARTIFACTS, CHROMIUM, Server, _free_port, face_frame, write_y4m
+
+from browser.helpers_browser import ARTIFACTS, CHROMIUM, Server, _free_port, face_frame, write_y4m
 
 
 def _missing() -> str | None:

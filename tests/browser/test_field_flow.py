@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_browser import PHONE, Server, face_frame, jpeg, launch
+
+from browser.helpers_browser import PHONE, Server, face_frame, jpeg, launch
 
 
 def _context(browser: Any, server: Server) -> Any:
