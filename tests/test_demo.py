@@ -13,14 +13,18 @@ from fieldid.workspace import Workspace
 def test_demo_runs_end_to_end_and_is_rerunnable(tmp_path):
     ws = tmp_path / "demo"
     runner = CliRunner()
-    first = runner.invoke(app, ["demo", "--workspace", str(ws), "--distractors", "500"])
+    first = runner.invoke(
+        app, ["demo", "--console", "--workspace", str(ws), "--distractors", "500"]
+    )
     assert first.exit_code == 0, first.output
     out = first.output
     assert "refused [quality.too_far]: move closer" in out
     assert "rank 1: Subject 0001 (synthetic)" in out
     assert "a lead, not an identification" in out
     assert "chain intact: True" in out
-    again = runner.invoke(app, ["demo", "--workspace", str(ws), "--distractors", "500"])
+    again = runner.invoke(
+        app, ["demo", "--console", "--workspace", str(ws), "--distractors", "500"]
+    )
     assert again.exit_code == 0 and "1 already enrolled" in again.output
     w = Workspace.open(ws)
     size = w.gallery.size()

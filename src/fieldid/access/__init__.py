@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "admin_sources": frozenset({Role.ADMIN}),
     "policy": frozenset({Role.ADMIN}),
     "purge": frozenset({Role.ADMIN}),
+    "metrics": frozenset({Role.AUDITOR, Role.ADMIN}),
 }
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from fieldid.cli.accountability import register as register_accountability
 from fieldid.cli.models import models_app
+from fieldid.cli.users import token_app, user_app
 from fieldid.errors import FieldidError
 
 app = typer.Typer(
@@ -26,6 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -269,18 +272,67 @@ def evaluate(
 
 @app.command()
 def demo(
-    workspace: Annotated[Path, typer.Option(help="Demo workspace folder.")] = Path(
-        "demo-workspace"
-    ),
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="Demo workspace folder (default: ~/.local/share/fieldid/demo)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
     distractors: Annotated[int, typer.Option(help="Synthetic template-only identities.")] = 10_000,
+    console_only: Annotated[
+        bool,
+        typer.Option(
+            "--console", help="Run the command-line walkthrough instead of serving the app."
+        ),
+    ] = False,
 ) -> None:
-    """Run the command line end to end on a demo workspace of synthetic identities."""
-    from fieldid.demo import run_demo
+    """Serve the field app on a demo workspace of synthetic identities (http://127.0.0.1:8000).
 
+    Prints a demo officer's and supervisor's passwords (new at every start)."""
     try:
-        run_demo(workspace, distractors=distractors, console=console)
+        if console_only:
+            from fieldid.demo import run_demo
+
+            run_demo(workspace or Path("demo-workspace"), distractors=distractors, console=console)
+            return
+        from fieldid.demo.server import serve_demo
+
+        serve_demo(workspace, host=host, port=port, distractors=distractors, console=console)
     except FieldidError as e:
         fail(e)
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = Path("."),
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    cookie_secure: Annotated[
+        str, typer.Option(help="Session cookie Secure flag: auto, always or never.")
+    ] = "auto",
+    trust_forwarded_proto: Annotated[
+        bool, typer.Option(help="Believe X-Forwarded-Proto (only behind your own TLS proxy).")
+    ] = False,
+) -> None:
+    """Serve the API and the field app on a workspace (put it behind TLS beyond localhost)."""
+    import uvicorn
+
+    from fieldid.service import ServiceSettings, create_app
+
+    if cookie_secure not in {"auto", "always", "never"}:
+        raise typer.BadParameter("--cookie-secure: auto, always or never")
+    try:
+        ws = _open(workspace)
+    except FieldidError as e:
+        fail(e)
+    settings = ServiceSettings(
+        cookie_secure=cookie_secure,  # type: ignore[arg-type]
+        trust_forwarded_proto=trust_forwarded_proto,
+    )
+    try:
+        uvicorn.run(create_app(ws, settings), host=host, port=port, log_level="warning")
+    finally:
+        ws.close()
 
 
 register_accountability(app)

@@ -135,7 +135,7 @@ def assess(rgb: NDArray[np.uint8], acq: Acquisition) -> QualityReport:
     ms: list[Measure] = []
 
     ied = face.inter_eye_distance
-    ms.append(Measure("inter_eye_distance", ied, "px", _ramp(ied, 20.0, 90.0)))
+    ms.append(Measure("inter_eye_distance", ied, "px", _ramp(ied, 20.0, 90.0)))  # see at_scale
 
     yaw, pitch, roll = head_pose(face)
     ms.append(Measure("yaw", yaw, "deg", _ramp(abs(yaw), 45.0, 8.0)))
@@ -167,3 +167,21 @@ def assess(rgb: NDArray[np.uint8], acq: Acquisition) -> QualityReport:
     log_sum = sum(WEIGHTS[m.name] * math.log(max(1, m.score)) for m in ms)
     unified = round(math.exp(log_sum / total))
     return QualityReport(measures, unified)
+
+
+def at_scale(report: QualityReport, factor: float) -> QualityReport:
+    """The report as it would read on the same frame ``factor`` times larger.
+
+    Live guidance measures frames the browser downscaled (to save bandwidth and time); the
+    distance between the eyes is the one measure in pixels, and the gate's minimum is set for the
+    full-size capture, so it is scaled back before the gate looks at it. The other measures do
+    not depend on resolution (sharpness is measured on the face normalised to 128 px)."""
+    if factor == 1.0:
+        return report
+    measures = dict(report.measures)
+    m = measures["inter_eye_distance"]
+    ied = m.value * factor
+    measures[m.name] = Measure(m.name, ied, m.unit, _ramp(ied, 20.0, 90.0))
+    total = sum(WEIGHTS.values())
+    log_sum = sum(WEIGHTS[x.name] * math.log(max(1, x.score)) for x in measures.values())
+    return QualityReport(measures, round(math.exp(log_sum / total)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import fieldid.access.schema  # noqa: F401  (operators, tokens, sessions: metadata complete)
 from fieldid.gallery.schema import Base
 
 config = context.config

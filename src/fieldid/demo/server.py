@@ -1,0 +1,134 @@
+"""``fieldid demo``: the field app on a demo workspace, served at http://127.0.0.1:8000.
+
+The gallery holds one real face, NASA's public-domain astronaut portrait, under the neutral
+synthetic identity "Subject 0001 (synthetic)" with no records attached, and synthetic
+template-only distractors (vectors with no face behind them). Two demo operators, an officer and a
+supervisor, get fresh random passwords at every start, printed once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from rich.console import Console
+
+from fieldid.access import Role
+from fieldid.access.accounts import Accounts
+from fieldid.dataset import LabelledImage
+from fieldid.errors import WorkspaceError
+from fieldid.gallery.distractors import bundled
+from fieldid.gallery.enroll import enroll_images
+from fieldid.workspace import Workspace
+
+DEMO_SUBJECT = "subject-0001"
+DEMO_BANNER = "DEMO: synthetic identities only; no record is attached to any face"
+DEMO_OPERATORS = (("demo-officer", Role.OFFICER), ("demo-supervisor", Role.SUPERVISOR))
+
+
+def default_workspace() -> Path:
+    """``$XDG_DATA_HOME/fieldid/demo`` (``~/.local/share/fieldid/demo``): outside the source
+    tree, kept between runs so the distractors are generated once."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fieldid" / "demo"
+
+
+def prepare(root: Path, *, distractors: int, console: Console) -> tuple[Workspace, dict[str, str]]:
+    """Open (or create) the demo workspace, fill its gallery, and reset the demo operators'
+    passwords. Returns the workspace and {operator: password}."""
+    from fieldid.demo import astronaut_path
+
+    ws = Workspace.open(root) if (root / "fieldid.toml").exists() else Workspace.init(root)
+    summary = enroll_images(
+        ws,
+        [LabelledImage(astronaut_path(), DEMO_SUBJECT, "Subject 0001 (synthetic)")],
+        operator="demo-setup",
+        source_name="demo: NASA public-domain portrait (no records)",
+        synthetic=True,
+    )
+    if summary.refused:
+        r = summary.refused[0]
+        raise WorkspaceError(f"demo portrait refused: {r.message}", code="demo.enroll")
+    size = ws.gallery.size()
+    missing = distractors - (size.persons - 1)
+    if missing > 0:
+        model = bundled(str(ws.pipeline.model))
+        if model is None:
+            raise WorkspaceError("no distractor model for this embedder", code="demo.no_model")
+        console.print(f"generating {missing:,} synthetic template-only distractors…")
+        start = size.persons
+        people = [
+            (f"synthetic-{start + i:07d}", f"Subject {start + i:07d} (synthetic)")
+            for i in range(missing)
+        ]
+        ws.gallery.add_template_only(people, model.sample(missing, seed=start))
+        ws.gallery.flush()
+    passwords = reset_operators(ws)
+    return ws, passwords
+
+
+def reset_operators(ws: Workspace) -> dict[str, str]:
+    """Create the demo operators, or give them new passwords (the old ones are not kept)."""
+    from sqlalchemy import update
+
+    from fieldid.access.schema import Operator
+
+    accounts = Accounts(ws)
+    out: dict[str, str] = {}
+    for name, role in DEMO_OPERATORS:
+        password = secrets.token_urlsafe(9)
+        if accounts.get_user(name) is None:
+            accounts.add_user(name, role, password, by="demo-setup")
+        else:
+            with ws.sessions.begin() as s:
+                s.execute(
+                    update(Operator)
+                    .where(Operator.name == name)
+                    .values(password_hash=accounts.hasher.hash(password), disabled=False)
+                )
+        out[name] = password
+    return out
+
+
+def serve_demo(
+    root: Path | None, *, host: str, port: int, distractors: int, console: Console
+) -> None:
+    import uvicorn
+
+    from fieldid.service import ServiceSettings, create_app
+
+    root = root or default_workspace()
+    console.print(f"[bold]fieldid demo[/] workspace: {root}")
+    ws, passwords = prepare(root, distractors=distractors, console=console)
+    size = ws.gallery.size()
+    console.print(
+        f"gallery: {size.persons:,} people: Subject 0001 (synthetic) is the public-domain "
+        f"astronaut portrait; the other {size.persons - 1:,} are template-only distractors."
+    )
+    url = f"http://{host}:{port}"
+    console.print(f"\nopen [bold]{url}[/] and log in as (passwords are new at every start):")
+    for name, pw in passwords.items():
+        console.print(f"  {name:16} {pw}", markup=False, highlight=False)
+    from fieldid.demo import astronaut_path, closer_crop
+
+    probe = root / "try-this-photo.jpg"
+    probe.write_bytes(closer_crop(astronaut_path()))
+    console.print(
+        "to get a candidate, hold the astronaut portrait (src/fieldid/demo/astronaut.jpg, on "
+        f"another screen) close to the camera, or choose 'Use a photo file instead' and upload "
+        f"{probe} (a closer capture of the same face).",
+        highlight=False,
+    )
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        console.print(
+            "[bold]warning[/]: serving plain http beyond this machine: the session cookie and "
+            "photos cross the network unencrypted, and phones allow the live camera only over "
+            "https (the file input still works). Put it behind TLS for real use."
+        )
+    settings = ServiceSettings(banner=DEMO_BANNER)
+    app = create_app(ws, settings)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        ws.close()

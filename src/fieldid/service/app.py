@@ -1,0 +1,193 @@
+"""The application factory: ``create_app(workspace, settings)`` builds the FastAPI app.
+
+Served by uvicorn (``fieldid demo`` or ``fieldid serve``). One process holds one workspace; the
+face pipeline runs one request at a time (see ``AppState.work_lock``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fieldid.access.accounts import AccessPolicy, Accounts
+from fieldid.errors import FieldidError
+from fieldid.search.service import SearchService
+from fieldid.service import api, web
+from fieldid.service.auth import Need, Principal, app_state
+from fieldid.service.problems import (
+    from_error,
+    http_error_handler,
+    problem,
+    status_for,
+    validation_error_handler,
+)
+from fieldid.service.settings import ServiceSettings
+from fieldid.service.state import AppState, RecentResults
+from fieldid.workspace import Workspace
+
+API_VERSION = "1"
+
+
+def _package_dir(name: str) -> Path:
+    return Path(str(resources.files("fieldid.service").joinpath(name)))
+
+
+def _swagger_dir() -> Path:
+    """Swagger UI's files, served from here so /docs works offline (no CDN)."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
+def create_app(
+    workspace: Workspace,
+    settings: ServiceSettings | None = None,
+    *,
+    policy: AccessPolicy | None = None,
+    accounts: Accounts | None = None,
+) -> FastAPI:
+    settings = settings or ServiceSettings()
+    state = AppState(
+        workspace=workspace,
+        settings=settings,
+        accounts=accounts or Accounts(workspace, policy),
+        searches=SearchService(workspace),
+        results=RecentResults(settings.results_ttl_seconds, settings.results_max_bytes),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load the models and the index before the first request, so /readyz means it.
+        _ = workspace.pipeline
+        workspace.gallery.index()
+        state.ready = True
+        yield
+        state.ready = False
+
+    app = FastAPI(
+        title="fieldid",
+        version=API_VERSION,
+        description=(
+            "Field identity verification. A search returns **leads, never a determination**: "
+            "each candidate carries its score and the probe's quality, for a person to "
+            "adjudicate. Every use is attributed to an authenticated operator, a purpose and a "
+            "case reference, and audited. Errors are `application/problem+json` with a stable "
+            "`code`. Authenticate with the session cookie from `POST /api/v1/session` (and "
+            "`X-CSRF-Token` on state-changing requests) or `Authorization: Bearer <token>` "
+            "(`fieldid token issue`)."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.fieldid = state
+
+    async def fieldid_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FieldidError)
+        if getattr(request.state, "page", False):
+            status = status_for(exc.code)
+            if status == 401:
+                target = request.url.path
+                if request.url.query:
+                    target += "?" + request.url.query
+                return RedirectResponse(f"/login?next={web.quote_next(target)}", status_code=303)
+            return web.error_page(request, status, exc)
+        return from_error(exc)
+
+    app.add_exception_handler(FieldidError, fieldid_error)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+
+    @app.middleware("http")
+    async def guard_and_count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Refuse an oversized body before it is parsed (two images for a verification).
+        length = request.headers.get("content-length")
+        limit = 2 * settings.max_upload_bytes + 1024 * 1024
+        if length and length.isdigit() and int(length) > limit:
+            response: Response = problem(
+                413,
+                "probe.too_large_bytes",
+                f"the request is larger than {limit // (1024 * 1024)} MiB: send a smaller photo",
+            )
+        else:
+            response = await call_next(request)
+        # The router records the matched route in the scope: label by its template, never by the
+        # concrete path (which would carry search references into the metrics).
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        state.metrics.request(request.method, route, response.status_code)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    app.include_router(api.router)
+    app.include_router(web.router)
+    # The more specific mount first: Starlette takes the first prefix that matches.
+    app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")
+    app.mount("/static", StaticFiles(directory=_package_dir("static")), name="static")
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready"}})
+    def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database answers, the model and the index are loaded."""
+        ok, checks = api.readiness(app_state(request))
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics(
+        request: Request, principal: Annotated[Principal, Depends(Need("metrics"))]
+    ) -> PlainTextResponse:
+        """Prometheus text format (needs the ``metrics`` action: auditor or admin, or a token
+        scoped for it)."""
+        st = app_state(request)
+        size = st.workspace.gallery.size()
+        gauges = {
+            "fieldid_gallery_persons": ("People in the gallery.", float(size.persons)),
+            "fieldid_gallery_templates": ("Templates in the gallery.", float(size.templates)),
+            "fieldid_ready": ("1 when ready to search.", 1.0 if st.ready else 0.0),
+            "fieldid_started_seconds": ("Process start (Unix time).", started),
+        }
+        return PlainTextResponse(
+            st.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    started = time.time()
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(
+        principal: Annotated[Principal, Depends(Need(None))],
+    ) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(principal: Annotated[Principal, Depends(Need(None, page=True))]) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="fieldid API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/icon-192.png",
+        )
+
+    return app

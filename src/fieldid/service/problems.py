@@ -1,0 +1,122 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``) with fieldid's stable codes.
+
+Every refusal the service makes is ``{type, title, status, detail, code, ...details}``; ``code``
+is the :class:`fieldid.errors.FieldidError` code, so clients match on it, never on the wording.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fieldid.errors import FieldidError
+
+PROBLEM_JSON = "application/problem+json"
+
+#: Exact codes whose status differs from their family's.
+_STATUS_BY_CODE: dict[str, int] = {
+    "probe.too_large_bytes": 413,
+    "probe.too_many_pixels": 413,
+    "probe.side_too_large": 413,
+    "probe.unsupported_format": 415,
+    "probe.not_an_image": 415,
+    "probe.empty": 400,
+    "access.forbidden": 403,
+    "access.scope": 403,
+    "access.csrf": 403,
+    "access.throttled": 429,
+    "search.not_found": 404,
+    "person.not_found": 404,
+    "person.no_photo": 404,
+    "account.exists": 409,
+    "gallery.model_mismatch": 409,
+}
+
+#: Status by code family (the part before the first dot).
+_STATUS_BY_FAMILY: dict[str, int] = {
+    "probe": 422,
+    "acquire": 422,
+    "quality": 422,
+    "use": 422,
+    "access": 401,
+    "account": 422,
+    "request": 422,
+    "dataset": 422,
+    "template": 422,
+    "enroll": 422,
+    "workspace": 500,
+    "config": 500,
+    "model": 500,
+}
+
+_TITLES: dict[str, str] = {
+    "probe": "The image could not be taken in",
+    "acquire": "No usable face was found",
+    "quality": "The photo is not good enough to search with",
+    "use": "The use is not attributable",
+    "access": "Access refused",
+    "account": "Account request refused",
+    "request": "The request is malformed",
+    "http": "HTTP error",
+}
+
+
+def status_for(code: str) -> int:
+    if code in _STATUS_BY_CODE:
+        return _STATUS_BY_CODE[code]
+    return _STATUS_BY_FAMILY.get(code.split(".", 1)[0], 400)
+
+
+def problem(
+    status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
+) -> JSONResponse:
+    family = code.split(".", 1)[0]
+    body = {
+        "type": f"/problems/{code}",
+        "title": title or _TITLES.get(family, HTTPStatus(status).phrase),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="fieldid"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_error(err: FieldidError) -> JSONResponse:
+    extra = {k: v for k, v in err.details.items() if k not in {"type", "title", "status"}}
+    return problem(status_for(err.code), err.code, err.message, **extra)
+
+
+async def fieldid_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FieldidError)
+    return from_error(exc)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    missing = ", ".join(e["field"] for e in errors if e["field"]) or "the request"
+    return problem(422, "request.invalid", f"check these fields: {missing}", errors=errors)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(
+        exc.status_code,
+        f"http.{exc.status_code}",
+        str(exc.detail),
+        title=HTTPStatus(exc.status_code).phrase,
+    )

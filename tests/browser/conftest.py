@@ -1,0 +1,103 @@
+"""Browser tests: Debian's chromium driven by Playwright, against the app served by uvicorn.
+
+The camera is chromium's fake capture device fed a .y4m video made here from the bundled
+public-domain astronaut portrait, at exactly the size the capture page asks getUserMedia for
+(chromium crops or letterboxes otherwise). Screenshots (phone-sized, 390×844) go to
+``build/browser-artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from browser.helpers_browser import ARTIFACTS, CHROMIUM, Server, _free_port, face_frame, write_y4m
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return (
+            "browser tests need Debian's chromium at /usr/bin/chromium (./dev setup installs it "
+            "from scripts/apt-packages.txt)"
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "browser tests need playwright (the dev extra: ./dev setup)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _missing()
+    if reason is None:
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    import uvicorn
+    from rich.console import Console
+
+    from fieldid.access import Role
+    from fieldid.access.accounts import Accounts
+    from fieldid.demo.server import DEMO_BANNER, prepare
+    from fieldid.service import ServiceSettings, create_app
+
+    root = tmp_path_factory.mktemp("browser") / "demo"
+    ws, passwords = prepare(root, distractors=300, console=Console(quiet=True))
+    Accounts(ws).add_user("audrey", Role.AUDITOR, "auditor-password", by="test")
+    passwords["audrey"] = "auditor-password"
+    settings = ServiceSettings(banner=DEMO_BANNER)
+    app = create_app(ws, settings)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not srv.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield Server(
+        f"http://127.0.0.1:{port}",
+        root,
+        passwords,
+        (settings.capture_width, settings.capture_height),
+    )
+    srv.should_exit = True
+    thread.join(timeout=10)
+    ws.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory, server: Server) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("y4m")
+    size = server.capture
+    out = {"good": d / "good.y4m", "small": d / "small.y4m"}
+    write_y4m(out["good"], face_frame(size, 440))
+    write_y4m(out["small"], face_frame(size, 200))
+    return out
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
