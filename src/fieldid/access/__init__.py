@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "admin_sources": frozenset({Role.ADMIN}),
     "policy": frozenset({Role.ADMIN}),
     "purge": frozenset({Role.ADMIN}),
+    "record_correct": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "record_read": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
 }
 
 
