@@ -239,10 +239,8 @@ def test_cli_source_synth_and_training_search(tmp_path):
     make_workspace(root).close()
     r = CliRunner()
     w = ["--workspace", str(root)]
-    res = r.invoke(
-        app,
-        ["source", "add", "poe-1", "--kind", "port_of_entry", "--authority", "A", "--refresh", "m", *w],
-    )
+    add = ["source", "add", "poe-1", "--kind", "port_of_entry", "--authority", "A"]
+    res = r.invoke(app, [*add, "--refresh", "m", *w])
     assert res.exit_code == 0, res.output
     res = r.invoke(app, ["source", "list", "--json", *w])
     assert json.loads(res.stdout)[0]["name"] == "poe-1"
