@@ -134,6 +134,13 @@ def enroll(
         f"{summary.already_enrolled} already enrolled; {len(summary.refused)} refused. "
         f"Gallery: {size.persons} people, {size.templates} templates."
     )
+    if summary.possible_duplicates:
+        console.print(
+            f"[bold]{len(summary.possible_duplicates)} possible duplicate(s)[/]: an image matched "
+            "a different person very closely; see `fieldid review list` (nothing was merged)."
+        )
+    if summary.dedupe_off:
+        console.print(f"dedupe off: {summary.dedupe_off}")
     if summary.refused:
         t = Table(title="Refused (failure to acquire or unusable)", title_justify="left")
         t.add_column("image")
