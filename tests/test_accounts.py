@@ -156,7 +156,13 @@ def test_tokens_are_hashed_scoped_and_expire(accounts):
     grant = acc.token(tok.secret)
     assert grant.actor.name == "olive" and grant.scopes == {"search"}
     everything = acc.issue_token("olive", by="root")
-    assert set(everything.scopes) == {"search", "verify", "adjudicate", "second_confirm"}
+    assert set(everything.scopes) == {
+        "search",
+        "verify",
+        "adjudicate",
+        "second_confirm",
+        "record_read",
+    }
     with pytest.raises(AuthorisationError) as e:
         acc.issue_token("olive", scopes=["enroll"], by="root")
     assert e.value.code == "access.forbidden"

@@ -24,6 +24,14 @@ CONFIG_NAME = "fieldid.toml"
 #: gallery the same threshold returns strangers more often: set one from your own evaluation.
 DEFAULT_THRESHOLDS = {"dlib-resnet-v1": 0.955}
 
+#: Enrollment dedupe threshold per model: an enrolled image scoring at or above this against a
+#: *different* person opens a possible-duplicate review item. dlib-resnet-v1 at 0.97: on all
+#: 7.28 M different-person pairs of the LFW development set (3,823 images), 6 score this high
+#: (FMR 8.2e-7, and the top ones look like LFW labelling slips), while 9.8 % of same-person pairs
+#: do: it catches the same capture or a near-identical one under two identities, not every
+#: resemblance. Review items are leads for a person too; nothing is merged.
+DEFAULT_DUPLICATE_THRESHOLDS = {"dlib-resnet-v1": 0.97}
+
 DEFAULT_TOML = """\
 # fieldid workspace configuration. Every setting is shown with its default.
 
@@ -67,6 +75,11 @@ min_unified = 30
 
 [enrollment]
 min_inter_eye_px = 16.0        # gallery images below this are refused as unusable
+# An image matching a *different* person at or above this cosine similarity opens a
+# possible-duplicate review item (still enrolled as asked; nothing is merged). Unset: the model's
+# default (dlib-resnet-v1: 0.97, FMR under 1e-6 on LFW). Another model needs one set here, or
+# dedupe is off and the enrollment report says so.
+# duplicate_threshold = 0.97
 
 [intake]
 max_bytes = 20971520
@@ -100,6 +113,7 @@ class WorkspaceConfig:
     exact_below: int = 50_000
     gate: QualityGate = field(default_factory=QualityGate)
     enroll_min_inter_eye_px: float = 16.0
+    duplicate_threshold: float | None = None
     limits: IntakeLimits = field(default_factory=IntakeLimits)
 
     def search_threshold(self, model_id: str) -> float:
@@ -112,6 +126,12 @@ class WorkspaceConfig:
             f"{CONFIG_NAME} (measure it with `fieldid eval`)",
             code="config.threshold",
         )
+
+    def duplicate_threshold_for(self, model_id: str) -> float | None:
+        """The enrollment dedupe threshold in force, or None when none is known (dedupe off)."""
+        if self.duplicate_threshold is not None:
+            return self.duplicate_threshold
+        return DEFAULT_DUPLICATE_THRESHOLDS.get(model_id)
 
     @classmethod
     def from_toml(cls, text: str, origin: str = CONFIG_NAME) -> WorkspaceConfig:
@@ -161,6 +181,11 @@ class WorkspaceConfig:
             exact_below=int(d.get("index", {}).get("exact_below", 50_000)),
             gate=QualityGate.from_dict(d.get("quality_gate", {})),
             enroll_min_inter_eye_px=float(d.get("enrollment", {}).get("min_inter_eye_px", 16.0)),
+            duplicate_threshold=(
+                None
+                if d.get("enrollment", {}).get("duplicate_threshold") is None
+                else float(d["enrollment"]["duplicate_threshold"])
+            ),
             limits=IntakeLimits(**intake),
         )
 

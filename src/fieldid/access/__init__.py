@@ -43,6 +43,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "policy": frozenset({Role.ADMIN}),
     "purge": frozenset({Role.ADMIN}),
     "metrics": frozenset({Role.AUDITOR, Role.ADMIN}),
+    "record_correct": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "record_read": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
 }
 
 

@@ -72,8 +72,10 @@ class NoConflictChecker:
 
 
 def default_conflict_checker(ws: Workspace) -> DocumentConflicts:
-    """The checker used when none is given (the records stream's checker is wired in here)."""
-    return NoConflictChecker()
+    """The checker used when none is given: presented documents against the candidate's records."""
+    from fieldid.records.checks import RecordsConflictChecker
+
+    return RecordsConflictChecker(ws)
 
 
 @dataclass(frozen=True)

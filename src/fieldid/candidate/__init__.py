@@ -20,6 +20,15 @@ class Candidate:
     synthetic: bool
     score: float
     template_id: int
+    #: The candidate's records grouped by source, most recent first (records.assemble).
+    records: list[dict[str, Any]] = field(default_factory=list)
+    #: What the records say, each statement naming its kind, date and source.
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    #: Where the records disagree, each flag citing the records concerned.
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    #: Where a document presented at the encounter differs from this candidate's records.
+    presented_document_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    presented_document_agreements: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -29,6 +38,11 @@ class Candidate:
             "display_name": self.display_name,
             "synthetic": self.synthetic,
             "score": round(self.score, 4),
+            "presented_document_conflicts": self.presented_document_conflicts,
+            "conflicts": self.conflicts,
+            "summary": self.summary,
+            "records": self.records,
+            "presented_document_agreements": self.presented_document_agreements,
         }
 
 
@@ -50,6 +64,11 @@ class CandidateList:
     #: the receipt for the person photographed (redress lookup).
     search_id: int | None = None
     receipt_code: str | None = None
+    #: Documents the person presented (numbers as keyed hashes), shown before the candidates;
+    #: each lists the ranks of candidates whose records it conflicts with.
+    presented_documents: list[dict[str, Any]] = field(default_factory=list)
+    #: A training search: against the separate training gallery, left out of statistics.
+    training: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +79,8 @@ class CandidateList:
             "gallery": {"persons": self.gallery_persons, "templates": self.gallery_templates},
             "faces_in_frame": self.faces_in_frame,
             "quality": self.quality,
+            "training": self.training,
+            "presented_documents": self.presented_documents,
             "candidates": [c.to_dict() for c in self.candidates],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "search_id": self.search_id,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from fieldid.cli.accountability import register as register_accountability
 from fieldid.cli.models import models_app
+from fieldid.cli.records import register as register_records
 from fieldid.cli.users import token_app, user_app
 from fieldid.errors import FieldidError
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+register_records(app)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -136,6 +138,13 @@ def enroll(
         f"{summary.already_enrolled} already enrolled; {len(summary.refused)} refused. "
         f"Gallery: {size.persons} people, {size.templates} templates."
     )
+    if summary.possible_duplicates:
+        console.print(
+            f"[bold]{len(summary.possible_duplicates)} possible duplicate(s)[/]: an image matched "
+            "a different person very closely; see `fieldid review list` (nothing was merged)."
+        )
+    if summary.dedupe_off:
+        console.print(f"dedupe off: {summary.dedupe_off}")
     if summary.refused:
         t = Table(title="Refused (failure to acquire or unusable)", title_justify="left")
         t.add_column("image")
@@ -160,14 +169,35 @@ def search(
     case: CaseOpt,
     workspace: WorkspaceOpt = Path("."),
     top: Annotated[int, typer.Option("--top", help="At most this many candidates.")] = 0,
+    document: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--document",
+            help="A document the person presents: type=passport,number=…,country=…,name=…,"
+            "dob=YYYY-MM-DD,nationality=…,expiry=… (repeat for several).",
+        ),
+    ] = None,
+    training: Annotated[
+        bool, typer.Option("--training", help="Search the separate training gallery only.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Search one face against the gallery: the probe's quality, then candidates (leads)."""
+    from fieldid.records.documents import PresentedDocument
     from fieldid.search.service import SearchService
 
     try:
         ws = _open(workspace)
-        result = SearchService(ws).search(photo, _attr(operator, purpose, case), top_k=top or None)
+        presented = [PresentedDocument.parse(d) for d in document or []]
+        service = SearchService(ws)
+        result = service.search(
+            photo,
+            _attr(operator, purpose, case),
+            top_k=top or None,
+            presented=presented,
+            training=training,
+        )
+        service.close()
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -185,13 +215,42 @@ def search(
         console.print("[bold]no candidate at or above the threshold[/]")
         return
     console.print(f"[bold yellow]{result.notice}[/]")
+    if result.training:
+        console.print("[bold]training search[/]: training gallery only, left out of statistics")
+    for i, d in enumerate(result.presented_documents):
+        ranks = d["conflicts_with_ranks"]
+        console.print(
+            f"[bold]presented document {i + 1}[/]: {escape(d['document_type'])} "
+            f"({escape(str(d['issuing_country']))})"
+            + (
+                f" — [bold red]conflicts with the records of candidate(s) {ranks}[/]"
+                if ranks
+                else " — no conflict found with the candidates' records"
+            )
+        )
     t = Table(title="Candidates", title_justify="left")
-    for col in ("rank", "person id", "display name", "score"):
+    for col in ("rank", "person id", "display name", "score", "records", "conflicts"):
         t.add_column(col)
     for c in result.candidates:
         name = c.display_name + (" [dim](synthetic)[/]" if c.synthetic else "")
-        t.add_row(str(c.rank), c.external_id, name, f"{c.score:.4f}")
+        n = sum(len(g["records"]) for g in c.records)
+        flags = len(c.conflicts) + len(c.presented_document_conflicts)
+        t.add_row(str(c.rank), c.external_id, name, f"{c.score:.4f}", str(n), str(flags))
     console.print(t)
+    for c in result.candidates:
+        for x in c.presented_document_conflicts:
+            console.print(
+                f"  rank {c.rank}: presented {x['field']} {escape(str(x['presented']))} differs "
+                f"from: "
+                + "; ".join(
+                    f"{escape(str(r['value']))} ({r['source']}, {r['date'] or 'undated'})"
+                    for r in x["records"]
+                )
+            )
+        for x in c.conflicts:
+            console.print(f"  rank {c.rank}: records disagree on {x['field']} ({x['rule']})")
+        for st in c.summary[:5]:
+            console.print(f"  rank {c.rank}: {escape(st['text'])}")
 
 
 @app.command()

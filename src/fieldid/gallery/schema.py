@@ -6,10 +6,11 @@ beside it is derived and rebuilt from here whenever it is missing or stale.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -64,6 +65,16 @@ class EnrollmentImage(Base):
     height: Mapped[int] = mapped_column(Integer)
     quality_unified: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The identity record the image came with (a photo referenced by an imported record).
+    record_id: Mapped[int | None] = mapped_column(
+        ForeignKey("records.id", ondelete="SET NULL"), index=True, nullable=True
+    )
+    #: When the photo was taken, as its source states it.
+    capture_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    #: Where the image comes from in words (source, record, file), shown beside the photo.
+    provenance: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: JPEG of the face crop (at most 160 px), shown beside candidates; deleted with the image.
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     person: Mapped[Person] = relationship(back_populates="images")
 
@@ -100,3 +111,8 @@ class AuditEntry(Base):
     payload: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# The identity-record tables (``records/schema.py``) belong to the same metadata; imported here,
+# after Base is defined, so that every user of this module sees the complete schema.
+from fieldid.records import schema as _records_schema  # noqa: E402, F401

@@ -9,13 +9,15 @@ rebuilt from the database on open.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fieldid.audit.log import utcnow
@@ -207,6 +209,10 @@ class Gallery:
         height: int,
         quality_unified: int,
         synthetic: bool = False,
+        record_id: int | None = None,
+        capture_date: date | None = None,
+        provenance: str | None = None,
+        thumbnail: bytes | None = None,
     ) -> Enrolled | None:
         """Add an image and its template to a person (created if new).
 
@@ -239,6 +245,10 @@ class Gallery:
                 height=height,
                 quality_unified=quality_unified,
                 created_at=now,
+                record_id=record_id,
+                capture_date=capture_date,
+                provenance=provenance,
+                thumbnail=thumbnail,
             )
             s.add(image)
             s.flush()
@@ -263,33 +273,59 @@ class Gallery:
         vectors: NDArray[np.float32],
         *,
         synthetic: bool = True,
+        chunk: int = 50_000,
+        progress: Callable[[int], None] | None = None,
     ) -> list[int]:
-        """Bulk-add identities that have a template but no image (synthetic distractors)."""
+        """Bulk-add identities that have a template but no image (synthetic distractors).
+
+        Core bulk inserts in chunks of ``chunk``, one transaction, so millions are practical."""
         people = list(people)
         if vectors.shape != (len(people), self.dim):
             raise ValueError(f"need {len(people)}×{self.dim} vectors, got {vectors.shape}")
         now = utcnow()
+        persons_t = cast(Table, Person.__table__)
+        templates_t = cast(Table, TemplateRow.__table__)
+        tids: list[int] = []
         with self._sessions.begin() as s:
-            persons = [
-                Person(external_id=e, display_name=d, synthetic=synthetic, created_at=now)
-                for e, d in people
-            ]
-            s.add_all(persons)
-            s.flush()
-            rows = [
-                TemplateRow(
-                    person_id=p.id,
-                    image_id=None,
-                    model_id=self.model.id,
-                    model_version=self.model.version,
-                    vector=_vec_bytes(v),
-                    created_at=now,
+            for start in range(0, len(people), chunk):
+                part = people[start : start + chunk]
+                pids = [
+                    r[0]
+                    for r in s.execute(
+                        insert(persons_t).returning(persons_t.c.id, sort_by_parameter_order=True),
+                        [
+                            {
+                                "external_id": e,
+                                "display_name": d,
+                                "synthetic": synthetic,
+                                "created_at": now,
+                            }
+                            for e, d in part
+                        ],
+                    )
+                ]
+                vecs = vectors[start : start + len(part)]
+                tids.extend(
+                    r[0]
+                    for r in s.execute(
+                        insert(templates_t).returning(
+                            templates_t.c.id, sort_by_parameter_order=True
+                        ),
+                        [
+                            {
+                                "person_id": pid,
+                                "image_id": None,
+                                "model_id": self.model.id,
+                                "model_version": self.model.version,
+                                "vector": _vec_bytes(v),
+                                "created_at": now,
+                            }
+                            for pid, v in zip(pids, vecs, strict=True)
+                        ],
+                    )
                 )
-                for p, v in zip(persons, vectors, strict=True)
-            ]
-            s.add_all(rows)
-            s.flush()
-            tids = [r.id for r in rows]
+                if progress:
+                    progress(len(part))
             rev = self._bump(s)
         self._apply(rev, add=(tids, vectors.astype(np.float32)))
         return tids

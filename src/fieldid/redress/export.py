@@ -80,8 +80,11 @@ class GalleryRecordSource:
 
 
 def default_record_source(ws: Workspace) -> RecordSource:
-    """The record source used when none is given (the records stream's is wired in here)."""
-    return GalleryRecordSource(ws)
+    """The record source used when none is given: the person's records by source, then where
+    their enrolled images came from."""
+    from fieldid.records.checks import RecordsRecordSource
+
+    return RecordsRecordSource(ws)
 
 
 def _iso(dt: Any) -> str | None:

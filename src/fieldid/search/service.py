@@ -8,6 +8,7 @@ failure to acquire).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from fieldid.audit.log import Attribution, AuditRecord
 from fieldid.candidate import LEAD_NOTICE, Candidate, CandidateList
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.pipeline import Processed
+from fieldid.records.assemble import assemble
+from fieldid.records.documents import PresentedDocument, compare_documents
+from fieldid.records.kinds import workspace_key
+from fieldid.records.training import open_training
 from fieldid.workspace import Workspace
 
 ImageSource = bytes | str | Path
@@ -78,6 +83,13 @@ class Verification:
 class SearchService:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
+        self._training: Workspace | None = None
+
+    def close(self) -> None:
+        """Close the training workspace if a training search opened it."""
+        if self._training is not None:
+            self._training.close()
+            self._training = None
 
     def _refuse(
         self, event: str, attr: Attribution, err: FieldidError, **extra: Any
@@ -90,20 +102,42 @@ class SearchService:
             payload={"outcome": "refused", "error": err.to_dict(), **extra},
         )
 
+    def _training_space(self) -> Workspace:
+        if self._training is None:
+            self._training = open_training(self.ws)
+        return self._training
+
     def search(
-        self, source: ImageSource, attr: Attribution, *, top_k: int | None = None
+        self,
+        source: ImageSource,
+        attr: Attribution,
+        *,
+        top_k: int | None = None,
+        presented: Sequence[PresentedDocument] = (),
+        training: bool = False,
     ) -> CandidateList:
+        """Search one probe. ``presented``: documents the person showed, recorded with the search
+        (numbers hashed) and compared with each candidate's records. ``training``: search only the
+        separate training gallery (records.training); audited with ``{"training": true}``."""
         cfg = self.ws.config
         check_attribution(attr, cfg.purposes)
         started = time.time()
         started_at = self.ws.clock.now()
         receipt = new_receipt_code()
-        pipeline, gallery = self.ws.pipeline, self.ws.gallery
+        stored = [d.stored(workspace_key(self.ws.root)) for d in presented]
+        base: dict[str, Any] = {"started": started, "training": training}
+        if stored:
+            base["presented"] = [d.to_dict() for d in stored]
+        try:
+            space = self._training_space() if training else self.ws
+        except FieldidError as err:
+            self._refuse("search", attr, err, **base, ended=time.time())
+            raise
+        pipeline, gallery = self.ws.pipeline, space.gallery
         threshold = cfg.search_threshold(pipeline.model.id)
         k = top_k or cfg.top_k
         size = gallery.size()
-        base = {
-            "started": started,
+        base |= {
             "model": str(pipeline.model),
             "gallery": {"persons": size.persons, "templates": size.templates},
             "threshold": threshold,
@@ -127,6 +161,7 @@ class SearchService:
                 gallery_templates=size.templates,
                 outcome="refused",
                 refusal_code=err.code,
+                training=training,
             )
             err.details.setdefault("receipt_code", receipt)
             raise
@@ -135,17 +170,39 @@ class SearchService:
         timings = dict(processed.timings_ms)
         timings["search"] = (time.perf_counter() - t) * 1000
         above = [h for h in hits if h.score >= threshold]
-        candidates = [
-            Candidate(
-                i + 1,
-                h.person_id,
-                h.external_id,
-                h.display_name,
-                h.synthetic,
-                h.score,
-                h.template_id,
+        t = time.perf_counter()
+        found = assemble(space.sessions, [h.person_id for h in above])
+        candidates = []
+        for i, h in enumerate(above):
+            recs = found[h.person_id]
+            doc_conflicts, doc_agreements = compare_documents(stored, recs.records)
+            candidates.append(
+                Candidate(
+                    i + 1,
+                    h.person_id,
+                    h.external_id,
+                    h.display_name,
+                    h.synthetic,
+                    h.score,
+                    h.template_id,
+                    records=recs.groups,
+                    summary=recs.summary,
+                    conflicts=recs.conflicts,
+                    presented_document_conflicts=doc_conflicts,
+                    presented_document_agreements=doc_agreements,
+                )
             )
-            for i, h in enumerate(above)
+        timings["records"] = (time.perf_counter() - t) * 1000
+        documents = [
+            {
+                **d.to_dict(),
+                "conflicts_with_ranks": [
+                    c.rank
+                    for c in candidates
+                    if any(x["document"] == i for x in c.presented_document_conflicts)
+                ],
+            }
+            for i, d in enumerate(stored)
         ]
         entry = self.ws.audit.append(
             "search",
@@ -158,13 +215,19 @@ class SearchService:
                 "outcome": "candidates" if candidates else "no_candidate_above_threshold",
                 "probe": _probe_summary(processed),
                 "candidates": [
-                    {"rank": c.rank, "person_id": c.person_id, "score": round(c.score, 6)}
+                    {
+                        "rank": c.rank,
+                        "person_id": c.person_id,
+                        "score": round(c.score, 6),
+                        "presented_document_conflicts": len(c.presented_document_conflicts),
+                        "record_conflicts": len(c.conflicts),
+                    }
                     for c in candidates
                 ],
                 "notice": LEAD_NOTICE,
             },
         )
-        stored = record_search(
+        saved = record_search(
             self.ws,
             attr,
             audit_seq=entry.seq,
@@ -182,10 +245,11 @@ class SearchService:
             probe_image=source_bytes(source),
             template=processed.template.vector.astype("<f4").tobytes(),
             quality=processed.quality.to_dict(),
+            training=training,
         )
         return CandidateList(
             search_ref=entry.seq,
-            search_id=stored.id,
+            search_id=saved.id,
             receipt_code=receipt,
             model=str(pipeline.model),
             threshold=threshold,
@@ -195,6 +259,8 @@ class SearchService:
             candidates=candidates,
             faces_in_frame=processed.acquisition.faces_found,
             timings_ms=timings,
+            presented_documents=documents,
+            training=training,
         )
 
     def verify(self, a: ImageSource, b: ImageSource, attr: Attribution) -> Verification:
