@@ -124,14 +124,15 @@ def test_thin_band_falls_back_to_all_and_says_so(cal: Calibration):
 
 
 def test_score_meaning_words(cal: Calibration):
-    t = cal.threshold_for_fpir(1 / 300, 1_200_000, "good")
-    m = score_meaning(cal, t, 1_200_000, "good")
-    assert m.expected_false == pytest.approx(1_200_000 * m.fmr)
+    t = cal.threshold_for_fpir(1 / 300, 120_000, "good")
+    m = score_meaning(cal, t, 120_000, "good")
+    assert m.expected_false == pytest.approx(120_000 * m.fmr)
     assert m.one_in == pytest.approx(300, rel=0.01)
     assert (
-        "in a gallery of 1.2M templates, a stranger scores this high in about 1 search in 300"
-        in (m.text)
+        "in a gallery of 120,000 templates, a stranger scores this high in about 1 search in 300"
+        in m.text
     )
+    assert "a gallery of 1.2M templates" in score_meaning(cal, 0.99, 1_200_000, "good").text
     assert m.extrapolated and "extrapolated" in m.text
     low = score_meaning(cal, 0.55, 10_000, "good")
     assert "most searches" in low.text and not low.extrapolated
@@ -220,3 +221,15 @@ def test_bundled_dlib_calibration_is_labelled_and_sensible():
     # FPIR 1 % needs a threshold well above the 1,000-template one.
     assert 0.88 < cal.threshold_for_fmr(0.01) < 0.93
     assert cal.threshold_for_fpir(0.01, 1_000_000) > cal.threshold_for_fpir(0.01, 1_000) + 0.01
+
+
+def test_far_extrapolation_is_stated_as_a_bound(cal: Calibration):
+    curve = cal.curve("good")
+    far = 0.99  # ~10 standard deviations above the impostor mean: no data anywhere near
+    assert math.exp(curve.log_fmr(far)) < curve.fmr_floor
+    m = score_meaning(cal, far, 1_000_000, "good")
+    assert m.beyond_floor and m.fmr == curve.fmr_floor
+    assert (
+        "fewer than 1 search in" in m.text and "beyond what the calibration can resolve" in m.text
+    )
+    assert m.to_dict()["rates_are_bounds"] is True

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from fieldid.calibration.model import Calibration
+from fieldid.calibration.model import Calibration, fpir_from_log_fmr
 
 
 def _count(n: float) -> str:
@@ -49,6 +49,9 @@ class ScoreMeaning:
     fpir_at_score: float
     extrapolated: bool
     calibration: str
+    #: The fitted tail gives an FMR more than EXTRAPOLATION_LIMIT times below anything observed:
+    #: ``fmr`` and the other rates are then the floor's, stated as bounds ("fewer than").
+    beyond_floor: bool = False
 
     @property
     def one_in(self) -> float:
@@ -69,12 +72,17 @@ class ScoreMeaning:
                 f"in a gallery of {n} {people}, the calibration gives no measurable chance of "
                 "a stranger scoring this high"
             )
+        elif self.beyond_floor:
+            core = (
+                f"in a gallery of {n} {people}, a stranger scores this high in fewer than "
+                f"1 search in {_one_in(self.one_in)} (beyond what the calibration can resolve)"
+            )
         else:
             core = (
                 f"in a gallery of {n} {people}, a stranger scores this high in about "
                 f"1 search in {_one_in(self.one_in)}"
             )
-        if self.extrapolated:
+        if self.extrapolated and not self.beyond_floor:
             core += " (extrapolated: beyond every impostor score in the calibration data)"
         if self.band_used != self.band:
             core += (
@@ -89,6 +97,7 @@ class ScoreMeaning:
             "fpir_at_score": float(f"{self.fpir_at_score:.4g}"),
             "one_search_in": None if math.isinf(self.one_in) else float(f"{self.one_in:.3g}"),
             "extrapolated": self.extrapolated,
+            "rates_are_bounds": self.beyond_floor,
             "rates_band": self.band_used,
             "meaning": self.text,
         }
@@ -96,8 +105,10 @@ class ScoreMeaning:
 
 def score_meaning(cal: Calibration, score: float, gallery_size: int, band: str) -> ScoreMeaning:
     curve = cal.curve(band)
-    log_fmr = curve.log_fmr(score)
-    fmr = math.exp(log_fmr)
+    fmr = math.exp(curve.log_fmr(score))
+    floor = curve.fmr_floor
+    beyond = fmr < floor
+    fmr = max(fmr, floor)
     n = max(1, int(gallery_size))
     return ScoreMeaning(
         score=float(score),
@@ -106,9 +117,10 @@ def score_meaning(cal: Calibration, score: float, gallery_size: int, band: str) 
         gallery_size=n,
         fmr=fmr,
         expected_false=n * fmr,
-        fpir_at_score=cal.fpir(n, score, band),
+        fpir_at_score=fpir_from_log_fmr(n, math.log(fmr)),
         extrapolated=curve.extrapolated(score),
         calibration=cal.id,
+        beyond_floor=beyond,
     )
 
 

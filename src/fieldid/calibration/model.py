@@ -30,6 +30,9 @@ import numpy as np
 from fieldid.errors import FieldidError
 
 FORMAT = "fieldid-calibration/1"
+#: The fitted tail is trusted at most this many times below the smallest FMR observed
+#: (1 / impostor comparisons); beyond that a rate is stated as a bound ("fewer than").
+EXTRAPOLATION_LIMIT = 1000.0
 BANDS = ("all", "good", "fair", "poor")
 
 
@@ -125,6 +128,11 @@ class BandCurve:
         if s > g[-1]:
             return 1.0
         return float(np.interp(s, g, np.asarray(self.fnmr), left=0.0))
+
+    @property
+    def fmr_floor(self) -> float:
+        """Smallest FMR stated as a value; below it only "fewer than" is said."""
+        return 1.0 / (self.n_impostor * EXTRAPOLATION_LIMIT)
 
     def extrapolated(self, score: float) -> bool:
         """True when no impostor comparison in the calibration data scored this high."""

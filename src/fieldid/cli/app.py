@@ -218,20 +218,22 @@ def search(
     console.print(f"[bold yellow]{result.notice}[/]")
     title = "Investigation list" if result.list_kind == "investigation" else "Candidates"
     t = Table(title=title, title_justify="left")
-    cols = ["rank", "person id", "display name", "score", "FMR", "what the score means"]
+    cols = ["rank", "person id", "display name", "score", "FMR"]
     if result.list_kind == "investigation":
-        cols.insert(4, "threshold")
+        cols.append("threshold")
     for col in cols:
         t.add_column(col)
     for c in result.candidates:
         name = c.display_name + (" [dim](synthetic)[/]" if c.synthetic else "")
         fmr = "n/a" if c.fmr is None else f"{c.fmr:.2g}"
-        row = [str(c.rank), c.external_id, name, f"{c.score:.4f}", fmr, escape(c.meaning_text)]
+        row = [str(c.rank), c.external_id, name, f"{c.score:.4f}", fmr]
         if result.list_kind == "investigation":
-            row.insert(4, "above" if c.above_threshold else "[red]below[/]")
+            row.append("above" if c.above_threshold else "[red]below[/]")
         t.add_row(*row)
     console.print(t)
-    console.print(f"probe quality band: {result.quality_band}")
+    console.print(f"what each score means (probe quality {result.quality_band}):")
+    for c in result.candidates:
+        console.print(f"  {c.rank}. {escape(c.meaning_text)}")
 
 
 @app.command()
@@ -338,7 +340,7 @@ def evaluate(
         return
     console.print(report.to_markdown())
     if doc is not None:
-        console.print(_latest_summary(doc))
+        console.print(escape(_latest_summary(doc)))
         console.print(f"written to {path}")
 
 
@@ -363,14 +365,20 @@ def _latest_summary(doc: dict[str, Any]) -> str:
     lines.append(f"calibration check of {check['calibration']}:")
     for r in check["rows"]:
         where = f" at {r['gallery_size']:,}" if r["gallery_size"] else ""
-        band = f" [{r['band']}]" if r.get("band", "all") != "all" else ""
-        flag = "" if r["enough_data"] else " (too few trials to judge)"
+        band = f" (band {r['band']})" if r.get("band", "all") != "all" else ""
+        if r["enough_data"]:
+            flag = ""
+        elif "not_judged" in r:
+            flag = " (not judged: synthetic distractors do not score like real strangers here)"
+        else:
+            flag = " (too few trials to judge)"
         lines.append(
             f"  {r['kind'].upper()} {r['target']:g}{where}{band}: predicted "
             f"{r['predicted']:.3g}, measured {r['measured']:.3g}{flag}"
         )
     state = "DRIFTED (more than a factor of 2)" if check["drifted"] else "within a factor of 2"
-    lines.append(f"  {state}; largest factor {check['max_ratio']}")
+    factor = check["max_ratio"]
+    lines.append(f"  {state}; largest factor {'n/a' if factor is None else f'{factor:.3g}'}")
     return "\n".join(lines)
 
 

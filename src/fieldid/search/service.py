@@ -87,8 +87,11 @@ class Verification:
         m = self.meaning
         if m is None:
             return f"rates unavailable: {self.rates_unavailable}"
-        text = f"a stranger's photo scores this high in about 1 comparison in {1 / m.fmr:,.3g}"
-        if m.extrapolated:
+        about = "fewer than" if m.beyond_floor else "about"
+        text = f"a stranger's photo scores this high in {about} 1 comparison in {1 / m.fmr:,.3g}"
+        if m.beyond_floor:
+            text += " (beyond what the calibration can resolve)"
+        elif m.extrapolated:
             text += " (extrapolated: beyond every impostor score in the calibration data)"
         return text
 
