@@ -20,7 +20,7 @@ def _count(n: float) -> str:
     return f"{round(n):,}"
 
 
-def _one_in(x: float) -> str:
+def one_in_words(x: float) -> str:
     """``x`` to two significant figures, with thousands separators."""
     if x >= 100:
         digits = math.floor(math.log10(x)) - 1
@@ -75,12 +75,12 @@ class ScoreMeaning:
         elif self.beyond_floor:
             core = (
                 f"in a gallery of {n} {people}, a stranger scores this high in fewer than "
-                f"1 search in {_one_in(self.one_in)} (beyond what the calibration can resolve)"
+                f"1 search in {one_in_words(self.one_in)} (beyond what the calibration can resolve)"
             )
         else:
             core = (
                 f"in a gallery of {n} {people}, a stranger scores this high in about "
-                f"1 search in {_one_in(self.one_in)}"
+                f"1 search in {one_in_words(self.one_in)}"
             )
         if self.extrapolated and not self.beyond_floor:
             core += " (extrapolated: beyond every impostor score in the calibration data)"

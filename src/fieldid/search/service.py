@@ -22,7 +22,7 @@ from fieldid.calibration import (
     threshold_in_force,
     uncalibrated_reason,
 )
-from fieldid.calibration.meaning import ScoreMeaning
+from fieldid.calibration.meaning import ScoreMeaning, one_in_words
 from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate, CandidateList
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.pipeline import Processed
@@ -88,7 +88,8 @@ class Verification:
         if m is None:
             return f"rates unavailable: {self.rates_unavailable}"
         about = "fewer than" if m.beyond_floor else "about"
-        text = f"a stranger's photo scores this high in {about} 1 comparison in {1 / m.fmr:,.3g}"
+        one_in = one_in_words(1 / m.fmr)
+        text = f"a stranger's photo scores this high in {about} 1 comparison in {one_in}"
         if m.beyond_floor:
             text += " (beyond what the calibration can resolve)"
         elif m.extrapolated:
