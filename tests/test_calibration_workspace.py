@@ -231,7 +231,11 @@ def test_calibrate_gives_an_onnx_model_rates(tmp_path):
 
 def test_eval_writes_latest_with_group_differentials_and_calibration_check(tmp_path):
     root = tmp_path / "ws"
-    make_workspace(root).close()
+    ws = make_workspace(root)
+    # A real gallery: subjects 1-10 enrolled; the others are non-mated probes against it.
+    first = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")][:10]
+    enroll_images(ws, first, operator="t", source_name="t", synthetic=True)
+    ws.close()
     labels = tmp_path / "labels.csv"
     with labels.open("w", newline="") as f:
         w = csv.writer(f)
@@ -281,6 +285,10 @@ def test_eval_writes_latest_with_group_differentials_and_calibration_check(tmp_p
             "ratio",
             "enough_data",
         } <= set(row)
+    # Non-mated searches against the workspace's own gallery (report-share people 11 and 19).
+    live = [r for r in check["rows"] if r.get("gallery") == "workspace"]
+    assert len(live) == 1 and live[0]["gallery_size"] == 10 and live[0]["trials"] == 2
+    assert live[0]["template_only"] == 0 and live[0]["enough_data"] is False
     # 20 people give far too few comparisons to judge FMR at 1e-2..1e-4.
     assert not any(r["enough_data"] for r in check["rows"] if r["kind"] == "fmr")
     assert check["drifted"] is False

@@ -365,6 +365,8 @@ def _latest_summary(doc: dict[str, Any]) -> str:
     lines.append(f"calibration check of {check['calibration']}:")
     for r in check["rows"]:
         where = f" at {r['gallery_size']:,}" if r["gallery_size"] else ""
+        if r.get("gallery") == "workspace":
+            where += " (this workspace's gallery)"
         band = f" (band {r['band']})" if r.get("band", "all") != "all" else ""
         if r["enough_data"]:
             flag = ""

@@ -21,6 +21,8 @@
    than the drift factor (and a Poisson test puts the shortfall beyond chance, p < 0.01), the row
    cannot judge the calibration and says so (``not_judged``;
    ``enough_data`` false) rather than report a drift that belongs to the distractors.
+5. With a workspace (``fieldid eval --workspace``), one more FPIR row is measured against the
+   workspace's real gallery (:func:`workspace_gallery_check`, ``"gallery": "workspace"``).
 
 Also here: demographic differentials (FMR and FNMR per group at the operating threshold, and
 the worst-to-best ratios, as NIST's demographic-effects reports give them), and the document
@@ -240,13 +242,19 @@ def calibration_check(
                         "so this row cannot judge the calibration"
                     )
             rows.append(row)
-    judged = [r for r in rows if r["enough_data"]]
-    factors = [
-        max(r["ratio"], 1 / r["ratio"]) if 0 < r["ratio"] < math.inf else math.inf for r in judged
-    ]
-    out["max_ratio"] = max(factors) if factors else None
-    out["drifted"] = any(f > DRIFT_FACTOR for f in factors)
+    _judge(out)
     return out
+
+
+def _judge(check: dict[str, Any]) -> None:
+    """Set ``max_ratio`` and ``drifted`` from the rows with enough data."""
+    factors = [
+        max(r["ratio"], 1 / r["ratio"]) if 0 < r["ratio"] < math.inf else math.inf
+        for r in check["rows"]
+        if r["enough_data"]
+    ]
+    check["max_ratio"] = max(factors) if factors else None
+    check["drifted"] = any(f > DRIFT_FACTOR for f in factors)
 
 
 def group_differentials(
@@ -376,6 +384,80 @@ def _json_default(o: object) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
+def workspace_gallery_check(
+    ws: Any,
+    ts: TemplateSet,
+    identities: Sequence[str],
+    cal: Calibration,
+    target: float,
+    *,
+    max_probes_per_person: int = 10,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Predicted against measured FPIR on the workspace's *real* gallery, where feasible.
+
+    Non-mated probes are the labelled images of report-share people (never seen by the
+    calibration) whose identity label is not an enrolled ``external_id``; each is searched
+    exhaustively against every template in the gallery at the threshold a search would use for
+    its band. None when the gallery is empty or no such probe exists.
+    """
+    from sqlalchemy import func, select
+
+    from fieldid.gallery.schema import Person, TemplateRow
+
+    _, gallery = ws.gallery.all_vectors()
+    n = len(gallery)
+    if n == 0 or ts.quality is None:
+        return None
+    with ws.sessions() as s:
+        enrolled = set(s.scalars(select(Person.external_id)))
+        template_only = s.scalar(
+            select(func.count(TemplateRow.id)).where(TemplateRow.image_id.is_(None))
+        )
+    fraction = float(cal.split.get("fit_fraction", 1.0))
+    salt = str(cal.split.get("salt", ""))
+    x = np.asarray(ts.vectors, dtype=np.float32)
+    ok = np.isfinite(x).all(axis=1) & (ts.quality >= 0)
+    rng = np.random.default_rng(seed)
+    by_person: dict[str, list[int]] = defaultdict(list)
+    for i, ident in enumerate(identities):
+        if ident not in enrolled and not in_fit_split(ident, fraction, salt):
+            by_person[ident].append(i)
+    probes: list[int] = []
+    for idxs in by_person.values():
+        if len(idxs) > max_probes_per_person:
+            idxs = sorted(int(i) for i in rng.choice(idxs, max_probes_per_person, replace=False))
+        probes.extend(idxs)
+    usable = [i for i in probes if ok[i]]
+    if not usable:
+        return None
+    bands = [band_of(int(ts.quality[i])) for i in usable]
+    top = np.full(len(usable), -np.inf)
+    for start in range(0, n, 50_000):
+        top = np.maximum(top, (x[usable] @ gallery[start : start + 50_000].T).max(axis=1))
+    thr = {b: cal.threshold_for_fpir(target, n, b) for b in set(bands)}
+    predicted = float(np.mean([cal.fpir(n, thr[b], b) for b in bands])) * len(usable) / len(probes)
+    hits = int(sum(1 for sc, b in zip(top, bands, strict=True) if sc >= thr[b]))
+    row = _row(
+        "fpir",
+        target,
+        n,
+        predicted,
+        hits / len(probes),
+        len(probes),
+        gallery="workspace",
+        threshold=cal.threshold_for_fpir(target, n),
+        template_only=int(template_only or 0),
+    )
+    if template_only and template_only > n / 2:
+        row["enough_data"] = False
+        row["not_judged"] = (
+            f"{template_only:,} of the workspace's {n:,} templates are template-only (synthetic "
+            "distractors), which do not score like real strangers"
+        )
+    return row
+
+
 def evaluate_workspace(
     ws: Any,
     items: Sequence[Any],
@@ -434,6 +516,10 @@ def evaluate_workspace(
         check = None
     else:
         check = calibration_check(ts, identities, cal, seed=opts.seed, gallery_sizes=gallery_sizes)
+        live = workspace_gallery_check(ws, ts, identities, cal, cfg.target_fpir, seed=opts.seed)
+        if live is not None:
+            check["rows"].append(live)
+            _judge(check)
     doc = latest_document(
         at=ws.clock.now().isoformat(timespec="seconds"),
         dataset=dataset,
