@@ -292,3 +292,28 @@ def test_eval_writes_latest_with_group_differentials_and_calibration_check(tmp_p
     # 20 people give far too few comparisons to judge FMR at 1e-2..1e-4.
     assert not any(r["enough_data"] for r in check["rows"] if r["kind"] == "fmr")
     assert check["drifted"] is False
+
+
+def test_search_cli_investigation_and_meaning(tmp_path):
+    root = tmp_path / "ws"
+    ws = make_workspace(root)
+    first = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]
+    enroll_images(ws, first, operator="t", source_name="t", synthetic=True)
+    ws.close()
+    probe = str(subject_images("subject-0002")[1])
+    use = ["--operator", "o-1", "--purpose", "field-identification", "--case", "C-6"]
+    r = runner.invoke(app, ["search", "--workspace", str(root), probe, *use])
+    assert r.exit_code == 0, r.output
+    assert "what each score means" in r.output and "in a gallery of 20 templates" in r.output
+    r = runner.invoke(app, ["search", "--workspace", str(root), probe, *use, "--investigation"])
+    assert r.exit_code == 2 and "access.forbidden" in r.output
+    args = ["search", "--workspace", str(root), probe, *use, "--investigation"]
+    r = runner.invoke(app, [*args, "--role", "supervisor", "--top", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["list_kind"] == "investigation" and len(out["candidates"]) == 4
+    assert out["list_label"].startswith("INVESTIGATION LIST")
+    r = runner.invoke(app, [*args, "--role", "supervisor", "--top", "4"])
+    assert "INVESTIGATION LIST" in r.output and "below" in r.output
+    r = runner.invoke(app, [*args, "--role", "chief"])
+    assert r.exit_code == 2 and "access.unknown_role" in r.output
