@@ -18,11 +18,12 @@ from fieldid.quality import QualityGate
 
 CONFIG_NAME = "fieldid.toml"
 
-#: Search threshold (cosine similarity) per model when the configuration sets none: a score at
-#: which fewer than 1 search in 100 of a gallery of about 1,200 people returns a stranger (FPIR
-#: 0.2 % measured on labelled public faces with ``fieldid eval``; docs/benchmarks.md). In a larger
-#: gallery the same threshold returns strangers more often: set one from your own evaluation.
-DEFAULT_THRESHOLDS = {"dlib-resnet-v1": 0.955}
+#: Default target false-positive identification rate: the chance that a search of someone who is
+#: not enrolled returns any candidate. The threshold that meets it is recomputed for every search
+#: from the model's calibration and the current gallery size (fieldid.calibration; issue 6).
+DEFAULT_TARGET_FPIR = 0.01
+#: Default target FMR for a 1:1 verification (one comparison).
+DEFAULT_VERIFY_TARGET_FMR = 0.001
 
 #: Enrollment dedupe threshold per model: an enrolled image scoring at or above this against a
 #: *different* person opens a possible-duplicate review item. dlib-resnet-v1 at 0.97: on all
@@ -53,9 +54,16 @@ onnx_path = ""                 # with embedder = "onnx": path to an ArcFace-styl
 
 [search]
 top_k = 10
-# Candidates at or above this cosine similarity are returned. Unset: the model's default
-# (dlib-resnet-v1: 0.955, FPIR under 1 % in a gallery of 1,200 people; more in a larger one:
-# measure yours with `fieldid eval --threshold T`). An ONNX model needs one set here.
+# Chance that a search of someone who is not enrolled returns any candidate (FPIR). The threshold
+# that meets it is recomputed for every search from the model's calibration, the number of
+# templates in the gallery now and the probe's quality: a larger gallery needs a higher threshold.
+# Calibration: W/calibration/<model>.json (`fieldid calibrate`), else the one bundled for
+# dlib-resnet-v1 (fitted on public LFW faces; docs/calibration.md).
+target_fpir = 0.01
+# A 1:1 verification is "above threshold" at this false match rate per comparison.
+verify_target_fmr = 0.001
+# A fixed cosine-similarity threshold overrides target_fpir (the estimated FPIR at it is still
+# shown). A model without a calibration (e.g. an ONNX model before `fieldid calibrate`) needs one.
 # threshold = 0.955
 
 [index]
@@ -104,12 +112,21 @@ purge_probe_at_adjudication = true  # a probe of a search closed unidentified go
 """
 
 
+def _rate(value: Any, name: str) -> float:
+    v = float(value)
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"[search] {name} must lie strictly between 0 and 1, got {v}")
+    return v
+
+
 @dataclass(frozen=True)
 class WorkspaceConfig:
     purposes: tuple[str, ...] = ("field-identification", "evaluation")
     pipeline: PipelineSpec = field(default_factory=PipelineSpec)
     top_k: int = 10
     threshold: float | None = None
+    target_fpir: float = DEFAULT_TARGET_FPIR
+    verify_target_fmr: float = DEFAULT_VERIFY_TARGET_FMR
     exact_below: int = 50_000
     gate: QualityGate = field(default_factory=QualityGate)
     enroll_min_inter_eye_px: float = 16.0
@@ -117,13 +134,14 @@ class WorkspaceConfig:
     limits: IntakeLimits = field(default_factory=IntakeLimits)
 
     def search_threshold(self, model_id: str) -> float:
+        """The configured fixed threshold. Without one the threshold depends on the gallery size
+        and is computed per search: use ``fieldid.calibration.threshold_in_force``."""
         if self.threshold is not None:
             return self.threshold
-        if model_id in DEFAULT_THRESHOLDS:
-            return DEFAULT_THRESHOLDS[model_id]
         raise WorkspaceError(
-            f"no search threshold is known for model {model_id}: set [search] threshold in "
-            f"{CONFIG_NAME} (measure it with `fieldid eval`)",
+            f"no fixed search threshold is configured for model {model_id}: the threshold is "
+            f"computed for each search from [search] target_fpir = {self.target_fpir} and the "
+            "gallery size (fieldid.calibration.threshold_in_force)",
             code="config.threshold",
         )
 
@@ -178,6 +196,10 @@ class WorkspaceConfig:
             pipeline=spec,
             top_k=int(search.get("top_k", 10)),
             threshold=None if threshold is None else float(threshold),
+            target_fpir=_rate(search.get("target_fpir", DEFAULT_TARGET_FPIR), "target_fpir"),
+            verify_target_fmr=_rate(
+                search.get("verify_target_fmr", DEFAULT_VERIFY_TARGET_FMR), "verify_target_fmr"
+            ),
             exact_below=int(d.get("index", {}).get("exact_below", 50_000)),
             gate=QualityGate.from_dict(d.get("quality_gate", {})),
             enroll_min_inter_eye_px=float(d.get("enrollment", {}).get("min_inter_eye_px", 16.0)),

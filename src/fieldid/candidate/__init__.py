@@ -7,8 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fieldid.calibration.meaning import ScoreMeaning
+
 #: Shown with every candidate list, on every surface.
 LEAD_NOTICE = "possible match: a lead, not an identification"
+
+#: ``CandidateList.list_kind`` values and the label each is shown with.
+CANDIDATES = "candidates"
+INVESTIGATION = "investigation"
+LIST_LABELS = {
+    CANDIDATES: "candidates at or above the threshold in force",
+    INVESTIGATION: (
+        "INVESTIGATION LIST: the highest-scoring gallery entries whatever their score; entries "
+        "below the threshold in force are more likely strangers than leads"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -29,21 +42,58 @@ class Candidate:
     #: Where a document presented at the encounter differs from this candidate's records.
     presented_document_conflicts: list[dict[str, Any]] = field(default_factory=list)
     presented_document_agreements: list[dict[str, Any]] = field(default_factory=list)
+    #: The probe's quality band (good/fair/poor): the rates below are for probes of this band.
+    quality_band: str = ""
+    #: What the score means at this gallery size; None when the model is uncalibrated.
+    meaning: ScoreMeaning | None = None
+    #: Why no rate is shown (uncalibrated model); None when ``meaning`` is set.
+    rates_unavailable: str | None = None
+    #: False only on an investigation list, for entries below the threshold in force.
+    above_threshold: bool = True
+
+    @property
+    def fmr(self) -> float | None:
+        return None if self.meaning is None else self.meaning.fmr
+
+    @property
+    def meaning_text(self) -> str:
+        if self.meaning is not None:
+            return self.meaning.text
+        return f"rates unavailable: {self.rates_unavailable}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "rank": self.rank,
             "person_id": self.person_id,
             "external_id": self.external_id,
             "display_name": self.display_name,
             "synthetic": self.synthetic,
             "score": round(self.score, 4),
+            "quality_band": self.quality_band,
+            "above_threshold": self.above_threshold,
             "presented_document_conflicts": self.presented_document_conflicts,
             "conflicts": self.conflicts,
             "summary": self.summary,
             "records": self.records,
             "presented_document_agreements": self.presented_document_agreements,
         }
+        if self.meaning is not None:
+            out.update(self.meaning.to_dict())
+            out["rates_unavailable"] = None
+        else:
+            out.update(
+                {
+                    "fmr": None,
+                    "expected_false_at_or_above": None,
+                    "fpir_at_score": None,
+                    "one_search_in": None,
+                    "extrapolated": None,
+                    "rates_band": None,
+                    "meaning": self.meaning_text,
+                    "rates_unavailable": self.rates_unavailable,
+                }
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -69,13 +119,33 @@ class CandidateList:
     presented_documents: list[dict[str, Any]] = field(default_factory=list)
     #: A training search: against the separate training gallery, left out of statistics.
     training: bool = False
+    #: "candidates" (at or above the threshold) or "investigation" (ranked regardless of it).
+    list_kind: str = CANDIDATES
+    #: How the threshold was set (fieldid.calibration.ThresholdInForce.to_dict()).
+    threshold_in_force: dict[str, Any] | None = None
+    #: Calibration id behind the rates, or why there are none.
+    calibration: str | None = None
+    rates_unavailable: str | None = None
+
+    @property
+    def list_label(self) -> str:
+        return LIST_LABELS[self.list_kind]
+
+    @property
+    def quality_band(self) -> str:
+        return str(self.quality.get("band", ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "search_ref": self.search_ref,
             "notice": self.notice,
+            "list_kind": self.list_kind,
+            "list_label": self.list_label,
             "model": self.model,
             "threshold": self.threshold,
+            "threshold_in_force": self.threshold_in_force,
+            "calibration": self.calibration,
+            "rates_unavailable": self.rates_unavailable,
             "gallery": {"persons": self.gallery_persons, "templates": self.gallery_templates},
             "faces_in_frame": self.faces_in_frame,
             "quality": self.quality,

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fieldid.cli.accountability import register as register_accountability
+from fieldid.cli.calibration import calibrate
 from fieldid.cli.models import models_app
 from fieldid.cli.records import register as register_records
 from fieldid.cli.users import token_app, user_app
@@ -31,6 +32,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 register_records(app)
+app.command("calibrate")(calibrate)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -180,13 +182,31 @@ def search(
     training: Annotated[
         bool, typer.Option("--training", help="Search the separate training gallery only.")
     ] = False,
+    investigation: Annotated[
+        bool,
+        typer.Option(
+            "--investigation",
+            help="A ranked list regardless of the threshold (roles that permit it only); "
+            "labelled as an investigation list here and in the audit.",
+        ),
+    ] = False,
+    role: Annotated[str, typer.Option(help="Your role: officer or supervisor.")] = "officer",
     as_json: JsonOpt = False,
 ) -> None:
     """Search one face against the gallery: the probe's quality, then candidates (leads)."""
+    from fieldid.access import Actor, Role
+    from fieldid.errors import AuthorisationError
     from fieldid.records.documents import PresentedDocument
     from fieldid.search.service import SearchService
 
     try:
+        try:
+            actor = Actor(operator, Role(role))
+        except ValueError:
+            raise AuthorisationError(
+                f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}",
+                code="access.unknown_role",
+            ) from None
         ws = _open(workspace)
         presented = [PresentedDocument.parse(d) for d in document or []]
         service = SearchService(ws)
@@ -196,6 +216,8 @@ def search(
             top_k=top or None,
             presented=presented,
             training=training,
+            investigation=investigation,
+            actor=actor,
         )
         service.close()
         ws.close()
@@ -205,10 +227,21 @@ def search(
         print(json.dumps(result.to_dict(), indent=2))
         return
     console.print(_quality_table(result.quality))
-    console.print(
-        f"search #{result.search_ref}: gallery of {result.gallery_persons} people, model "
-        f"{result.model}, threshold {result.threshold:.3f}"
+    tif = result.threshold_in_force or {}
+    how = (
+        f"set for FPIR {tif['target_fpir']:g} at this gallery size"
+        if tif.get("how") == "target_fpir"
+        else "configured"
     )
+    console.print(
+        f"search #{result.search_ref}: gallery of {result.gallery_persons:,} people "
+        f"({result.gallery_templates:,} templates), model {result.model}, threshold "
+        f"{result.threshold:.4f} ({how})"
+    )
+    if result.rates_unavailable:
+        console.print(f"[bold red]rates unavailable:[/] {escape(result.rates_unavailable)}")
+    if result.list_kind == "investigation":
+        console.print(f"[bold magenta]{escape(result.list_label)}[/]")
     if result.receipt_code:
         console.print(f"receipt for the person photographed: {result.receipt_code}")
     if not result.candidates:
@@ -228,15 +261,26 @@ def search(
                 else " — no conflict found with the candidates' records"
             )
         )
-    t = Table(title="Candidates", title_justify="left")
-    for col in ("rank", "person id", "display name", "score", "records", "conflicts"):
+    title = "Investigation list" if result.list_kind == "investigation" else "Candidates"
+    t = Table(title=title, title_justify="left")
+    cols = ["rank", "person id", "display name", "score", "FMR", "records", "conflicts"]
+    if result.list_kind == "investigation":
+        cols.append("threshold")
+    for col in cols:
         t.add_column(col)
     for c in result.candidates:
         name = c.display_name + (" [dim](synthetic)[/]" if c.synthetic else "")
+        fmr = "n/a" if c.fmr is None else f"{c.fmr:.2g}"
         n = sum(len(g["records"]) for g in c.records)
         flags = len(c.conflicts) + len(c.presented_document_conflicts)
-        t.add_row(str(c.rank), c.external_id, name, f"{c.score:.4f}", str(n), str(flags))
+        row = [str(c.rank), c.external_id, name, f"{c.score:.4f}", fmr, str(n), str(flags)]
+        if result.list_kind == "investigation":
+            row.append("above" if c.above_threshold else "[red]below[/]")
+        t.add_row(*row)
     console.print(t)
+    console.print(f"what each score means (probe quality {result.quality_band}):")
+    for c in result.candidates:
+        console.print(f"  {c.rank}. {escape(c.meaning_text)}")
     for c in result.candidates:
         for x in c.presented_document_conflicts:
             console.print(
@@ -278,8 +322,11 @@ def verify(
     side = "at or above" if v.above_threshold else "below"
     console.print(
         f"verification #{v.verify_ref}: score {v.score:.4f}, {side} the threshold "
-        f"{v.threshold:.3f} ({v.model}). A score to weigh, not an identification."
+        f"{v.threshold:.4f} ({v.threshold_set_by}; {v.model}). A score to weigh, not an "
+        "identification."
     )
+    fmr = "n/a" if v.fmr is None else f"{v.fmr:.2g}"
+    console.print(f"FMR at this score: {fmr}: {escape(v.meaning_text)}")
 
 
 @app.command("eval")
@@ -292,7 +339,10 @@ def evaluate(
     ] = 0.3,
     workspace: Annotated[
         Path | None,
-        typer.Option(help="Use this workspace's pipeline configuration (default: bundled)."),
+        typer.Option(
+            help="Evaluate this workspace's pipeline at its operating threshold and write "
+            "W/evaluation/latest.json (default: the bundled pipeline, nothing written)."
+        ),
     ] = None,
     cache: Annotated[Path | None, typer.Option(help="Cache templates in this .npz file.")] = None,
     threshold: Annotated[
@@ -300,33 +350,99 @@ def evaluate(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure accuracy on a labelled set: FTA, TAR at FAR, EER, rank-k, FNIR at FPIR."""
+    """Measure accuracy on a labelled set: FTA, TAR at FAR, EER, rank-k, FNIR at FPIR.
+
+    With --workspace: at that workspace's operating threshold, with the calibration check and
+    demographic differentials, written to W/evaluation/latest.json for the oversight report."""
     from fieldid.config import WorkspaceConfig
     from fieldid.dataset import read_labelled
     from fieldid.evaluation.harness import EvalOptions, evaluate_dataset
     from fieldid.pipeline import FacePipeline
 
+    doc: dict[str, Any] | None = None
     try:
-        cfg = WorkspaceConfig.load(workspace / "fieldid.toml") if workspace else WorkspaceConfig()
         items = read_labelled(dataset)
-        pipeline = FacePipeline.from_spec(cfg.pipeline, limits=cfg.limits)
         opts = EvalOptions(
             seed=seed,
             max_impostor_pairs=max_impostor_pairs,
             nonmated_fraction=nonmated_fraction,
             thresholds=tuple(threshold or ()),
         )
-        with progress_bar() as bar:
-            task = bar.add_task("templates", total=len(items))
-            report = evaluate_dataset(
-                pipeline, items, opts, cache=cache, progress=lambda n: bar.advance(task, n)
-            )
+        if workspace is not None:
+            from fieldid.evaluation.calcheck import evaluate_workspace
+
+            ws = _open(workspace)
+            with progress_bar() as bar:
+                task = bar.add_task("templates", total=len(items))
+                report, doc, path = evaluate_workspace(
+                    ws,
+                    items,
+                    opts,
+                    dataset=str(dataset),
+                    cache=cache,
+                    progress=lambda n: bar.advance(task, n),
+                )
+            ws.close()
+        else:
+            cfg = WorkspaceConfig()
+            pipeline = FacePipeline.from_spec(cfg.pipeline, limits=cfg.limits)
+            with progress_bar() as bar:
+                task = bar.add_task("templates", total=len(items))
+                report = evaluate_dataset(
+                    pipeline, items, opts, cache=cache, progress=lambda n: bar.advance(task, n)
+                )
     except FieldidError as e:
         fail(e, as_json)
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        out = report.to_dict()
+        if doc is not None:
+            out["latest"] = doc
+        print(json.dumps(out, indent=2, default=str))
         return
     console.print(report.to_markdown())
+    if doc is not None:
+        console.print(escape(_latest_summary(doc)))
+        console.print(f"written to {path}")
+
+
+def _latest_summary(doc: dict[str, Any]) -> str:
+    op = doc["operating_point"]
+    lines = [
+        f"operating threshold {op['threshold']:.4f}: FMR {op['fmr']:.3g}, FNMR {op['fnmr']:.3g}"
+    ]
+    for g in doc["groups"]:
+        lines.append(
+            f"  group {g['group']}: {g['n_images']} images, FMR {g['fmr']}, FNMR {g['fnmr']}"
+        )
+    if doc["group_ratios"]:
+        r = doc["group_ratios"]
+        lines.append(
+            f"  worst/best: FMR {r['fmr_worst_to_best']:.3g}, FNMR {r['fnmr_worst_to_best']:.3g}"
+        )
+    check = doc.get("calibration_check")
+    if check is None:
+        lines.append(f"calibration check: none ({doc.get('calibration_unavailable', '')})")
+        return "\n".join(lines)
+    lines.append(f"calibration check of {check['calibration']}:")
+    for r in check["rows"]:
+        where = f" at {r['gallery_size']:,}" if r["gallery_size"] else ""
+        if r.get("gallery") == "workspace":
+            where += " (this workspace's gallery)"
+        band = f" (band {r['band']})" if r.get("band", "all") != "all" else ""
+        if r["enough_data"]:
+            flag = ""
+        elif "not_judged" in r:
+            flag = " (not judged: synthetic distractors do not score like real strangers here)"
+        else:
+            flag = " (too few trials to judge)"
+        lines.append(
+            f"  {r['kind'].upper()} {r['target']:g}{where}{band}: predicted "
+            f"{r['predicted']:.3g}, measured {r['measured']:.3g}{flag}"
+        )
+    state = "DRIFTED (more than a factor of 2)" if check["drifted"] else "within a factor of 2"
+    factor = check["max_ratio"]
+    lines.append(f"  {state}; largest factor {'n/a' if factor is None else f'{factor:.3g}'}")
+    return "\n".join(lines)
 
 
 @app.command()

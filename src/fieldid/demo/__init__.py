@@ -87,15 +87,25 @@ def run_demo(root: Path, *, distractors: int = 10_000, console: Console | None =
     probe = closer_crop(portrait)
     result = service.search(probe, attr)
     q = result.quality
-    out.print(f"   probe quality {q['unified']}/100 ({q['band']}); threshold {result.threshold}")
+    tif = result.threshold_in_force or {}
+    how = (
+        f"for FPIR {tif['target_fpir']:g} at {tif['gallery_size']:,} templates"
+        if tif.get("how") == "target_fpir"
+        else "configured"
+    )
+    out.print(
+        f"   probe quality {q['unified']}/100 ({q['band']}); threshold {result.threshold:.4f} "
+        f"({how})"
+    )
     for c in result.candidates:
         out.print(f"   rank {c.rank}: {c.display_name}  score {c.score:.4f}")
+        out.print(f"      {escape(c.meaning_text)}")
     if not result.candidates:
         out.print("   no candidate at or above the threshold")
     out.print(f"   [italic]{result.notice}[/]")
     out.print("\n3. verify the two photos 1:1:")
     v = service.verify(portrait, probe, attr)
-    out.print(f"   score {v.score:.4f} (threshold {v.threshold})")
+    out.print(f"   score {v.score:.4f} (threshold {v.threshold:.4f}): {escape(v.meaning_text)}")
     entries = list(ws.audit.entries())
     out.print(
         f"\naudit log: {len(entries)} entries, chain intact: {ws.audit.verify_chain() is None}"

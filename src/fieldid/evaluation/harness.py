@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -59,6 +60,9 @@ class TemplateSet:
     vectors: NDArray[np.float32]
     fta_codes: list[str | None]
     timings_ms: dict[str, list[float]] = field(default_factory=dict)
+    #: The probe's unified quality score (0-100) per image, -1 where acquisition failed; the
+    #: calibration measures score distributions per quality band from it.
+    quality: NDArray[np.int16] | None = None
 
     @property
     def acquired(self) -> NDArray[np.bool_]:
@@ -66,9 +70,10 @@ class TemplateSet:
 
 
 def _cache_key(model: str, paths: Sequence[str]) -> str:
+    # Resolved, so that ../shared/x and /work/shared/x name the same images.
     h = hashlib.sha256(model.encode())
     for p in paths:
-        h.update(p.encode() + b"\0")
+        h.update(os.path.realpath(p).encode() + b"\0")
     return h.hexdigest()
 
 
@@ -84,19 +89,22 @@ def compute_templates(
     key = _cache_key(pipeline.describe(), paths)
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) == key:
+            # Caches written before quality was recorded are recomputed.
+            if str(z["key"]) == key and "quality" in z.files:
                 cached = [c or None for c in z["fta_codes"].tolist()]
                 if progress:
                     progress(len(items))
-                return TemplateSet(model, paths, z["vectors"], cached)
+                return TemplateSet(model, paths, z["vectors"], cached, quality=z["quality"])
     dim = pipeline.embedder.dim
     vectors = np.full((len(items), dim), np.nan, dtype=np.float32)
+    quality = np.full(len(items), -1, dtype=np.int16)
     codes: list[str | None] = []
     timings: dict[str, list[float]] = defaultdict(list)
     for n, item in enumerate(items):
         try:
             processed = pipeline.process(item.path)
             vectors[n] = processed.template.vector
+            quality[n] = processed.quality.unified
             codes.append(None)
             for k, v in processed.timings_ms.items():
                 timings[k].append(v)
@@ -107,9 +115,15 @@ def compute_templates(
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, key=key, vectors=vectors, fta_codes=np.array([c or "" for c in codes]))
+        np.savez(
+            tmp,
+            key=key,
+            vectors=vectors,
+            fta_codes=np.array([c or "" for c in codes]),
+            quality=quality,
+        )
         tmp.replace(cache)
-    return TemplateSet(model, paths, vectors, codes, dict(timings))
+    return TemplateSet(model, paths, vectors, codes, dict(timings), quality=quality)
 
 
 def _at_most(idxs: list[int], cap: int, rng: np.random.Generator) -> list[int]:
@@ -139,6 +153,9 @@ class EvalReport:
     verification: dict[str, Any]
     identification: dict[str, Any]
     timings_ms: dict[str, float]
+    #: The genuine and impostor scores behind the verification figures (not serialised; the
+    #: DET curve and group differentials of ``fieldid eval --workspace`` use them).
+    pairs: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -328,7 +345,15 @@ def evaluate_templates(ts: TemplateSet, identities: Sequence[str], opts: EvalOpt
     identification["at_thresholds"] = at_thresholds
     timings = {k: statistics.median(v) for k, v in ts.timings_ms.items() if v}
     return EvalReport(
-        ts.model, opts.seed, n, len(by_person), fta, verification, identification, timings
+        ts.model,
+        opts.seed,
+        n,
+        len(by_person),
+        fta,
+        verification,
+        identification,
+        timings,
+        pairs=(genuine.astype(np.float64), impostor.astype(np.float64)),
     )
 
 

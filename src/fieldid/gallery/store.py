@@ -139,6 +139,10 @@ class Gallery:
         vecs = np.frombuffer(b"".join(chunks), dtype="<f4").reshape(len(ids), self.dim)
         return np.asarray(ids, dtype=np.int64), vecs.astype(np.float32)
 
+    def all_vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Every template id and vector, in id order (evaluation against the real gallery)."""
+        return self._all_vectors()
+
     def rebuild_index(self) -> FaissIndex:
         """Build the index from the database and persist it at the current revision."""
         rev = self.revision()

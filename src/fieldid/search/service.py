@@ -13,11 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fieldid.access import Actor, require
 from fieldid.adjudication.store import CandidateRow, new_receipt_code, record_search, source_bytes
 from fieldid.audit.log import Attribution, AuditRecord
-from fieldid.candidate import LEAD_NOTICE, Candidate, CandidateList
+from fieldid.calibration import (
+    Calibration,
+    ThresholdInForce,
+    load_for,
+    score_meaning,
+    threshold_in_force,
+    uncalibrated_reason,
+)
+from fieldid.calibration.meaning import ScoreMeaning, one_in_words
+from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate, CandidateList
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.pipeline import Processed
+from fieldid.quality import band_of
 from fieldid.records.assemble import assemble
 from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.kinds import workspace_key
@@ -62,10 +73,34 @@ class Verification:
     threshold: float
     quality_a: dict[str, Any]
     quality_b: dict[str, Any]
+    #: "configured" or "verify_target_fmr"; the calibration behind the rate, if any.
+    threshold_set_by: str = "configured"
+    calibration: str | None = None
+    #: FMR per comparison at the score (a gallery of one), or why it is unavailable.
+    meaning: ScoreMeaning | None = None
+    rates_unavailable: str | None = None
 
     @property
     def above_threshold(self) -> bool:
         return self.score >= self.threshold
+
+    @property
+    def fmr(self) -> float | None:
+        return None if self.meaning is None else self.meaning.fmr
+
+    @property
+    def meaning_text(self) -> str:
+        m = self.meaning
+        if m is None:
+            return f"rates unavailable: {self.rates_unavailable}"
+        about = "fewer than" if m.beyond_floor else "about"
+        one_in = one_in_words(1 / m.fmr)
+        text = f"a stranger's photo scores this high in {about} 1 comparison in {one_in}"
+        if m.beyond_floor:
+            text += " (beyond what the calibration can resolve)"
+        elif m.extrapolated:
+            text += " (extrapolated: beyond every impostor score in the calibration data)"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +109,13 @@ class Verification:
             "model": self.model,
             "score": round(self.score, 4),
             "threshold": self.threshold,
+            "threshold_set_by": self.threshold_set_by,
             "above_threshold": self.above_threshold,
+            "fmr": None if self.fmr is None else float(f"{self.fmr:.4g}"),
+            "extrapolated": None if self.meaning is None else self.meaning.extrapolated,
+            "meaning": self.meaning_text,
+            "calibration": self.calibration,
+            "rates_unavailable": self.rates_unavailable,
             "quality_a": self.quality_a,
             "quality_b": self.quality_b,
         }
@@ -83,6 +124,8 @@ class Verification:
 class SearchService:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
+        self._cal: Calibration | None = None
+        self._cal_key: tuple[str, int] | None = None
         self._training: Workspace | None = None
 
     def close(self) -> None:
@@ -90,6 +133,11 @@ class SearchService:
         if self._training is not None:
             self._training.close()
             self._training = None
+
+    def _training_space(self) -> Workspace:
+        if self._training is None:
+            self._training = open_training(self.ws)
+        return self._training
 
     def _refuse(
         self, event: str, attr: Attribution, err: FieldidError, **extra: Any
@@ -102,10 +150,28 @@ class SearchService:
             payload={"outcome": "refused", "error": err.to_dict(), **extra},
         )
 
-    def _training_space(self) -> Workspace:
-        if self._training is None:
-            self._training = open_training(self.ws)
-        return self._training
+    def calibration(self) -> Calibration | None:
+        """The calibration in force for the workspace's model (None: uncalibrated)."""
+        model = str(self.ws.pipeline.model)
+        path = self.ws.root / "calibration"
+        key = (model, max((p.stat().st_mtime_ns for p in path.glob("*.json")), default=0))
+        if self._cal_key != key:
+            self._cal, self._cal_key = load_for(self.ws.root, model), key
+        return self._cal
+
+    def threshold(self, band: str = "all", gallery_size: int | None = None) -> ThresholdInForce:
+        """The threshold a search would use now (recomputed from the current gallery size)."""
+        n = self.ws.gallery.size().templates if gallery_size is None else gallery_size
+        cfg = self.ws.config
+        return threshold_in_force(
+            configured=cfg.threshold,
+            target_fpir=cfg.target_fpir,
+            calibration=self.calibration(),
+            model=str(self.ws.pipeline.model),
+            gallery_size=n,
+            band=band,
+            workspace=str(self.ws.root),
+        )
 
     def search(
         self,
@@ -113,36 +179,73 @@ class SearchService:
         attr: Attribution,
         *,
         top_k: int | None = None,
+        investigation: bool = False,
+        actor: Actor | None = None,
         presented: Sequence[PresentedDocument] = (),
         training: bool = False,
     ) -> CandidateList:
-        """Search one probe. ``presented``: documents the person showed, recorded with the search
-        (numbers hashed) and compared with each candidate's records. ``training``: search only the
-        separate training gallery (records.training); audited with ``{"training": true}``."""
+        """Search one probe; candidates at or above the threshold in force, each with its rates.
+
+        The threshold is recomputed from ``[search] target_fpir``, the gallery's current number
+        of templates and the probe's quality band (unless a fixed one is configured).
+        ``investigation=True`` returns the ``top_k`` highest-scoring entries whatever their score,
+        each marked above or below the threshold; it needs an ``actor`` whose role permits
+        "investigation", and is labelled as an investigation list in the result and the audit.
+        ``presented``: documents the person showed, recorded with the search (numbers hashed) and
+        compared with each candidate's records. ``training``: search only the separate training
+        gallery (records.training); audited with ``{"training": true}``, left out of statistics.
+        The search is persisted (adjudication.store) with its probe, candidates and the receipt
+        code given to the person photographed.
+        """
         cfg = self.ws.config
         check_attribution(attr, cfg.purposes)
+        kind = INVESTIGATION if investigation else CANDIDATES
         started = time.time()
         started_at = self.ws.clock.now()
         receipt = new_receipt_code()
         stored = [d.stored(workspace_key(self.ws.root)) for d in presented]
-        base: dict[str, Any] = {"started": started, "training": training}
+        pipeline = self.ws.pipeline
+        model = str(pipeline.model)
+        k = top_k or cfg.top_k
+        access: dict[str, Any] = {"list_kind": kind, "training": training}
         if stored:
-            base["presented"] = [d.to_dict() for d in stored]
+            access["presented"] = [d.to_dict() for d in stored]
+        if actor is not None:
+            access["actor"] = {"name": actor.name, "role": actor.role.value}
+        try:
+            if investigation and actor is None:
+                raise AuthorisationError(
+                    "an investigation list needs an authenticated operator whose role permits it",
+                    code="access.no_actor",
+                    action="investigation",
+                )
+            if actor is not None:
+                require(actor, "search")
+                if investigation:
+                    require(actor, "investigation")
+        except AuthorisationError as err:
+            self._refuse("search", attr, err, started=started, model=model, **access)
+            raise
         try:
             space = self._training_space() if training else self.ws
         except FieldidError as err:
-            self._refuse("search", attr, err, **base, ended=time.time())
+            self._refuse("search", attr, err, started=started, model=model, **access)
             raise
-        pipeline, gallery = self.ws.pipeline, space.gallery
-        threshold = cfg.search_threshold(pipeline.model.id)
-        k = top_k or cfg.top_k
+        gallery = space.gallery
         size = gallery.size()
-        base |= {
-            "model": str(pipeline.model),
+        # Before the probe is processed: fails early (config.threshold) for an uncalibrated
+        # model without a configured threshold, and records a threshold with refusals.
+        provisional = self.threshold("all", size.templates)
+        cal = self.calibration()
+        base = {
+            "started": started,
+            "model": model,
             "gallery": {"persons": size.persons, "templates": size.templates},
-            "threshold": threshold,
+            "threshold": provisional.value,
+            "threshold_in_force": provisional.to_dict(),
             "top_k": k,
             "receipt_code": receipt,
+            **access,
         }
         try:
             processed = pipeline.process(source)
@@ -155,25 +258,30 @@ class SearchService:
                 audit_seq=refused.seq,
                 receipt_code=receipt,
                 started_at=started_at,
-                model=str(pipeline.model),
-                threshold=threshold,
+                model=model,
+                threshold=provisional.value,
                 gallery_persons=size.persons,
                 gallery_templates=size.templates,
                 outcome="refused",
                 refusal_code=err.code,
                 training=training,
+                list_kind=kind,
             )
             err.details.setdefault("receipt_code", receipt)
             raise
+        band = processed.quality.band
+        tif = self.threshold(band, size.templates)
+        threshold = tif.value
         t = time.perf_counter()
         hits = gallery.search(processed.template, k)
         timings = dict(processed.timings_ms)
         timings["search"] = (time.perf_counter() - t) * 1000
-        above = [h for h in hits if h.score >= threshold]
+        shown = hits if investigation else [h for h in hits if h.score >= threshold]
+        reason = None if cal is not None else uncalibrated_reason(model, str(self.ws.root))
         t = time.perf_counter()
-        found = assemble(space.sessions, [h.person_id for h in above])
+        found = assemble(space.sessions, [h.person_id for h in shown])
         candidates = []
-        for i, h in enumerate(above):
+        for i, h in enumerate(shown):
             recs = found[h.person_id]
             doc_conflicts, doc_agreements = compare_documents(stored, recs.records)
             candidates.append(
@@ -190,6 +298,12 @@ class SearchService:
                     conflicts=recs.conflicts,
                     presented_document_conflicts=doc_conflicts,
                     presented_document_agreements=doc_agreements,
+                    quality_band=band,
+                    meaning=None
+                    if cal is None
+                    else score_meaning(cal, h.score, size.templates, band),
+                    rates_unavailable=reason,
+                    above_threshold=h.score >= threshold,
                 )
             )
         timings["records"] = (time.perf_counter() - t) * 1000
@@ -204,6 +318,10 @@ class SearchService:
             }
             for i, d in enumerate(stored)
         ]
+        if investigation:
+            outcome = "investigation_list"
+        else:
+            outcome = "candidates" if candidates else "no_candidate_above_threshold"
         entry = self.ws.audit.append(
             "search",
             operator=attr.operator,
@@ -211,19 +329,24 @@ class SearchService:
             case_ref=attr.case_ref,
             payload={
                 **base,
+                "threshold": threshold,
+                "threshold_in_force": tif.to_dict(),
                 "ended": time.time(),
-                "outcome": "candidates" if candidates else "no_candidate_above_threshold",
+                "outcome": outcome,
                 "probe": _probe_summary(processed),
                 "candidates": [
                     {
                         "rank": c.rank,
                         "person_id": c.person_id,
                         "score": round(c.score, 6),
+                        "fmr": None if c.fmr is None else float(f"{c.fmr:.4g}"),
+                        "above_threshold": c.above_threshold,
                         "presented_document_conflicts": len(c.presented_document_conflicts),
                         "record_conflicts": len(c.conflicts),
                     }
                     for c in candidates
                 ],
+                "rates_unavailable": reason,
                 "notice": LEAD_NOTICE,
             },
         )
@@ -233,25 +356,27 @@ class SearchService:
             audit_seq=entry.seq,
             receipt_code=receipt,
             started_at=started_at,
-            model=str(pipeline.model),
+            model=model,
             threshold=threshold,
             gallery_persons=size.persons,
             gallery_templates=size.templates,
-            outcome=entry.payload["outcome"],
+            outcome=outcome,
             candidates=[
-                CandidateRow(c.rank, c.person_id, c.external_id, c.score, getattr(c, "fmr", None))
-                for c in candidates
+                CandidateRow(c.rank, c.person_id, c.external_id, c.score, c.fmr) for c in candidates
             ],
             probe_image=source_bytes(source),
             template=processed.template.vector.astype("<f4").tobytes(),
             quality=processed.quality.to_dict(),
             training=training,
+            list_kind=kind,
         )
         return CandidateList(
             search_ref=entry.seq,
             search_id=saved.id,
             receipt_code=receipt,
-            model=str(pipeline.model),
+            presented_documents=documents,
+            training=training,
+            model=model,
             threshold=threshold,
             gallery_persons=size.persons,
             gallery_templates=size.templates,
@@ -259,23 +384,38 @@ class SearchService:
             candidates=candidates,
             faces_in_frame=processed.acquisition.faces_found,
             timings_ms=timings,
-            presented_documents=documents,
-            training=training,
+            list_kind=kind,
+            threshold_in_force=tif.to_dict(),
+            calibration=None if cal is None else cal.id,
+            rates_unavailable=reason,
         )
 
     def verify(self, a: ImageSource, b: ImageSource, attr: Attribution) -> Verification:
         cfg = self.ws.config
         check_attribution(attr, cfg.purposes)
         pipeline = self.ws.pipeline
-        threshold = cfg.search_threshold(pipeline.model.id)
+        model = str(pipeline.model)
+        cal = self.calibration()
+        if cfg.threshold is None and cal is None:
+            self.threshold()  # raises config.threshold with what to do
         started = time.time()
         try:
             pa = pipeline.process(a)
             pb = pipeline.process(b)
         except FieldidError as err:
-            self._refuse("verify", attr, err, started=started, model=str(pipeline.model))
+            self._refuse("verify", attr, err, started=started, model=model)
             raise
         score = float(pa.template.vector @ pb.template.vector)
+        # A pair is as good as its worse image (as in the calibration).
+        band = band_of(min(pa.quality.unified, pb.quality.unified))
+        if cfg.threshold is not None:
+            threshold, set_by = cfg.threshold, "configured"
+        else:
+            assert cal is not None
+            threshold = cal.threshold_for_fmr(cfg.verify_target_fmr, band)
+            set_by = "verify_target_fmr"
+        meaning = None if cal is None else score_meaning(cal, score, 1, band)
+        reason = None if cal is not None else uncalibrated_reason(model, str(self.ws.root))
         entry = self.ws.audit.append(
             "verify",
             operator=attr.operator,
@@ -287,15 +427,24 @@ class SearchService:
                 "model": str(pipeline.model),
                 "score": round(score, 6),
                 "threshold": threshold,
+                "threshold_set_by": set_by,
+                "verify_target_fmr": None if set_by == "configured" else cfg.verify_target_fmr,
+                "fmr": None if meaning is None else float(f"{meaning.fmr:.4g}"),
+                "calibration": None if cal is None else cal.id,
+                "rates_unavailable": reason,
                 "a": _probe_summary(pa),
                 "b": _probe_summary(pb),
             },
         )
         return Verification(
             entry.seq,
-            str(pipeline.model),
+            model,
             score,
             threshold,
             pa.quality.to_dict(),
             pb.quality.to_dict(),
+            threshold_set_by=set_by,
+            calibration=None if cal is None else cal.id,
+            meaning=meaning,
+            rates_unavailable=reason,
         )
