@@ -239,3 +239,28 @@ def test_redress_by_receipt_withholds_other_candidates(busy: Workspace) -> None:
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["searches"][0]["receipt_code"] == r.receipt_code
+
+
+def test_report_says_whether_the_calibration_was_judged():
+    """Drifted, held, or not judged for lack of trials: never "holds" without evidence."""
+    from fieldid.report.html import _evaluation_html as evaluation_html
+
+    def row(ratio: float, enough: bool) -> dict:
+        return {
+            "kind": "fmr",
+            "target": 1e-3,
+            "gallery_size": None,
+            "predicted": 1e-3,
+            "measured": 1e-3 * ratio,
+            "ratio": ratio,
+            "enough_data": enough,
+        }
+
+    ev = {**EVALUATION, "available": True}
+    few = {"calibration": "c1", "rows": [row(19.7, False)], "max_ratio": None, "drifted": False}
+    held = {"calibration": "c1", "rows": [row(1.3, True)], "max_ratio": 1.3, "drifted": False}
+    out_few = evaluation_html({**ev, "calibration_check": few})
+    out_held = evaluation_html({**ev, "calibration_check": held})
+    assert "Calibration not judged" in out_few and "holds" not in out_few
+    assert "19.7" in out_few and "too few trials" in out_few
+    assert "Calibration holds within a factor of two on 1 of 1" in out_held

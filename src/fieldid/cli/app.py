@@ -234,7 +234,8 @@ def search(
         else "configured"
     )
     console.print(
-        f"search #{result.search_ref}: gallery of {result.gallery_persons:,} people "
+        f"search {result.search_id} (audit entry {result.search_ref}): gallery of "
+        f"{result.gallery_persons:,} people "
         f"({result.gallery_templates:,} templates), model {result.model}, threshold "
         f"{result.threshold:.4f} ({how})"
     )

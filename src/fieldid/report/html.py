@@ -250,11 +250,11 @@ def _evaluation_html(ev: dict[str, Any]) -> str:
                     "images / identities",
                     f"{ev.get('n_images', '?')} / {ev.get('n_identities', '?')}",
                 ],
-                ["failure to acquire", ev.get("fta", "?")],
-                ["threshold", op.get("threshold", "?")],
-                ["FMR at threshold", op.get("fmr", "?")],
-                ["FNMR at threshold", op.get("fnmr", "?")],
-                ["FPIR / FNIR", f"{op.get('fpir', '?')} / {op.get('fnir', '?')}"],
+                ["failure to acquire", _num(ev.get("fta", "?"))],
+                ["threshold", _num(op.get("threshold", "?"))],
+                ["FMR at threshold", _num(op.get("fmr", "?"))],
+                ["FNMR at threshold", _num(op.get("fnmr", "?"))],
+                ["FPIR / FNIR", f"{_num(op.get('fpir'))} / {_num(op.get('fnir'))}"],
                 ["gallery size", op.get("gallery_size", "?")],
             ],
             ["measure", "value"],
@@ -285,18 +285,57 @@ def _evaluation_html(ev: dict[str, Any]) -> str:
     out.append("<h3>Calibration</h3>")
     if not cc:
         out.append("<p>No calibration check in the evaluation.</p>")
-    elif cc.get("drifted"):
-        out.append(
-            f"<p class='warn'>Calibration has drifted (max ratio measured/predicted "
-            f"{cc.get('max_ratio')}): the false-match rates shown with candidates are not "
-            "reliable until the model is recalibrated.</p>"
-        )
     else:
-        out.append(
-            f"<p class='ok'>Calibration holds (max ratio {cc.get('max_ratio')}; "
-            f"{html.escape(str(cc.get('calibration', '')))}).</p>"
-        )
+        rows = cc.get("rows") or []
+        judged = [r for r in rows if r.get("enough_data")]
+        cal = html.escape(str(cc.get("calibration", "")))
+        if cc.get("drifted"):
+            out.append(
+                f"<p class='warn'>Calibration has drifted (largest factor between measured and "
+                f"predicted {_num(cc.get('max_ratio'))}; {cal}): the false-match rates shown with "
+                "candidates are not reliable until the model is recalibrated.</p>"
+            )
+        elif not judged:
+            out.append(
+                f"<p class='warn'>Calibration not judged: no check had enough trials on people the "
+                f"calibration never saw ({cal}). Evaluate on a larger labelled set.</p>"
+            )
+        else:
+            out.append(
+                f"<p class='ok'>Calibration holds within a factor of two on {len(judged)} of "
+                f"{len(rows)} checks with enough trials (largest factor "
+                f"{_num(cc.get('max_ratio'))}; {cal}).</p>"
+            )
+        if rows:
+            out.append(
+                _table(
+                    [
+                        [
+                            str(r.get("kind", "")).upper()
+                            + (f" at {r['gallery_size']:,}" if r.get("gallery_size") else "")
+                            + (f" ({r['band']})" if r.get("band") not in (None, "all") else ""),
+                            _num(r.get("predicted")),
+                            _num(r.get("measured")),
+                            _num(r.get("ratio")),
+                            "judged"
+                            if r.get("enough_data")
+                            else str(r.get("not_judged") or "too few trials to judge"),
+                        ]
+                        for r in rows
+                    ],
+                    ["check", "predicted", "measured", "measured / predicted", "judged"],
+                )
+            )
     return "".join(out)
+
+
+def _num(v: Any) -> str:
+    """Numbers as people read them: 4 significant digits; absent values as a dash."""
+    if v is None or v == "?":
+        return "–"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return html.escape(str(v))
+    return f"{v:.4g}"
 
 
 def _retention_html(r: dict[str, Any]) -> str:
