@@ -452,3 +452,12 @@ def test_redress_export_lists_the_persons_records_with_their_sources(with_record
     sources = {g["source"] for g in out["records"] if g["kind"] == "source_records"}
     assert sources == {"border-x", "court-y"}
     assert any(g["kind"] == "record_conflicts" for g in out["records"])
+
+
+def test_the_search_audit_names_the_gallery_and_record_sources_searched(with_records):
+    SearchService(with_records).search(subject_images(SUBJECT)[1], ATTR)
+    payload = list(with_records.audit.entries("search"))[-1].payload
+    assert payload["searched"]["gallery"] == "main"
+    names = {x["name"] for x in payload["searched"]["record_sources"]}
+    assert names == {"border-x", "court-y"}
+    assert all(x["refreshed_at"] for x in payload["searched"]["record_sources"])

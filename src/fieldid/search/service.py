@@ -32,6 +32,7 @@ from fieldid.quality import band_of
 from fieldid.records.assemble import assemble
 from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.kinds import workspace_key
+from fieldid.records.sources import list_sources
 from fieldid.records.training import open_training
 from fieldid.workspace import Workspace
 
@@ -233,6 +234,13 @@ class SearchService:
             raise
         gallery = space.gallery
         size = gallery.size()
+        searched = {
+            "gallery": "training" if training else "main",
+            "record_sources": [
+                {"name": x.name, "kind": x.kind, "refreshed_at": x.refreshed_at}
+                for x in list_sources(space)
+            ],
+        }
         # Before the probe is processed: fails early (config.threshold) for an uncalibrated
         # model without a configured threshold, and records a threshold with refusals.
         provisional = self.threshold("all", size.templates)
@@ -244,6 +252,7 @@ class SearchService:
             "threshold": provisional.value,
             "threshold_in_force": provisional.to_dict(),
             "top_k": k,
+            "searched": searched,
             "receipt_code": receipt,
             **access,
         }
