@@ -91,8 +91,15 @@ class SearchService:
         )
 
     def search(
-        self, source: ImageSource, attr: Attribution, *, top_k: int | None = None
+        self,
+        source: ImageSource,
+        attr: Attribution,
+        *,
+        top_k: int | None = None,
+        notice_given: bool | None = None,
     ) -> CandidateList:
+        """``notice_given``: whether the officer told the person (None: the surface does not ask,
+        e.g. the CLI); recorded in the audit entry and the persisted search."""
         cfg = self.ws.config
         check_attribution(attr, cfg.purposes)
         started = time.time()
@@ -109,6 +116,7 @@ class SearchService:
             "threshold": threshold,
             "top_k": k,
             "receipt_code": receipt,
+            "notice_given": notice_given,
         }
         try:
             processed = pipeline.process(source)
@@ -127,6 +135,7 @@ class SearchService:
                 gallery_templates=size.templates,
                 outcome="refused",
                 refusal_code=err.code,
+                notice_given=notice_given,
             )
             err.details.setdefault("receipt_code", receipt)
             raise
@@ -182,6 +191,7 @@ class SearchService:
             probe_image=source_bytes(source),
             template=processed.template.vector.astype("<f4").tobytes(),
             quality=processed.quality.to_dict(),
+            notice_given=notice_given,
         )
         return CandidateList(
             search_ref=entry.seq,

@@ -35,6 +35,17 @@ _STATUS_BY_CODE: dict[str, int] = {
     "person.no_photo": 404,
     "account.exists": 409,
     "gallery.model_mismatch": 409,
+    "search.bad_receipt": 400,
+    "probe.purged": 410,
+    "adjudication.not_found": 404,
+    "adjudication.not_own_search": 403,
+    "adjudication.search_closed": 409,
+    "adjudication.pending": 409,
+    "adjudication.not_pending": 409,
+    "adjudication.not_blocked": 409,
+    "adjudication.same_person": 409,
+    "demo.not_a_volunteer": 404,
+    "demo.off": 404,
 }
 
 #: Status by code family (the part before the first dot).
@@ -52,6 +63,8 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "workspace": 500,
     "config": 500,
     "model": 500,
+    "adjudication": 422,
+    "demo": 422,
 }
 
 _TITLES: dict[str, str] = {
@@ -61,6 +74,7 @@ _TITLES: dict[str, str] = {
     "use": "The use is not attributable",
     "access": "Access refused",
     "account": "Account request refused",
+    "adjudication": "The adjudication was refused",
     "request": "The request is malformed",
     "http": "HTTP error",
 }
