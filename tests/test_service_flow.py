@@ -338,7 +338,7 @@ def test_receipt_page_for_the_person_photographed(service_root, tmp_path):
         assert code in page and "Utopia Border Agency" in page
         assert "privacy@border.example, PO Box 7" in page
         assert "field identification" in page  # the purpose, in words
-        assert "24h" in page  # how long the photo is kept
+        assert "at most 24 hours" in page  # how long the photo is kept
         url = f"https://border.example/redress?code={code}"
         assert qr_svg(url) in page  # the QR code encodes the redress address for this code
         assert "@media print" in c.get("/static/app.css").text

@@ -60,26 +60,23 @@ def keeps_photo(ws: Workspace) -> bool:
 
 def consent_text(ws: Workspace, ttl_s: int) -> list[str]:
     """What the volunteer agrees to, in plain words, from what this installation really does."""
-    retention = RetentionPolicy.load(ws).texts
+    retention = RetentionPolicy.load(ws).human()
     hours = max(1, round(ttl_s / 3600))
-    stored = (
-        "a face template (128 numbers computed from your photo) and the photo's fingerprint "
-        "(a SHA-256 hash)"
-        + (
-            ", and a small crop of your face shown beside search results"
-            if keeps_photo(ws)
-            else "; the photo itself is not kept in the gallery"
-        )
+    crop = (
+        " and a small crop of your face, shown beside search results"
+        if keeps_photo(ws)
+        else "; the photo itself is not kept in the gallery"
     )
     return [
-        f'What is stored: {stored}, under a made-up label such as "Demo volunteer 0007". '
-        "No name and no record of any kind is attached to your face.",
+        'What is stored: under a made-up label such as "Demo volunteer 0007", a face template '
+        "(128 numbers computed from your photo) and the photo's fingerprint (a SHA-256 hash)"
+        f"{crop}. No name and no record of any kind is attached to your face.",
         f"For how long: your enrollment is deleted automatically after {hours} hours, or at once "
-        'when you press "Delete my enrollment" on the next page.',
+        'when you press "Delete my enrollment" (shown once you are enrolled).',
         "The searches you then make are recorded like any other search in this demo: their photo "
-        f"is deleted within {retention['probe_images']}, the record that a search was made is kept "
-        f"{retention['unidentified_searches']} to {retention['confirmed_identifications']}, and "
-        f"the audit log {retention['audit_entries']}.",
+        f"is deleted within {retention['probe_images']}, the record that a search was made is "
+        f"kept {retention['unidentified_searches']} (or {retention['confirmed_identifications']} "
+        f"if someone confirms a match), and the audit log {retention['audit_entries']}.",
         "Everything stays in this demo's workspace on this computer.",
     ]
 

@@ -500,7 +500,7 @@ def receipt(
             "text": text,
             "qr": qr_svg(text.qr_payload(rec.receipt_code)),
             "qr_payload": text.qr_payload(rec.receipt_code),
-            "retention": retention.texts,
+            "retention": retention.human(),
         },
     )
 
