@@ -307,15 +307,11 @@ def _search_context(request: Request, principal: Principal, search_id: int) -> d
         and principal.can("adjudicate")
         and (principal.actor.name == view["operator"] or principal.can("review"))
     )
-    waiting = [
-        a for a in view["adjudications"] if a["state"] in ("pending_second", "blocked_conflict")
-    ]
     return {
         "r": view,
         "candidates": view["candidates"],
         "at": _when(view["at"]),
         "may_adjudicate": may_adjudicate,
-        "waiting": waiting,
         "document_types": api.DOCUMENT_TYPES,
         "status_text": STATUS_TEXT.get(view["status"], view["status"]),
         "error": None,
