@@ -6,6 +6,7 @@ import base64
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,12 @@ def test_report_data_counts_outcomes_and_excludes_training(busy: Workspace) -> N
     assert s["total"] == 5 and s["training_excluded"] == 1
     assert s["by_operator"] == {"officer-7": 4, "officer-9": 1}
     assert s["by_purpose"] == {"field-identification": 4, "evaluation": 1}
-    assert len(s["by_day"]) == 3
+    from helpers_account import T0
+
+    # Searches at T0, T0+5 h, T0+29 h (two) and T0+53 h (refused): three or four UTC dates,
+    # depending on the hour the test runs.
+    days = {(T0 + timedelta(hours=h)).date().isoformat() for h in (0, 5, 29, 53)}
+    assert set(s["by_day"]) == days
     o = data["outcomes"]
     assert (o["identified"], o["rejected"], o["inconclusive"], o["refused"]) == (1, 1, 1, 1)
     assert o["not adjudicated"] + o["no candidate above threshold"] == 1

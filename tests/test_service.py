@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -17,9 +14,10 @@ from PIL import Image
 from fieldid.access import PERMISSIONS, Role
 from fieldid.access.accounts import Accounts
 from fieldid.demo import astronaut_path, closer_crop
-from fieldid.service import ServiceSettings, create_app
 from fieldid.service.auth import Need
-from fieldid.workspace import Workspace
+from helpers_service import FAST_HASHER, PASSWORD, client, login, search, service_root
+
+__all__ = ["client", "service_root"]  # fixtures
 
 #: Routes anyone may call: the login page and form, health, readiness, the PWA files, static files.
 PUBLIC = {
@@ -31,41 +29,6 @@ PUBLIC = {
     ("GET", "/manifest.webmanifest"),
     ("GET", "/sw.js"),
 }
-PASSWORD = "test-password-1"
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(scope="module")
-def service_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with the astronaut enrolled and one operator per role."""
-    from rich.console import Console
-
-    from fieldid.demo.server import prepare
-
-    root = tmp_path_factory.mktemp("service") / "ws"
-    ws, _ = prepare(root, distractors=50, console=Console(quiet=True))
-    accounts = Accounts(ws, hasher=FAST_HASHER)
-    for role in Role:
-        accounts.add_user(f"u-{role.value}", role, PASSWORD, by="test")
-    ws.close()
-    return root
-
-
-@pytest.fixture()
-def client(service_root: Path, tmp_path: Path) -> Iterator[TestClient]:
-    root = tmp_path / "ws"
-    shutil.copytree(service_root, root)
-    ws = Workspace.open(root)
-    app = create_app(ws, ServiceSettings(max_upload_bytes=2 * 1024 * 1024))
-    with TestClient(app) as c:
-        yield c
-    ws.close()
-
-
-def login(c: TestClient, role: Role) -> str:
-    r = c.post("/api/v1/session", json={"name": f"u-{role.value}", "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return str(r.json()["csrf_token"])
 
 
 def need_of(route: APIRoute) -> Need | None:
@@ -98,7 +61,9 @@ def routes(c: TestClient) -> list[tuple[str, str, APIRoute]]:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{ref}", "1").replace("{person_id}", "1")
+    for name in ("{search_id}", "{person_id}", "{adjudication_id}"):
+        path = path.replace(name, "1")
+    return path.replace("{code}", "K7QM-3HXA").replace("{volunteer_id}", "1")
 
 
 def call(c: TestClient, method: str, path: str, **kw: Any) -> Any:
@@ -194,17 +159,6 @@ def test_bearer_token_is_scoped(client):
     assert bad.status_code == 401 and bad.json()["code"] == "access.token_invalid"
 
 
-def search(c: TestClient, csrf: str, data: bytes, **form: str) -> Any:
-    fields = {"purpose": "field-identification", "case_ref": "CASE-1", "notice_given": "true"}
-    fields.update(form)
-    return c.post(
-        "/api/v1/searches",
-        headers={"X-CSRF-Token": csrf},
-        files={"image": ("probe.jpg", data, "image/jpeg")},
-        data=fields,
-    )
-
-
 def test_search_returns_leads_with_quality_and_is_kept_for_its_officer(client):
     csrf = login(client, Role.OFFICER)
     r = search(client, csrf, closer_crop(astronaut_path()))
@@ -214,8 +168,14 @@ def test_search_returns_leads_with_quality_and_is_kept_for_its_officer(client):
     assert body["candidates"][0]["display_name"] == "Subject 0001 (synthetic)"
     assert body["quality"]["band"] in {"good", "fair"}
     assert body["operator"] == "u-officer" and body["case_ref"] == "CASE-1"
-    assert r.headers["location"] == f"/api/v1/searches/{body['search_ref']}"
-    ref = body["search_ref"]
+    ref = body["search_id"]
+    assert r.headers["location"] == f"/api/v1/searches/{ref}"
+    assert body["links"]["receipt"] == f"/receipt/{body['receipt_code']}"
+    # What GET answers is read back from the database (no in-memory copy).
+    got = client.get(f"/api/v1/searches/{ref}").json()
+    assert got["candidates"][0]["person_id"] == body["candidates"][0]["person_id"]
+    assert got["notice_given"] is True and got["status"] == "open"
+    assert got["probe"]["available"] and got["quality"]["unified"] == body["quality"]["unified"]
     probe = client.get(f"/api/v1/searches/{ref}/probe")
     assert probe.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(probe.content)).size) <= 480
@@ -230,6 +190,7 @@ def test_search_returns_leads_with_quality_and_is_kept_for_its_officer(client):
     assert client.get(f"/api/v1/searches/{ref}").status_code == 200
     entries = list(ws.audit.entries("search"))
     assert entries[-1].operator == "u-officer" and entries[-1].case_ref == "CASE-1"
+    assert entries[-1].payload["notice_given"] is True
 
 
 def _jpeg(img: Image.Image) -> bytes:

@@ -39,6 +39,10 @@ DEFAULT_TOML = """\
 [use]
 # Purposes an operator may state for a search or verification. Anything else is refused.
 purposes = ["field-identification", "evaluation"]
+# The officer must confirm the person was told (that their photo is searched, why, and how to
+# ask for redress) before a search runs: true refuses a search without it; false records
+# whether it was given either way.
+notice_required = true
 
 [pipeline]
 detector = "dlib-hog"          # dlib-hog | dlib-mmod | yunet (needs detector_model)
@@ -109,6 +113,16 @@ confirmed_identifications = "365d"  # searches with a human-confirmed identifica
 audit_entries = "183d"
 exports = "30d"                     # files written by audit export, redress export, report
 purge_probe_at_adjudication = true  # a probe of a search closed unidentified goes at once
+
+[receipt]
+# Printed on the receipt handed to the person photographed (GET /receipt/{code} in the web app).
+agency = "The agency that carried out this check"
+# What the receipt says about asking for redress (the default text is ReceiptText.redress):
+# redress = "You may ask what was done with your photo ... quoting the receipt code above."
+contact = "the data-protection office of the agency that ran the search"
+# Address the receipt's QR code opens; {code} is replaced by the receipt code. Empty: the QR
+# code holds the receipt code itself.
+redress_url = ""
 """
 
 
@@ -117,6 +131,40 @@ def _rate(value: Any, name: str) -> float:
     if not 0.0 < v < 1.0:
         raise ValueError(f"[search] {name} must lie strictly between 0 and 1, got {v}")
     return v
+
+
+@dataclass(frozen=True)
+class ReceiptText:
+    """What the receipt handed to the person photographed says about redress (``[receipt]``).
+
+    The defaults are deliberately generic; an agency states its own office and address."""
+
+    agency: str = "The agency that carried out this check"
+    redress: str = (
+        "You may ask what was done with your photo and have a mistake corrected. Write to the "
+        "agency's data-protection office, quoting the receipt code above. The photo taken is "
+        "deleted within the period shown; the record that a search was made is kept for the "
+        "periods shown, so that it can be checked."
+    )
+    contact: str = "the data-protection office of the agency that ran the search"
+    #: The address the QR code opens, ``{code}`` replaced by the receipt code; "" for the code.
+    redress_url: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReceiptText:
+        unknown = set(d) - {"agency", "redress", "contact", "redress_url"}
+        if unknown:
+            raise ValueError(f"[receipt] has unknown settings: {', '.join(sorted(unknown))}")
+        out = cls(**{k: str(v).strip() for k, v in d.items()})
+        if out.redress_url and not out.redress_url.startswith(("https://", "http://")):
+            raise ValueError("[receipt] redress_url must be an http(s) address or empty")
+        return out
+
+    def qr_payload(self, code: str) -> str:
+        """What the receipt's QR code encodes: the redress address for this code, or the code."""
+        if self.redress_url:
+            return self.redress_url.replace("{code}", code)
+        return code
 
 
 @dataclass(frozen=True)
@@ -132,6 +180,9 @@ class WorkspaceConfig:
     enroll_min_inter_eye_px: float = 16.0
     duplicate_threshold: float | None = None
     limits: IntakeLimits = field(default_factory=IntakeLimits)
+    #: ``[use] notice_required``: a search needs the officer's "notice given".
+    notice_required: bool = True
+    receipt: ReceiptText = field(default_factory=ReceiptText)
 
     def search_threshold(self, model_id: str) -> float:
         """The configured fixed threshold. Without one the threshold depends on the gallery size
@@ -191,7 +242,12 @@ class WorkspaceConfig:
         if not purposes:
             raise ValueError("[use] purposes must list at least one purpose")
         intake = d.get("intake", {})
+        notice_required = use.get("notice_required", True)
+        if not isinstance(notice_required, bool):
+            raise ValueError("[use] notice_required must be true or false")
         return cls(
+            notice_required=notice_required,
+            receipt=ReceiptText.from_dict(d.get("receipt", {})),
             purposes=purposes,
             pipeline=spec,
             top_k=int(search.get("top_k", 10)),

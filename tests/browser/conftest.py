@@ -56,7 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ws, passwords = prepare(root, distractors=300, console=Console(quiet=True))
     Accounts(ws).add_user("audrey", Role.AUDITOR, "auditor-password", by="test")
     passwords["audrey"] = "auditor-password"
-    settings = ServiceSettings(banner=DEMO_BANNER)
+    settings = ServiceSettings(banner=DEMO_BANNER, demo_onboarding=True)
     app = create_app(ws, settings)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -72,6 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         root,
         passwords,
         (settings.capture_width, settings.capture_height),
+        ws,
     )
     srv.should_exit = True
     thread.join(timeout=10)

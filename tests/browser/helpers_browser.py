@@ -6,6 +6,7 @@ import io
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -58,6 +59,8 @@ class Server:
     workspace: Path
     passwords: dict[str, str]
     capture: tuple[int, int]
+    #: The served workspace (the tests read its audit log after the session).
+    ws: Any = None
 
 
 def _free_port() -> int:

@@ -1,5 +1,8 @@
 """The officer's flow in a real browser: log in → purpose and case → live guidance → capture →
-candidates; a small face gets "move closer"; a denied camera falls back to the file input."""
+candidates → adjudicate → outcome (who decided) → receipt with a QR code; a small face gets "move
+closer"; a denied camera falls back to the file input; the demo's onboarding enrols a volunteer's
+own face with consent, searches for it and deletes it. Last, the audit log of the whole browser
+session verifies."""
 
 from __future__ import annotations
 
@@ -95,6 +98,53 @@ def test_login_guidance_capture_candidates(playwright, server, videos, artifacts
     _shot(page, artifacts, "04-results")
     # The probe image loads (same-origin, session cookie).
     assert page.evaluate("document.querySelector('.probe-img').naturalWidth") > 0
+    results_url = page.url
+    # Adjudicate: reject the lead, with a reason and the document the person presented.
+    first.locator("[data-testid=decide] summary").click()
+    first.locator("[data-testid=decision-reject]").check()
+    first.locator("[data-testid=reason]").fill("On a close look the ears and jaw line differ.")
+    first.locator("[data-testid=doc-type]").select_option("passport")
+    first.locator("[data-testid=doc-number]").fill("P-0042")
+    first.locator("[data-testid=doc-country]").fill("Utopia")
+    first.locator("[data-testid=doc-name]").fill("Sam Sample")
+    first.locator("[data-testid=doc-dob]").fill("1990-02-03")
+    _shot(page, artifacts, "04b-adjudicate-form")
+    first.locator("[data-testid=adjudicate-submit]").click()
+    page.wait_for_url("**/outcome/*")
+    decided = page.locator("[data-testid=decided-by]").first.inner_text()
+    assert decided == "Rejected by demo-officer (human adjudication)"
+    assert "P-0042" in page.locator("[data-testid=presented]").inner_text()
+    # A reject purges the probe at once: the page says so instead of showing a broken image.
+    assert (
+        "probe deleted under the retention policy"
+        in page.locator("[data-testid=probe-gone]").inner_text()
+    )
+    _shot(page, artifacts, "07-outcome-reject")
+    # The receipt for the person photographed, with its QR code.
+    page.click("[data-testid=to-receipt]")
+    page.wait_for_url("**/receipt/*")
+    code = page.locator("[data-testid=receipt-code]").inner_text()
+    assert len(code) == 9 and code[4] == "-"
+    assert code in page.url
+    qr = page.locator("[data-testid=qr] svg").bounding_box()
+    assert qr is not None and qr["width"] >= 100 and qr["height"] >= 100
+    assert "quoting the receipt code" in page.locator("[data-testid=redress]").inner_text()
+    assert "How to ask for redress" in page.locator("[data-testid=receipt]").inner_text()
+    assert page.locator("[data-testid=print]").is_visible()
+    _shot(page, artifacts, "08-receipt")
+    # Printed, the page drops the navigation and the buttons.
+    page.emulate_media(media="print")
+    assert (
+        page.locator("header.top").is_hidden() and page.locator("[data-testid=print]").is_hidden()
+    )
+    page.emulate_media(media="screen")
+    # The results page now says a decision is recorded, and offers no more forms.
+    page.goto(results_url)
+    assert (
+        "Rejected by demo-officer (human adjudication)"
+        in page.locator("[data-testid=decided]").inner_text()
+    )
+    assert page.locator("[data-testid=adjudicate-form]").count() == 0
     # API docs render offline (Swagger UI served locally).
     page.goto(server.url + "/docs")
     page.wait_for_selector(".swagger-ui .info .title")
@@ -103,6 +153,43 @@ def test_login_guidance_capture_candidates(playwright, server, videos, artifacts
     page.wait_for_selector(".opblock-summary-path[data-path='/api/v1/searches']")
     _shot(page, artifacts, "06-docs")
     assert ctx.blocked == [], f"requests left the machine: {ctx.blocked}"
+    browser.close()
+
+
+def test_confirm_records_who_decided_never_a_verdict(playwright, server, videos, artifacts):
+    browser = launch(playwright, video=videos["good"])
+    ctx = _context(browser, server)
+    page = ctx.new_page()
+    _login(page, server, "demo-officer")
+    _start(page, "CASE-BROWSER-CONFIRM")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=guidance]').dataset.code === 'ready'"
+    )
+    page.click("[data-testid=capture]")
+    page.wait_for_url("**/results/*")
+    first = page.locator("[data-testid=candidate]").first
+    first.locator("[data-testid=decide] summary").click()
+    first.locator("[data-testid=decision-confirm]").check()
+    first.locator("[data-testid=reason]").fill("Same scar above the left eyebrow; same ear shape.")
+    first.locator("[data-testid=adjudicate-submit]").click()
+    page.wait_for_url("**/outcome/*")
+    assert (
+        page.locator("[data-testid=decided-by]").first.inner_text()
+        == "Confirmed by demo-officer (human adjudication)"
+    )
+    assert "Subject 0001 (synthetic)" in page.locator("[data-testid=adjudication]").inner_text()
+    text = page.locator("main").inner_text().lower()
+    for word in ("verdict", "identified", "positive match", "match confirmed"):
+        assert word not in text
+    # Confirmed searches keep their probe for its retention period: the photo still shows.
+    assert page.evaluate("document.querySelector('.probe-img').naturalWidth") > 0
+    # Styled as a record of a person's decision: no green "match" anywhere.
+    colour = page.evaluate(
+        "getComputedStyle(document.querySelector('[data-testid=adjudication]')).backgroundColor"
+    )
+    assert colour == "rgb(255, 255, 255)"
+    _shot(page, artifacts, "07b-outcome-confirm")
+    assert ctx.blocked == []
     browser.close()
 
 
@@ -188,3 +275,70 @@ def test_fallback_refusal_explains_what_to_change(playwright, server, artifacts,
     assert "quality.too_far" in err.inner_text()
     _shot(page, artifacts, "05c-fallback-refused")
     browser.close()
+
+
+def test_onboarding_enrol_own_face_search_it_and_delete(playwright, server, videos, artifacts):
+    browser = launch(playwright, video=videos["good"])
+    ctx = _context(browser, server)
+    page = ctx.new_page()
+    _login(page, server, "demo-officer")
+    page.wait_for_url("**/start")
+    page.click("[data-testid=to-onboarding]")  # from the demo banner on every page
+    page.wait_for_url("**/demo/onboarding")
+    consent = page.locator("[data-testid=consent-text]").inner_text()
+    assert "What is stored" in consent and "deleted automatically" in consent
+    _shot(page, artifacts, "09-onboarding-consent")
+    # The browser will not continue without consent (the box is required).
+    page.click("[data-testid=to-enrol-capture]")
+    assert "/demo/onboarding/capture" not in page.url
+    page.check("[data-testid=consent]")
+    page.click("[data-testid=to-enrol-capture]")
+    page.wait_for_url("**/demo/onboarding/capture?*")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=guidance]').dataset.code === 'ready'"
+    )
+    page.click("[data-testid=capture]")
+    page.wait_for_url("**/demo/volunteers/*")
+    heading = page.locator("[data-testid=volunteer] h1").inner_text()
+    assert heading.startswith("You are enrolled as Demo volunteer ")
+    label = heading.removeprefix("You are enrolled as ")
+    volunteer_url = page.url
+    _shot(page, artifacts, "10-onboarding-enrolled")
+    # Search for it: the start page comes filled in with the demo's purpose and case.
+    page.click("[data-testid=search-yourself]")
+    page.wait_for_url("**/start?*")
+    assert page.locator("[data-testid=case-ref]").input_value().startswith("DEMO-ONBOARDING-")
+    page.check("[data-testid=notice]")
+    page.click("[data-testid=to-capture]")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=guidance]').dataset.code === 'ready'"
+    )
+    page.click("[data-testid=capture]")
+    page.wait_for_url("**/results/*")
+    first = page.locator("[data-testid=candidate]").first
+    assert label in first.inner_text()
+    assert "No record is attached" in first.inner_text()
+    _shot(page, artifacts, "11-onboarding-found")
+    # Delete my enrollment.
+    page.goto(volunteer_url)
+    page.click("[data-testid=delete-enrollment]")
+    assert f"{label} is deleted" in page.locator("[data-testid=volunteer-deleted]").inner_text()
+    assert page.goto(volunteer_url).status == 404
+    external = "demo-volunteer-" + label.rsplit(" ", 1)[1]
+    assert server.ws.gallery.find_person(external) is None
+    last = [e for e in server.ws.audit.entries("enroll")][-1]
+    assert last.payload["action"] == "delete" and last.operator == "demo-officer"
+    assert ctx.blocked == []
+    browser.close()
+
+
+def test_zz_the_audit_of_the_whole_browser_session_verifies(server):
+    """Runs last in this module: every search, refusal, adjudication, purge, enrolment and
+    deletion the browser tests made is in one intact hash chain."""
+    from fieldid.audit.ops import verify_workspace
+
+    events = {e.event for e in server.ws.audit.entries()}
+    assert {"search", "adjudicate", "purge", "enroll", "login"} <= events
+    result = verify_workspace(server.ws)
+    assert result.ok, result.to_dict()
+    assert result.checked >= 20

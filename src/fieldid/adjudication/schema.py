@@ -56,6 +56,8 @@ class SearchRecord(Base):
     #: "lead" for the ordinary thresholded list; other streams may add kinds (investigation).
     list_kind: Mapped[str] = mapped_column(String(40), default="lead")
     training: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Whether the officer said the person was told before the search (None: not asked).
+    notice_given: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     #: open | identified | not_identified | inconclusive
     status: Mapped[str] = mapped_column(String(20), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

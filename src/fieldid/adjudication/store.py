@@ -86,6 +86,7 @@ def record_search(
     refusal_code: str | None = None,
     training: bool = False,
     list_kind: str = "lead",
+    notice_given: bool | None = None,
 ) -> SearchRecord:
     """Store one search. A refused search (``outcome="refused"``) is closed at once."""
     now = ws.clock.now()
@@ -108,6 +109,7 @@ def record_search(
         quality_unified=None if unified is None else int(unified),
         list_kind=list_kind,
         training=training,
+        notice_given=notice_given,
         # A search with no candidate above the threshold has nothing to adjudicate; it stays open
         # until the officer closes it or the retention purge takes its probe, so that the officer
         # can still record "inconclusive" with the documents the person presented.

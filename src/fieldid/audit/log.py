@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,6 +97,9 @@ class SqlAuditLog:
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        # Appends read the head and write the next entry: two threads of one process (a request
+        # and the server's scheduled purge) must not interleave, or both take the same seq.
+        self._lock = threading.Lock()
 
     def append(
         self,
@@ -107,7 +111,7 @@ class SqlAuditLog:
         payload: dict[str, Any] | None = None,
     ) -> AuditRecord:
         body = canonical_json(payload or {})
-        with self._sessions.begin() as s:
+        with self._lock, self._sessions.begin() as s:
             last = s.execute(
                 select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
             ).first()

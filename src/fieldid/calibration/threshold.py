@@ -42,6 +42,7 @@ class ThresholdInForce:
             "calibration": self.calibration,
             "fpir_estimate": None if self.fpir is None else float(f"{self.fpir:.4g}"),
             "fmr": None if self.fmr is None else float(f"{self.fmr:.4g}"),
+            "text": self.text,
         }
 
     @property

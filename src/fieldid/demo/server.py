@@ -120,13 +120,19 @@ def serve_demo(
         f"{probe} (a closer capture of the same face).",
         highlight=False,
     )
+    console.print(
+        f"to try it with your own face, log in as demo-officer and open {url}/demo/onboarding "
+        "(enrolment with consent, deleted on request or after 24 hours).",
+        highlight=False,
+    )
     if host not in {"127.0.0.1", "localhost", "::1"}:
         console.print(
             "[bold]warning[/]: serving plain http beyond this machine: the session cookie and "
             "photos cross the network unencrypted, and phones allow the live camera only over "
             "https (the file input still works). Put it behind TLS for real use."
         )
-    settings = ServiceSettings(banner=DEMO_BANNER)
+    # Onboarding: a visitor may enrol their own face (with consent) and search for it.
+    settings = ServiceSettings(banner=DEMO_BANNER, demo_onboarding=True)
     app = create_app(ws, settings)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -50,6 +50,23 @@ def _date(v: Any) -> date | None:
         raise FieldidError(f"a date must be YYYY-MM-DD, not {v!r}", code="document.date") from e
 
 
+def presented_document(doc: Mapping[str, Any]) -> PresentedDocument:
+    """A presented document from a mapping (an API body or form), accepting the short names too
+    (``type``, ``country``, ``dob``)."""
+    values: dict[str, Any] = {}
+    for field, names in _ALIASES.items():
+        for n in names:
+            if doc.get(n) not in (None, ""):
+                values[field] = str(doc[n]).strip() if not isinstance(doc[n], date) else doc[n]
+                break
+    if "document_type" not in values:
+        raise FieldidError("a presented document needs its type", code="document.no_type")
+    for d in ("date_of_birth", "expiry"):
+        if d in values:
+            values[d] = _date(values[d])
+    return PresentedDocument(**values)
+
+
 def stored_document(doc: Mapping[str, Any], key: bytes) -> StoredDocument:
     """A presented document given as a mapping (plain number, or an already hashed one)."""
     if "number_hash" in doc:
@@ -62,18 +79,7 @@ def stored_document(doc: Mapping[str, Any], key: bytes) -> StoredDocument:
             doc.get("nationality"),
             _date(doc.get("expiry")),
         )
-    values: dict[str, Any] = {}
-    for field, names in _ALIASES.items():
-        for n in names:
-            if doc.get(n) not in (None, ""):
-                values[field] = doc[n]
-                break
-    if "document_type" not in values:
-        raise FieldidError("a presented document needs its type", code="document.no_type")
-    for d in ("date_of_birth", "expiry"):
-        if d in values:
-            values[d] = _date(values[d])
-    return PresentedDocument(**{k: v for k, v in values.items()}).stored(key)
+    return presented_document(doc).stored(key)
 
 
 def _describe(c: Mapping[str, Any]) -> str:

@@ -68,6 +68,15 @@ def parse_duration(text: str, *, key: str = "duration") -> timedelta:
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
+def human_period(text: str) -> str:
+    """``"24h"`` -> ``"24 hours"``, ``"30d"`` -> ``"30 days"`` (for people, e.g. a receipt)."""
+    m = _DURATION.match(str(text))
+    if not m:
+        return str(text)
+    n, unit = int(m.group(1)), _UNITS[m.group(2)]
+    return f"{n} {unit[:-1] if n == 1 else unit}"
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
     periods: dict[str, timedelta]
@@ -110,6 +119,10 @@ class RetentionPolicy:
     @classmethod
     def default(cls) -> RetentionPolicy:
         return cls.from_dict({})
+
+    def human(self) -> dict[str, str]:
+        """Each class's period in words ("24 hours")."""
+        return {c: human_period(t) for c, t in self.texts.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.texts, "purge_probe_at_adjudication": self.purge_probe_at_adjudication}

@@ -184,6 +184,7 @@ class SearchService:
         actor: Actor | None = None,
         presented: Sequence[PresentedDocument] = (),
         training: bool = False,
+        notice_given: bool | None = None,
     ) -> CandidateList:
         """Search one probe; candidates at or above the threshold in force, each with its rates.
 
@@ -196,7 +197,9 @@ class SearchService:
         compared with each candidate's records. ``training``: search only the separate training
         gallery (records.training); audited with ``{"training": true}``, left out of statistics.
         The search is persisted (adjudication.store) with its probe, candidates and the receipt
-        code given to the person photographed.
+        code given to the person photographed. ``notice_given``: whether the officer told the
+        person (None: the surface does not ask, e.g. the CLI); recorded in the audit entry and the
+        persisted search.
         """
         cfg = self.ws.config
         check_attribution(attr, cfg.purposes)
@@ -254,6 +257,7 @@ class SearchService:
             "top_k": k,
             "searched": searched,
             "receipt_code": receipt,
+            "notice_given": notice_given,
             **access,
         }
         try:
@@ -275,6 +279,7 @@ class SearchService:
                 refusal_code=err.code,
                 training=training,
                 list_kind=kind,
+                notice_given=notice_given,
             )
             err.details.setdefault("receipt_code", receipt)
             raise
@@ -349,6 +354,7 @@ class SearchService:
                         "person_id": c.person_id,
                         "score": round(c.score, 6),
                         "fmr": None if c.fmr is None else float(f"{c.fmr:.4g}"),
+                        "meaning": c.meaning_text,
                         "above_threshold": c.above_threshold,
                         "presented_document_conflicts": len(c.presented_document_conflicts),
                         "record_conflicts": len(c.conflicts),
@@ -378,6 +384,7 @@ class SearchService:
             quality=processed.quality.to_dict(),
             training=training,
             list_kind=kind,
+            notice_given=notice_given,
         )
         return CandidateList(
             search_ref=entry.seq,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,10 +17,16 @@ from sqlalchemy import inspect, select, text
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.access.accounts import AuthenticationError
+from fieldid.adjudication.schema import AdjudicationRecord
+from fieldid.adjudication.service import Adjudicator
+from fieldid.adjudication.store import get_search as get_stored_search
 from fieldid.audit import Attribution
 from fieldid.errors import AcquisitionFailed, AuthorisationError, FieldidError, ProbeRejected
 from fieldid.gallery.schema import EnrollmentImage, Person
 from fieldid.quality.measures import assess, at_scale
+from fieldid.records.checks import presented_document
+from fieldid.records.documents import PresentedDocument
+from fieldid.service import views
 from fieldid.service.auth import (
     SESSION_COOKIE,
     Need,
@@ -27,7 +35,7 @@ from fieldid.service.auth import (
     client_address,
     is_secure,
 )
-from fieldid.service.state import AppState, StoredResult
+from fieldid.service.state import AppState
 
 router = APIRouter(prefix="/api/v1")
 
@@ -69,11 +77,28 @@ async def read_upload(upload: UploadFile, state: AppState, what: str = "image") 
 
 
 def check_notice(state: AppState, notice_given: bool | None) -> None:
-    if state.settings.notice_policy == "required" and not notice_given:
+    """``[use] notice_required`` (fieldid.toml): refuse a search the person was not told of."""
+    if state.workspace.config.notice_required and not notice_given:
         raise AuthorisationError(
             "policy requires telling the person before a search: tick 'notice given'",
             code="use.no_notice",
         )
+
+
+def parse_documents(documents: str | None) -> list[PresentedDocument]:
+    """The ``documents`` form field: a JSON list of the documents the person presented."""
+    if documents is None or not documents.strip():
+        return []
+    try:
+        items = json.loads(documents)
+    except json.JSONDecodeError as e:
+        raise FieldidError(
+            f"documents must be a JSON list of objects: {e.msg} at {e.pos}",
+            code="document.syntax",
+        ) from e
+    if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
+        raise FieldidError("documents must be a JSON list of objects", code="document.syntax")
+    return [presented_document(d) for d in items]
 
 
 def run_search(
@@ -83,65 +108,44 @@ def run_search(
     purpose: str,
     case_ref: str,
     notice_given: bool | None,
-) -> StoredResult:
-    """Search (serialised with other face work), keep the result for display, count it."""
+    *,
+    investigation: bool = False,
+    documents: str | None = None,
+) -> dict[str, Any]:
+    """Search (serialised with other face work), count it, and answer with the candidate list
+    plus who, why and where to see it. The search service persists the search; every later view
+    reads it from the database."""
     check_notice(state, notice_given)
     attr = Attribution(principal.actor.name, purpose.strip(), case_ref.strip())
+    presented = parse_documents(documents)
     t = time.perf_counter()
     try:
         with state.work_lock:
-            result = state.searches.search(data, attr)
+            result = state.searches.search(
+                data,
+                attr,
+                notice_given=notice_given,
+                actor=principal.actor,
+                investigation=investigation,
+                presented=presented,
+            )
     except FieldidError as e:
         state.metrics.outcome("search", e.code)
         raise
-    state.metrics.search_seconds(time.perf_counter() - t)
-    body = result.to_dict()
+    elapsed = time.perf_counter() - t
+    state.metrics.search_seconds(elapsed)
     state.metrics.outcome("search", "candidates" if result.candidates else "none_above_threshold")
-    item = StoredResult(
-        ref=result.search_ref,
-        operator=principal.actor.name,
-        purpose=attr.purpose,
-        case_ref=attr.case_ref,
-        notice_given=notice_given,
-        created=time.time(),
-        result=body,
-        probe=data,
-    )
-    state.results.put(item)
-    return item
-
-
-def result_body(item: StoredResult) -> dict[str, Any]:
+    assert result.search_id is not None and result.receipt_code is not None
     return {
-        **item.result,
-        "operator": item.operator,
-        "purpose": item.purpose,
-        "case_ref": item.case_ref,
-        "notice_given": item.notice_given,
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item.created)),
-        "links": {
-            "self": f"/api/v1/searches/{item.ref}",
-            "probe": f"/api/v1/searches/{item.ref}/probe",
-            "page": f"/results/{item.ref}",
-        },
+        **result.to_dict(),
+        "operator": principal.actor.name,
+        "purpose": attr.purpose,
+        "case_ref": attr.case_ref,
+        "notice_given": notice_given,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "server_ms": round(elapsed * 1000, 2),
+        "links": views.links(result.search_id, result.receipt_code),
     }
-
-
-def stored_result(state: AppState, principal: Principal, ref: int) -> StoredResult:
-    """A recent search the principal may see: their own, or any for a reviewer."""
-    item = state.results.get(ref)
-    if item is None:
-        raise FieldidError(
-            f"search {ref} is not held for display (results are kept "
-            f"{state.settings.results_ttl_seconds // 60} minutes); its audit entry remains",
-            code="search.not_found",
-        )
-    if item.operator != principal.actor.name and not principal.can("review"):
-        raise AuthorisationError(
-            "only the officer who ran a search, or a supervisor, may see its results",
-            code="access.forbidden",
-        )
-    return item
 
 
 @router.post(
@@ -201,7 +205,7 @@ def me(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -
         "via": principal.via,
         "may": sorted(a for a in PERMISSIONS if principal.can(a)),
         "purposes": list(state.workspace.config.purposes),
-        "notice_policy": s.notice_policy,
+        "notice_required": state.workspace.config.notice_required,
         "capture": {
             "width": s.capture_width,
             "height": s.capture_height,
@@ -221,44 +225,223 @@ async def search(
     notice_given: Annotated[
         bool | None, Form(description="Whether the person was told (per notice policy).")
     ] = None,
+    investigation: Annotated[
+        bool,
+        Form(
+            description="A ranked list regardless of the threshold, labelled as an "
+            "investigation list (roles that permit it: supervisor)."
+        ),
+    ] = False,
+    documents: Annotated[
+        str | None,
+        Form(
+            description="Documents the person presented, as a JSON list of objects with "
+            "document_type, number, issuing_country, name, date_of_birth, nationality, expiry. "
+            "Recorded with the search (numbers hashed) and compared with each candidate's records."
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Search one face 1:N. The answer lists candidates at or above the threshold: leads for a
     person to adjudicate, never an identification. Refusals: ``probe.*`` (the image),
     ``acquire.no_face``, ``quality.*`` (with ``guidance``), ``use.*`` (purpose, case, notice)."""
     state = app_state(request)
     data = await read_upload(image, state)
-    item = await run_in_threadpool(
-        run_search, state, principal, data, purpose, case_ref, notice_given
+    body = await run_in_threadpool(
+        lambda: run_search(
+            state,
+            principal,
+            data,
+            purpose,
+            case_ref,
+            notice_given,
+            investigation=investigation,
+            documents=documents,
+        )
     )
-    return JSONResponse(
-        result_body(item),
-        status_code=201,
-        headers={"Location": f"/api/v1/searches/{item.ref}"},
-    )
+    return JSONResponse(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
-@router.get("/searches/{ref}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
+@router.get("/searches/{search_id}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
 def get_search(
-    ref: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
+    search_id: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
 ) -> dict[str, Any]:
-    """A recent search's answer (the officer's own, or any for a supervisor)."""
-    return result_body(stored_result(app_state(request), principal, ref))
+    """A search as persisted: who, why, the probe's quality and whether its photo is still held,
+    the candidates (leads), and every human adjudication. The officer's own, or any for a
+    supervisor (``review``)."""
+    ws = app_state(request).workspace
+    return views.search_view(ws, views.visible_search(ws, principal, search_id))
 
 
 @router.get(
-    "/searches/{ref}/probe",
+    "/searches/{search_id}/probe",
     tags=["search"],
-    responses={**ERRORS, 404: PROBLEM, 200: {"content": {"image/jpeg": {}}}},
+    responses={**ERRORS, 404: PROBLEM, 410: PROBLEM, 200: {"content": {"image/jpeg": {}}}},
     response_class=Response,
 )
 def get_probe(
-    ref: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
+    search_id: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
 ) -> Response:
-    """The probe photo of a recent search, downscaled for display."""
-    item = stored_result(app_state(request), principal, ref)
+    """The probe photo of a search, downscaled for display; 410 ``probe.purged`` once the
+    retention policy has deleted it."""
+    ws = app_state(request).workspace
+    views.visible_search(ws, principal, search_id)
     return Response(
-        item.probe_thumbnail(), media_type="image/jpeg", headers={"Cache-Control": "private"}
+        views.probe_display(ws, search_id),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, no-store"},
     )
+
+
+# --- adjudication -------------------------------------------------------------------------------
+
+#: Kinds of document a person may present (the web form's choices; the API accepts any text).
+DOCUMENT_TYPES = (
+    "passport",
+    "national identity card",
+    "residence permit",
+    "driving licence",
+    "visa",
+    "other",
+)
+
+
+class DocumentIn(BaseModel):
+    """A document the person presented, as the officer read it. Recorded with the decision and
+    compared with the candidate's records; a conflict blocks a confirmation."""
+
+    type: str = Field(min_length=1, max_length=60, examples=["passport"])
+    number: str = Field("", max_length=60)
+    issuing_country: str = Field("", max_length=60)
+    name: str = Field("", max_length=200)
+    date_of_birth: date | None = None
+    nationality: str = Field("", max_length=60)
+
+    def record(self) -> dict[str, str]:
+        """The fields filled in, as stored (empty ones left out, dates ISO)."""
+        out = {k: str(v).strip() for k, v in self.model_dump().items() if v not in (None, "")}
+        return {k: v for k, v in out.items() if v}
+
+
+class AdjudicationIn(BaseModel):
+    decision: str = Field(max_length=20, description="confirm | reject | inconclusive")
+    person_id: int | None = Field(
+        None, description="The candidate decided on (required to confirm)."
+    )
+    reason: str = Field(max_length=4000, description="Why: every decision needs one.")
+    documents: list[DocumentIn] = Field(default_factory=list, max_length=10)
+
+
+class OverrideIn(BaseModel):
+    reason: str = Field(max_length=4000)
+
+
+def adjudicator(state: AppState) -> Adjudicator:
+    return Adjudicator(state.workspace, conflicts=state.conflicts)
+
+
+def adjudicate(
+    state: AppState,
+    principal: Principal,
+    search_id: int,
+    decision: str,
+    person_id: int | None,
+    reason: str,
+    documents: list[dict[str, str]],
+) -> dict[str, Any]:
+    """Record a human decision (the Adjudicator enforces and audits every rule)."""
+    with state.work_lock:
+        adj = adjudicator(state).adjudicate(
+            search_id,
+            principal.actor,
+            decision.strip(),
+            person_id=person_id,
+            reason=reason.strip(),
+            documents=documents,
+        )
+    state.metrics.outcome("adjudicate", f"{adj.decision}:{adj.state}")
+    return adjudication_answer(state, adj.id)
+
+
+def adjudication_answer(state: AppState, adjudication_id: int) -> dict[str, Any]:
+    ws = state.workspace
+    with ws.sessions() as s:
+        row = s.get(AdjudicationRecord, adjudication_id)
+        assert row is not None
+        adj = views.adjudication_dict(row)
+    rec = get_stored_search(ws, adj["search_id"])
+    return {"adjudication": adj, "search": views.search_view(ws, rec)}
+
+
+@router.post(
+    "/searches/{search_id}/adjudications",
+    tags=["adjudication"],
+    status_code=201,
+    responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
+)
+def post_adjudication(
+    search_id: int,
+    body: AdjudicationIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("adjudicate"))],
+) -> JSONResponse:
+    """A human decision on a search: ``confirm`` a candidate, ``reject``, or ``inconclusive``,
+    with a reason and the documents the person presented. Only this records an identification,
+    and only as "confirmed by <operator> (human adjudication)". A confirmation may wait for a
+    second person (state ``pending_second``) or be blocked by a conflict with a document
+    presented (``blocked_conflict``). Refusals: ``adjudication.*`` (422 rule, 409 state, 403 not
+    the officer's own search)."""
+    state = app_state(request)
+    out = adjudicate(
+        state,
+        principal,
+        search_id,
+        body.decision,
+        body.person_id,
+        body.reason,
+        [d.record() for d in body.documents],
+    )
+    return JSONResponse(
+        out,
+        status_code=201,
+        headers={"Location": out["search"]["links"]["self"]},
+    )
+
+
+@router.post(
+    "/adjudications/{adjudication_id}/second-confirmation",
+    tags=["adjudication"],
+    responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
+)
+def second_confirmation(
+    adjudication_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("second_confirm"))],
+) -> dict[str, Any]:
+    """The second person's confirmation under the two-person rule (someone other than the
+    first adjudicator)."""
+    state = app_state(request)
+    with state.work_lock:
+        adjudicator(state).second_confirm(adjudication_id, principal.actor)
+    return adjudication_answer(state, adjudication_id)
+
+
+@router.post(
+    "/adjudications/{adjudication_id}/override",
+    tags=["adjudication"],
+    responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
+)
+def override(
+    adjudication_id: int,
+    body: OverrideIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("override_conflict"))],
+) -> dict[str, Any]:
+    """A supervisor, other than the adjudicator, lifts a document-conflict block with a written
+    reason (at least 15 characters)."""
+    state = app_state(request)
+    with state.work_lock:
+        adjudicator(state).override(adjudication_id, principal.actor, body.reason)
+    return adjudication_answer(state, adjudication_id)
 
 
 @router.post("/verifications", tags=["search"], responses=ERRORS)
@@ -451,6 +634,18 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
         f"{ws.gallery._index.ntotal} templates"
         if gallery_loaded and ws.gallery._index
         else "not loaded"
+    )
+    sched = state.purge
+    checks["scheduled_purge"] = (
+        "off"
+        if sched is None
+        else {
+            "interval_s": sched.interval_s,
+            "runs": sched.runs,
+            "last_at": None if sched.last_at is None else sched.last_at.isoformat(),
+            "last_removed": sched.last_total,
+            "last_error": sched.last_error,
+        }
     )
     ok = checks["database"] == "ok" and state.ready and gallery_loaded
     return ok, checks

@@ -6,6 +6,9 @@ face pipeline runs one request at a time (see ``AppState.work_lock``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,12 +21,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fieldid.access.accounts import AccessPolicy, Accounts
+from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
 from fieldid.search.service import SearchService
-from fieldid.service import api, web
+from fieldid.service import api, onboarding, web
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.problems import (
     from_error,
@@ -33,10 +38,42 @@ from fieldid.service.problems import (
     validation_error_handler,
 )
 from fieldid.service.settings import ServiceSettings
-from fieldid.service.state import AppState, RecentResults
+from fieldid.service.state import AppState, PurgeSchedule
 from fieldid.workspace import Workspace
 
 API_VERSION = "1"
+log = logging.getLogger(__name__)
+
+
+def purge_once(state: AppState) -> None:
+    """One scheduled retention purge (audited by the purge itself), serialised with searches;
+    in the demo, volunteers' enrolments past their time go too. A failure is logged and kept
+    for /readyz, and the schedule goes on: a purge that stops silently is worse than one that
+    complains."""
+    from fieldid.retention import run_scheduled_purge
+
+    sched = state.purge
+    assert sched is not None
+    try:
+        with state.work_lock:
+            report = run_scheduled_purge(state.workspace)
+            if state.settings.demo_onboarding:
+                from fieldid.demo.onboarding import expire_volunteers
+
+                expire_volunteers(state.workspace, state.settings.demo_volunteer_ttl_s)
+        sched.last_total, sched.last_error = report.total, None
+    except Exception as e:
+        log.exception("scheduled purge failed")
+        sched.last_error = f"{type(e).__name__}: {e}"
+    sched.runs += 1
+    sched.last_at = state.workspace.clock.now()
+
+
+async def purge_forever(state: AppState) -> None:
+    """At start-up, then every ``settings.purge_interval_s`` seconds."""
+    while True:
+        await run_in_threadpool(purge_once, state)
+        await asyncio.sleep(state.settings.purge_interval_s)
 
 
 def _package_dir(name: str) -> Path:
@@ -56,14 +93,17 @@ def create_app(
     *,
     policy: AccessPolicy | None = None,
     accounts: Accounts | None = None,
+    conflicts: DocumentConflicts | None = None,
 ) -> FastAPI:
+    """``conflicts``: how documents presented are compared with a candidate's records (default:
+    the workspace's checker, see ``fieldid.adjudication.service.default_conflict_checker``)."""
     settings = settings or ServiceSettings()
     state = AppState(
         workspace=workspace,
         settings=settings,
         accounts=accounts or Accounts(workspace, policy),
         searches=SearchService(workspace),
-        results=RecentResults(settings.results_ttl_seconds, settings.results_max_bytes),
+        conflicts=conflicts,
     )
 
     @asynccontextmanager
@@ -71,9 +111,19 @@ def create_app(
         # Load the models and the index before the first request, so /readyz means it.
         _ = workspace.pipeline
         workspace.gallery.index()
+        task = None
+        if settings.purge_interval_s > 0:
+            state.purge = PurgeSchedule(settings.purge_interval_s)
+            task = asyncio.create_task(purge_forever(state))
         state.ready = True
-        yield
-        state.ready = False
+        try:
+            yield
+        finally:
+            state.ready = False
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(
         title="fieldid",
@@ -135,7 +185,9 @@ def create_app(
         return response
 
     app.include_router(api.router)
+    app.include_router(onboarding.router)
     app.include_router(web.router)
+    app.include_router(onboarding.web)
     # The more specific mount first: Starlette takes the first prefix that matches.
     app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")
     app.mount("/static", StaticFiles(directory=_package_dir("static")), name="static")

@@ -35,6 +35,17 @@ _STATUS_BY_CODE: dict[str, int] = {
     "person.no_photo": 404,
     "account.exists": 409,
     "gallery.model_mismatch": 409,
+    "search.bad_receipt": 400,
+    "probe.purged": 410,
+    "adjudication.not_found": 404,
+    "adjudication.not_own_search": 403,
+    "adjudication.search_closed": 409,
+    "adjudication.pending": 409,
+    "adjudication.not_pending": 409,
+    "adjudication.not_blocked": 409,
+    "adjudication.same_person": 409,
+    "demo.not_a_volunteer": 404,
+    "demo.off": 404,
 }
 
 #: Status by code family (the part before the first dot).
@@ -52,6 +63,10 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "workspace": 500,
     "config": 500,
     "model": 500,
+    "adjudication": 422,
+    "demo": 422,
+    "document": 422,
+    "records": 422,
 }
 
 _TITLES: dict[str, str] = {
@@ -60,7 +75,10 @@ _TITLES: dict[str, str] = {
     "quality": "The photo is not good enough to search with",
     "use": "The use is not attributable",
     "access": "Access refused",
+    "document": "A presented document could not be read",
+    "records": "The records could not be read",
     "account": "Account request refused",
+    "adjudication": "The adjudication was refused",
     "request": "The request is malformed",
     "http": "HTTP error",
 }

@@ -1,9 +1,12 @@
-"""Settings of the HTTP service (the workspace's fieldid.toml holds the identification policy)."""
+"""Settings of the HTTP service (the workspace's fieldid.toml holds the identification policy:
+purposes, notice, thresholds, adjudication, retention, the receipt's text)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from fieldid.retention.purge import SCHEDULE_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -29,13 +32,13 @@ class ServiceSettings:
     guidance_width: int = 320
     #: Frames per second the capture page sends for live guidance.
     guidance_fps: float = 3.0
-    #: Notice to the person scanned: "required" (must be ticked), "ask" (recorded either way),
-    #: or "off" (no field).
-    notice_policy: Literal["required", "ask", "off"] = "required"
-    #: How a person scanned can ask for redress (shown on the receipt).
-    redress_contact: str = "the data-protection office of the agency that ran the search"
-    #: Results (and the probe image) kept in server memory for display, per search.
-    results_ttl_seconds: int = 3600
-    results_max_bytes: int = 64 * 1024 * 1024
+    #: Seconds between scheduled retention purges (``fieldid.retention.run_scheduled_purge``,
+    #: also run at start-up); 0 turns the schedule off (a deployment that purges from cron).
+    purge_interval_s: float = SCHEDULE_INTERVAL_S
+    #: Demo only: the onboarding page where a volunteer enrols their own face with consent, and
+    #: the officer role may enrol for it (``fieldid demo`` turns it on; never a deployment).
+    demo_onboarding: bool = False
+    #: Demo only: volunteers' enrolments are deleted after this many seconds.
+    demo_volunteer_ttl_s: int = 24 * 3600
     #: Shown in the page header, e.g. "DEMO: synthetic data".
     banner: str = ""

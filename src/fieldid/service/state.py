@@ -1,17 +1,18 @@
-"""What the running service holds: the workspace, accounts, recent results, counters."""
+"""What the running service holds: the workspace, accounts, counters, the scheduled purge.
+
+Nothing about a search is held here: searches, probes and adjudications are persisted by the
+search and adjudication services, and every page reads them back from the database, so the
+retention purge governs all of it.
+"""
 
 from __future__ import annotations
 
-import io
 import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
-
-from PIL import Image, ImageOps
+from datetime import datetime
 
 from fieldid.access.accounts import Accounts
+from fieldid.adjudication.service import DocumentConflicts
 from fieldid.search.service import SearchService
 from fieldid.service.metrics import Metrics
 from fieldid.service.settings import ServiceSettings
@@ -19,65 +20,14 @@ from fieldid.workspace import Workspace
 
 
 @dataclass
-class StoredResult:
-    """One search's answer, kept in memory (only) so its pages can be shown for a while."""
+class PurgeSchedule:
+    """The server's scheduled retention purge: when it last ran and what it found."""
 
-    ref: int
-    operator: str
-    purpose: str
-    case_ref: str
-    notice_given: bool | None
-    created: float
-    result: dict[str, Any]
-    #: The probe as uploaded until first shown, then a small JPEG for display.
-    probe: bytes
-    probe_is_thumbnail: bool = False
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.probe)
-
-    def probe_thumbnail(self, max_side: int = 480) -> bytes:
-        if not self.probe_is_thumbnail:
-            with Image.open(io.BytesIO(self.probe)) as opened:
-                im = ImageOps.exif_transpose(opened).convert("RGB")
-                im.thumbnail((max_side, max_side))
-                buf = io.BytesIO()
-                im.save(buf, format="JPEG", quality=85)
-            self.probe, self.probe_is_thumbnail = buf.getvalue(), True
-        return self.probe
-
-
-class RecentResults:
-    """Search results for display, bounded by age and bytes. Nothing here reaches disk: the
-    durable record of a search is its audit entry."""
-
-    def __init__(self, ttl_seconds: int, max_bytes: int) -> None:
-        self.ttl = ttl_seconds
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[int, StoredResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _evict(self) -> None:
-        now = time.time()
-        total = sum(r.nbytes for r in self._items.values())
-        while self._items:
-            ref, oldest = next(iter(self._items.items()))
-            if now - oldest.created > self.ttl or total > self.max_bytes:
-                total -= oldest.nbytes
-                del self._items[ref]
-            else:
-                break
-
-    def put(self, item: StoredResult) -> None:
-        with self._lock:
-            self._items[item.ref] = item
-            self._evict()
-
-    def get(self, ref: int) -> StoredResult | None:
-        with self._lock:
-            self._evict()
-            return self._items.get(ref)
+    interval_s: float
+    runs: int = 0
+    last_at: datetime | None = None
+    last_total: int | None = None
+    last_error: str | None = None
 
 
 @dataclass
@@ -86,9 +36,11 @@ class AppState:
     settings: ServiceSettings
     accounts: Accounts
     searches: SearchService
-    results: RecentResults
+    #: Compares documents presented with a candidate's records (None: the workspace default).
+    conflicts: DocumentConflicts | None = None
     metrics: Metrics = field(default_factory=Metrics)
     #: The face pipeline and the gallery run one request at a time: on a small machine running
     #: two in parallel only makes both slower, and the SQLite writer is single anyway.
     work_lock: threading.Lock = field(default_factory=threading.Lock)
     ready: bool = False
+    purge: PurgeSchedule | None = None

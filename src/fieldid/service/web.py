@@ -1,13 +1,15 @@
 """The officer's screens: server-rendered pages with a little plain JavaScript.
 
 login → start (purpose, case reference, notice) → capture (live guidance, or a file input when
-there is no camera) → results (the probe beside each candidate, leads not identifications).
+there is no camera) → results (the probe beside each candidate, leads not identifications) →
+adjudication (confirm, reject or inconclusive, with a reason and the documents presented) →
+outcome (who decided, and what still waits) → receipt for the person photographed.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from fieldid.access.accounts import AuthenticationError
 from fieldid.candidate import LEAD_NOTICE
 from fieldid.errors import FieldidError
-from fieldid.service import api
+from fieldid.service import api, views
 from fieldid.service.auth import (
     SESSION_COOKIE,
     Need,
@@ -63,6 +65,7 @@ def render(
         "principal": principal or getattr(request.state, "principal", None),
         "banner": state.settings.banner,
         "lead_notice": LEAD_NOTICE,
+        "demo_onboarding": state.settings.demo_onboarding,
     }
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
@@ -169,7 +172,7 @@ def _use_errors(
         errors.append("Enter the case reference this search belongs to.")
     if len(case_ref) > 200:
         errors.append("The case reference is too long (200 characters at most).")
-    if state.settings.notice_policy == "required" and not notice_given:
+    if state.workspace.config.notice_required and not notice_given:
         errors.append("Policy requires telling the person before a search: tick 'notice given'.")
     return errors
 
@@ -178,9 +181,9 @@ def _start_context(request: Request, **extra: Any) -> dict[str, Any]:
     state = app_state(request)
     return {
         "purposes": state.workspace.config.purposes,
-        "notice_policy": state.settings.notice_policy,
-        "purpose": "",
-        "case_ref": "",
+        "notice_required": state.workspace.config.notice_required,
+        "purpose": request.query_params.get("purpose", ""),
+        "case_ref": request.query_params.get("case_ref", ""),
         "notice_given": False,
         "errors": [],
         **extra,
@@ -263,50 +266,237 @@ async def capture_upload(
     state = app_state(request)
     try:
         data = await api.read_upload(image, state)
-        item = await run_in_threadpool(
+        body = await run_in_threadpool(
             api.run_search, state, principal, data, purpose, case_ref, notice_given
         )
     except FieldidError as e:
         ctx = _capture_context(request, principal, purpose, case_ref, notice_given, error=e)
         ctx["camera"] = False
         return render(request, "capture.html", ctx, status=status_for(e.code))
-    return RedirectResponse(f"/results/{item.ref}", status_code=303)
+    return RedirectResponse(body["links"]["page"], status_code=303)
 
 
-def _rate_text(c: dict[str, Any], persons: int) -> str | None:
-    """What a candidate's score means, from whatever rate the candidate list carries."""
-    for key in ("fpir", "false_positive_rate", "fpr"):
-        v = c.get(key)
-        if isinstance(v, int | float):
-            return (
-                f"In a gallery of {persons:,} people, a stranger scores this high in about "
-                f"{v:.2%} of searches."
-            )
-    rates = c.get("rates")
-    if isinstance(rates, dict) and isinstance(rates.get("text"), str):
-        return str(rates["text"])
-    return None
+def _when(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
 
 
-@router.get("/results/{ref}")
+def _search_context(request: Request, principal: Principal, search_id: int) -> dict[str, Any]:
+    """Everything the results and outcome pages show of a persisted search."""
+    state = app_state(request)
+    ws = state.workspace
+    view = views.search_view(ws, views.visible_search(ws, principal, search_id))
+    for a in view["adjudications"]:
+        a["at_text"] = _when(a["at"])
+        a["second_at_text"] = _when(a["second_at"])
+        a["override_at_text"] = _when(a["override_at"])
+        a["may_second"] = (
+            a["state"] == "pending_second"
+            and principal.can("second_confirm")
+            and a["by"] != principal.actor.name
+        )
+        a["may_override"] = (
+            a["state"] == "blocked_conflict"
+            and principal.can("override_conflict")
+            and a["by"] != principal.actor.name
+        )
+    may_adjudicate = (
+        view["status"] == "open"
+        and view["outcome"] != "refused"
+        and principal.can("adjudicate")
+        and (principal.actor.name == view["operator"] or principal.can("review"))
+    )
+    return {
+        "r": view,
+        "candidates": view["candidates"],
+        "at": _when(view["at"]),
+        "may_adjudicate": may_adjudicate,
+        "document_types": api.DOCUMENT_TYPES,
+        "status_text": STATUS_TEXT.get(view["status"], view["status"]),
+        "error": None,
+        "form": {},
+    }
+
+
+#: How a search's state reads on screen: never a verdict about the person.
+STATUS_TEXT = {
+    "open": "open: no human decision recorded yet",
+    "identified": "closed: a candidate was confirmed by a person (human adjudication)",
+    "not_identified": "closed: no candidate confirmed",
+    "inconclusive": "closed: inconclusive",
+}
+
+
+@router.get("/results/{search_id}")
 def results(
-    ref: int,
+    search_id: int,
     request: Request,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
 ) -> HTMLResponse:
+    return render(request, "results.html", _search_context(request, principal, search_id))
+
+
+def _document_from_form(form: dict[str, str]) -> list[dict[str, str]]:
+    """The one document the web form records (the API takes a list). Nothing filled in: none."""
+    fields = {
+        "type": form.get("doc_type", ""),
+        "number": form.get("doc_number", ""),
+        "issuing_country": form.get("doc_issuing_country", ""),
+        "name": form.get("doc_name", ""),
+        "date_of_birth": form.get("doc_date_of_birth", "") or None,
+        "nationality": form.get("doc_nationality", ""),
+    }
+    if not any(v for k, v in fields.items() if k != "type"):
+        return []
+    if not fields["type"]:
+        raise FieldidError(
+            "say what kind of document was presented", code="adjudication.document_type"
+        )
+    try:
+        doc = api.DocumentIn(**fields)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise FieldidError(
+            "the document's date of birth must be a date (YYYY-MM-DD)",
+            code="adjudication.document_invalid",
+        ) from e
+    return [doc.record()]
+
+
+@router.post("/results/{search_id}/adjudications")
+async def adjudicate_form(
+    search_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("adjudicate", page=True))],
+) -> Response:
+    """The web form's adjudication: the same rules and audit as the API."""
     state = app_state(request)
-    item = api.stored_result(state, principal, ref)
-    r = item.result
-    persons = int(r.get("gallery", {}).get("persons", 0))
-    candidates = [{**c, "rate_text": _rate_text(c, persons)} for c in r.get("candidates", [])]
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    person = form.get("person_id", "").strip()
+    try:
+        docs = _document_from_form(form)
+        await run_in_threadpool(
+            api.adjudicate,
+            state,
+            principal,
+            search_id,
+            form.get("decision", ""),
+            int(person) if person.isdigit() else None,
+            form.get("reason", ""),
+            docs,
+        )
+    except FieldidError as e:
+        if status_for(e.code) in (401, 403) or e.code == "search.not_found":
+            raise
+        ctx = _search_context(request, principal, search_id)
+        ctx["error"], ctx["form"] = e, form
+        return render(request, "results.html", ctx, status=status_for(e.code))
+    return RedirectResponse(f"/outcome/{search_id}", status_code=303)
+
+
+@router.get("/outcome/{search_id}")
+def outcome(
+    search_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("search", page=True))],
+) -> HTMLResponse:
+    """The decisions recorded on a search: who decided, when, why, on which documents, and
+    what is still waiting (a second confirmation, or a supervisor's override of a conflict)."""
+    return render(request, "outcome.html", _search_context(request, principal, search_id))
+
+
+def _search_of_adjudication(request: Request, adjudication_id: int) -> int:
+    from fieldid.adjudication.schema import AdjudicationRecord
+
+    with app_state(request).workspace.sessions() as s:
+        row = s.get(AdjudicationRecord, adjudication_id)
+    if row is None:
+        raise FieldidError(f"no adjudication {adjudication_id}", code="adjudication.not_found")
+    return row.search_id
+
+
+async def _outcome_action(
+    request: Request, principal: Principal, adjudication_id: int, act: str
+) -> Response:
+    state = app_state(request)
+    search_id = _search_of_adjudication(request, adjudication_id)
+    views.visible_search(state.workspace, principal, search_id)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+    def work() -> None:
+        with state.work_lock:
+            adj = api.adjudicator(state)
+            if act == "second":
+                adj.second_confirm(adjudication_id, principal.actor)
+            else:
+                adj.override(adjudication_id, principal.actor, form.get("reason", ""))
+
+    try:
+        await run_in_threadpool(work)
+    except FieldidError as e:
+        if status_for(e.code) in (401, 403):
+            raise
+        ctx = _search_context(request, principal, search_id)
+        ctx["error"], ctx["form"] = e, form
+        return render(request, "outcome.html", ctx, status=status_for(e.code))
+    return RedirectResponse(f"/outcome/{search_id}", status_code=303)
+
+
+@router.post("/adjudications/{adjudication_id}/second-confirmation")
+async def second_confirm_form(
+    adjudication_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("second_confirm", page=True))],
+) -> Response:
+    return await _outcome_action(request, principal, adjudication_id, "second")
+
+
+@router.post("/adjudications/{adjudication_id}/override")
+async def override_form(
+    adjudication_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("override_conflict", page=True))],
+) -> Response:
+    return await _outcome_action(request, principal, adjudication_id, "override")
+
+
+# --- receipt ------------------------------------------------------------------------------------
+
+
+def qr_svg(payload: str) -> str:
+    """The QR code as inline SVG (segno: pure Python, no network, no image files)."""
+    import segno
+
+    qr = segno.make_qr(payload, error="m")
+    return str(qr.svg_inline(scale=4, border=2, dark="#000", light="#fff", omitsize=True))
+
+
+@router.get("/receipt/{code}")
+def receipt(
+    code: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("search", page=True))],
+) -> HTMLResponse:
+    """The receipt for the person photographed: the code to quote, when, why, and how to ask
+    for redress, with a QR code. Printable (print CSS). Shown to the officer who ran the search
+    and to supervisors (the code itself is the person's key to a redress request)."""
+    from fieldid.retention.policy import RetentionPolicy
+
+    ws = app_state(request).workspace
+    rec = views.visible_receipt(ws, principal, code)
+    text = ws.config.receipt
+    retention = RetentionPolicy.load(ws)
     return render(
         request,
-        "results.html",
+        "receipt.html",
         {
-            "item": item,
-            "r": r,
-            "candidates": candidates,
-            "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(item.created)),
+            "rec": rec,
+            "at": _when(views.iso(rec.started_at)),
+            "purpose": rec.purpose.replace("-", " "),
+            "text": text,
+            "qr": qr_svg(text.qr_payload(rec.receipt_code)),
+            "qr_payload": text.qr_payload(rec.receipt_code),
+            "retention": retention.human(),
         },
     )
 

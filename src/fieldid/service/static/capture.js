@@ -16,14 +16,14 @@
     document.getElementById("camera-section").hidden = true;
     document.getElementById("fallback-section").hidden = false;
     document.getElementById("fallback-reason").textContent = reason +
-      " Take a photo with the phone's camera, or choose one, and search with it.";
+      " Take a photo with the phone's camera, or choose one.";
   }
 
   function showProblem(p) {
     errorBox.hidden = false;
     errorBox.textContent = "";
     var strong = document.createElement("strong");
-    strong.textContent = p.detail || "The search was refused.";
+    strong.textContent = p.detail || cfg.failText || "The search was refused.";
     errorBox.appendChild(strong);
     if (p.guidance && p.guidance.length > 1) {
       var ul = document.createElement("ul");
@@ -102,14 +102,16 @@
     if (!passes || searching) { return; }
     searching = true;
     button.disabled = true;
-    guidance.textContent = "Searching…";
+    guidance.textContent = cfg.busyText || "Searching…";
+    // The search by default; the demo's onboarding page sends the photo elsewhere (cfg.endpoint).
+    var fields = cfg.fields || {
+      purpose: cfg.purpose, case_ref: cfg.caseRef, notice_given: cfg.noticeGiven ? "true" : "false"
+    };
     frameBlob(video.videoWidth, 0.92).then(function (blob) {
       var form = new FormData();
       form.append("image", blob, "capture.jpg");
-      form.append("purpose", cfg.purpose);
-      form.append("case_ref", cfg.caseRef);
-      form.append("notice_given", cfg.noticeGiven ? "true" : "false");
-      return post("/api/v1/searches", form);
+      Object.keys(fields).forEach(function (k) { form.append(k, fields[k]); });
+      return post(cfg.endpoint || "/api/v1/searches", form);
     }).then(function (r) { return r.json().then(function (j) { return [r.status, j]; }); })
       .then(function (res) {
         if (res[0] === 201) { window.location = res[1].links.page; return; }

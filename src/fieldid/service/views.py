@@ -1,0 +1,392 @@
+"""What the service shows of a persisted search: read from the database, never from memory.
+
+Every page and API answer about a search after it ran comes from here: the search record
+(``searches``), its candidates (``search_candidates``), its probe (``probes``, whose image and
+template the retention purge nulls) and its human adjudications. A purged probe is a state to show
+("probe deleted under the retention policy"), not an error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from PIL import Image, ImageOps
+from sqlalchemy import select
+
+from fieldid.adjudication.schema import AdjudicationRecord, ProbeRecord, SearchRecord
+from fieldid.adjudication.store import candidates_of, find_by_receipt, get_search
+from fieldid.candidate import CANDIDATES, LEAD_NOTICE, LIST_LABELS
+from fieldid.errors import AuthorisationError, FieldidError
+from fieldid.gallery.schema import AuditEntry, Person
+from fieldid.service.auth import Principal
+from fieldid.workspace import Workspace
+
+#: Shown (and returned as ``probe.state_text``) where a purged probe photo would have been.
+PROBE_PURGED = "probe deleted under the retention policy"
+#: Largest side of the probe photo sent for display.
+PROBE_DISPLAY_SIDE = 480
+
+
+class ProbeGone(FieldidError):
+    """The probe photo is no longer held (purged, or a refused search that never kept one)."""
+
+    code = "probe.purged"
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; everything fieldid stores is UTC."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    d = utc(dt)
+    return None if d is None else d.isoformat().replace("+00:00", "Z")
+
+
+def check_visible(principal: Principal, rec: SearchRecord) -> None:
+    """A search's results are for the officer who ran it, and for reviewers (supervisors)."""
+    if rec.operator != principal.actor.name and not principal.can("review"):
+        raise AuthorisationError(
+            "only the officer who ran a search, or a supervisor, may see it",
+            code="access.forbidden",
+            action="review",
+        )
+
+
+def visible_search(ws: Workspace, principal: Principal, search_id: int) -> SearchRecord:
+    rec = get_search(ws, search_id)
+    check_visible(principal, rec)
+    return rec
+
+
+def visible_receipt(ws: Workspace, principal: Principal, code: str) -> SearchRecord:
+    rec = find_by_receipt(ws, code)
+    check_visible(principal, rec)
+    return rec
+
+
+def search_payload(ws: Workspace, audit_seq: int) -> dict[str, Any]:
+    """What the search's audit entry recorded when it ran (empty once the entry is past its own
+    retention period): threshold in force, each candidate's rate, presented documents."""
+    with ws.sessions() as s:
+        payload = s.scalar(select(AuditEntry.payload).where(AuditEntry.seq == audit_seq))
+    return {} if payload is None else dict(json.loads(payload))
+
+
+def _faces_in_frame(payload: dict[str, Any]) -> int | None:
+    probe = payload.get("probe") or {}
+    n = probe.get("faces_in_frame")
+    return int(n) if isinstance(n, int) else None
+
+
+def _records_space(ws: Workspace, training: bool) -> Workspace:
+    """Where a search's candidates' records live: the training gallery for training searches."""
+    if not training:
+        return ws
+    from fieldid.records.training import open_training
+
+    return open_training(ws)
+
+
+def candidates_records(
+    ws: Workspace, person_ids: list[int], presented: list[dict[str, Any]], *, training: bool
+) -> dict[int, dict[str, Any]]:
+    """Each candidate's records (by source, most recent first), summary and conflicts, and how
+    the documents presented at the search compare with them. Records are read as they are now;
+    a correction since the search shows as corrected."""
+    from fieldid.records.assemble import assemble
+    from fieldid.records.checks import stored_document
+    from fieldid.records.documents import compare_documents
+    from fieldid.records.kinds import workspace_key
+
+    if not person_ids:
+        return {}
+    space = _records_space(ws, training)
+    try:
+        found = assemble(space.sessions, person_ids)
+    finally:
+        if space is not ws:
+            space.close()
+    key = workspace_key(ws.root)
+    docs = [stored_document(d, key) for d in presented]
+    out: dict[int, dict[str, Any]] = {}
+    for pid in person_ids:
+        recs = found[pid]
+        conflicts, agreements = compare_documents(docs, recs.records)
+        out[pid] = {
+            **recs.to_dict(),
+            "presented_document_conflicts": conflicts,
+            "presented_document_agreements": agreements,
+        }
+    return out
+
+
+def probe_state(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
+    """Whether the probe photo can be shown, and if not why not."""
+    with ws.sessions() as s:
+        probe = s.get(ProbeRecord, rec.id)
+        if probe is None:
+            return {
+                "available": False,
+                "state": "never_kept",
+                "state_text": "no photo was kept: the search was refused",
+                "quality": None,
+                "purged_at": None,
+            }
+        quality = json.loads(probe.quality) if probe.quality else None
+        if probe.image is None:
+            return {
+                "available": False,
+                "state": "purged",
+                "state_text": PROBE_PURGED,
+                "quality": quality or None,
+                "purged_at": iso(probe.image_purged_at),
+            }
+    return {
+        "available": True,
+        "state": "held",
+        "state_text": None,
+        "quality": quality or None,
+        "purged_at": None,
+    }
+
+
+def probe_display(ws: Workspace, search_id: int) -> bytes:
+    """The probe photo downscaled for display, made on each request (no copy is kept: the
+    retention purge must leave nothing behind)."""
+    with ws.sessions() as s:
+        probe = s.get(ProbeRecord, search_id)
+        data = None if probe is None else probe.image
+    if data is None:
+        raise ProbeGone(
+            f"the photo of search {search_id}: {PROBE_PURGED}"
+            if probe is not None
+            else f"search {search_id} kept no photo (it was refused)",
+            search_id=search_id,
+        )
+    with Image.open(io.BytesIO(data)) as opened:
+        im = ImageOps.exif_transpose(opened).convert("RGB")
+        im.thumbnail((PROBE_DISPLAY_SIDE, PROBE_DISPLAY_SIDE))
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def adjudication_dict(r: AdjudicationRecord) -> dict[str, Any]:
+    words = {
+        "confirm": "confirmed",
+        "reject": "rejected",
+        "inconclusive": "marked inconclusive",
+    }[r.decision]
+    return {
+        "adjudication_id": r.id,
+        "search_id": r.search_id,
+        "person_id": r.person_id,
+        "decision": r.decision,
+        "state": r.state,
+        "by": r.actor_name,
+        "by_role": r.actor_role,
+        "at": iso(r.at),
+        "reason": r.reason,
+        "documents": json.loads(r.documents),
+        "conflicts": json.loads(r.conflicts),
+        "second_by": r.second_by,
+        "second_at": iso(r.second_at),
+        "override_by": r.override_by,
+        "override_reason": r.override_reason,
+        "override_at": iso(r.override_at),
+        "audit_seq": r.audit_seq,
+        # Never a verdict: who decided, and that a human did.
+        "summary": f"{words} by {r.actor_name} (human adjudication)",
+    }
+
+
+def adjudications(ws: Workspace, search_id: int) -> list[dict[str, Any]]:
+    with ws.sessions() as s:
+        rows = s.scalars(
+            select(AdjudicationRecord)
+            .where(AdjudicationRecord.search_id == search_id)
+            .order_by(AdjudicationRecord.id)
+        )
+        return [adjudication_dict(r) for r in rows]
+
+
+def _cite(r: dict[str, Any]) -> str:
+    kind = str(r.get("kind", "record")).replace("_", " ")
+    return f"{kind}, {r.get('date') or 'undated'}, source {r.get('source')}"
+
+
+def flag_text(flag: dict[str, Any]) -> str:
+    """One line for a disagreement between records, naming each record's source and date."""
+    field = str(flag.get("field", "")).replace("_", " ")
+    if flag.get("rule") == "later_record_differs":
+        e, la = flag["earlier"], flag["later"]
+        return (
+            f"{field}: a later record ({_cite(la)}) states {la['value']}, an earlier one "
+            f"({_cite(e)}) states {e['value']}"
+        )
+    parts = [
+        f"{v['value']} ({'; '.join(_cite(r) for r in v['records'])})"
+        for v in flag.get("values", [])
+    ]
+    return f"sources disagree on {field}: " + " vs ".join(parts)
+
+
+def document_conflict_text(c: dict[str, Any]) -> str:
+    """One line for a presented document that differs from a candidate's records."""
+    field = str(c.get("field", "")).replace("_", " ")
+    shown = "" if field == "document number" else f" {c.get('presented')}"
+    on_record = "; ".join(
+        _cite(r) + ("" if field == "document number" else f" states {r.get('value')}")
+        for r in c.get("records", [])
+    )
+    n = int(c.get("document", 0)) + 1
+    return f"presented document {n}: {field}{shown} differs from {on_record}"
+
+
+def records_by_source(recs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary statements grouped by source (sources by most recent record first), each
+    marked when a disagreement cites it."""
+    cited: set[Any] = set()
+    for flag in recs.get("conflicts", []):
+        for v in flag.get("values", []):
+            cited.update(r.get("record_id") for r in v.get("records", []))
+        for k in ("earlier", "later"):
+            if k in flag:
+                cited.add(flag[k].get("record_id"))
+    for c in recs.get("presented_document_conflicts", []):
+        cited.update(r.get("record_id") for r in c.get("records", []))
+    texts = {st["record_id"]: st["text"] for st in recs.get("summary", [])}
+    return [
+        {
+            "source": g["source"],
+            "authority": g.get("authority"),
+            "records": [
+                {
+                    "record_id": r["record_id"],
+                    "date": r.get("date"),
+                    "kind": r.get("kind"),
+                    "text": texts.get(r["record_id"], ""),
+                    "in_conflict": r["record_id"] in cited,
+                    "corrected": r.get("corrected"),
+                    "synthetic": r.get("synthetic"),
+                }
+                for r in g["records"]
+            ],
+        }
+        for g in recs.get("records", [])
+    ]
+
+
+def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
+    """The whole of a persisted search as every surface shows it (the API's
+    ``GET /api/v1/searches/{id}``; the results, outcome and receipt pages)."""
+    cands = candidates_of(ws, rec.id)
+    payload = search_payload(ws, rec.audit_seq)
+    recorded = {c.get("rank"): c for c in payload.get("candidates", [])}
+    presented = list(payload.get("presented", []))
+    with ws.sessions() as s:
+        people = {
+            p.id: p
+            for p in s.scalars(select(Person).where(Person.id.in_([c.person_id for c in cands])))
+        }
+    if rec.training:
+        people = {}  # training candidates belong to the training gallery, not this one
+    records = candidates_records(
+        ws, [c.person_id for c in cands], presented, training=bool(rec.training)
+    )
+    probe = probe_state(ws, rec)
+    candidates = []
+    for c in cands:
+        p = people.get(c.person_id)
+        seen = recorded.get(c.rank, {})
+        recs = records.get(c.person_id, {})
+        candidates.append(
+            {
+                "rank": c.rank,
+                "person_id": c.person_id,
+                "external_id": c.external_id,
+                "display_name": p.display_name if p else c.external_id,
+                "synthetic": bool(p.synthetic) if p else None,
+                "in_gallery": p is not None,
+                "score": round(c.score, 4),
+                "above_threshold": seen.get("above_threshold", True),
+                "fmr": c.fmr,
+                # What the score meant at the gallery size and probe quality of the search, as
+                # recorded then (calibration.meaning); None when the audit entry is gone.
+                "rate_text": seen.get("meaning"),
+                "presented_document_conflicts": recs.get("presented_document_conflicts", []),
+                "presented_document_agreements": recs.get("presented_document_agreements", []),
+                "conflicts": recs.get("conflicts", []),
+                "summary": recs.get("summary", []),
+                "records": recs.get("records", []),
+                "by_source": records_by_source(recs),
+                "conflict_texts": [flag_text(f) for f in recs.get("conflicts", [])],
+                "document_conflict_texts": [
+                    document_conflict_text(x) for x in recs.get("presented_document_conflicts", [])
+                ],
+            }
+        )
+    documents_at_search = [
+        {
+            **d,
+            "conflicts_with_ranks": [
+                c["rank"]
+                for c in candidates
+                if any(x["document"] == i for x in c["presented_document_conflicts"])
+            ],
+        }
+        for i, d in enumerate(presented)
+    ]
+    tif = payload.get("threshold_in_force") or {}
+    adjs = adjudications(ws, rec.id)
+    documents = [d for a in adjs for d in a["documents"]]
+    return {
+        "search_id": rec.id,
+        "search_ref": rec.audit_seq,
+        "receipt_code": rec.receipt_code,
+        "notice": LEAD_NOTICE,
+        "operator": rec.operator,
+        "purpose": rec.purpose,
+        "case_ref": rec.case_ref,
+        "notice_given": rec.notice_given,
+        "at": iso(rec.started_at),
+        "model": rec.model,
+        "threshold": rec.threshold,
+        "gallery": {"persons": rec.gallery_persons, "templates": rec.gallery_templates},
+        "outcome": rec.outcome,
+        "refusal_code": rec.refusal_code,
+        "status": rec.status,
+        "closed_at": iso(rec.closed_at),
+        "faces_in_frame": _faces_in_frame(payload),
+        "list_kind": rec.list_kind,
+        "list_label": LIST_LABELS.get(rec.list_kind, LIST_LABELS[CANDIDATES]),
+        "training": bool(rec.training),
+        "threshold_in_force": tif,
+        "threshold_text": tif.get("text"),
+        "rates_unavailable": payload.get("rates_unavailable"),
+        "documents_at_search": documents_at_search,
+        "quality": probe.pop("quality"),
+        "probe": probe,
+        "candidates": candidates,
+        "adjudications": adjs,
+        "documents_presented": documents,
+        "links": links(rec.id, rec.receipt_code),
+    }
+
+
+def links(search_id: int, receipt_code: str) -> dict[str, str]:
+    """Where a search's API resources and pages are."""
+    return {
+        "self": f"/api/v1/searches/{search_id}",
+        "probe": f"/api/v1/searches/{search_id}/probe",
+        "adjudications": f"/api/v1/searches/{search_id}/adjudications",
+        "page": f"/results/{search_id}",
+        "outcome": f"/outcome/{search_id}",
+        "receipt": f"/receipt/{receipt_code}",
+    }

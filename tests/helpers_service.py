@@ -1,0 +1,90 @@
+"""Shared set-up of the HTTP service tests: a demo-like workspace with one operator per role."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+
+from fieldid.access import Role
+from fieldid.access.accounts import Accounts
+from fieldid.service import ServiceSettings, create_app
+from fieldid.workspace import Workspace
+
+PASSWORD = "test-password-1"
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(scope="module")
+def service_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with the astronaut enrolled and one operator per role."""
+    from rich.console import Console
+
+    from fieldid.demo.server import prepare
+
+    root = tmp_path_factory.mktemp("service") / "ws"
+    ws, _ = prepare(root, distractors=50, console=Console(quiet=True))
+    accounts = Accounts(ws, hasher=FAST_HASHER)
+    for role in Role:
+        accounts.add_user(f"u-{role.value}", role, PASSWORD, by="test")
+    ws.close()
+    return root
+
+
+@contextmanager
+def serving(
+    service_root: Path,
+    tmp_path: Path,
+    *,
+    conflicts: Any = None,
+    configure: Callable[[Path], None] | None = None,
+    **settings: Any,
+) -> Iterator[TestClient]:
+    """The app on a fresh copy of the module's workspace (``settings``: ServiceSettings;
+    ``configure(root)`` may edit the copy's fieldid.toml before it is opened)."""
+    root = tmp_path / "ws"
+    shutil.copytree(service_root, root)
+    if configure is not None:
+        configure(root)
+    ws = Workspace.open(root)
+    settings.setdefault("max_upload_bytes", 2 * 1024 * 1024)
+    app = create_app(ws, ServiceSettings(**settings), conflicts=conflicts)
+    try:
+        with TestClient(app) as c:
+            yield c
+    finally:
+        ws.close()
+
+
+def workspace_of(c: TestClient) -> Workspace:
+    ws: Workspace = c.app.state.fieldid.workspace  # type: ignore[attr-defined]
+    return ws
+
+
+@pytest.fixture()
+def client(service_root: Path, tmp_path: Path) -> Iterator[TestClient]:
+    with serving(service_root, tmp_path) as c:
+        yield c
+
+
+def login(c: TestClient, role: Role) -> str:
+    r = c.post("/api/v1/session", json={"name": f"u-{role.value}", "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return str(r.json()["csrf_token"])
+
+
+def search(c: TestClient, csrf: str, data: bytes, **form: str) -> Any:
+    fields = {"purpose": "field-identification", "case_ref": "CASE-1", "notice_given": "true"}
+    fields.update(form)
+    return c.post(
+        "/api/v1/searches",
+        headers={"X-CSRF-Token": csrf},
+        files={"image": ("probe.jpg", data, "image/jpeg")},
+        data=fields,
+    )

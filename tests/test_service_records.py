@@ -1,0 +1,139 @@
+"""What the field app shows about each candidate: records by source with dates, disagreements,
+documents presented at the search (listed first when they conflict), the calibrated meaning of the
+score, and investigation lists for the roles that may ask for them.
+
+An LFW test face is enrolled under a neutral synthetic identity with synthetic records (allowed in
+tests; never shown in the demo or screenshots)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import subject_images
+from fieldid.access import Role
+from fieldid.dataset import LabelledImage
+from fieldid.gallery.enroll import enroll_images
+from fieldid.records.importer import import_file
+from fieldid.workspace import Workspace
+from helpers_account import set_config
+from helpers_records import register, write_csv
+from helpers_service import login, search, service_root, serving
+
+__all__ = ["service_root"]  # fixture
+
+SUBJECT = "subject-0001"  # the fixture folder of the LFW test face
+ENROLLED_AS = "subject-0421"  # its neutral synthetic identity here (the demo's is subject-0001)
+GATE = """min_inter_eye_px = 30.0
+max_abs_yaw_deg = 60.0
+max_abs_pitch_deg = 45.0
+max_abs_roll_deg = 30.0
+min_sharpness_score = 20
+min_luminance = 50.0
+max_luminance = 215.0
+max_clipped_fraction = 0.15
+max_faces = 3
+min_unified = 30"""
+
+
+def with_records(root: Path) -> None:
+    set_config(root, "quality_gate", GATE)
+    ws = Workspace.open(root)
+    try:
+        first = subject_images(SUBJECT)[0]
+        item = LabelledImage(first, ENROLLED_AS, "Subject 0421 (synthetic)")
+        assert enroll_images(ws, [item], operator="t", source_name="t", synthetic=True).enrolled
+        register(ws, "border-x", "border")
+        register(ws, "court-y", "criminal_history")
+        base = {"person_external_id": ENROLLED_AS, "synthetic": "true"}
+        rows_b = [
+            {
+                **base,
+                "subject_id": "B-1",
+                "kind": "border_apprehension",
+                "source_record_id": "B1",
+                "event_date": "2019-03-02",
+                "date_of_birth": "1980-01-31",
+                "location": "Sector 12",
+                "outcome": "returned",
+            },
+            {
+                **base,
+                "subject_id": "B-1",
+                "kind": "identity_document",
+                "source_record_id": "B2",
+                "document_type": "passport",
+                "document_number": "P0001",
+                "issuing_country": "ARX",
+            },
+        ]
+        rows_c = [
+            {
+                **base,
+                "subject_id": "C-1",
+                "kind": "criminal_history",
+                "source_record_id": "C1",
+                "event_date": "2015-08-20",
+                "date_of_birth": "1981-01-31",
+                "charges": "trespass (synthetic)",
+                "disposition": "dismissed",
+            }
+        ]
+        write_csv(root / "b.csv", rows_b)
+        write_csv(root / "c.csv", rows_c)
+        assert not import_file(ws, "border-x", root / "b.csv", operator="t").bad_rows
+        assert not import_file(ws, "court-y", root / "c.csv", operator="t").bad_rows
+    finally:
+        ws.close()
+
+
+def test_search_json_and_page_carry_records_conflicts_documents_and_meaning(service_root, tmp_path):
+    probe = subject_images(SUBJECT)[1].read_bytes()
+    doc = [{"type": "passport", "number": "P0002", "country": "ARX"}]
+    with serving(service_root, tmp_path, configure=with_records) as c:
+        csrf = login(c, Role.OFFICER)
+        r = search(c, csrf, probe, documents=json.dumps(doc))
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert "P0002" not in r.text  # the number is kept only as a keyed hash
+        top = body["candidates"][0]
+        assert top["external_id"] == ENROLLED_AS
+        assert [g["source"] for g in top["records"]] == ["border-x", "court-y"]
+        assert body["presented_documents"][0]["conflicts_with_ranks"] == [1]
+        assert top["meaning"] and top["fmr"] is not None
+        # The persisted view (what the results page reads) says the same.
+        sid = body["search_id"]
+        view = c.get(f"/api/v1/searches/{sid}").json()
+        cand = view["candidates"][0]
+        assert cand["rate_text"] == top["meaning"]
+        assert {g["source"] for g in cand["by_source"]} == {"border-x", "court-y"}
+        assert any("sources disagree on date of birth" in t for t in cand["conflict_texts"])
+        assert any("source border-x" in t for t in cand["document_conflict_texts"])
+        assert view["documents_at_search"][0]["conflicts_with_ranks"] == [1]
+        page = c.get(f"/results/{sid}").text
+        assert page.index('data-testid="presented-at-search"') < page.index(
+            'data-testid="candidate"'
+        )
+        assert "border apprehension, 2019-03-02, source border-x" in page
+        assert "The records disagree" in page and "What this score means" in page
+        # A malformed documents field is a clear 422, and nothing is searched.
+        bad = search(c, csrf, probe, documents="[{")
+        assert bad.status_code == 422 and bad.json()["code"] == "document.syntax"
+
+
+def test_investigation_lists_are_for_supervisors_and_labelled(service_root, tmp_path):
+    probe = subject_images(SUBJECT)[1].read_bytes()
+    with serving(service_root, tmp_path, configure=with_records) as c:
+        csrf = login(c, Role.OFFICER)
+        r = search(c, csrf, probe, investigation="true")
+        assert r.status_code == 403 and r.json()["code"] == "access.forbidden"
+        c.cookies.clear()
+        csrf = login(c, Role.SUPERVISOR)
+        r = search(c, csrf, probe, investigation="true")
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["list_kind"] == "investigation" and "INVESTIGATION LIST" in body["list_label"]
+        assert len(body["candidates"]) > 1
+        assert any(not x["above_threshold"] for x in body["candidates"])
+        page = c.get(f"/results/{body['search_id']}").text
+        assert "INVESTIGATION LIST" in page and "below the threshold in force" in page
