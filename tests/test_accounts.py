@@ -160,7 +160,6 @@ def test_tokens_are_hashed_scoped_and_expire(accounts):
         "search",
         "verify",
         "adjudicate",
-        "second_confirm",
         "record_read",
     }
     with pytest.raises(AuthorisationError) as e:

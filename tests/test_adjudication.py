@@ -170,22 +170,29 @@ def test_two_person_rule(ws: Workspace) -> None:
     assert a.state == "pending_second" and not a.is_identification
     assert identification_of(ws, result.search_id) is None
     assert find_by_receipt(ws, result.receipt_code or "").status == "open"
-    with pytest.raises(AdjudicationRefused) as e:
-        adj.second_confirm(a.id, OFFICER)
-    assert e.value.code == "adjudication.same_person"
+    with pytest.raises(AuthorisationError):
+        adj.second_confirm(a.id, OFFICER_2)  # second-person confirmation is a supervisor's
     with pytest.raises(AuthorisationError):
         adj.second_confirm(a.id, AUDITOR)
     with pytest.raises(AdjudicationRefused) as e2:
         adj.adjudicate(result.search_id, SUPERVISOR, "confirm", person_id=pid, reason="also me")
     assert e2.value.code == "adjudication.pending"
-    b = adj.second_confirm(a.id, OFFICER_2)
+    b = adj.second_confirm(a.id, SUPERVISOR)
     assert b.state == "final" and b.is_identification
     assert identification_of(ws, result.search_id) is not None
     entry = last(ws, "second_confirm")
-    assert entry.operator == "officer-9" and entry.payload["first_by"] == "officer-7"
+    assert entry.operator == SUPERVISOR.name and entry.payload["first_by"] == "officer-7"
     with pytest.raises(AdjudicationRefused) as e3:
-        adj.second_confirm(a.id, SUPERVISOR)
+        adj.second_confirm(a.id, Actor("sup-2", Role.SUPERVISOR))
     assert e3.value.code == "adjudication.not_pending"
+    # Nobody confirms their own identification a second time.
+    again = search(ws, "subject-0002", image=2)
+    first = adj.adjudicate(
+        again.search_id, SUPERVISOR, "confirm", person_id=pid, reason="same face again"
+    )
+    with pytest.raises(AdjudicationRefused) as e:
+        adj.second_confirm(first.id, SUPERVISOR)
+    assert e.value.code == "adjudication.same_person"
 
 
 def test_document_conflict_blocks_until_a_supervisor_overrides_with_a_reason(

@@ -161,7 +161,8 @@ def test_confirm_under_the_two_person_rule_shows_who_decided(service_root, tmp_p
         same = c.post(
             f"/api/v1/adjudications/{aid}/second-confirmation", headers={"X-CSRF-Token": csrf}
         )
-        assert same.status_code == 409 and same.json()["code"] == "adjudication.same_person"
+        # Second-person confirmation is a supervisor's (access.PERMISSIONS).
+        assert same.status_code == 403 and same.json()["code"] == "access.forbidden"
         csrf = login_fresh(c, Role.SUPERVISOR)
         assert 'data-testid="second-confirm"' in c.get(f"/outcome/{sid}").text
         # The supervisor confirms through the web form (CSRF in the form).

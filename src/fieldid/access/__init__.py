@@ -30,7 +30,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "verify": frozenset({Role.OFFICER, Role.SUPERVISOR}),
     "investigation": frozenset({Role.SUPERVISOR}),
     "adjudicate": frozenset({Role.OFFICER, Role.SUPERVISOR}),
-    "second_confirm": frozenset({Role.SUPERVISOR, Role.OFFICER}),
+    "second_confirm": frozenset({Role.SUPERVISOR}),
     "override_conflict": frozenset({Role.SUPERVISOR}),
     "review": frozenset({Role.SUPERVISOR}),
     "audit_read": frozenset({Role.AUDITOR, Role.ADMIN}),

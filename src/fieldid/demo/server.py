@@ -2,7 +2,9 @@
 
 The gallery holds one real face, NASA's public-domain astronaut portrait, under the neutral
 synthetic identity "Subject 0001 (synthetic)" with no records attached, and synthetic
-template-only distractors (vectors with no face behind them). Two demo operators, an officer and a
+template-only identities (vectors with no face behind them): 500 synthetic people with synthetic
+records from the four kinds of source (``fieldid synth``), the rest plain distractors. Two demo
+operators, an officer and a
 supervisor, get fresh random passwords at every start, printed once.
 """
 
@@ -34,10 +36,15 @@ def default_workspace() -> Path:
     return Path(base) / "fieldid" / "demo"
 
 
+#: Synthetic people with records in the demo gallery (part of its distractors).
+DEMO_RECORD_PEOPLE = 500
+
+
 def prepare(root: Path, *, distractors: int, console: Console) -> tuple[Workspace, dict[str, str]]:
     """Open (or create) the demo workspace, fill its gallery, and reset the demo operators'
     passwords. Returns the workspace and {operator: password}."""
     from fieldid.demo import astronaut_path
+    from fieldid.records.synth import synth
 
     ws = Workspace.open(root) if (root / "fieldid.toml").exists() else Workspace.init(root)
     summary = enroll_images(
@@ -50,6 +57,10 @@ def prepare(root: Path, *, distractors: int, console: Console) -> tuple[Workspac
     if summary.refused:
         r = summary.refused[0]
         raise WorkspaceError(f"demo portrait refused: {r.message}", code="demo.enroll")
+    # Synthetic people with synthetic records across the four kinds of source (template-only:
+    # no face, so no real face ever carries an invented record); idempotent for the seed.
+    people = min(DEMO_RECORD_PEOPLE, distractors)
+    synth(ws, people=people, seed=0, operator="demo-setup")
     size = ws.gallery.size()
     missing = distractors - (size.persons - 1)
     if missing > 0:
