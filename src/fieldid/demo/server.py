@@ -59,8 +59,7 @@ def prepare(root: Path, *, distractors: int, console: Console) -> tuple[Workspac
         raise WorkspaceError(f"demo portrait refused: {r.message}", code="demo.enroll")
     # Synthetic people with synthetic records across the four kinds of source (template-only:
     # no face, so no real face ever carries an invented record); idempotent for the seed.
-    people = min(DEMO_RECORD_PEOPLE, distractors)
-    synth(ws, people=people, seed=0, operator="demo-setup")
+    synth(ws, people=min(DEMO_RECORD_PEOPLE, distractors), seed=0, operator="demo-setup")
     size = ws.gallery.size()
     missing = distractors - (size.persons - 1)
     if missing > 0:
