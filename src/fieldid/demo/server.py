@@ -114,7 +114,9 @@ def serve_demo(
     size = ws.gallery.size()
     console.print(
         f"gallery: {size.persons:,} people: Subject 0001 (synthetic) is the public-domain "
-        f"astronaut portrait; the other {size.persons - 1:,} are template-only distractors."
+        f"astronaut portrait; the other {size.persons - 1:,} are synthetic template-only "
+        f"identities with no face behind them ({min(DEMO_RECORD_PEOPLE, distractors):,} of them "
+        "carry synthetic records from the four kinds of source)."
     )
     url = f"http://{host}:{port}"
     console.print(f"\nopen [bold]{url}[/] and log in as (passwords are new at every start):")
