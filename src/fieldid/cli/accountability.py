@@ -7,69 +7,33 @@ enforces what that role may do and records it in the audit log.
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from fieldid.cli.common import (
+    JsonOpt,
+    RoleOpt,
+    WorkspaceOpt,
+    console,
+    err_console,
+    fail,
+)
+from fieldid.cli.common import actor as _actor
+from fieldid.cli.common import open_workspace as _open
 from fieldid.errors import FieldidError
-
-console = Console()
-err_console = Console(stderr=True)
 
 audit_app = typer.Typer(help="Verify and export the hash-chained audit log.", no_args_is_help=True)
 redress_app = typer.Typer(
     help="What was done with a person's face and records.", no_args_is_help=True
 )
 
-WorkspaceOpt = Annotated[
-    Path,
-    typer.Option(
-        "--workspace", "-w", envvar="FIELDID_WORKSPACE", help="Workspace folder (see fieldid init)."
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 OperatorOpt = Annotated[str, typer.Option(help="Who is acting (default: your login).")]
-
-
-RoleOpt = Annotated[
-    str, typer.Option(help="The role you act in: officer, supervisor, auditor or admin.")
-]
-
-
-def fail(err: FieldidError, as_json: bool = False) -> NoReturn:
-    if as_json:
-        print(json.dumps({"error": err.to_dict()}, indent=2, default=str))
-    else:
-        err_console.print(f"[bold red]refused[/] {escape(f'[{err.code}]')} {escape(err.message)}")
-    raise typer.Exit(code=2)
-
-
-def _actor(operator: str, role: str) -> Any:
-    from fieldid.access import Actor, Role
-
-    try:
-        r = Role(role)
-    except ValueError:
-        fail(
-            FieldidError(
-                f"unknown role {role!r}: officer, supervisor, auditor or admin",
-                code="access.unknown_role",
-            )
-        )
-    return Actor(operator or getpass.getuser(), r)
-
-
-def _open(workspace: Path) -> Any:
-    from fieldid.workspace import Workspace
-
-    return Workspace.open(workspace)
 
 
 # -- audit ---------------------------------------------------------------------------------------

@@ -6,16 +6,22 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fieldid.cli.accountability import register as register_accountability
 from fieldid.cli.calibration import calibrate
+from fieldid.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    fail,
+    progress_bar,
+)
+from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.models import models_app
 from fieldid.cli.records import register as register_records
 from fieldid.cli.users import token_app, user_app
@@ -34,48 +40,9 @@ app.add_typer(token_app, name="token")
 register_records(app)
 app.command("calibrate")(calibrate)
 
-console = Console()
-err_console = Console(stderr=True)
-
-WorkspaceOpt = Annotated[
-    Path,
-    typer.Option(
-        "--workspace", "-w", envvar="FIELDID_WORKSPACE", help="Workspace folder (see fieldid init)."
-    ),
-]
 OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (required).")]
 PurposeOpt = Annotated[str, typer.Option(help="Why: one of the workspace's permitted purposes.")]
 CaseOpt = Annotated[str, typer.Option("--case", help="Case reference this use belongs to.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def fail(err: FieldidError, as_json: bool = False) -> NoReturn:
-    """Print a refusal with its code and exit non-zero (2 for a refusal, as for bad usage)."""
-    if as_json:
-        print(json.dumps({"error": err.to_dict()}, indent=2, default=str))
-    else:
-        err_console.print(f"[bold red]refused[/] {escape(f'[{err.code}]')} {escape(err.message)}")
-        for g in err.details.get("guidance", [])[1:]:
-            code = escape("[" + g["code"] + "]")
-            err_console.print(f"  also: {code} {escape(g['message'])}")
-    raise typer.Exit(code=2)
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    )
-
-
-def _open(workspace: Path) -> Any:
-    from fieldid.workspace import Workspace
-
-    return Workspace.open(workspace)
 
 
 def _quality_table(q: dict[str, Any]) -> Table:

@@ -40,7 +40,7 @@ def calibrate(
 ) -> None:
     """Fit score → FMR/FNMR per probe-quality band for the workspace's model and store it."""
     from fieldid.calibration.run import calibrate_workspace
-    from fieldid.cli.app import fail, progress_bar
+    from fieldid.cli.common import fail, progress_bar
     from fieldid.dataset import read_labelled
     from fieldid.workspace import Workspace
 

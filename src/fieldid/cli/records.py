@@ -10,64 +10,24 @@ from __future__ import annotations
 import getpass
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fieldid.cli.common import JsonOpt, WorkspaceOpt, console
+from fieldid.cli.common import actor as _actor
+from fieldid.cli.common import fail as _fail
+from fieldid.cli.common import open_workspace as _open
+from fieldid.cli.common import progress_bar as _bar
 from fieldid.errors import FieldidError
 
-console = Console()
-err_console = Console(stderr=True)
-
-WorkspaceOpt = Annotated[
-    Path,
-    typer.Option(
-        "--workspace", "-w", envvar="FIELDID_WORKSPACE", help="Workspace folder (see fieldid init)."
-    ),
-]
 OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (default: your login).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 source_app = typer.Typer(help="Record sources: register and list them.", no_args_is_help=True)
 review_app = typer.Typer(help="Review items (possible duplicates).", no_args_is_help=True)
 record_app = typer.Typer(help="Show and correct identity records.", no_args_is_help=True)
-
-
-def _fail(err: FieldidError, as_json: bool = False) -> NoReturn:
-    if as_json:
-        print(json.dumps({"error": err.to_dict()}, indent=2, default=str))
-    else:
-        err_console.print(f"[bold red]refused[/] {escape(f'[{err.code}]')} {escape(err.message)}")
-    raise typer.Exit(code=2)
-
-
-def _bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    )
-
-
-def _actor(operator: str, role: str) -> Any:
-    from fieldid.access import Actor, Role
-
-    try:
-        return Actor(operator or getpass.getuser(), Role(role))
-    except ValueError:
-        raise typer.BadParameter(f"unknown role {role!r}") from None
-
-
-def _open(workspace: Path) -> Any:
-    from fieldid.workspace import Workspace
-
-    return Workspace.open(workspace)
 
 
 def import_command(
