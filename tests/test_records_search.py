@@ -353,6 +353,14 @@ def test_a_training_search_cannot_return_a_real_gallery_candidate(with_records, 
     again = SearchService(with_records).search(probe, ATTR)
     assert "training-0421" not in [c.external_id for c in again.candidates]
     assert list(with_records.audit.entries("search"))[-1].payload["training"] is False
+    # Training candidates' ids belong to the training gallery: a real person's redress export
+    # never lists the training search, even where the ids coincide.
+    from fieldid.redress import redress_export
+
+    tid = result.candidates[0].person_id
+    out = redress_export(with_records, Actor("aud", Role.AUDITOR), person=str(tid))
+    assert all(not s.get("training") for s in out["searches"])
+    assert result.search_id not in [s.get("search_id") for s in out["searches"]]
 
 
 def test_a_training_search_without_a_training_gallery_is_refused(enrolled):

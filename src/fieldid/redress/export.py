@@ -184,7 +184,9 @@ def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, 
         rows = s.execute(
             select(SearchCandidate, SearchRecord)
             .join(SearchRecord, SearchRecord.id == SearchCandidate.search_id)
-            .where(SearchCandidate.person_id == pid)
+            # Training searches' candidates are people of the training gallery, whose ids
+            # mean someone else there: never part of a real person's redress.
+            .where(SearchCandidate.person_id == pid, SearchRecord.training.is_(False))
             .order_by(SearchRecord.started_at)
         ).all()
         for cand, rec in rows:
@@ -208,7 +210,11 @@ def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, 
             item["source"] = "search record"
             searches.append(item)
     for e in _audit_searches(
-        ws, lambda p: any(c.get("person_id") == pid for c in p.get("candidates", []))
+        ws,
+        lambda p: (
+            not p.get("training")
+            and any(c.get("person_id") == pid for c in p.get("candidates", []))
+        ),
     ):
         if e.seq in held_seqs:
             continue
