@@ -137,3 +137,67 @@ def test_investigation_lists_are_for_supervisors_and_labelled(service_root, tmp_
         assert any(not x["above_threshold"] for x in body["candidates"])
         page = c.get(f"/results/{body['search_id']}").text
         assert "INVESTIGATION LIST" in page and "below the threshold in force" in page
+
+
+def test_admin_imports_records_over_the_api_with_bad_rows_reported(service_root, tmp_path):
+    rows = [
+        {
+            "kind": "border_apprehension",
+            "source_record_id": "A1",
+            "subject_id": "S-1",
+            "event_date": "2019-03-02",
+            "location": "Sector 3",
+            "outcome": "returned",
+            "synthetic": "true",
+        },
+        {  # bad: no date for an event that needs one
+            "kind": "border_apprehension",
+            "source_record_id": "A2",
+            "subject_id": "S-2",
+            "location": "Sector 4",
+            "outcome": "returned",
+            "synthetic": "true",
+        },
+    ]
+
+    def source(root: Path) -> None:
+        ws = Workspace.open(root)
+        register(ws, "border-api", "border")
+        ws.close()
+
+    path = write_csv(tmp_path / "rows.csv", rows)
+    with serving(service_root, tmp_path, configure=source) as c:
+        csrf = login(c, Role.OFFICER)
+        files = {"file": ("rows.csv", path.read_bytes(), "text/csv")}
+        r = c.post(
+            "/api/v1/imports", headers={"X-CSRF-Token": csrf}, files=files, data={"source": "x"}
+        )
+        assert r.status_code == 403  # officers do not import
+        c.cookies.clear()
+        csrf = login(c, Role.ADMIN)
+        r = c.post(
+            "/api/v1/imports",
+            headers={"X-CSRF-Token": csrf},
+            files=files,
+            data={"source": "border-api"},
+        )
+        assert r.status_code == 200, r.text
+        report = r.json()
+        assert report["inserted"] == 1
+        assert report["bad_rows"] == 1
+        assert [b["line"] for b in report["bad_row_details"]] == [3]  # header is line 1
+        assert report["bad_row_details"][0]["reason"]
+        again = c.post(
+            "/api/v1/imports",
+            headers={"X-CSRF-Token": csrf},
+            files=files,
+            data={"source": "border-api"},
+        ).json()
+        assert again["inserted"] == 0 and again["unchanged"] == 1
+        wrong = c.post(
+            "/api/v1/imports",
+            headers={"X-CSRF-Token": csrf},
+            files={"file": ("rows.txt", b"x", "text/plain")},
+            data={"source": "border-api"},
+        )
+        assert wrong.status_code == 415 and wrong.json()["code"] == "import.format"

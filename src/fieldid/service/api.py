@@ -619,6 +619,61 @@ async def enroll(
     return await run_in_threadpool(work)
 
 
+#: Largest records file the API takes in one request (larger imports: ``fieldid import``).
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+
+@router.post("/imports", tags=["records"], responses=ERRORS)
+async def import_records(
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("import"))],
+    file: Annotated[UploadFile, File(description="CSV, JSONL or Parquet records file.")],
+    source: Annotated[str, Form(max_length=100, description="A registered record source.")],
+    kind: Annotated[
+        str | None, Form(description="Record kind for every row (else each row's kind column).")
+    ] = None,
+    dry_run: Annotated[bool, Form(description="Validate and report; write nothing.")] = False,
+) -> dict[str, Any]:
+    """Import identity records from a registered source (admin): good rows are upserted by the
+    source's record id, every bad row is reported with its line and reason, nothing is dropped
+    silently. Photos referenced by rows cannot travel with an upload: those rows are reported
+    (use ``fieldid import`` beside the photos)."""
+    from fieldid.records.importer import import_file
+
+    suffix = Path(file.filename or "").suffix.lower()
+    if suffix not in {".csv", ".jsonl", ".ndjson", ".parquet"}:
+        raise FieldidError(
+            f"name the file .csv, .jsonl or .parquet (got {file.filename!r})",
+            code="import.format",
+        )
+    data = await file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise FieldidError(
+            f"records files over {MAX_IMPORT_BYTES // (1024 * 1024)} MiB go through "
+            "`fieldid import`",
+            code="import.too_large",
+        )
+    state = app_state(request)
+
+    def work() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            path.write_bytes(data)
+            with state.work_lock:
+                report = import_file(
+                    state.workspace,
+                    source.strip(),
+                    path,
+                    kind=kind or None,
+                    dry_run=dry_run,
+                    operator=principal.actor.name,
+                    actor=principal.actor,
+                )
+        return report.to_dict()
+
+    return await run_in_threadpool(work)
+
+
 def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {}
     try:

@@ -37,6 +37,8 @@ _STATUS_BY_CODE: dict[str, int] = {
     "gallery.model_mismatch": 409,
     "search.bad_receipt": 400,
     "probe.purged": 410,
+    "import.too_large": 413,
+    "import.format": 415,
     "adjudication.not_found": 404,
     "adjudication.not_own_search": 403,
     "adjudication.search_closed": 409,
@@ -67,6 +69,7 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "demo": 422,
     "document": 422,
     "records": 422,
+    "import": 422,
 }
 
 _TITLES: dict[str, str] = {
