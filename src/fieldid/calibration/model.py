@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -223,9 +224,10 @@ class Calibration:
     fallbacks: dict[str, str] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """Stable identifier: the model and a digest of the fitted content."""
+        """Stable identifier: the model and a digest of the fitted content (computed once: the
+        digest serialises every curve, which would otherwise cost milliseconds per search)."""
         body = json.dumps(self._content(), sort_keys=True).encode()
         return f"{self.model}/cal-{hashlib.sha256(body).hexdigest()[:12]}"
 
