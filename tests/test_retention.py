@@ -140,6 +140,7 @@ def test_audit_entries_stay_their_full_period_then_go_keeping_the_chain_verifiab
     assert all(as_utc(e.at) >= clock.now() - timedelta(days=183) for e in entries)
     result = verify_workspace(ws)
     assert result.ok and result.start_seq == first_purge.audit_seq, result
+    assert ws.audit.verify_chain() is None  # the log's own check knows the anchor too
     # An export after the purge is still valid (it starts at the anchor).
     from fieldid.audit.export import load_public_key, read_export, verify_export
 
@@ -150,6 +151,7 @@ def test_audit_entries_stay_their_full_period_then_go_keeping_the_chain_verifiab
         s.execute(delete(AuditEntry).where(AuditEntry.seq == first_purge.audit_seq))
     bad = verify_workspace(ws)
     assert not bad.ok and bad.kind == "deleted"
+    assert ws.audit.verify_chain() is not None
 
 
 def test_everything_old_still_leaves_a_verifiable_log(ws: Workspace, clock: ManualClock) -> None:

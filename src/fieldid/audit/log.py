@@ -152,17 +152,10 @@ class SqlAuditLog:
                 )
 
     def verify_chain(self) -> int | None:
-        """The seq of the first entry whose hash does not hold, or None if the chain is intact."""
-        prev = GENESIS
-        expected_seq = 1
-        with self._sessions() as s:
-            for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq)):
-                at = e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)
-                h = entry_hash(
-                    prev, e.seq, at, e.event, e.operator, e.purpose, e.case_ref, e.payload
-                )
-                if e.seq != expected_seq or e.prev_hash != prev or e.hash != h:
-                    return e.seq
-                prev = e.hash
-                expected_seq += 1
-        return None
+        """The seq of the first bad entry (edited, deleted, inserted or reordered), or None if
+        the chain is intact from its start (genesis, or the anchor a purge recorded). The full
+        answer, with what went wrong, is :func:`fieldid.audit.verify.verify_log`."""
+        from fieldid.audit.verify import verify_log
+
+        result = verify_log(self._sessions)
+        return None if result.ok else (result.bad_seq if result.bad_seq is not None else 0)
