@@ -23,6 +23,7 @@ from fieldid.cli.common import (
 )
 from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.models import models_app
+from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
 from fieldid.cli.users import token_app, user_app
 from fieldid.errors import FieldidError
@@ -38,6 +39,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 register_records(app)
+register_person(app)
 app.command("calibrate")(calibrate)
 
 OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (required).")]

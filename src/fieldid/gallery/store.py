@@ -23,6 +23,8 @@ from fieldid.audit.log import utcnow
 from fieldid.errors import ModelMismatch
 from fieldid.gallery.index import FaissIndex, IndexParams
 from fieldid.gallery.schema import EnrollmentImage, GalleryMeta, Person, TemplateRow
+from fieldid.records import lineage
+from fieldid.records.schema import PersonMerge
 from fieldid.template.types import ModelId, Template
 
 
@@ -123,6 +125,33 @@ class Gallery:
             row.value = rev
         return rev
 
+    @classmethod
+    def bump_revision(cls, s: Session) -> tuple[str, str]:
+        """Move the revision inside the caller's transaction (a change made outside this class,
+        such as a person merge); returns (old, new) for :meth:`carry_index`."""
+        row = s.get(GalleryMeta, "revision")
+        old = "" if row is None else row.value
+        return old, cls._bump(s)
+
+    def carry_index(self, old: str, new: str, removed: Sequence[int] = ()) -> bool:
+        """After a committed change that moved the revision from ``old`` to ``new`` and changed
+        no template's id or vector, only which person owns it (the index maps template ids to
+        vectors; owners are looked up in the database at search time), the index at ``old`` minus
+        ``removed`` is the index at ``new``: carry it over and persist it instead of rebuilding.
+
+        Returns False when no index at ``old`` was at hand (in memory or on disk); the next search
+        then rebuilds, as for any stale index."""
+        index = self._index if self._index_revision == old else None
+        if index is None:
+            index = FaissIndex.load(self.index_dir, old, params=self._params)
+        if index is None:
+            return False
+        if removed:
+            index.remove(np.asarray(list(removed), dtype=np.int64))
+        index.save(self.index_dir, revision=new)
+        self._index, self._index_revision, self._dirty = index, new, False
+        return True
+
     def revision(self) -> str:
         with self._sessions() as s:
             row = s.get(GalleryMeta, "revision")
@@ -188,16 +217,17 @@ class Gallery:
     # -- enrollment ----------------------------------------------------------------------------
 
     def find_person(self, external_id: str) -> int | None:
+        """The person enrolled under ``external_id``, or the person it was merged into."""
         with self._sessions() as s:
-            pid: int | None = s.scalar(select(Person.id).where(Person.external_id == external_id))
-            return pid
+            return lineage.live_person(s, external_id)
 
     def has_image(self, external_id: str, sha256: str) -> bool:
         with self._sessions() as s:
-            q = (
-                select(EnrollmentImage.id)
-                .join(Person)
-                .where(Person.external_id == external_id, EnrollmentImage.sha256 == sha256)
+            pid = lineage.live_person(s, external_id)
+            if pid is None:
+                return False
+            q = select(EnrollmentImage.id).where(
+                EnrollmentImage.person_id == pid, EnrollmentImage.sha256 == sha256
             )
             return s.scalar(q) is not None
 
@@ -221,11 +251,14 @@ class Gallery:
         """Add an image and its template to a person (created if new).
 
         Returns None when this person already has this exact image (enrollment is idempotent).
+        An external id that was merged into another person enrols into that person: a source
+        sending its old key again does not bring the merged person back.
         """
         self._require(template)
         now = utcnow()
         with self._sessions.begin() as s:
-            person = s.scalar(select(Person).where(Person.external_id == external_id))
+            pid = lineage.live_person(s, external_id)
+            person = None if pid is None else s.get(Person, pid)
             if person is None:
                 person = Person(
                     external_id=external_id,
@@ -333,8 +366,13 @@ class Gallery:
         return tids
 
     def delete_person(self, person_id: int) -> int:
-        """Delete a person with their images and templates; returns templates removed."""
+        """Delete a person with their images and templates; returns templates removed.
+
+        The history of people merged into this one goes too: it describes this person."""
         with self._sessions.begin() as s:
+            merges = [i.merge_id for i in lineage.identities(s, person_id) if i.merge_id]
+            if merges:
+                s.execute(delete(PersonMerge).where(PersonMerge.id.in_(merges)))
             tids = list(s.scalars(select(TemplateRow.id).where(TemplateRow.person_id == person_id)))
             s.execute(delete(TemplateRow).where(TemplateRow.person_id == person_id))
             s.execute(delete(EnrollmentImage).where(EnrollmentImage.person_id == person_id))

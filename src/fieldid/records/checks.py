@@ -18,9 +18,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from fieldid.adjudication.schema import SearchCandidate
 from fieldid.adjudication.store import get_search
 from fieldid.errors import FieldidError
 from fieldid.gallery.schema import AuditEntry
+from fieldid.records import lineage
 from fieldid.records.assemble import assemble, load_records
 from fieldid.records.documents import PresentedDocument, StoredDocument, compare_documents
 from fieldid.records.kinds import workspace_key
@@ -124,7 +126,18 @@ class RecordsConflictChecker:
             with open_training(self.ws) as space:
                 records = load_records(space.sessions, [person_id])[person_id]
         else:
-            records = load_records(self.ws.sessions, [person_id])[person_id]
+            # A candidate merged into another person since the search (``person_merges``):
+            # their records moved, so compare with the person they are now part of.
+            with self.ws.sessions() as s:
+                ext = s.scalar(
+                    select(SearchCandidate.external_id).where(
+                        SearchCandidate.search_id == search_id,
+                        SearchCandidate.person_id == person_id,
+                    )
+                )
+                live = None if ext is None else lineage.current_person(s, person_id, ext)
+            now = person_id if live is None else live
+            records = load_records(self.ws.sessions, [now])[now]
         found, _ = compare_documents(docs, records)
         return [_describe(c) for c in found]
 

@@ -26,9 +26,11 @@ from typing import Any, cast
 from pydantic import ValidationError
 from sqlalchemy import DateTime, Table, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, require
 from fieldid.gallery.schema import Person
+from fieldid.records import lineage
 from fieldid.records.kinds import KINDS, RecordBase, describe_errors, validate_row, workspace_key
 from fieldid.records.schema import PersonLink, Record, Source
 from fieldid.records.sources import RecordsError, SourceInfo, get_source
@@ -302,6 +304,14 @@ class RecordWriter:
                     select(Person.id, Person.external_id).where(Person.external_id.in_(ext_ids))
                 )
             }
+            missing = ext_ids - set(by_ext)
+            if missing:
+                # An external id merged into another person reaches the person kept.
+                with Session(bind=conn) as s:
+                    for e in missing:
+                        live = lineage.live_person(s, e)
+                        if live is not None:
+                            by_ext[e] = live
         keys = {r.rec.subject_id for r in rows if r.rec.subject_id}
         links: dict[str, int] = {}
         if keys:

@@ -3,7 +3,9 @@
 A *possible duplicate* is opened when an image enrolled for one person matches a different person
 at or above the strict enrollment dedupe threshold. The image is enrolled as asked; nothing is
 merged, relinked or dropped. A supervisor records a decision (``fieldid review resolve``), which is
-audited (``review_resolve``); linking two people is a separate, explicit human action.
+audited (``review_resolve``); linking two people is a separate, explicit human action
+(``fieldid person merge``, ``records/merge.py``), which resolves the item it names as
+``same_person``.
 """
 
 from __future__ import annotations
@@ -143,24 +145,43 @@ def resolve_review_item(
     if not note.strip():
         raise RecordsError("a decision needs a note saying why", code="review.no_note")
     with ws.sessions.begin() as s:
-        item = s.get(ReviewItem, item_id)
-        if item is None:
-            raise RecordsError(f"no review item {item_id}", code="review.not_found")
-        if item.state != "open":
-            raise RecordsError(
-                f"review item {item_id} was resolved already ({item.decision})",
-                code="review.resolved",
-            )
-        item.state = "resolved"
-        item.decision = decision
-        item.note = note
-        item.resolved_by = actor.name
-        item.resolved_at = ws.clock.now()
-        s.flush()
-        view = _view(s, item)
+        view = resolve_in_session(ws, s, item_id, decision=decision, note=note, actor=actor)
+    audit_resolution(ws, view, actor)
+    return view
+
+
+def resolve_in_session(
+    ws: Workspace, s: Any, item_id: int, *, decision: str, note: str, actor: Actor
+) -> ReviewView:
+    """Resolve an open item inside the caller's transaction (a person merge resolves its item in
+    the same transaction as the merge); the caller audits it with :func:`audit_resolution` after
+    the commit. Permission and decision are the caller's to check."""
+    item = s.get(ReviewItem, item_id)
+    if item is None:
+        raise RecordsError(f"no review item {item_id}", code="review.not_found")
+    if item.state != "open":
+        raise RecordsError(
+            f"review item {item_id} was resolved already ({item.decision})",
+            code="review.resolved",
+        )
+    item.state = "resolved"
+    item.decision = decision
+    item.note = note
+    item.resolved_by = actor.name
+    item.resolved_at = ws.clock.now()
+    s.flush()
+    return _view(s, item)
+
+
+def audit_resolution(ws: Workspace, view: ReviewView, actor: Actor) -> None:
+    """The ``review_resolve`` audit entry of a resolved item."""
     ws.audit.append(
         "review_resolve",
         operator=actor.name,
-        payload={"review_item": item_id, "kind": view.kind, "decision": decision, "note": note},
+        payload={
+            "review_item": view.id,
+            "kind": view.kind,
+            "decision": view.decision,
+            "note": view.note,
+        },
     )
-    return view

@@ -10,6 +10,8 @@
 - ``record_corrections``: every correction of a record, with who, when, why and the old value.
 - ``review_items``: things a person must look at (a possible duplicate enrolment); nothing is
   merged or dropped without a human decision.
+- ``person_merges``: two people a supervisor merged (``records/merge.py``), with what the merged
+  person was and what moved.
 """
 
 from __future__ import annotations
@@ -131,3 +133,44 @@ class ReviewItem(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PersonMerge(Base):
+    """A supervisor's decision that two fieldid people are one, acted on (migration ``0006``).
+
+    The merged person's images, templates, records and source links moved to the kept person and
+    the merged ``persons`` row was deleted; this row is what remains of it: who it was (external id,
+    display name, synthetic flag as they were), who merged it, when, why, on which review item and
+    what moved. The person ids are plain integers, not foreign keys: the merged id no longer exists,
+    and searches recorded under it (``search_candidates``, never rewritten) are found through here.
+    Chains are followed by external id (stable and unique), not by numeric id, which SQLite may
+    give to a new person once the highest one is deleted (``records/lineage.py``). Rows live as
+    long as the kept person: deleting the kept person deletes its merge history.
+    """
+
+    __tablename__ = "person_merges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kept_person_id: Mapped[int] = mapped_column(Integer)
+    kept_external_id: Mapped[str] = mapped_column(String(200), index=True)
+    merged_person_id: Mapped[int] = mapped_column(Integer, index=True)
+    merged_external_id: Mapped[str] = mapped_column(String(200), index=True)
+    merged_display_name: Mapped[str] = mapped_column(String(200))
+    merged_synthetic: Mapped[bool] = mapped_column(Boolean)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    review_item_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    images_moved: Mapped[int] = mapped_column(Integer)
+    #: Images of the merged person byte-identical to one the kept person has (same SHA-256): not
+    #: moved (a person holds an image once) but deleted with their templates; listed in ``detail``.
+    images_dropped: Mapped[int] = mapped_column(Integer)
+    templates_moved: Mapped[int] = mapped_column(Integer)
+    templates_dropped: Mapped[int] = mapped_column(Integer)
+    records_moved: Mapped[int] = mapped_column(Integer)
+    links_moved: Mapped[int] = mapped_column(Integer)
+    #: What the counts do not say: the dropped images' provenance, review items re-pointed.
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Seq of the ``person_merge`` audit entry.
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)

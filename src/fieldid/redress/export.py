@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from fieldid.access import Actor, require
 from fieldid.adjudication.schema import (
@@ -147,11 +148,28 @@ def _search(rec: SearchRecord, probe: ProbeRecord | None) -> dict[str, Any]:
 
 
 def _resolve_person(ws: Workspace, person: str) -> tuple[int | None, str]:
-    """A person by external id (what people are shown) or internal numeric id."""
+    """A person by external id (what people are shown) or internal numeric id; an identity
+    merged into another person (``person_merges``) gives the person it was merged into."""
+    from fieldid.records import lineage
+    from fieldid.records.schema import PersonMerge
+
     with ws.sessions() as s:
         p = s.scalars(select(Person).where(Person.external_id == person)).first()
         if p is None and person.isdigit():
             p = s.get(Person, int(person))
+        if p is None:
+            merged = s.scalars(
+                select(PersonMerge)
+                .where(
+                    or_(
+                        PersonMerge.merged_external_id == person,
+                        PersonMerge.merged_person_id == (int(person) if person.isdigit() else -1),
+                    )
+                )
+                .order_by(PersonMerge.id.desc())
+            ).first()
+            live = None if merged is None else lineage.live_person(s, merged.merged_external_id)
+            p = None if live is None else s.get(Person, live)
         if p is not None:
             return p.id, p.external_id
         # Deleted from the gallery: searches and the audit log still know them.
@@ -176,27 +194,47 @@ def _audit_searches(ws: Workspace, match: Callable[[dict[str, Any]], Any]) -> li
 
 
 def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, Any]:
+    from fieldid.records import lineage
+
     pid, ext = _resolve_person(ws, person)
     assert pid is not None
     searches: list[dict[str, Any]] = []
     held_seqs: set[int] = set()
     with ws.sessions() as s:
+        # The person and everyone merged into it: searches keep the ids they recorded.
+        known = lineage.identities(s, pid)
+        merged = [i for i in known if i.merged_at is not None]
+        who = SearchCandidate.person_id == pid
+        if merged:
+            # An old id is believed with the external id recorded beside it (SQLite may give a
+            # deleted id to a new person).
+            who = or_(
+                who,
+                *[
+                    and_(
+                        SearchCandidate.person_id == i.person_id,
+                        SearchCandidate.external_id == i.external_id,
+                    )
+                    for i in merged
+                ],
+            )
         rows = s.execute(
             select(SearchCandidate, SearchRecord)
             .join(SearchRecord, SearchRecord.id == SearchCandidate.search_id)
             # Training searches' candidates are people of the training gallery, whose ids
             # mean someone else there: never part of a real person's redress.
-            .where(SearchCandidate.person_id == pid, SearchRecord.training.is_(False))
+            .where(who, SearchRecord.training.is_(False))
             .order_by(SearchRecord.started_at)
         ).all()
         for cand, rec in rows:
+            shown = cand.person_id
             held_seqs.add(rec.audit_seq)
             adjs = s.scalars(
                 select(AdjudicationRecord)
                 .where(
                     AdjudicationRecord.search_id == rec.id,
                     or_(
-                        AdjudicationRecord.person_id == pid,
+                        AdjudicationRecord.person_id == shown,
                         AdjudicationRecord.person_id.is_(None),
                     ),
                 )
@@ -206,19 +244,34 @@ def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, 
             item.pop("receipt_code")  # the receipt belongs to the person photographed
             item.pop("probe")
             item["as_candidate"] = {"rank": cand.rank, "score": cand.score, "fmr": cand.fmr}
-            item["adjudications"] = [_adjudication(a, withhold_other=pid) for a in adjs]
+            if shown != pid or cand.external_id != ext:
+                item["as_candidate"]["recorded_as"] = {
+                    "person_id": shown,
+                    "external_id": cand.external_id,
+                }
+            item["adjudications"] = [_adjudication(a, withhold_other=shown) for a in adjs]
             item["source"] = "search record"
             searches.append(item)
-    for e in _audit_searches(
-        ws,
-        lambda p: (
-            not p.get("training")
-            and any(c.get("person_id") == pid for c in p.get("candidates", []))
-        ),
-    ):
+
+    # The audit log records candidates by id only: an old id counts up to its merge.
+    def mine(c: dict[str, Any], at: datetime) -> bool:
+        if c.get("person_id") == pid:
+            return True
+        return any(
+            c.get("person_id") == i.person_id
+            and i.merged_at is not None
+            and lineage.as_utc(at) <= i.merged_at
+            for i in merged
+        )
+
+    for e in ws.audit.entries("search"):
+        p = e.payload
+        if p.get("training") or not any(mine(c, e.at) for c in p.get("candidates", [])):
+            continue
         if e.seq in held_seqs:
             continue
-        cand = next(c for c in e.payload["candidates"] if c.get("person_id") == pid)
+        cand = next(c for c in e.payload["candidates"] if mine(c, e.at))
+        shown = cand.get("person_id")
         searches.append(
             {
                 "search_id": None,
@@ -242,15 +295,26 @@ def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, 
                     }
                     for a in ws.audit.entries("adjudicate")
                     if a.payload.get("search_seq") == e.seq
-                    and a.payload.get("person_id") in (pid, None)
+                    and a.payload.get("person_id") in (shown, None)
                     and a.payload.get("outcome") != "refused"
                 ],
                 "source": "audit log (search record purged under retention)",
             }
         )
     searches.sort(key=lambda x: (x["started_at"] or "", x["audit_seq"]))
+    subject: dict[str, Any] = {"kind": "person", "person_id": pid, "external_id": ext}
+    if merged:
+        subject["merged_identities"] = [
+            {
+                "person_id": i.person_id,
+                "external_id": i.external_id,
+                "merged_at": _iso(i.merged_at),
+                "merge_id": i.merge_id,
+            }
+            for i in merged
+        ]
     return {
-        "subject": {"kind": "person", "person_id": pid, "external_id": ext},
+        "subject": subject,
         "searches": searches,
         "records": records.records_for(pid),
     }
