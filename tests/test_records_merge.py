@@ -259,6 +259,26 @@ def test_an_open_search_that_showed_the_merged_person_checks_the_kept_persons_re
     assert adj.state == "blocked_conflict" and adj.conflicts
 
 
+def test_a_search_shown_after_a_merge_shows_the_kept_persons_name_photo_and_records(
+    dup: Workspace,
+):
+    """The candidate list is history (the id it listed), what is shown beside it is today's."""
+    from fieldid.adjudication.store import get_search
+    from fieldid.service.views import search_view
+
+    kept, merged = _ids(dup)
+    res = SearchService(dup).search(subject_images(KEPT)[2], ATTR)
+    merge_people(dup, keep=kept, merge=merged, actor=SUP, reason=REASON)
+    view = search_view(dup, get_search(dup, res.search_id or 0))
+    shown = {c["person_id"]: c for c in view["candidates"]}
+    old = shown[merged]
+    assert old["merged_into"] == kept and old["current_person_id"] == kept
+    assert old["in_gallery"] and old["display_name"] == shown[kept]["display_name"]
+    sources = {g["source"] for g in old["by_source"]}
+    assert sources and sources == {g["source"] for g in shown[kept]["by_source"]}
+    assert shown[kept]["merged_into"] is None
+
+
 def test_merge_refusals(dup: Workspace):
     kept, merged = _ids(dup)
 

@@ -290,26 +290,37 @@ def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
     payload = search_payload(ws, rec.audit_seq)
     recorded = {c.get("rank"): c for c in payload.get("candidates", [])}
     presented = list(payload.get("presented", []))
+    # Candidates are history: each keeps the person id it was listed under. For what is shown
+    # now (name, photo, records) follow any merge since to the person who holds them today.
+    from fieldid.records.lineage import current_person
+
     with ws.sessions() as s:
-        people = {
-            p.id: p
-            for p in s.scalars(select(Person).where(Person.id.in_([c.person_id for c in cands])))
-        }
-    if rec.training:
-        people = {}  # training candidates belong to the training gallery, not this one
+        if rec.training:  # training candidates belong to the training gallery, not this one
+            current: dict[int, int | None] = {c.person_id: c.person_id for c in cands}
+            people: dict[int, Person] = {}
+        else:
+            current = {c.person_id: current_person(s, c.person_id, c.external_id) for c in cands}
+            live = [v for v in current.values() if v is not None]
+            people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(live)))}
     records = candidates_records(
-        ws, [c.person_id for c in cands], presented, training=bool(rec.training)
+        ws,
+        sorted({v for v in current.values() if v is not None}),
+        presented,
+        training=bool(rec.training),
     )
     probe = probe_state(ws, rec)
     candidates = []
     for c in cands:
-        p = people.get(c.person_id)
+        now = current.get(c.person_id)
+        p = people.get(now) if now is not None else None
         seen = recorded.get(c.rank, {})
-        recs = records.get(c.person_id, {})
+        recs = records.get(now, {}) if now is not None else {}
         candidates.append(
             {
                 "rank": c.rank,
                 "person_id": c.person_id,
+                "current_person_id": now,
+                "merged_into": now if now is not None and now != c.person_id else None,
                 "external_id": c.external_id,
                 "display_name": p.display_name if p else c.external_id,
                 "synthetic": bool(p.synthetic) if p else None,
