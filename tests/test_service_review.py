@@ -175,7 +175,7 @@ def test_a_confirmation_blocked_by_a_document_conflict_waits_on_review(service_r
         assert 'data-state="blocked_conflict"' in card
         assert "Blocked: a document the person presented conflicts" in card
         assert "the passport names Sam Sample" in card
-        assert "Review the conflict" in card
+        assert "review the conflict" in card
         a = c.get("/api/v1/reviews").json()["adjudications"][0]
         assert a["state"] == "blocked_conflict" and a["conflicts"] == adj["conflicts"]
         # The outcome page it links to has the override form for this supervisor.
@@ -242,6 +242,8 @@ def test_possible_duplicates_are_shown_and_resolved_by_form_and_api(client):
         follow_redirects=False,
     )
     assert r.status_code == 422 and 'data-testid="form-error"' in r.text
+    # The page never claims a decision that was not recorded.
+    assert 'data-testid="resolved"' not in client.get(f"/review?resolved={older['id']}").text
     assert "a decision needs a note" in r.text and "review.no_note" in r.text
     assert 'value="same_person" selected' in r.text
     # Without the CSRF token it is refused outright.

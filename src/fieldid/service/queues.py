@@ -203,7 +203,16 @@ def open_review_items(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     return out
 
 
-def review_item_answer(ws: Workspace, view: Any) -> dict[str, Any]:
+def is_resolved(ws: Workspace, item_id: int) -> bool:
+    """Whether a review item exists and has a decision (the page says so only then)."""
+    from fieldid.records.schema import ReviewItem
+
+    with ws.sessions() as s:
+        item = s.get(ReviewItem, item_id)
+        return item is not None and item.state == "resolved"
+
+
+def review_item_answer(view: Any) -> dict[str, Any]:
     """A resolved item as the API returns it, with the reminder that nothing was merged."""
     d: dict[str, Any] = view.to_dict()
     d["created_at"] = iso(view.created_at)

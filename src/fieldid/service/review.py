@@ -45,7 +45,7 @@ def resolve_item(
             actor=principal.actor,
         )
     state.metrics.outcome("review_resolve", view.decision or "")
-    return queues.review_item_answer(state.workspace, view)
+    return queues.review_item_answer(view)
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -75,7 +75,8 @@ def review_page(
     resolved: str = "",
 ) -> HTMLResponse:
     """What waits for a supervisor, newest first."""
-    done = int(resolved) if resolved.isdigit() else None
+    ws = app_state(request).workspace
+    done = int(resolved) if resolved.isdigit() and queues.is_resolved(ws, int(resolved)) else None
     return render(request, "review.html", _review_context(request, principal, resolved=done))
 
 
