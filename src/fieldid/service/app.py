@@ -28,7 +28,7 @@ from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
 from fieldid.search.service import SearchService
-from fieldid.service import api, onboarding, web
+from fieldid.service import api, onboarding, review, web
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.problems import (
     from_error,
@@ -185,8 +185,10 @@ def create_app(
         return response
 
     app.include_router(api.router)
+    app.include_router(review.api)
     app.include_router(onboarding.router)
     app.include_router(web.router)
+    app.include_router(review.pages)
     app.include_router(onboarding.web)
     # The more specific mount first: Starlette takes the first prefix that matches.
     app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")

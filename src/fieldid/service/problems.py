@@ -46,6 +46,8 @@ _STATUS_BY_CODE: dict[str, int] = {
     "adjudication.not_pending": 409,
     "adjudication.not_blocked": 409,
     "adjudication.same_person": 409,
+    "review.not_found": 404,
+    "review.resolved": 409,
     "demo.not_a_volunteer": 404,
     "demo.off": 404,
 }
@@ -69,6 +71,7 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "demo": 422,
     "document": 422,
     "records": 422,
+    "review": 422,
     "import": 422,
 }
 
@@ -80,6 +83,7 @@ _TITLES: dict[str, str] = {
     "access": "Access refused",
     "document": "A presented document could not be read",
     "records": "The records could not be read",
+    "review": "The review decision was refused",
     "account": "Account request refused",
     "adjudication": "The adjudication was refused",
     "request": "The request is malformed",

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from fieldid.access.accounts import AuthenticationError
 from fieldid.candidate import LEAD_NOTICE
 from fieldid.errors import FieldidError
-from fieldid.service import api, views
+from fieldid.service import api, queues, views
 from fieldid.service.auth import (
     SESSION_COOKIE,
     Need,
@@ -34,6 +34,7 @@ from fieldid.service.auth import (
     is_secure,
 )
 from fieldid.service.problems import status_for
+from fieldid.service.queues import STATUS_TEXT
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
@@ -61,15 +62,36 @@ def render(
     principal: Principal | None = None,
 ) -> HTMLResponse:
     state = app_state(request)
+    who = principal or getattr(request.state, "principal", None)
     base = {
-        "principal": principal or getattr(request.state, "principal", None),
+        "principal": who,
         "banner": state.settings.banner,
         "lead_notice": LEAD_NOTICE,
         "demo_onboarding": state.settings.demo_onboarding,
+        "nav": nav(request, who),
     }
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def nav(request: Request, principal: Principal | None) -> list[dict[str, Any]]:
+    """The header's links for this operator's role: searching for those who search, and the
+    review queue with its count for supervisors (so waiting work is seen from any page)."""
+    if principal is None:
+        return []
+    here = request.url.path
+    items: list[dict[str, Any]] = []
+    if principal.can("search"):
+        items.append({"href": "/start", "text": "New search", "testid": "nav-start"})
+        label = "Searches" if principal.can("review") else "My searches"
+        items.append({"href": "/searches", "text": label, "testid": "nav-searches"})
+    if principal.can("review"):
+        n = queues.waiting_count(app_state(request).workspace, principal.actor)
+        items.append({"href": "/review", "text": f"Review ({n})", "testid": "nav-review"})
+    for item in items:
+        item["current"] = here == item["href"] or (item["href"] == "/start" and here == "/capture")
+    return items
 
 
 def error_page(request: Request, status: int, err: FieldidError) -> HTMLResponse:
@@ -317,15 +339,6 @@ def _search_context(request: Request, principal: Principal, search_id: int) -> d
         "error": None,
         "form": {},
     }
-
-
-#: How a search's state reads on screen: never a verdict about the person.
-STATUS_TEXT = {
-    "open": "open: no human decision recorded yet",
-    "identified": "closed: a candidate was confirmed by a person (human adjudication)",
-    "not_identified": "closed: no candidate confirmed",
-    "inconclusive": "closed: inconclusive",
-}
 
 
 @router.get("/results/{search_id}")

@@ -1,0 +1,186 @@
+"""Finding the work: a supervisor's review queue and an operator's own searches (pages and API).
+
+- ``/review`` (supervisors): confirmations waiting for a second person, confirmations blocked by
+  a document conflict (both acted on at ``/outcome/{id}``, where the forms are), and open
+  possible-duplicate review items with a form to record a decision.
+- ``/searches``: the operator's own searches, newest first (supervisors: everyone's).
+
+The decisions go through the same cores as every other surface (the Adjudicator, and
+:func:`fieldid.records.review.resolve_review_item`), which enforce and audit their rules.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from fieldid.errors import FieldidError
+from fieldid.service import queues
+from fieldid.service.api import ERRORS, PROBLEM
+from fieldid.service.auth import Need, Principal, app_state
+from fieldid.service.problems import status_for
+from fieldid.service.state import AppState
+from fieldid.service.web import _when, render
+
+pages = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api/v1")
+
+
+def resolve_item(
+    state: AppState, principal: Principal, item_id: int, decision: str, note: str
+) -> dict[str, Any]:
+    """Record a reviewer's decision on a review item (audited ``review_resolve`` by the core)."""
+    from fieldid.records.review import resolve_review_item
+
+    with state.work_lock:
+        view = resolve_review_item(
+            state.workspace,
+            item_id,
+            decision=decision.strip(),
+            note=note.strip(),
+            actor=principal.actor,
+        )
+    state.metrics.outcome("review_resolve", view.decision or "")
+    return queues.review_item_answer(view)
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _review_context(request: Request, principal: Principal, **extra: Any) -> dict[str, Any]:
+    q = queues.review_queue(app_state(request).workspace, principal.actor)
+    for a in q["adjudications"] + q["own_adjudications_waiting"]:
+        a["at_text"] = _when(a["at"])
+    for it in q["review_items"]:
+        it["created_at_text"] = _when(it["created_at"])
+    return {
+        "q": q,
+        "decision_text": queues.DECISION_TEXT,
+        "resolved": None,
+        "error": None,
+        "error_item": None,
+        "form": {},
+        **extra,
+    }
+
+
+@pages.get("/review")
+def review_page(
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("review", page=True))],
+    resolved: str = "",
+) -> HTMLResponse:
+    """What waits for a supervisor, newest first."""
+    ws = app_state(request).workspace
+    done = int(resolved) if resolved.isdigit() and queues.is_resolved(ws, int(resolved)) else None
+    return render(request, "review.html", _review_context(request, principal, resolved=done))
+
+
+@pages.post("/review/items/{item_id}")
+async def review_item_form(
+    item_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("review", page=True))],
+) -> Response:
+    """The web form's decision on a possible duplicate: same core, same audit as the API."""
+    state = app_state(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        await run_in_threadpool(
+            resolve_item,
+            state,
+            principal,
+            item_id,
+            form.get("decision", ""),
+            form.get("note", ""),
+        )
+    except FieldidError as e:
+        if status_for(e.code) in (401, 403, 404):
+            raise
+        ctx = _review_context(request, principal, error=e, error_item=item_id, form=form)
+        return render(request, "review.html", ctx, status=status_for(e.code))
+    return RedirectResponse(f"/review?resolved={item_id}", status_code=303)
+
+
+def _page_number(raw: str) -> int:
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+
+
+@pages.get("/searches")
+def searches_page(
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("search", page=True))],
+    page: str = "1",
+    status: str = "",
+) -> HTMLResponse:
+    """The operator's own searches, newest first (supervisors: everyone's), 50 a page."""
+    wanted = status if status in queues.SEARCH_STATUSES else None
+    got = queues.list_searches(
+        app_state(request).workspace, principal, page=_page_number(page), status=wanted
+    )
+    for r in got.searches:
+        r["at_text"] = _when(r["at"])
+    return render(request, "searches.html", {"p": got, "status": wanted})
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+class ReviewDecisionIn(BaseModel):
+    decision: str = Field(
+        max_length=40,
+        description="different_people | same_person | wrong_image | needs_more_information",
+    )
+    note: str = Field(max_length=4000, description="Why: every decision needs a note.")
+
+
+@api.get("/reviews", tags=["review"], responses=ERRORS)
+def get_reviews(
+    request: Request, principal: Annotated[Principal, Depends(Need("review"))]
+) -> dict[str, Any]:
+    """What waits for this supervisor, newest first: ``adjudications`` (confirmations waiting
+    for a second person, or blocked by a document conflict; act on them with
+    ``POST /api/v1/adjudications/{id}/second-confirmation`` or ``.../override``), their own
+    confirmations waiting for someone else (``own_adjudications_waiting``), and open
+    possible-duplicate ``review_items`` (resolve with ``POST /api/v1/review-items/{id}``)."""
+    return queues.review_queue(app_state(request).workspace, principal.actor)
+
+
+@api.post(
+    "/review-items/{item_id}",
+    tags=["review"],
+    responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
+)
+def post_review_item(
+    item_id: int,
+    body: ReviewDecisionIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("review"))],
+) -> dict[str, Any]:
+    """Record a decision on a review item, with a note; audited (``review_resolve``). Nothing
+    is merged, relinked or deleted: the answer says ``merged: false``. Refusals: 422
+    ``review.decision`` / ``review.no_note``, 404 ``review.not_found``, 409 ``review.resolved``."""
+    return resolve_item(app_state(request), principal, item_id, body.decision, body.note)
+
+
+@api.get("/searches", tags=["search"], responses=ERRORS)
+def get_searches(
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("search"))],
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=queues.MAX_PER_PAGE)] = queues.PER_PAGE,
+    status: Annotated[
+        Literal["open", "identified", "not_identified", "inconclusive"] | None,
+        Query(description="Only searches in this state (e.g. open)."),
+    ] = None,
+) -> dict[str, Any]:
+    """The operator's own searches, newest first; a supervisor (``review``) sees everyone's.
+    Each with its state in words, candidate count, receipt code and links."""
+    got = queues.list_searches(
+        app_state(request).workspace, principal, page=page, per_page=per_page, status=status
+    )
+    return got.to_dict()
