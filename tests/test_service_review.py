@@ -394,3 +394,65 @@ def test_search_list_pages_fifty_at_a_time(client):
     assert len(_cards(second, "search-row")) == 3 and "CASE-P00" in second
     assert 'data-testid="newer"' in second and 'data-testid="older"' not in second
     assert client.get("/searches?page=x").status_code == 200  # a bad page number: the first
+
+
+def test_a_supervisor_merges_a_possible_duplicates_two_people_by_form_and_api(client):
+    _enrol_again(client, "subject-0901", "Subject 0901 (synthetic)")
+    _enrol_again(client, "subject-0902", "Subject 0902 (synthetic)")
+    ws = workspace_of(client)
+    with ws.sessions() as s:
+        people_before = s.scalar(select(func.count()).select_from(Person))
+    csrf = _as(client, Role.SUPERVISOR)
+    newest, older = client.get("/api/v1/reviews").json()["review_items"]
+    keep, merge = older["matched"]["person_id"], older["enrolled"]["person_id"]
+    page = client.get("/review").text
+    assert f'action="/review/items/{older["id"]}/merge"' in page
+    # A short reason is refused and re-explained; nothing changes.
+    r = client.post(
+        f"/review/items/{older['id']}/merge",
+        data={"csrf_token": csrf, "keep": str(keep), "reason": "same"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422 and "merge.reason" in r.text
+    # Keeping someone who is not in the item is refused.
+    r = client.post(
+        f"/api/v1/review-items/{older['id']}/merge",
+        headers={"X-CSRF-Token": csrf},
+        json={"keep": 999999, "reason": "one person enrolled twice by the same source"},
+    )
+    assert r.status_code == 422 and r.json()["code"] == "merge.keep"
+    r = client.post(
+        f"/review/items/{older['id']}/merge",
+        data={
+            "csrf_token": csrf,
+            "keep": str(keep),
+            "reason": "the same portrait enrolled twice by the same source",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == f"/review?merged={older['id']}"
+    assert 'data-testid="merged"' in client.get(r.headers["location"]).text
+    with ws.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Person)) == people_before - 1
+        assert s.get(Person, merge) is None and s.get(Person, keep) is not None
+    entry = list(ws.audit.entries("person_merge"))[-1]
+    assert entry.operator == "u-supervisor" and entry.payload["review_item"] == older["id"]
+    # The item is resolved; the other one still waits, and through the API it merges too.
+    q = client.get("/api/v1/reviews").json()
+    assert [i["id"] for i in q["review_items"]] == [newest["id"]]
+    got = client.post(
+        f"/api/v1/review-items/{newest['id']}/merge",
+        headers={"X-CSRF-Token": csrf},
+        json={"keep": keep, "reason": "the same portrait enrolled a third time"},
+    )
+    assert got.status_code == 200, got.text
+    assert got.json()["kept_person_id"] == keep
+    # Officers cannot merge.
+    csrf = _as(client, Role.OFFICER)
+    r = client.post(
+        f"/api/v1/review-items/{newest['id']}/merge",
+        headers={"X-CSRF-Token": csrf},
+        json={"keep": keep, "reason": "an officer may not do this at all"},
+    )
+    assert r.status_code == 403
+    assert verify_workspace(ws).ok

@@ -47,6 +47,8 @@ _STATUS_BY_CODE: dict[str, int] = {
     "adjudication.not_blocked": 409,
     "adjudication.same_person": 409,
     "review.not_found": 404,
+    "merge.unknown_person": 404,
+    "merge.changed": 409,
     "review.resolved": 409,
     "demo.not_a_volunteer": 404,
     "demo.off": 404,
@@ -72,10 +74,12 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "document": 422,
     "records": 422,
     "review": 422,
+    "merge": 422,
     "import": 422,
 }
 
 _TITLES: dict[str, str] = {
+    "merge": "The two people could not be merged",
     "probe": "The image could not be taken in",
     "acquire": "No usable face was found",
     "quality": "The photo is not good enough to search with",

@@ -48,6 +48,41 @@ def resolve_item(
     return queues.review_item_answer(view)
 
 
+def merge_item(
+    state: AppState, principal: Principal, item_id: int, keep: int, reason: str
+) -> dict[str, Any]:
+    """Merge the two people of a possible-duplicate item, keeping ``keep`` (one of the two): the
+    explicit human action a "same person" decision calls for. The core
+    (:func:`fieldid.records.merge.merge_people`) checks the role and the reason, moves images,
+    templates, records and links, resolves the item and audits ``person_merge``."""
+    from fieldid.records.merge import merge_people
+    from fieldid.records.review import list_review_items
+
+    ws = state.workspace
+    item = next((i for i in list_review_items(ws, state=None) if i.id == item_id), None)
+    if item is None:
+        raise FieldidError(f"no review item {item_id}", code="review.not_found")
+    pair = {item.person_id, item.other_person_id}
+    if keep not in pair or None in pair:
+        raise FieldidError(
+            "keep one of the item's two people (both must still be in the gallery)",
+            code="merge.keep",
+        )
+    (merge,) = pair - {keep}
+    assert merge is not None
+    with state.work_lock:
+        result = merge_people(
+            ws,
+            keep=keep,
+            merge=merge,
+            actor=principal.actor,
+            reason=reason.strip(),
+            review_item=item_id,
+        )
+    state.metrics.outcome("person_merge", "merged")
+    return result.to_dict()
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 
@@ -61,6 +96,7 @@ def _review_context(request: Request, principal: Principal, **extra: Any) -> dic
         "q": q,
         "decision_text": queues.DECISION_TEXT,
         "resolved": None,
+        "merged": None,
         "error": None,
         "error_item": None,
         "form": {},
@@ -73,11 +109,14 @@ def review_page(
     request: Request,
     principal: Annotated[Principal, Depends(Need("review", page=True))],
     resolved: str = "",
+    merged: str = "",
 ) -> HTMLResponse:
     """What waits for a supervisor, newest first."""
     ws = app_state(request).workspace
     done = int(resolved) if resolved.isdigit() and queues.is_resolved(ws, int(resolved)) else None
-    return render(request, "review.html", _review_context(request, principal, resolved=done))
+    joined = int(merged) if merged.isdigit() and queues.is_resolved(ws, int(merged)) else None
+    ctx = _review_context(request, principal, resolved=done, merged=joined)
+    return render(request, "review.html", ctx)
 
 
 @pages.post("/review/items/{item_id}")
@@ -104,6 +143,30 @@ async def review_item_form(
         ctx = _review_context(request, principal, error=e, error_item=item_id, form=form)
         return render(request, "review.html", ctx, status=status_for(e.code))
     return RedirectResponse(f"/review?resolved={item_id}", status_code=303)
+
+
+@pages.post("/review/items/{item_id}/merge")
+async def review_item_merge_form(
+    item_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("review", page=True))],
+) -> Response:
+    """The web form's merge of a possible duplicate's two people (supervisors, with a reason)."""
+    state = app_state(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    keep = form.get("keep", "")
+    try:
+        if not keep.isdigit():
+            raise FieldidError("choose which person to keep", code="merge.keep")
+        await run_in_threadpool(
+            merge_item, state, principal, item_id, int(keep), form.get("reason", "")
+        )
+    except FieldidError as e:
+        if status_for(e.code) in (401, 403, 404):
+            raise
+        ctx = _review_context(request, principal, error=e, error_item=item_id, form=form)
+        return render(request, "review.html", ctx, status=status_for(e.code))
+    return RedirectResponse(f"/review?merged={item_id}", status_code=303)
 
 
 def _page_number(raw: str) -> int:
@@ -165,6 +228,30 @@ def post_review_item(
     is merged, relinked or deleted: the answer says ``merged: false``. Refusals: 422
     ``review.decision`` / ``review.no_note``, 404 ``review.not_found``, 409 ``review.resolved``."""
     return resolve_item(app_state(request), principal, item_id, body.decision, body.note)
+
+
+class MergeIn(BaseModel):
+    keep: int = Field(description="The person to keep: one of the item's two person ids.")
+    reason: str = Field(max_length=4000, description="Why they are one person (15+ characters).")
+
+
+@api.post(
+    "/review-items/{item_id}/merge",
+    tags=["review"],
+    responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
+)
+def post_review_item_merge(
+    item_id: int,
+    body: MergeIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("review"))],
+) -> dict[str, Any]:
+    """Merge the two people of a possible-duplicate item into ``keep``: their images, templates,
+    records and links move, the other person is removed, the history is kept (``person_merges``),
+    the item is resolved as ``same_person`` and ``person_merge`` is audited. Refusals: 422
+    ``merge.*`` (short reason, synthetic and real mixed, an open confirmation naming the person),
+    404 ``review.not_found``."""
+    return merge_item(app_state(request), principal, item_id, body.keep, body.reason)
 
 
 @api.get("/searches", tags=["search"], responses=ERRORS)
