@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -88,3 +88,16 @@ def search(c: TestClient, csrf: str, data: bytes, **form: str) -> Any:
         files={"image": ("probe.jpg", data, "image/jpeg")},
         data=fields,
     )
+
+
+class NameConflicts:
+    """A stand-in records source: any document naming someone conflicts with the record."""
+
+    def conflicts(
+        self, search_id: int, person_id: int, documents: Sequence[Mapping[str, Any]]
+    ) -> list[str]:
+        return [
+            f"the {d['type']} names {d['name']}; the record of {person_id} names someone else"
+            for d in documents
+            if d.get("name")
+        ]

@@ -4,7 +4,6 @@ screen, the receipt, notice policy, the scheduled purge and the demo's onboardin
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from helpers_account import set_config
 from helpers_service import (
     FAST_HASHER,
     PASSWORD,
+    NameConflicts,
     client,
     login,
     search,
@@ -186,19 +186,6 @@ def test_confirm_under_the_two_person_rule_shows_who_decided(service_root, tmp_p
 def login_fresh(c: TestClient, role: Role) -> str:
     c.cookies.clear()
     return login(c, role)
-
-
-class NameConflicts:
-    """A stand-in records source: any document naming someone conflicts with the record."""
-
-    def conflicts(
-        self, search_id: int, person_id: int, documents: Sequence[Mapping[str, Any]]
-    ) -> list[str]:
-        return [
-            f"the {d['type']} names {d['name']}; the record of {person_id} names someone else"
-            for d in documents
-            if d.get("name")
-        ]
 
 
 def test_a_conflicting_document_blocks_until_a_supervisor_overrides(service_root, tmp_path):

@@ -5,7 +5,6 @@ possible duplicate (form and API, audited, nothing merged), and an operator's ow
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from helpers_account import set_config
 from helpers_service import (
     FAST_HASHER,
     PASSWORD,
+    NameConflicts,
     client,
     login,
     search,
@@ -149,19 +149,6 @@ def test_a_pending_second_confirmation_waits_on_review_for_supervisors_only(serv
         assert r.status_code == 303
         api = c.get("/api/v1/reviews").json()
         assert [x["search_id"] for x in api["adjudications"]] == [mine["search_id"]]
-
-
-class NameConflicts:
-    """A stand-in records source: any document naming someone conflicts with the record."""
-
-    def conflicts(
-        self, search_id: int, person_id: int, documents: Sequence[Mapping[str, Any]]
-    ) -> list[str]:
-        return [
-            f"the {d['type']} names {d['name']}; the record of {person_id} names someone else"
-            for d in documents
-            if d.get("name")
-        ]
 
 
 def test_a_confirmation_blocked_by_a_document_conflict_waits_on_review(service_root, tmp_path):

@@ -11,6 +11,7 @@ The decisions go through the same cores as every other surface (the Adjudicator,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -119,6 +120,27 @@ def review_page(
     return render(request, "review.html", ctx)
 
 
+async def _review_form(
+    request: Request,
+    principal: Principal,
+    item_id: int,
+    act: Callable[[AppState, dict[str, str]], object],
+    done: str,
+) -> Response:
+    """Run a review form's action through the core; on a refusal show the queue again with the
+    reason and what was entered (401/403/404 go to the error page)."""
+    state = app_state(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        await run_in_threadpool(act, state, form)
+    except FieldidError as e:
+        if status_for(e.code) in (401, 403, 404):
+            raise
+        ctx = _review_context(request, principal, error=e, error_item=item_id, form=form)
+        return render(request, "review.html", ctx, status=status_for(e.code))
+    return RedirectResponse(f"/review?{done}={item_id}", status_code=303)
+
+
 @pages.post("/review/items/{item_id}")
 async def review_item_form(
     item_id: int,
@@ -126,23 +148,12 @@ async def review_item_form(
     principal: Annotated[Principal, Depends(Need("review", page=True))],
 ) -> Response:
     """The web form's decision on a possible duplicate: same core, same audit as the API."""
-    state = app_state(request)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    try:
-        await run_in_threadpool(
-            resolve_item,
-            state,
-            principal,
-            item_id,
-            form.get("decision", ""),
-            form.get("note", ""),
-        )
-    except FieldidError as e:
-        if status_for(e.code) in (401, 403, 404):
-            raise
-        ctx = _review_context(request, principal, error=e, error_item=item_id, form=form)
-        return render(request, "review.html", ctx, status=status_for(e.code))
-    return RedirectResponse(f"/review?resolved={item_id}", status_code=303)
+
+    def act(state: AppState, form: dict[str, str]) -> object:
+        decision, note = form.get("decision", ""), form.get("note", "")
+        return resolve_item(state, principal, item_id, decision, note)
+
+    return await _review_form(request, principal, item_id, act, "resolved")
 
 
 @pages.post("/review/items/{item_id}/merge")
@@ -152,21 +163,14 @@ async def review_item_merge_form(
     principal: Annotated[Principal, Depends(Need("review", page=True))],
 ) -> Response:
     """The web form's merge of a possible duplicate's two people (supervisors, with a reason)."""
-    state = app_state(request)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    keep = form.get("keep", "")
-    try:
+
+    def act(state: AppState, form: dict[str, str]) -> object:
+        keep = form.get("keep", "")
         if not keep.isdigit():
             raise FieldidError("choose which person to keep", code="merge.keep")
-        await run_in_threadpool(
-            merge_item, state, principal, item_id, int(keep), form.get("reason", "")
-        )
-    except FieldidError as e:
-        if status_for(e.code) in (401, 403, 404):
-            raise
-        ctx = _review_context(request, principal, error=e, error_item=item_id, form=form)
-        return render(request, "review.html", ctx, status=status_for(e.code))
-    return RedirectResponse(f"/review?merged={item_id}", status_code=303)
+        return merge_item(state, principal, item_id, int(keep), form.get("reason", ""))
+
+    return await _review_form(request, principal, item_id, act, "merged")
 
 
 def _page_number(raw: str) -> int:
