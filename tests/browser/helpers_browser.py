@@ -88,3 +88,22 @@ def launch(playwright: object, *, video: Path | None, allow_camera: bool = True)
     return playwright.chromium.launch(  # type: ignore[attr-defined]
         executable_path=str(CHROMIUM), headless=True, args=args
     )
+
+
+def phone_context(browser: Any, server: Server) -> Any:
+    """A phone-sized context whose requests may go only to the test server; every request that
+    tried to leave the machine is kept in ``ctx.blocked``."""
+    ctx = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    ctx.set_default_timeout(20_000)
+    blocked: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    ctx.route("**/*", only_local)
+    ctx.blocked = blocked  # every request that tried to leave the machine
+    return ctx

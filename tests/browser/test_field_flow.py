@@ -11,24 +11,8 @@ from typing import Any
 
 import pytest
 
-from browser.helpers_browser import PHONE, Server, face_frame, jpeg, launch
-
-
-def _context(browser: Any, server: Server) -> Any:
-    ctx = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
-    ctx.set_default_timeout(20_000)
-    blocked: list[str] = []
-
-    def only_local(route: Any) -> None:
-        if route.request.url.startswith(server.url):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    ctx.route("**/*", only_local)
-    ctx.blocked = blocked  # every request that tried to leave the machine
-    return ctx
+from browser.helpers_browser import Server, face_frame, jpeg, launch
+from browser.helpers_browser import phone_context as _context
 
 
 def _login(page: Any, server: Server, name: str) -> None:

@@ -14,25 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from browser.helpers_browser import PHONE, Server, launch
+from browser.helpers_browser import phone_context as _context
 
 CASE = "CASE-BROWSER-REVIEW"
-
-
-def _context(browser: Any, server: Server) -> Any:
-    ctx = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
-    ctx.set_default_timeout(20_000)
-    blocked: list[str] = []
-
-    def only_local(route: Any) -> None:
-        if route.request.url.startswith(server.url):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    ctx.route("**/*", only_local)
-    ctx.blocked = blocked
-    return ctx
 
 
 def _shot(page: Any, artifacts: Path, name: str) -> Path:
