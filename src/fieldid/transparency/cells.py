@@ -2,11 +2,12 @@
 
 The rule (docs/transparency.md states it for readers):
 
-1. *Primary suppression.* Every count from 1 to k-1 is shown as ``"< k"``. Zero is shown as 0
-   (it singles no one out); counts of k or more are shown as they are.
+1. *Primary suppression.* Every count under k, zero included, is shown as ``"< k"``; counts of
+   k or more are shown as they are. (Showing zeros would tell a reader that every ``"< k"`` cell
+   is at least 1, and two such cells beside a small total would then give each other away.)
 2. *Nothing can be worked back.* A report also states sums (a total and its breakdown) and order
    relations (identifications corrected <= identifications confirmed). A reader who knows rule 1
-   knows a ``"< k"`` cell lies in [1, k-1], a withheld cell in [k, inf), and a shown cell exactly.
+   knows a ``"< k"`` cell lies in [0, k-1], a withheld cell in [k, inf), and a shown cell exactly.
    For every ``"< k"`` cell, :func:`protect` computes by integer programming the smallest and the
    largest value the cell can take given *everything* the report states. If fewer than
    :func:`min_values` values remain (5 for k = 10), one more count is withheld: the smallest
@@ -14,10 +15,8 @@ The rule (docs/transparency.md states it for readers):
    and the check runs again, until every ``"< k"`` cell can hold at least that many values. A
    withheld cell is shown as ``"withheld"``.
 3. If no further count can be withheld and a cell is still exposed, nothing is published
-   (``transparency.suppression_failed``); this does not happen with the sums fieldid reports.
-
-Zero cells are never withheld as complements (a reader could otherwise tell them apart from
-the counts of k or more that complements are).
+   (``transparency.suppression_failed``). It cannot happen: a cell all of whose relations hold
+   only ``"< k"`` cells can take every value from 0 to k-1.
 """
 
 from __future__ import annotations
@@ -106,7 +105,7 @@ def _bounds(c: Counts, states: dict[str, State], k: int, keys: list[str]) -> Bou
             lo.append(c.values[key])
             hi.append(c.values[key])
         elif st == "small":
-            lo.append(1)
+            lo.append(0)
             hi.append(k - 1)
         else:
             lo.append(k)
@@ -168,27 +167,26 @@ def _audit(
         if states[key] != "small" or (only is not None and key not in only):
             continue
         # A cell in no stated relation can be anything "< k" says.
-        out[key] = _range(key, index, bounds, cons) if key in linked else (1, k - 1)
+        out[key] = _range(key, index, bounds, cons) if key in linked else (0, k - 1)
     return out
 
 
 def _candidates(c: Counts, states: dict[str, State], exposed: str) -> list[str]:
-    """Counts to withhold next for ``exposed``: shown, at least 1, sharing a sum with it (or,
-    failing that, with a suppressed cell linked to it); breakdown cells first, smallest first."""
+    """Counts to withhold next for ``exposed``: shown (so at least k), in a relation with it (or,
+    failing that, with a suppressed cell related to it, and so on); breakdown cells before
+    totals, smallest first."""
+    relations = [(t, ps) for t, ps in c.sums] + [(b, (a,)) for a, b in c.at_most]
     seen = {exposed}
-    frontier = [exposed]
+    frontier = {exposed}
     while frontier:
-        relations = [
-            (total, parts) for total, parts in c.sums if any(x in (total, *parts) for x in frontier)
-        ]
-        parts_c = {p for _, parts in relations for p in parts}
-        totals_c = {t for t, _ in relations}
-        shown = [x for x in parts_c | totals_c if states[x] == "shown" and c.values[x] > 0]
+        near = [(t, ps) for t, ps in relations if frontier & {t, *ps}]
+        parts = {p for _, ps in near for p in ps}
+        cells = parts | {t for t, _ in near}
+        shown = [x for x in cells if states[x] == "shown"]
         if shown:
-            return sorted(shown, key=lambda x: (x not in parts_c, c.values[x], x))
-        nxt = [x for x in parts_c | totals_c if x not in seen and states[x] != "shown"]
-        seen.update(nxt)
-        frontier = nxt
+            return sorted(shown, key=lambda x: (x not in parts, c.values[x], x))
+        frontier = {x for x in cells if x not in seen}
+        seen |= frontier
     return []
 
 
@@ -201,13 +199,14 @@ def protect(c: Counts, k: int) -> Protection:
         )
     need = min_values(k)
     keys = list(c.values)
-    states: dict[str, State] = {
-        key: ("small" if 0 < v < k else "shown") for key, v in c.values.items()
-    }
+    states: dict[str, State] = {key: ("small" if v < k else "shown") for key, v in c.values.items()}
     ranges = _audit(c, states, k, keys)
+    withheld_any = False
     for _ in range(len(keys) + 1):
         exposed = sorted(key for key, (lo, hi) in ranges.items() if hi - lo + 1 < need)
         if not exposed:
+            if withheld_any:  # ranges found before the last withholding are now too narrow
+                ranges = _audit(c, states, k, keys)
             return Protection(k, states, ranges, dict(c.values))
         cands = _candidates(c, states, exposed[0])
         if not cands:
@@ -216,6 +215,7 @@ def protect(c: Counts, k: int) -> Protection:
                 "further count can be withheld; nothing is published"
             )
         states[cands[0]] = "withheld"
+        withheld_any = True
         # Withholding a count only widens what the others may be: re-check the exposed ones.
         ranges.update(_audit(c, states, k, keys, set(exposed)))
     raise SuppressionError("suppression did not settle")  # pragma: no cover

@@ -17,9 +17,9 @@ outlives search records) through the oversight report's helpers (:mod:`fieldid.r
 - the measured error rates of the latest evaluation (``W/evaluation/latest.json``).
 
 What it never holds: names, operator ids, case references, receipt codes, person ids, record
-ids, file paths, times finer than a month. Every count goes through :mod:`.cells`: 1 to k-1 is
-shown as ``"< k"`` and further counts are withheld until no suppressed count can be worked back
-from the totals (k is ``[transparency] min_cell``, default 10).
+ids, file paths, times finer than a month. Every count goes through :mod:`.cells`: a count under
+k (zero included) is shown as ``"< k"`` and further counts are withheld until no suppressed count
+can be worked back from the totals (k is ``[transparency] min_cell``, default 10).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _final_confirmations(entries: list[AuditRecord]) -> dict[int, tuple[int, int
     return out
 
 
-def _identifications(
+def identifications_after_redress(
     ws: Workspace, entries: list[AuditRecord], identified: list[AuditRecord]
 ) -> tuple[int, int]:
     """(with a redress export afterwards, corrected after that export) among ``identified``."""
@@ -289,7 +289,7 @@ def build_public_report(
     c.add("verify", sum(verify.values()))
     c.add_sum("verify", [f"verify|{v}" for v in VERIFY_OUTCOMES])
 
-    n_redress, n_corrected = _identifications(ws, entries, identified)
+    n_redress, n_corrected = identifications_after_redress(ws, entries, identified)
     c.add("ident|redress", n_redress)
     c.add("ident|corrected", n_corrected)
     c.add_at_most("ident|redress", "outcome|identified")
@@ -325,10 +325,10 @@ def build_public_report(
             "k": k,
             "small": f"< {k}",
             "withheld": "withheld",
-            "rule": f"Counts from 1 to {k - 1} are shown as '< {k}'; zero is shown as 0. Where a "
-            f"'< {k}' count could be worked out from a total, further counts are withheld, until "
-            f"every '< {k}' count could still be any of at least {min_values(k)} values given "
-            "everything this report states.",
+            "rule": f"Every count under {k}, zero included, is shown as '< {k}'. Where such a "
+            "count could be narrowed down from a total or another figure, further counts are "
+            f"withheld until every '< {k}' count could still be any of at least {min_values(k)} "
+            "values given everything this report states.",
             "small_cells": prot.counts("small"),
             "withheld_cells": prot.counts("withheld"),
         },
