@@ -288,13 +288,14 @@ def test_identifications_corrected_after_redress_are_counted(busy: Workspace) ->
 
 def test_a_configured_k_is_used(busy: Workspace) -> None:
     cfg = (busy.root / "fieldid.toml").read_text()
-    (busy.root / "fieldid.toml").write_text(cfg + "\n[transparency]\nmin_cell = 3\n")
+    assert "min_cell = 10" in cfg  # written with its default by fieldid init
+    (busy.root / "fieldid.toml").write_text(cfg.replace("min_cell = 10", "min_cell = 3"))
     start, end = period(busy)
     data = build_public_report(busy, start, end)
     assert data["suppression"]["k"] == 3
     assert data["outcomes"]["not adjudicated"] in (3, "withheld")  # 3 is not under k = 3
     assert data["identifications"]["confirmed"] == "< 3"
-    (busy.root / "fieldid.toml").write_text(cfg + "\n[transparency]\nmin_cell = 2\n")
+    (busy.root / "fieldid.toml").write_text(cfg.replace("min_cell = 10", "min_cell = 2"))
     with pytest.raises(WorkspaceError) as e:
         build_public_report(busy, start, end)
     assert e.value.code == "config.invalid"
@@ -391,3 +392,14 @@ def test_cli_writes_html_and_refuses_a_bad_request(busy: Workspace, tmp_path: Pa
         ],
     )
     assert res.exit_code == 2 and "transparency.bad_output" in res.output
+
+
+def test_overlapping_periods_are_warned_about(busy: Workspace, tmp_path: Path) -> None:
+    start, end = period(busy)
+    first, _ = publish(busy, AUDITOR, start, end, tmp_path / "a.json")
+    again, _ = publish(busy, AUDITOR, start, end, tmp_path / "b.json")
+    assert "warning" not in first and "warning" not in again  # the same period: same figures
+    later, _ = publish(busy, AUDITOR, start + timedelta(days=3), end, tmp_path / "c.html")
+    assert "overlapping periods" in later["warning"]
+    assert first["period"]["from"] in later["warning"]
+    assert "overlapping periods" in (tmp_path / "c.html").read_text()

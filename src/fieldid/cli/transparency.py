@@ -176,6 +176,8 @@ def transparency(
         f"{sup['withheld_cells']} withheld so they cannot be worked back; signed with key "
         f"{sig['key_id']} ({out}.sig, public key {out}.pub.pem)"
     )
+    if data.get("warning"):
+        console.print(f"[yellow]warning:[/] {escape(data['warning'])}")
 
 
 @transparency_app.command("verify")

@@ -4,6 +4,7 @@ so it can be mailed, archived and signed as is."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,13 @@ padding:.2rem 1rem;background:#fff8ec}.agency .who{color:#8a5a00;font-weight:bol
 
 def esc(v: Any) -> str:
     return html.escape(str(v))
+
+
+def inline(text: str) -> str:
+    """Escaped text with Markdown's inline code (`x`) and emphasis (*x*) as HTML."""
+    out = esc(text)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"(?<![\w*])\*([^*]+)\*(?![\w*])", r"<em>\1</em>", out)
 
 
 def td(v: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fieldid.transparency.html import esc, page, table
+from fieldid.transparency.html import esc, inline, page, table
 
 NOT_WRITTEN = "Not yet written by the agency."
 
@@ -145,16 +145,16 @@ def _html_table(t: dict[str, Any]) -> str:
 
 def render_html(doc: dict[str, Any]) -> str:
     head, intro = _intro(doc)
-    parts = [f"<h1>{esc(head)}</h1>", f"<p class='note'>{esc(intro)}</p>"]
+    parts = [f"<h1>{esc(head)}</h1>", f"<p class='note'>{inline(intro)}</p>"]
     n = 0
     for n, s in enumerate(doc["sections"], 1):
         parts.append(f"<h2>{n}. {esc(s['title'])}</h2>")
-        parts += [f"<p>{esc(st)}</p>" for st in s["statements"]]
+        parts += [f"<p>{inline(st)}</p>" for st in s["statements"]]
         parts += [_html_table(t) for t in s["tables"]]
     n += 1
     lines, tables = _change_lines(doc["changes"])
     parts.append(f"<h2>{n}. What changed since the previous assessment</h2>")
-    parts += [f"<p>{esc(line)}</p>" for line in lines]
+    parts += [f"<p>{inline(line)}</p>" for line in lines]
     parts += [_html_table(t) for t in tables]
     for a in doc["agency"].values():
         n += 1

@@ -393,6 +393,21 @@ def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def overlapping_reports(ws: Workspace, period: dict[str, str]) -> list[dict[str, str]]:
+    """Earlier transparency reports (from the audit log) whose period overlaps ``period`` without
+    being the same: the difference of two such reports is not protected by suppression."""
+    out = []
+    for e in ws.audit.entries("export"):
+        p = (e.payload or {}).get("period") or {}
+        if (e.payload or {}).get("kind") != "transparency" or not p.get("from"):
+            continue
+        if p == period or p in out:
+            continue
+        if p["from"] <= period["to"] and period["from"] <= p["to"]:
+            out.append({"from": p["from"], "to": p["to"]})
+    return out
+
+
 def render_html(data: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (tables only)."""
     from fieldid.transparency.html import esc, page, table
@@ -405,6 +420,7 @@ def render_html(data: dict[str, Any]) -> str:
         f"<p>Period: {esc(data['period']['from'])} to {esc(data['period']['to'])} (UTC, both "
         f"days included). Generated {esc(data['generated_at'])}.</p>",
         f"<p class='note'>{esc(data['coverage']['statement'])}</p>",
+        *([f"<p class='warn'>{esc(data['warning'])}</p>"] if data.get("warning") else []),
         "<p class='note'>A search gives leads, never a determination. <em>Identified</em> means a "
         "person reviewed the candidates and confirmed one; nothing else counts as an "
         "identification. This report holds aggregate counts only: no names, operator ids, case "
@@ -562,6 +578,14 @@ def publish(
             code="transparency.bad_output",
         )
     data = build_public_report(ws, start, end)
+    overlaps = overlapping_reports(ws, data["period"])
+    if overlaps:
+        data["warning"] = (
+            "Reports for overlapping periods were published before ("
+            + "; ".join(f"{p['from']} to {p['to']}" for p in overlaps)
+            + "): subtracting one from the other can reveal counts each suppresses. Publish "
+            "periods that do not overlap."
+        )
     text = dumps(data) if suffix == ".json" else render_html(data)
     private, _ = load_or_create_key(ws.root, key)
     out.parent.mkdir(parents=True, exist_ok=True)
