@@ -27,6 +27,16 @@ def grid(values: dict[tuple[str, str], int], rows: list[str], cols: list[str]) -
     return c
 
 
+def line(parts: dict[str, int], total: str = "total") -> Counts:
+    """One breakdown and its total."""
+    c = Counts()
+    for key, v in parts.items():
+        c.add(key, v)
+    c.add(total, sum(parts.values()))
+    c.add_sum(total, list(parts))
+    return c
+
+
 def brute_ranges(c: Counts, labels: dict[str, int | str], k: int) -> dict[str, set[int]]:
     """What a reader can deduce, by exhaustive search: every assignment of the hidden cells
     consistent with the labels ('< k' in 0..k-1, 'withheld' at least k) and with every stated
@@ -92,33 +102,18 @@ def check(c: Counts, k: int) -> dict[str, int | str]:
 
 
 def test_a_lone_small_cell_beside_a_total_takes_a_complement() -> None:
-    c = Counts()
-    for key, v in {"a": 3, "b": 12, "c": 0, "d": 25}.items():
-        c.add(key, v)
-    c.add("total", 40)
-    c.add_sum("total", ["a", "b", "c", "d"])
-    labels = check(c, 10)
+    labels = check(line({"a": 3, "b": 12, "c": 0, "d": 25}), 10)
     assert labels == {"a": "< 10", "b": "withheld", "c": "< 10", "d": 25, "total": 40}
 
 
 def test_two_small_cells_whose_sum_gives_them_away_are_protected() -> None:
     # 1 + 0: both "< 10", but 56 - 25 - 30 = 1 leaves each only 0 or 1 unless more is withheld.
-    c = Counts()
-    for key, v in {"a": 1, "b": 0, "c": 25, "d": 30}.items():
-        c.add(key, v)
-    c.add("total", 56)
-    c.add_sum("total", ["a", "b", "c", "d"])
-    labels = check(c, 10)
+    labels = check(line({"a": 1, "b": 0, "c": 25, "d": 30}), 10)
     assert labels == {"a": "< 10", "b": "< 10", "c": "withheld", "d": 30, "total": 56}
 
 
 def test_small_parts_of_a_small_total_need_nothing_more() -> None:
-    c = Counts()
-    for key, v in {"manual": 1, "scheduled": 1, "adjudication": 0}.items():
-        c.add(key, v)
-    c.add("purges", 2)
-    c.add_sum("purges", ["manual", "scheduled", "adjudication"])
-    labels = check(c, 3)
+    labels = check(line({"manual": 1, "scheduled": 1, "adjudication": 0}, "purges"), 3)
     assert set(labels.values()) == {"< 3"}
 
 

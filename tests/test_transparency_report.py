@@ -348,50 +348,26 @@ def test_publishing_is_audited_and_needs_a_reporting_role(busy: Workspace, tmp_p
 def test_cli_writes_html_and_refuses_a_bad_request(busy: Workspace, tmp_path: Path) -> None:
     root = str(busy.root)
     busy.close()
-    runner = CliRunner()
     start = datetime(T0.year, T0.month, 1).date().isoformat()
     end = (MONTH_B + timedelta(days=1)).date().isoformat()
     out = tmp_path / "public.html"
-    res = runner.invoke(
-        app,
-        [
-            "transparency",
-            "-w",
-            root,
-            "--from",
-            start,
-            "--to",
-            end,
-            "--out",
-            str(out),
-            "--operator",
-            "aud-vance",
-        ],
-    )
+
+    def run(first: str, last: str, to: Path, *more: str):  # type: ignore[no-untyped-def]
+        args = ["transparency", "-w", root, "--from", first, "--to", last, "--out", str(to)]
+        return CliRunner().invoke(app, [*args, *more])
+
+    res = run(start, end, out, "--operator", "aud-vance")
     assert res.exit_code == 0, res.output
     html = out.read_text()
     assert "<table>" in html and "&lt; 10" in html and "Measured error rates" in html
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
-    assert runner.invoke(app, ["transparency", "verify", str(out)]).exit_code == 0
-    res = runner.invoke(
-        app, ["transparency", "-w", root, "--from", end, "--to", start, "--out", str(out)]
-    )
+    assert CliRunner().invoke(app, ["transparency", "verify", str(out)]).exit_code == 0
+    res = run(end, start, out)
     assert res.exit_code == 2 and "transparency.bad_period" in res.output
-    res = runner.invoke(
-        app,
-        [
-            "transparency",
-            "-w",
-            root,
-            "--from",
-            start,
-            "--to",
-            end,
-            "--out",
-            str(tmp_path / "r.pdf"),
-        ],
-    )
+    res = run(start, end, tmp_path / "r.pdf")
     assert res.exit_code == 2 and "transparency.bad_output" in res.output
+    res = CliRunner().invoke(app, ["transparency", "-w", root, "--from", start])
+    assert res.exit_code == 2 and "transparency.no_output" in res.output
 
 
 def test_overlapping_periods_are_warned_about(busy: Workspace, tmp_path: Path) -> None:

@@ -401,11 +401,11 @@ def toml_inline(v: Any) -> str:
 
 
 def accuracy(ws: Workspace, threshold_now: float | None) -> Section:
-    from fieldid.report.data import load_evaluation
+    from fieldid.transparency import evaluation
 
-    ev = load_evaluation(ws)
+    ev = evaluation.summary(ws)
     model = str(ws.pipeline.model)
-    if not ev.get("available"):
+    if not ev["available"]:
         return _section(
             "accuracy",
             "Measured accuracy",
@@ -416,18 +416,17 @@ def accuracy(ws: Workspace, threshold_now: float | None) -> Section:
             ],
             {"evaluated": False},
         )
-    op = ev.get("operating_point") or {}
     statements = [
-        f"Latest evaluation {ev.get('at', '?')}: model {ev.get('model', '?')} on the labelled set "
-        f"{Path(str(ev.get('dataset', '?'))).name} ({ev.get('n_images', '?')} images of "
-        f"{ev.get('n_identities', '?')} people), at the threshold searches used then."
+        f"Latest evaluation {ev['at']}: model {ev['model']} on the labelled set {ev['dataset']} "
+        f"({ev['images']} images of {ev['identities']} people), at the threshold searches "
+        "used then."
     ]
-    if ev.get("model") != model:
+    if ev["model"] != model:
         statements.append(
-            f"That evaluation measured {ev.get('model')}, not the model in use now ({model}): it "
+            f"That evaluation measured {ev['model']}, not the model in use now ({model}): it "
             "does not describe this system's accuracy. Run `fieldid eval --workspace W` again."
         )
-    thr = op.get("threshold")
+    thr = ev["threshold"]
     if (
         threshold_now is not None
         and isinstance(thr, int | float)
@@ -437,68 +436,23 @@ def accuracy(ws: Workspace, threshold_now: float | None) -> Section:
             f"It was measured at threshold {thr:.4f}; searches use {threshold_now:.4f} now (the "
             "gallery or the configuration has changed since)."
         )
-    rows = [
-        ["failure to acquire a face", ev.get("fta")],
-        ["threshold", thr],
-        ["false match rate (FMR) at the threshold", op.get("fmr")],
-        ["false non-match rate (FNMR)", op.get("fnmr")],
-        [f"FPIR (gallery of {op.get('gallery_size')})", op.get("fpir")],
-        ["FNIR", op.get("fnir")],
-    ]
-    groups = [g for g in ev.get("groups") or [] if "group" in g]
-    tables = [_table(["measure", "value"], rows)]
-    if groups:
-        tables.append(
-            _table(
-                ["group", "images", "FMR", "FNMR"],
-                [[g["group"], g.get("n_images"), g.get("fmr"), g.get("fnmr")] for g in groups],
-            )
-        )
-        r = ev.get("group_ratios") or {}
-        if r:
-            statements.append(
-                f"Differences between groups (worst to best): FMR x{r.get('fmr_worst_to_best')}, "
-                f"FNMR x{r.get('fnmr_worst_to_best')}."
-            )
-    else:
-        statements.append(
-            "The evaluation set carries no group labels: differences between demographic "
-            "groups were not measured."
-        )
-    cc = ev.get("calibration_check")
-    judged = [r for r in (cc or {}).get("rows") or [] if r.get("enough_data")]
-    if not cc:
-        statements.append(
-            "No calibration check was made: the rates shown beside candidates are the "
-            "calibration's predictions, not checked on this evaluation."
-        )
-    elif cc.get("drifted"):
-        statements.append(
-            f"The calibration check found drift (measured and predicted rates differ by a factor "
-            f"of {cc.get('max_ratio')}): the rates shown beside candidates are not reliable "
-            "until the model is recalibrated."
-        )
-    elif not judged:
-        statements.append(
-            "The calibration check could not judge the calibration: no check had enough trials."
-        )
-    else:
-        statements.append(
-            f"The calibration holds within a factor of two on {len(judged)} of "
-            f"{len((cc or {}).get('rows') or [])} checks with enough trials."
-        )
+    statements += evaluation.statements(ev)
+    tables = [_table(["measure", "value"], evaluation.rate_rows(ev))]
+    if ev["groups"]:
+        tables.append(_table(evaluation.GROUP_HEAD, evaluation.group_rows(ev)))
+    cal = ev["calibration"]
     return _section(
         "accuracy",
         "Measured accuracy",
         statements,
         {
             "evaluated": True,
-            "at": ev.get("at"),
-            "model": ev.get("model"),
-            "dataset": Path(str(ev.get("dataset", "?"))).name,
-            "operating_point": {k: op.get(k) for k in ("threshold", "fmr", "fnmr", "fpir", "fnir")},
-            "groups_measured": bool(groups),
-            "calibration_drifted": None if not cc else bool(cc.get("drifted")),
+            "at": ev["at"],
+            "model": ev["model"],
+            "dataset": ev["dataset"],
+            "operating_point": {k: ev[k] for k in ("threshold", "fmr", "fnmr", "fpir", "fnir")},
+            "groups_measured": bool(ev["groups"]),
+            "calibration_drifted": None if cal is None else cal["drifted"],
         },
         tables,
     )

@@ -39,10 +39,10 @@ from fieldid.report.data import (
     adjudication_states,
     entry_time,
     is_training,
-    load_evaluation,
     search_outcome,
 )
 from fieldid.retention.purge import oldest_retained
+from fieldid.transparency import evaluation
 from fieldid.transparency.cells import Counts, min_values, protect
 from fieldid.workspace import Workspace
 
@@ -177,48 +177,6 @@ def identifications_after_redress(
                 n_corrected += 1
                 break
     return n_redress, n_corrected
-
-
-def _evaluation_rates(ws: Workspace) -> dict[str, Any]:
-    ev = load_evaluation(ws)
-    if not ev.get("available"):
-        return {
-            "available": False,
-            "statement": "No evaluation has been recorded for this system: its error rates are "
-            "not measured.",
-        }
-    op = ev.get("operating_point") or {}
-    cc = ev.get("calibration_check") or None
-    groups = [
-        {k: g.get(k) for k in ("group", "n_images", "fmr", "fnmr")}
-        for g in ev.get("groups") or []
-        if "group" in g
-    ]
-    return {
-        "available": True,
-        "measured_at": str(ev.get("at", ""))[:10] or None,
-        "model": ev.get("model"),
-        "dataset": Path(str(ev.get("dataset", "?"))).name,
-        "images": ev.get("n_images"),
-        "identities": ev.get("n_identities"),
-        "failure_to_acquire": ev.get("fta"),
-        "threshold": op.get("threshold"),
-        "fmr": op.get("fmr"),
-        "fnmr": op.get("fnmr"),
-        "fpir": op.get("fpir"),
-        "fnir": op.get("fnir"),
-        "identification_gallery_size": op.get("gallery_size"),
-        "groups": groups,
-        "group_ratios": ev.get("group_ratios") or None,
-        "calibration": None
-        if cc is None
-        else {
-            "drifted": bool(cc.get("drifted")),
-            "judged_checks": sum(1 for r in cc.get("rows") or [] if r.get("enough_data")),
-            "checks": len(cc.get("rows") or []),
-            "max_ratio": cc.get("max_ratio"),
-        },
-    }
 
 
 def build_public_report(
@@ -363,7 +321,7 @@ def build_public_report(
             cls: {"period": v["policy"], "held_past_period": v["overdue"]}
             for cls, v in retention.items()
         },
-        "error_rates": _evaluation_rates(ws),
+        "error_rates": evaluation.summary(ws),
     }
 
 
@@ -500,57 +458,17 @@ def _rates_html(ev: dict[str, Any]) -> str:
 
     out = ["<h2>Measured error rates</h2>"]
     if not ev.get("available"):
-        out.append(f"<p class='warn'>{esc(ev['statement'])}</p>")
+        out.append(f"<p class='warn'>{esc(evaluation.NOT_MEASURED)}</p>")
         return "".join(out)
     out.append(
-        f"<p>Latest evaluation, {esc(ev['measured_at'])}: model {esc(ev['model'])} on the "
+        f"<p>Latest evaluation, {esc(str(ev['at'])[:10])}: model {esc(ev['model'])} on the "
         f"labelled set {esc(ev['dataset'])} ({esc(ev['images'])} images of "
         f"{esc(ev['identities'])} people).</p>"
     )
-    out.append(
-        table(
-            [
-                ["failure to acquire a face", ev["failure_to_acquire"]],
-                ["operating threshold", ev["threshold"]],
-                ["false match rate per comparison (FMR)", ev["fmr"]],
-                ["false non-match rate (FNMR)", ev["fnmr"]],
-                [
-                    "false positive identification rate (FPIR), gallery of "
-                    f"{ev['identification_gallery_size']}",
-                    ev["fpir"],
-                ],
-                ["false negative identification rate (FNIR)", ev["fnir"]],
-            ],
-            ["measure", "value"],
-        )
-    )
+    out.append(table(evaluation.rate_rows(ev), ["measure", "value"]))
     if ev["groups"]:
-        out.append(
-            table(
-                [[g["group"], g["n_images"], g["fmr"], g["fnmr"]] for g in ev["groups"]],
-                ["group", "images", "FMR", "FNMR"],
-            )
-        )
-    else:
-        out.append(
-            "<p>The evaluation set carries no group labels: differences between groups "
-            "are not measured.</p>"
-        )
-    cal = ev.get("calibration")
-    if cal is None:
-        out.append("<p>No calibration check was made.</p>")
-    elif cal["drifted"]:
-        out.append(
-            "<p class='warn'>The calibration has drifted: the rates shown beside "
-            "candidates are not reliable until the model is recalibrated.</p>"
-        )
-    elif not cal["judged_checks"]:
-        out.append("<p>The calibration could not be judged: too few trials.</p>")
-    else:
-        out.append(
-            f"<p>The calibration holds within a factor of two on {cal['judged_checks']} "
-            f"of {cal['checks']} checks.</p>"
-        )
+        out.append(table(evaluation.group_rows(ev), evaluation.GROUP_HEAD))
+    out += [f"<p>{esc(x)}</p>" for x in evaluation.statements(ev)]
     return "".join(out)
 
 
