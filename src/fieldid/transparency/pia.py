@@ -388,10 +388,11 @@ def generate(
             f"{out.name}: write the assessment to a .md or .html file", code="pia.bad_output"
         )
     root = ws.root
+    private, _ = load_or_create_key(root, key)
     stored = versions(root)
     previous = None
     if stored:
-        check = verify_version(root, stored[-1])
+        check = verify_version(root, stored[-1], private.public_key())
         if not check.ok:
             raise PiaError(
                 f"the latest stored assessment {stored[-1].name} does not verify "
@@ -408,8 +409,6 @@ def generate(
     elif agency_path.is_file():
         given = parse_agency_markdown(agency_path.read_text(encoding="utf-8"))
 
-    # The key first: the security section names it.
-    private, _ = load_or_create_key(root, key)
     entries = list(ws.audit.entries())
     head = entries[-1] if entries else None
     config_text = (root / CONFIG_NAME).read_text(encoding="utf-8")
