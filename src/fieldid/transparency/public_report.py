@@ -17,9 +17,10 @@ outlives search records) through the oversight report's helpers (:mod:`fieldid.r
 - the measured error rates of the latest evaluation (``W/evaluation/latest.json``).
 
 What it never holds: names, operator ids, case references, receipt codes, person ids, record
-ids, file paths, times finer than a month. Every count goes through :mod:`.cells`: a count under
-k (zero included) is shown as ``"< k"`` and further counts are withheld until no suppressed count
-can be worked back from the totals (k is ``[transparency] min_cell``, default 10).
+ids, file paths, the time of any use finer than its month. Every count goes through
+:mod:`.cells`: a count under k (zero included) is shown as ``"< k"`` and further counts are
+withheld until no suppressed count can be worked back from the totals (k is
+``[transparency] min_cell``, default 10).
 """
 
 from __future__ import annotations
