@@ -51,14 +51,13 @@ def _intro(doc: dict[str, Any]) -> tuple[str, str]:
     return head, text
 
 
-def _change_lines(ch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Sentences, and tables (head/rows) for the changes section."""
-    lines = [ch["statement"]]
-    tables: list[dict[str, Any]] = []
+def _change_blocks(ch: dict[str, Any]) -> list[str | dict[str, Any]]:
+    """The changes section in reading order: sentences (str) and tables (head/rows)."""
+    out: list[str | dict[str, Any]] = [ch["statement"]]
     if ch.get("previous_version") is None:
-        return lines, tables
+        return out
     if ch.get("audit_log_incomplete"):
-        lines.append(ch["audit_log_incomplete"])
+        out.append(ch["audit_log_incomplete"])
     rows = []
     for h in ch["configuration_history"]:
         if h["changes"]:
@@ -67,7 +66,7 @@ def _change_lines(ch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         else:
             rows.append([h["at"], h["what"], "", "", ""])
     if rows:
-        tables.append(
+        out.append(
             {
                 "head": ["when", "what (from the audit log)", "setting", "before", "after"],
                 "rows": rows,
@@ -75,27 +74,27 @@ def _change_lines(ch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         )
     net = ch["configuration_net"]
     if net:
-        lines.append("The configuration now differs from the previous version's in:")
-        tables.append(
+        out.append("The configuration now differs from the previous version's in:")
+        out.append(
             {
                 "head": ["setting", "previous version", "now"],
                 "rows": [[c["setting"], c["before"], c["after"]] for c in net],
             }
         )
     else:
-        lines.append("The configuration is the same as the previous version's.")
+        out.append("The configuration is the same as the previous version's.")
     facts = ch["facts"]
     if facts:
-        lines.append("Facts stated above that differ from the previous version:")
-        tables.append(
+        out.append("Facts stated above that differ from the previous version:")
+        out.append(
             {
                 "head": ["section", "fact", "previous version", "now"],
                 "rows": [[f["section"], f["fact"], f["before"], f["after"]] for f in facts],
             }
         )
     else:
-        lines.append("No fact stated above differs from the previous version.")
-    return lines, tables
+        out.append("No fact stated above differs from the previous version.")
+    return out
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -109,12 +108,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         for t in s["tables"]:
             out += _md_table(t)
     n += 1
-    lines, tables = _change_lines(doc["changes"])
     out += [f"## {n}. What changed since the previous assessment", ""]
-    for line in lines:
-        out += [line, ""]
-    for t in tables:
-        out += _md_table(t)
+    for block in _change_blocks(doc["changes"]):
+        out += [block, ""] if isinstance(block, str) else _md_table(block)
     for sid, a in doc["agency"].items():
         n += 1
         written = (
@@ -152,10 +148,9 @@ def render_html(doc: dict[str, Any]) -> str:
         parts += [f"<p>{inline(st)}</p>" for st in s["statements"]]
         parts += [_html_table(t) for t in s["tables"]]
     n += 1
-    lines, tables = _change_lines(doc["changes"])
     parts.append(f"<h2>{n}. What changed since the previous assessment</h2>")
-    parts += [f"<p>{inline(line)}</p>" for line in lines]
-    parts += [_html_table(t) for t in tables]
+    for block in _change_blocks(doc["changes"]):
+        parts.append(f"<p>{inline(block)}</p>" if isinstance(block, str) else _html_table(block))
     for a in doc["agency"].values():
         n += 1
         text = a.get("text")
