@@ -123,6 +123,11 @@ contact = "the data-protection office of the agency that ran the search"
 # Address the receipt's QR code opens; {code} is replaced by the receipt code. Empty: the QR
 # code holds the receipt code itself.
 redress_url = ""
+
+[transparency]
+# `fieldid transparency`: every count under this (k) is shown as "< k" in the public report,
+# and further counts are withheld so that none can be worked back from a total (at least 3).
+min_cell = 10
 """
 
 

@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "review": frozenset({Role.SUPERVISOR}),
     "audit_read": frozenset({Role.AUDITOR, Role.ADMIN}),
     "report": frozenset({Role.AUDITOR, Role.SUPERVISOR, Role.ADMIN}),
+    "pia": frozenset({Role.AUDITOR, Role.ADMIN}),
     "redress": frozenset({Role.AUDITOR, Role.ADMIN}),
     "enroll": frozenset({Role.ADMIN}),
     "import": frozenset({Role.ADMIN}),

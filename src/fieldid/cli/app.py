@@ -25,6 +25,7 @@ from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
+from fieldid.cli.transparency import register as register_transparency
 from fieldid.cli.users import token_app, user_app
 from fieldid.errors import FieldidError
 
@@ -481,6 +482,7 @@ def serve(
 
 
 register_accountability(app)
+register_transparency(app)
 
 
 def main() -> None:

@@ -48,11 +48,11 @@ def parse_day(text: str, *, end: bool = False) -> datetime:
     return dt + timedelta(days=1) if end else dt
 
 
-def _at(e: AuditRecord) -> datetime:
+def entry_time(e: AuditRecord) -> datetime:
     return e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)
 
 
-def _adjudication_states(entries: list[AuditRecord]) -> dict[int, str]:
+def adjudication_states(entries: list[AuditRecord]) -> dict[int, str]:
     """search audit seq -> the outcome its adjudications reached (latest wins)."""
     state: dict[int, str] = {}
     for e in entries:
@@ -79,6 +79,21 @@ def _adjudication_states(entries: list[AuditRecord]) -> dict[int, str]:
                 "identified" if p.get("state") == "final" else "awaiting second confirmation"
             )
     return state
+
+
+def search_outcome(e: AuditRecord, states: dict[int, str]) -> str:
+    """One of :data:`OUTCOMES` for a ``search`` entry, given :func:`adjudication_states`."""
+    o = e.payload.get("outcome")
+    if o == "refused":
+        return "refused"
+    if o == "no_candidate_above_threshold":
+        return "no candidate above threshold"
+    return states.get(e.seq, "not adjudicated")
+
+
+def is_training(e: AuditRecord) -> bool:
+    """A training search (audit payload ``training: true``): counted apart, in no statistic."""
+    return e.payload.get("training") is True
 
 
 def load_evaluation(ws: Workspace) -> dict[str, Any]:
@@ -114,7 +129,7 @@ def build_report(
     entries = [
         e
         for e in ws.audit.entries()
-        if (start is None or _at(e) >= start) and (end is None or _at(e) < end)
+        if (start is None or entry_time(e) >= start) and (end is None or entry_time(e) < end)
     ]
     adjudication_events = [
         e for e in ws.audit.entries() if e.event in ("adjudicate", "second_confirm", "override")
@@ -122,24 +137,18 @@ def build_report(
     step("audit log read")
 
     searches = [e for e in entries if e.event == "search"]
-    training = [e for e in searches if e.payload.get("training") is True]
-    searches = [e for e in searches if e.payload.get("training") is not True]
+    training = [e for e in searches if is_training(e)]
+    searches = [e for e in searches if not is_training(e)]
     by_purpose = Counter(e.purpose or "?" for e in searches)
     by_operator = Counter(e.operator for e in searches)
     by_day: dict[str, Counter[str]] = defaultdict(Counter)
     for e in searches:
-        by_day[_at(e).date().isoformat()][e.purpose or "?"] += 1
-    states = _adjudication_states(adjudication_events)
+        by_day[entry_time(e).date().isoformat()][e.purpose or "?"] += 1
+    states = adjudication_states(adjudication_events)
     outcomes: Counter[str] = Counter()
     outcome_by_operator: dict[str, Counter[str]] = defaultdict(Counter)
     for e in searches:
-        o = e.payload.get("outcome")
-        if o == "refused":
-            label = "refused"
-        elif o == "no_candidate_above_threshold":
-            label = "no candidate above threshold"
-        else:
-            label = states.get(e.seq, "not adjudicated")
+        label = search_outcome(e, states)
         outcomes[label] += 1
         outcome_by_operator[e.operator][label] += 1
     step("searches and outcomes")
