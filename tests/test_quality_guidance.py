@@ -29,9 +29,7 @@ GOOD = {
 def report(unified: int = 90, sharpness_score: int = 90, **values: float) -> QualityReport:
     """A report with good values except those given (scores: 90, sharpness as given)."""
     v = {**GOOD, **values}
-    ms = {
-        k: Measure(k, x, "", sharpness_score if k == "sharpness" else 90) for k, x in v.items()
-    }
+    ms = {k: Measure(k, x, "", sharpness_score if k == "sharpness" else 90) for k, x in v.items()}
     return QualityReport(ms, unified)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -358,6 +358,45 @@ async def search(
     if body.get("replayed"):
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(body, status_code=201, headers=headers)
+
+
+class CaptureWipedIn(BaseModel):
+    """A photo the phone app wiped unsent: it waited longer than the queue limit for signal."""
+
+    captured_at: datetime
+    wiped_at: datetime
+    purpose: str = Field(max_length=100)
+    case_ref: str = Field(min_length=1, max_length=200)
+    #: An attempt was sent before the wipe (its answer was lost): it may have been searched.
+    maybe_sent: bool = False
+
+
+@router.post("/captures/wiped", tags=["search"], status_code=204, responses=ERRORS)
+def capture_wiped(
+    body: CaptureWipedIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("search"))],
+) -> Response:
+    """The phone app reports, at its next contact, a capture it held without signal past the
+    queue limit and wiped unsent (audited ``capture_wiped``; no image is sent or kept). The
+    audit then shows the person was photographed for this case although nothing was searched."""
+    state = app_state(request)
+    waited = (body.wiped_at - body.captured_at).total_seconds()
+    state.workspace.audit.append(
+        "capture_wiped",
+        operator=principal.actor.name,
+        purpose=body.purpose.strip() or None,
+        case_ref=body.case_ref.strip(),
+        payload={
+            "captured_at": body.captured_at.isoformat(),
+            "wiped_at": body.wiped_at.isoformat(),
+            "waited_s": round(max(0.0, waited), 1),
+            "reason": "queue_limit",
+            "maybe_sent": body.maybe_sent,
+        },
+    )
+    state.metrics.outcome("capture_wiped", "maybe_sent" if body.maybe_sent else "unsent")
+    return Response(status_code=204)
 
 
 @router.get("/searches/{search_id}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
