@@ -83,14 +83,30 @@ def _to_capture(page: Any, server: Server, case: str, operator: str = "demo-offi
     page.wait_for_function(READY)
 
 
+def _capture_page(playwright: Any, server: Server, video: Path, case: str) -> tuple[Any, Any, Any]:
+    """(browser, context, page) on the capture page, guidance ready. Service workers are off so
+    that the test's routes see every request the page makes."""
+    browser = launch(playwright, video=video)
+    ctx = phone_context(browser, server, service_workers="block")
+    page = ctx.new_page()
+    _to_capture(page, server, case)
+    return browser, ctx, page
+
+
+def _send_state(page: Any, state: str, timeout: float = 20_000) -> str:
+    """Wait for the queue's panel to reach ``state``; its text."""
+    page.wait_for_function(
+        f"document.querySelector('[data-testid=send-status]').dataset.state === '{state}'",
+        timeout=timeout,
+    )
+    return str(page.locator("[data-testid=send-status]").inner_text())
+
+
 def test_network_cut_mid_send_and_restored_searches_exactly_once(
     playwright, server, videos, artifacts
 ):
     case = "CASE-QUEUE-CUT"
-    browser = launch(playwright, video=videos["good"])
-    ctx = phone_context(browser, server, service_workers="block")
-    page = ctx.new_page()
-    _to_capture(page, server, case)
+    browser, ctx, page = _capture_page(playwright, server, videos["good"], case)
     sent: list[dict[str, Any]] = []
 
     def cut_after_the_server_answers(route: Any) -> None:
@@ -113,9 +129,7 @@ def test_network_cut_mid_send_and_restored_searches_exactly_once(
     page.route("**/api/v1/searches", cut_after_the_server_answers)
     page.click("[data-testid=capture]")
     panel = page.locator("[data-testid=send-status]")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=send-status]').dataset.state === 'waiting'"
-    )
+    _send_state(page, "waiting")
     assert "Waiting for signal, will send" in panel.inner_text()
     assert page.locator("[data-testid=send-cancel]").is_visible()
     shot(page, artifacts, "12-queue-waiting-for-signal", full_page=False)
@@ -145,26 +159,18 @@ def test_network_cut_mid_send_and_restored_searches_exactly_once(
 
 def test_still_trying_then_cancel_wipes_the_capture(playwright, server, videos, artifacts):
     case = "CASE-QUEUE-CANCEL"
-    browser = launch(playwright, video=videos["good"])
-    ctx = phone_context(browser, server, service_workers="block")
-    page = ctx.new_page()
-    _to_capture(page, server, case)
+    browser, _ctx, page = _capture_page(playwright, server, videos["good"], case)
     stuck: list[Any] = []
     # The server never answers (a request lost in a weak signal).
     page.route("**/api/v1/searches", lambda route: stuck.append(route))
     page.click("[data-testid=capture]")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=send-status]').dataset.state === 'still'",
-        timeout=20_000,
-    )
+    _send_state(page, "still", timeout=20_000)
     assert "Still trying to send" in page.locator("[data-testid=send-status]").inner_text()
     shot(page, artifacts, "12b-queue-still-trying", full_page=False)
     assert len(_held(page)) == 1
     page.click("[data-testid=send-cancel]")
     panel = page.locator("[data-testid=send-status]")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=send-status]').dataset.state === 'cancelled'"
-    )
+    _send_state(page, "cancelled")
     assert "Cancelled: the photo was wiped from this phone" in panel.inner_text()
     assert _held(page) == []
     assert _searches_for(server, case) == (0, 0)
@@ -181,10 +187,7 @@ def test_a_capture_past_the_limit_is_wiped_and_the_wipe_noted_at_next_contact(
     playwright, server, videos, artifacts
 ):
     case = "CASE-QUEUE-EXPIRED"
-    browser = launch(playwright, video=videos["good"])
-    ctx = phone_context(browser, server, service_workers="block")
-    page = ctx.new_page()
-    _to_capture(page, server, case)
+    browser, ctx, page = _capture_page(playwright, server, videos["good"], case)
 
     def no_signal(route: Any) -> None:
         ctx.set_offline(True)
@@ -192,9 +195,7 @@ def test_a_capture_past_the_limit_is_wiped_and_the_wipe_noted_at_next_contact(
 
     page.route("**/api/v1/searches", no_signal)
     page.click("[data-testid=capture]")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=send-status]').dataset.state === 'waiting'"
-    )
+    _send_state(page, "waiting")
     (held,) = _held(page)
     limit_s = (held["expires"] - held["created"]) / 1000
     assert limit_s == 15 * 60  # the configured limit (ServiceSettings.capture_queue_limit_s)
@@ -215,10 +216,7 @@ def test_a_capture_past_the_limit_is_wiped_and_the_wipe_noted_at_next_contact(
           };
         })"""
     )
-    page.wait_for_function(
-        "document.querySelector('[data-testid=send-status]').dataset.state === 'expired'",
-        timeout=15_000,
-    )
+    _send_state(page, "expired", timeout=15_000)
     text = page.locator("[data-testid=send-status]").inner_text()
     assert "wiped from this phone" in text and "waited 15 minutes without signal" in text
     shot(page, artifacts, "12c-queue-wiped-after-limit", full_page=False)
@@ -268,10 +266,7 @@ def test_the_offline_page_has_a_retry(playwright, server, artifacts):
 
 
 def test_capture_is_off_whenever_guidance_is_unavailable(playwright, server, videos, artifacts):
-    browser = launch(playwright, video=videos["good"])
-    ctx = phone_context(browser, server, service_workers="block")
-    page = ctx.new_page()
-    _to_capture(page, server, "CASE-NO-GUIDANCE")
+    browser, ctx, page = _capture_page(playwright, server, videos["good"], "CASE-NO-GUIDANCE")
     capture = page.locator("[data-testid=capture]")
     assert capture.is_enabled()
     ctx.set_offline(True)
