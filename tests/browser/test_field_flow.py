@@ -106,6 +106,7 @@ def test_login_guidance_capture_candidates(playwright, server, videos, artifacts
     page.emulate_media(media="screen")
     # The results page now says a decision is recorded, and offers no more forms.
     page.goto(results_url)
+    assert page.locator("main h1").first.inner_text() == "1 lead listed"  # no longer "to check"
     assert (
         "Rejected by demo-officer (human adjudication)"
         in page.locator("[data-testid=decided]").inner_text()
