@@ -201,7 +201,7 @@ def test_a_supervisor_searches_a_below_gate_file_as_a_low_quality_investigation_
     view = client.get(f"/api/v1/searches/{body['search_id']}").json()
     assert view["low_quality"] is True and view["below_gate"]["reason"] == REASON
     page = client.get(body["links"]["page"]).text
-    assert "Low quality: below the quality gate" in page and REASON in page
+    assert "Low quality: below the quality gate" in page and REASON.rstrip(".") in page
     # A probe that passes the gate is not labelled low quality, reason or not.
     fine = search(client, supervisor, GOOD, below_gate_reason=REASON, case_ref="CASE-LQ2").json()
     assert fine["low_quality"] is False and fine["list_kind"] == "investigation"
