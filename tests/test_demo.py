@@ -18,7 +18,7 @@ def test_demo_runs_end_to_end_and_is_rerunnable(tmp_path):
     )
     assert first.exit_code == 0, first.output
     out = first.output
-    assert "refused [quality.too_far]: move closer" in out
+    assert "refused [quality.too_far]: the face is too small in this photo" in out
     assert "rank 1: Subject 0001 (synthetic)" in out
     assert "a lead, not an identification" in out
     assert "chain intact: True" in out

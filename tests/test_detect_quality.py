@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import cv2
 import numpy as np
@@ -97,7 +98,7 @@ def test_small_face_is_found_by_upsampling_and_gated_with_guidance(pipeline: Fac
     with pytest.raises(QualityRefused) as e:
         QualityGate().enforce(processed.quality)
     assert e.value.code == "quality.too_far"
-    assert f"move closer: eyes {ied:.0f} px apart, 60 needed" in e.value.message
+    assert f"move closer (eyes {math.floor(ied)} px apart, 60 needed)" in e.value.message
 
 
 @pytest.mark.parametrize("angle", [-5, 5])

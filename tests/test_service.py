@@ -230,7 +230,9 @@ def test_bad_uploads_get_clear_problems(client, name, status, code):
     assert body["code"] == code and body["status"] == status
     assert body["detail"] and body["title"] and body["type"].endswith(code)
     if code.startswith("quality."):
-        assert body["guidance"][0]["message"].startswith("move closer")
+        # An API upload is a supplied file: told what is wrong with the photo.
+        assert body["guidance"][0]["message"].startswith("the face is too small in this photo")
+        assert body["capture"] == "file"
 
 
 def test_oversized_request_is_refused_before_parsing(client):

@@ -115,7 +115,7 @@ def test_search_json_and_page_carry_records_conflicts_documents_and_meaning(serv
             'data-testid="candidate"'
         )
         assert "border apprehension, 2019-03-02, source border-x" in page
-        assert "The records disagree" in page and "What this score means" in page
+        assert "The records disagree" in page and top["meaning"] in page  # the score's meaning
         # A malformed documents field is a clear 422, and nothing is searched.
         bad = search(c, csrf, probe, documents="[{")
         assert bad.status_code == 422 and bad.json()["code"] == "document.syntax"

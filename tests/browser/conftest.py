@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from browser.helpers_browser import ARTIFACTS, CHROMIUM, Server, _free_port, face_frame, write_y4m
+from browser.helpers_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    Server,
+    _free_port,
+    darker,
+    face_frame,
+    write_y4m,
+)
 
 
 def _missing() -> str | None:
@@ -90,9 +98,10 @@ def artifacts() -> Path:
 def videos(tmp_path_factory: pytest.TempPathFactory, server: Server) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("y4m")
     size = server.capture
-    out = {"good": d / "good.y4m", "small": d / "small.y4m"}
+    out = {"good": d / "good.y4m", "small": d / "small.y4m", "dark": d / "dark.y4m"}
     write_y4m(out["good"], face_frame(size, 440))
     write_y4m(out["small"], face_frame(size, 200))
+    write_y4m(out["dark"], darker(face_frame(size, 440), 0.22))
     return out
 
 

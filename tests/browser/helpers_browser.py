@@ -47,6 +47,13 @@ def face_frame(size: tuple[int, int], face_px: int) -> Image.Image:
     return canvas
 
 
+def darker(img: Image.Image, factor: float) -> Image.Image:
+    """The same frame with less light (night, a dim doorway)."""
+    from PIL import ImageEnhance
+
+    return ImageEnhance.Brightness(img).enhance(factor)
+
+
 def jpeg(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90)
@@ -90,10 +97,13 @@ def launch(playwright: object, *, video: Path | None, allow_camera: bool = True)
     )
 
 
-def phone_context(browser: Any, server: Server) -> Any:
+def phone_context(browser: Any, server: Server, **options: Any) -> Any:
     """A phone-sized context whose requests may go only to the test server; every request that
-    tried to leave the machine is kept in ``ctx.blocked``."""
-    ctx = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    tried to leave the machine is kept in ``ctx.blocked``. ``options`` go to ``new_context``
+    (e.g. ``service_workers="block"``, so that page routes see every request)."""
+    ctx = browser.new_context(
+        viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True, **options
+    )
     ctx.set_default_timeout(20_000)
     blocked: list[str] = []
 
@@ -107,3 +117,29 @@ def phone_context(browser: Any, server: Server) -> Any:
     ctx.route("**/*", only_local)
     ctx.blocked = blocked  # every request that tried to leave the machine
     return ctx
+
+
+def login(page: Any, server: Server, name: str) -> None:
+    page.goto(server.url + "/")
+    assert "/login" in page.url
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", server.passwords[name])
+    page.click("button[type=submit]")
+
+
+def start(page: Any, case: str) -> None:
+    """From the start page: purpose, case, notice given, on to the capture page."""
+    page.wait_for_url("**/start")
+    page.select_option("[data-testid=purpose]", "field-identification")
+    page.fill("[data-testid=case-ref]", case)
+    page.check("[data-testid=notice]")
+    page.click("[data-testid=to-capture]")
+    page.wait_for_url("**/capture?*")
+
+
+def shot(page: Any, artifacts: Path, name: str, *, full_page: bool = True) -> Path:
+    """A screenshot for a person to look at (``full_page=False``: the phone's first screen)."""
+    path = artifacts / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 5_000
+    return path

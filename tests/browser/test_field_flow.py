@@ -11,32 +11,14 @@ from typing import Any
 
 import pytest
 
-from browser.helpers_browser import Server, face_frame, jpeg, launch
+from browser.helpers_browser import face_frame, jpeg, launch, shot
+from browser.helpers_browser import login as _login
 from browser.helpers_browser import phone_context as _context
-
-
-def _login(page: Any, server: Server, name: str) -> None:
-    page.goto(server.url + "/")
-    assert "/login" in page.url
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", server.passwords[name])
-    page.click("button[type=submit]")
-
-
-def _start(page: Any, case: str) -> None:
-    page.wait_for_url("**/start")
-    page.select_option("[data-testid=purpose]", "field-identification")
-    page.fill("[data-testid=case-ref]", case)
-    page.check("[data-testid=notice]")
-    page.click("[data-testid=to-capture]")
-    page.wait_for_url("**/capture?*")
+from browser.helpers_browser import start as _start
 
 
 def _shot(page: Any, artifacts: Path, name: str) -> Path:
-    path = artifacts / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 5_000
-    return path
+    return shot(page, artifacts, name)
 
 
 def test_login_guidance_capture_candidates(playwright, server, videos, artifacts):
@@ -73,7 +55,7 @@ def test_login_guidance_capture_candidates(playwright, server, videos, artifacts
     assert "Subject 0001 (synthetic)" in first.inner_text()
     assert "Score 0.9" in first.locator("[data-testid=score]").inner_text()
     assert first.locator("[data-testid=rate]").inner_text()
-    assert "Quality" in page.locator("[data-testid=quality]").inner_text()
+    assert "Quality" in page.locator("[data-testid=quality]").text_content()  # folded below
     assert "CASE-BROWSER-1" in page.content()
     # Nothing on the page reads as a verdict.
     text = page.locator("main").inner_text().lower()
@@ -124,6 +106,7 @@ def test_login_guidance_capture_candidates(playwright, server, videos, artifacts
     page.emulate_media(media="screen")
     # The results page now says a decision is recorded, and offers no more forms.
     page.goto(results_url)
+    assert page.locator("main h1").first.inner_text() == "1 lead listed"  # no longer "to check"
     assert (
         "Rejected by demo-officer (human adjudication)"
         in page.locator("[data-testid=decided]").inner_text()
@@ -209,7 +192,7 @@ def test_small_face_gets_move_closer(playwright, server, videos, artifacts):
     page.wait_for_function(
         "document.querySelector('[data-testid=guidance]').dataset.code === 'quality.too_far'"
     )
-    assert "move closer" in page.locator("[data-testid=guidance]").inner_text()
+    assert page.locator("[data-testid=guidance]").inner_text().startswith("Move closer\neyes ")
     assert page.locator("[data-testid=capture]").is_disabled()
     _shot(page, artifacts, "03b-capture-move-closer")
     browser.close()
@@ -253,10 +236,12 @@ def test_fallback_refusal_explains_what_to_change(playwright, server, artifacts,
     photo.write_bytes(jpeg(face_frame(server.capture, 200)))
     page.set_input_files("[data-testid=file-input]", str(photo))
     page.click("[data-testid=file-submit]")
-    err = page.locator("[data-testid=capture-error]")
-    err.wait_for(state="visible")
-    assert "move closer" in err.inner_text()
-    assert "quality.too_far" in err.inner_text()
+    # The refused attempt's own page: refused, what is wrong with the photo, what to do.
+    page.wait_for_url("**/results/*")
+    head = page.locator("[data-testid=headline]")
+    assert head.get_attribute("data-kind") == "refused"
+    assert "the face is too small in this photo" in head.inner_text().lower()
+    assert "quality.too_far" in head.inner_text()
     _shot(page, artifacts, "05c-fallback-refused")
     browser.close()
 

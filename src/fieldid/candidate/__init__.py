@@ -126,6 +126,9 @@ class CandidateList:
     #: Calibration id behind the rates, or why there are none.
     calibration: str | None = None
     rates_unavailable: str | None = None
+    #: An investigation list run on a probe below the quality gate: the reason given and every
+    #: gate finding (None for a probe that passed the gate).
+    below_gate: dict[str, Any] | None = None
 
     @property
     def list_label(self) -> str:
@@ -155,4 +158,6 @@ class CandidateList:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "search_id": self.search_id,
             "receipt_code": self.receipt_code,
+            "below_gate": self.below_gate,
+            "low_quality": self.below_gate is not None,
         }

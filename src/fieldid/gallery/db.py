@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 
+import fieldid.adjudication.idempotency
 import fieldid.adjudication.schema  # noqa: F401  (its tables belong to the same metadata)
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -29,6 +29,7 @@ from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate,
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.pipeline import Processed
 from fieldid.quality import band_of
+from fieldid.quality.gate import Source
 from fieldid.records.assemble import assemble
 from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.kinds import workspace_key
@@ -37,6 +38,9 @@ from fieldid.records.training import open_training
 from fieldid.workspace import Workspace
 
 ImageSource = bytes | str | Path
+
+#: Shortest written reason for running an investigation list on a probe below the quality gate.
+MIN_BELOW_GATE_REASON = 15
 
 
 def check_attribution(attr: Attribution, permitted: tuple[str, ...]) -> None:
@@ -122,6 +126,21 @@ class Verification:
         }
 
 
+def _check_below_gate(reason: str, investigation: bool) -> None:
+    """A search below the quality gate: only an investigation list, only with a reason."""
+    if not investigation:
+        raise FieldidError(
+            "a probe below the quality gate can only be searched as an investigation list",
+            code="search.below_gate_not_investigation",
+        )
+    if len(reason.strip()) < MIN_BELOW_GATE_REASON:
+        raise FieldidError(
+            "say why this photo must be searched although it is below the quality gate "
+            f"(at least {MIN_BELOW_GATE_REASON} characters)",
+            code="search.below_gate_reason",
+        )
+
+
 class SearchService:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
@@ -185,6 +204,8 @@ class SearchService:
         presented: Sequence[PresentedDocument] = (),
         training: bool = False,
         notice_given: bool | None = None,
+        capture: Source = "file",
+        below_gate_reason: str | None = None,
     ) -> CandidateList:
         """Search one probe; candidates at or above the threshold in force, each with its rates.
 
@@ -199,7 +220,12 @@ class SearchService:
         The search is persisted (adjudication.store) with its probe, candidates and the receipt
         code given to the person photographed. ``notice_given``: whether the officer told the
         person (None: the surface does not ask, e.g. the CLI); recorded in the audit entry and the
-        persisted search.
+        persisted search. ``capture``: where the probe came from ("live" camera or a supplied
+        "file"): the gate's refusals are worded for it. ``below_gate_reason``: with
+        ``investigation=True`` (a role that permits it), a probe below the quality gate is searched
+        anyway, with this written reason (at least 15 characters); the list is labelled low quality
+        in the result and the audit (``below_gate``: the reason and every gate finding) and its
+        rates are those of the probe's quality band.
         """
         cfg = self.ws.config
         check_attribution(attr, cfg.purposes)
@@ -227,7 +253,9 @@ class SearchService:
                 require(actor, "search")
                 if investigation:
                     require(actor, "investigation")
-        except AuthorisationError as err:
+            if below_gate_reason is not None:
+                _check_below_gate(below_gate_reason, investigation)
+        except FieldidError as err:
             self._refuse("search", attr, err, started=started, model=model, **access)
             raise
         try:
@@ -260,12 +288,21 @@ class SearchService:
             "notice_given": notice_given,
             **access,
         }
+        below_gate: dict[str, Any] | None = None
         try:
             processed = pipeline.process(source)
-            cfg.gate.enforce(processed.quality)
+            if below_gate_reason is None:
+                cfg.gate.enforce(processed.quality, capture)
+            else:
+                findings = cfg.gate.check(processed.quality, capture)
+                if findings:
+                    below_gate = {
+                        "reason": below_gate_reason.strip(),
+                        "guidance": [g.to_dict() for g in findings],
+                    }
         except FieldidError as err:
             refused = self._refuse("search", attr, err, **base, ended=time.time())
-            record_search(
+            saved = record_search(
                 self.ws,
                 attr,
                 audit_seq=refused.seq,
@@ -282,6 +319,7 @@ class SearchService:
                 notice_given=notice_given,
             )
             err.details.setdefault("receipt_code", receipt)
+            err.details.setdefault("search_id", saved.id)
             raise
         band = processed.quality.band
         tif = self.threshold(band, size.templates)
@@ -363,6 +401,7 @@ class SearchService:
                 ],
                 "rates_unavailable": reason,
                 "notice": LEAD_NOTICE,
+                **({"below_gate": below_gate} if below_gate else {}),
             },
         )
         saved = record_search(
@@ -404,6 +443,7 @@ class SearchService:
             threshold_in_force=tif.to_dict(),
             calibration=None if cal is None else cal.id,
             rates_unavailable=reason,
+            below_gate=below_gate,
         )
 
     def verify(self, a: ImageSource, b: ImageSource, attr: Attribution) -> Verification:

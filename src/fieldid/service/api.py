@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import inspect, select, text
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.access.accounts import AuthenticationError
+from fieldid.adjudication import idempotency
 from fieldid.adjudication.schema import AdjudicationRecord
 from fieldid.adjudication.service import Adjudicator
 from fieldid.adjudication.store import get_search as get_stored_search
@@ -101,6 +101,34 @@ def parse_documents(documents: str | None) -> list[PresentedDocument]:
     return [presented_document(d) for d in items]
 
 
+def idempotency_ttl(state: AppState) -> timedelta:
+    """How long a search request's key is remembered: well past the phone's queue limit."""
+    return max(idempotency.DEFAULT_TTL, timedelta(seconds=2 * state.settings.capture_queue_limit_s))
+
+
+def replay(
+    state: AppState, principal: Principal, prior: idempotency.Remembered, digest: str
+) -> dict[str, Any]:
+    """The answer to a repeated Idempotency-Key: the search the first request made, read back
+    from the database (or its refusal, raised again). Nothing is searched or audited."""
+    if prior.request_sha256 != digest:
+        raise FieldidError(
+            "this Idempotency-Key was already used for a different request (another photo, "
+            "purpose or case): use a new key for a new search",
+            code="search.idempotency_key_reused",
+        )
+    ws = state.workspace
+    rec = views.visible_search(ws, principal, prior.search_id)
+    state.metrics.outcome("search", "replayed")
+    if rec.outcome == "refused":
+        error = dict(views.search_payload(ws, rec.audit_seq).get("error") or {})
+        code = str(error.pop("code", rec.refusal_code or "search.refused"))
+        message = str(error.pop("message", "the photo could not be searched"))
+        error.update(receipt_code=rec.receipt_code, search_id=rec.id, replayed=True)
+        raise FieldidError(message, code=code, **error)
+    return {**views.search_view(ws, rec), "replayed": True}
+
+
 def run_search(
     state: AppState,
     principal: Principal,
@@ -111,24 +139,62 @@ def run_search(
     *,
     investigation: bool = False,
     documents: str | None = None,
+    capture: Literal["live", "file"] = "file",
+    below_gate_reason: str | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Search (serialised with other face work), count it, and answer with the candidate list
     plus who, why and where to see it. The search service persists the search; every later view
-    reads it from the database."""
+    reads it from the database.
+
+    ``idempotency_key``: a repeat by the same operator answers with the first request's search
+    (``replayed: true``) and runs nothing (``fieldid.adjudication.idempotency``). The key is
+    looked up and remembered under the work lock, so a retry that arrives while the first
+    request is still running waits for it and then gets its answer."""
     check_notice(state, notice_given)
     attr = Attribution(principal.actor.name, purpose.strip(), case_ref.strip())
     presented = parse_documents(documents)
+    reason = below_gate_reason.strip() if below_gate_reason and below_gate_reason.strip() else None
+    key = None if idempotency_key is None else idempotency.check_key(idempotency_key)
+    ws = state.workspace
+    digest = idempotency.request_digest(
+        data,
+        {
+            "purpose": attr.purpose,
+            "case_ref": attr.case_ref,
+            "notice_given": notice_given,
+            "investigation": investigation,
+            "documents": documents or "",
+            "capture": capture,
+            "below_gate_reason": reason or "",
+        },
+    )
+    ttl = idempotency_ttl(state)
     t = time.perf_counter()
     try:
         with state.work_lock:
-            result = state.searches.search(
-                data,
-                attr,
-                notice_given=notice_given,
-                actor=principal.actor,
-                investigation=investigation,
-                presented=presented,
-            )
+            prior = None if key is None else idempotency.find(ws, attr.operator, key, ttl)
+            if prior is not None:
+                return replay(state, principal, prior, digest)
+            try:
+                result = state.searches.search(
+                    data,
+                    attr,
+                    notice_given=notice_given,
+                    actor=principal.actor,
+                    investigation=investigation or reason is not None,
+                    presented=presented,
+                    capture=capture,
+                    below_gate_reason=reason,
+                )
+            except FieldidError as e:
+                made = e.details.get("search_id")
+                if key is not None and isinstance(made, int):
+                    idempotency.remember(ws, attr.operator, key, digest, made, ttl)
+                raise
+            assert result.search_id is not None
+            if key is not None:
+                idempotency.remember(ws, attr.operator, key, digest, result.search_id, ttl)
     except FieldidError as e:
         state.metrics.outcome("search", e.code)
         raise
@@ -144,6 +210,7 @@ def run_search(
         "notice_given": notice_given,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "server_ms": round(elapsed * 1000, 2),
+        "replayed": False,
         "links": views.links(result.search_id, result.receipt_code),
     }
 
@@ -240,10 +307,36 @@ async def search(
             "Recorded with the search (numbers hashed) and compared with each candidate's records."
         ),
     ] = None,
+    capture: Annotated[
+        Literal["live", "file"],
+        Form(
+            description="Where the photo came from: the phone's live camera, or a supplied file "
+            "(the default). The quality gate's refusals are worded for it."
+        ),
+    ] = "file",
+    below_gate_reason: Annotated[
+        str | None,
+        Form(
+            max_length=2000,
+            description="Search a photo below the quality gate anyway, as an investigation list "
+            "labelled low quality (roles that permit investigation lists), with this reason "
+            "(at least 15 characters).",
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A random key (8-100 of A-Z a-z 0-9 - _) per search. A repeat by the same "
+            "operator within an hour answers with the first request's search (or refusal), "
+            "with replayed: true, and runs no second search.",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Search one face 1:N. The answer lists candidates at or above the threshold: leads for a
     person to adjudicate, never an identification. Refusals: ``probe.*`` (the image),
-    ``acquire.no_face``, ``quality.*`` (with ``guidance``), ``use.*`` (purpose, case, notice)."""
+    ``acquire.no_face``, ``quality.*`` (with ``guidance``), ``use.*`` (purpose, case, notice).
+    A refused attempt is recorded too: its problem carries ``search_id`` and ``receipt_code``."""
     state = app_state(request)
     data = await read_upload(image, state)
     body = await run_in_threadpool(
@@ -256,9 +349,54 @@ async def search(
             notice_given,
             investigation=investigation,
             documents=documents,
+            capture=capture,
+            below_gate_reason=below_gate_reason,
+            idempotency_key=idempotency_key,
         )
     )
-    return JSONResponse(body, status_code=201, headers={"Location": body["links"]["self"]})
+    headers = {"Location": body["links"]["self"]}
+    if body.get("replayed"):
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=201, headers=headers)
+
+
+class CaptureWipedIn(BaseModel):
+    """A photo the phone app wiped unsent: it waited longer than the queue limit for signal."""
+
+    captured_at: datetime
+    wiped_at: datetime
+    purpose: str = Field(max_length=100)
+    case_ref: str = Field(min_length=1, max_length=200)
+    #: An attempt was sent before the wipe (its answer was lost): it may have been searched.
+    maybe_sent: bool = False
+
+
+@router.post("/captures/wiped", tags=["search"], status_code=204, responses=ERRORS)
+def capture_wiped(
+    body: CaptureWipedIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(Need("search"))],
+) -> Response:
+    """The phone app reports, at its next contact, a capture it held without signal past the
+    queue limit and wiped unsent (audited ``capture_wiped``; no image is sent or kept). The
+    audit then shows the person was photographed for this case although nothing was searched."""
+    state = app_state(request)
+    waited = (body.wiped_at - body.captured_at).total_seconds()
+    state.workspace.audit.append(
+        "capture_wiped",
+        operator=principal.actor.name,
+        purpose=body.purpose.strip() or None,
+        case_ref=body.case_ref.strip(),
+        payload={
+            "captured_at": body.captured_at.isoformat(),
+            "wiped_at": body.wiped_at.isoformat(),
+            "waited_s": round(max(0.0, waited), 1),
+            "reason": "queue_limit",
+            "maybe_sent": body.maybe_sent,
+        },
+    )
+    state.metrics.outcome("capture_wiped", "maybe_sent" if body.maybe_sent else "unsent")
+    return Response(status_code=204)
 
 
 @router.get("/searches/{search_id}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
@@ -488,14 +626,16 @@ def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
                 "guidance": [
                     {
                         "code": "acquire.no_face",
-                        "message": "no face found: point the camera at the face",
+                        "message": "point the camera at the face",
+                        "detail": "no face found",
+                        "text": "point the camera at the face: no face found",
                     }
                 ],
                 "quality": None,
                 "frame": {"width": probe.width, "height": probe.height},
             }
         report = at_scale(assess(probe.rgb, acq), scale)
-    guidance = [asdict(g) for g in state.workspace.config.gate.check(report)]
+    guidance = [g.to_dict() for g in state.workspace.config.gate.check(report, "live")]
     state.metrics.outcome("quality_check", "passes" if not guidance else guidance[0]["code"])
     box = acq.face.box
     return {

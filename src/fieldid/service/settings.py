@@ -42,3 +42,10 @@ class ServiceSettings:
     demo_volunteer_ttl_s: int = 24 * 3600
     #: Shown in the page header, e.g. "DEMO: synthetic data".
     banner: str = ""
+    #: The phone app holds a capture it could not send (no signal) at most this long, encrypted,
+    #: then wipes it and says so at the next contact. Search request keys are remembered for at
+    #: least twice this long (``api.idempotency_ttl``).
+    capture_queue_limit_s: int = 15 * 60
+    #: A search request the phone has had no answer to for this long is abandoned and retried
+    #: (the same idempotency key: it cannot run twice); the officer sees "still trying" sooner.
+    capture_send_timeout_s: float = 30.0

@@ -78,6 +78,41 @@ def search_payload(ws: Workspace, audit_seq: int) -> dict[str, Any]:
     return {} if payload is None else dict(json.loads(payload))
 
 
+#: What to do after a refusal, by code family, where the refusal's own message does not say it.
+NEXT_STEP = {
+    "quality": "Take another photo, or choose another file, with the changes above.",
+    "acquire": "Take a photo with the person's face clearly in view, from the front.",
+    "probe": "Use a JPEG, PNG or WebP photo of the person's face.",
+}
+
+
+def refusal_view(rec: SearchRecord, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Why an attempt was refused and what to do, as recorded in its audit entry (None for a
+    search that ran). Quality refusals list every finding, most useful first."""
+    if rec.outcome != "refused":
+        return None
+    error = payload.get("error") or {}
+    code = str(error.get("code") or rec.refusal_code or "refused")
+    guidance = [
+        {
+            "code": g.get("code", ""),
+            "message": str(g.get("message", "")),
+            "detail": str(g.get("detail", "")),
+        }
+        for g in error.get("guidance") or []
+        if isinstance(g, dict)
+    ]
+    family = code.split(".", 1)[0]
+    return {
+        "code": code,
+        "message": str(error.get("message") or "the photo could not be searched"),
+        "guidance": guidance,
+        "capture": error.get("capture"),
+        "next_step": NEXT_STEP.get(family, "Take another photo and try again."),
+        "quality_refusal": family == "quality",
+    }
+
+
 def _faces_in_frame(payload: dict[str, Any]) -> int | None:
     probe = payload.get("probe") or {}
     n = probe.get("faces_in_frame")
@@ -387,6 +422,12 @@ def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         "candidates": candidates,
         "adjudications": adjs,
         "documents_presented": documents,
+        # Refused: why, and what to do; the photo was compared with nothing and not kept.
+        "refusal": refusal_view(rec, payload),
+        # An investigation list run on a photo below the quality gate: the reason given and the
+        # gate's findings (labelled low quality wherever the list is shown).
+        "below_gate": payload.get("below_gate"),
+        "low_quality": payload.get("below_gate") is not None,
         "links": links(rec.id, rec.receipt_code),
     }
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -34,13 +34,21 @@ from fieldid.service.auth import (
     is_secure,
 )
 from fieldid.service.problems import status_for
-from fieldid.service.queues import STATUS_TEXT
+from fieldid.service.queues import search_status_text
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
     directory=str(Path(str(resources.files("fieldid.service").joinpath("templates"))))
 )
 PRELOGIN_COOKIE = "fieldid_login_csrf"
+
+
+def sentence(text: str) -> str:
+    """Capitalise the first letter only (Jinja's ``capitalize`` lowercases the rest)."""
+    return text[:1].upper() + text[1:]
+
+
+templates.env.filters["sentence"] = sentence
 
 
 def quote_next(target: str) -> str:
@@ -113,6 +121,8 @@ def _login_page(
             "csrf": token,
             "name": name,
             "next": safe_next(request.query_params.get("next")),
+            # No one is logged in here: the phone's capture queue and its key are dropped.
+            "logged_out": True,
         },
         status=status,
     )
@@ -244,6 +254,10 @@ def _capture_context(
             "caseRef": case_ref,
             "noticeGiven": bool(notice_given),
             "camera": camera,
+            "operator": principal.actor.name,
+            # The offline queue: how long a capture may wait for signal, and for an answer.
+            "queueLimitS": s.capture_queue_limit_s,
+            "sendTimeoutS": s.capture_send_timeout_s,
         },
         "error": None,
         **extra,
@@ -283,15 +297,31 @@ async def capture_upload(
     purpose: Annotated[str, Form()] = "",
     case_ref: Annotated[str, Form()] = "",
     notice_given: Annotated[bool | None, Form()] = None,
+    below_gate_reason: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
-    """The file-input fallback: a plain form post, no JavaScript needed."""
+    """The file-input fallback: a plain form post, no JavaScript needed. A refused attempt
+    goes to its own results page, which says it was refused, why, and what to do.
+    ``below_gate_reason`` (a supervisor, from a refused attempt's page): search the file anyway
+    as an investigation list labelled low quality."""
     state = app_state(request)
     try:
         data = await api.read_upload(image, state)
         body = await run_in_threadpool(
-            api.run_search, state, principal, data, purpose, case_ref, notice_given
+            lambda: api.run_search(
+                state,
+                principal,
+                data,
+                purpose,
+                case_ref,
+                notice_given,
+                capture="file",
+                below_gate_reason=below_gate_reason,
+            )
         )
     except FieldidError as e:
+        made = e.details.get("search_id")
+        if isinstance(made, int):
+            return RedirectResponse(f"/results/{made}", status_code=303)
         ctx = _capture_context(request, principal, purpose, case_ref, notice_given, error=e)
         ctx["camera"] = False
         return render(request, "capture.html", ctx, status=status_for(e.code))
@@ -304,11 +334,35 @@ def _when(iso: str | None) -> str:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _retry_links(view: dict[str, Any]) -> dict[str, str]:
+    """Back to the capture page with the same purpose, case and notice (camera, or a file)."""
+    q = {
+        "purpose": view["purpose"],
+        "case_ref": view["case_ref"],
+        "notice_given": "true" if view["notice_given"] else "",
+    }
+    return {
+        "camera": "/capture?" + urlencode(q),
+        "file": "/capture?" + urlencode({**q, "camera": "off"}),
+    }
+
+
+def headline(view: dict[str, Any]) -> str:
+    """What happened, for the first line of the results page: refused, no candidate, leads, or
+    an investigation list (never the lead notice over an empty or refused result)."""
+    if view["outcome"] == "refused":
+        return "refused"
+    if view["list_kind"] == "investigation":
+        return "investigation"
+    return "leads" if view["candidates"] else "no_candidate"
+
+
 def _search_context(request: Request, principal: Principal, search_id: int) -> dict[str, Any]:
     """Everything the results and outcome pages show of a persisted search."""
     state = app_state(request)
     ws = state.workspace
-    view = views.search_view(ws, views.visible_search(ws, principal, search_id))
+    rec = views.visible_search(ws, principal, search_id)
+    view = views.search_view(ws, rec)
     for a in view["adjudications"]:
         a["at_text"] = _when(a["at"])
         a["second_at_text"] = _when(a["second_at"])
@@ -329,13 +383,26 @@ def _search_context(request: Request, principal: Principal, search_id: int) -> d
         and principal.can("adjudicate")
         and (principal.actor.name == view["operator"] or principal.can("review"))
     )
+    waiting = next(
+        (
+            a["state"]
+            for a in view["adjudications"]
+            if a["state"] in ("pending_second", "blocked_conflict")
+        ),
+        None,
+    )
+    refusal = view["refusal"] or {}
     return {
         "r": view,
         "candidates": view["candidates"],
         "at": _when(view["at"]),
         "may_adjudicate": may_adjudicate,
         "document_types": api.DOCUMENT_TYPES,
-        "status_text": STATUS_TEXT.get(view["status"], view["status"]),
+        "status_text": search_status_text(rec, waiting),
+        "headline": headline(view),
+        "retry": _retry_links(view),
+        # A supervisor may search a refused file anyway as a low-quality investigation list.
+        "may_below_gate": bool(refusal.get("quality_refusal")) and principal.can("investigation"),
         "error": None,
         "form": {},
     }
@@ -510,6 +577,7 @@ def receipt(
             "qr": qr_svg(text.qr_payload(rec.receipt_code)),
             "qr_payload": text.qr_payload(rec.receipt_code),
             "retention": retention.human(),
+            "refused": rec.outcome == "refused",
         },
     )
 

@@ -1,5 +1,8 @@
 // Capture with live guidance: small frames go to the quality endpoint (not a search, not stored);
-// the capture button is enabled only while the gate passes. Without a camera, a file input.
+// the capture button is enabled only while the gate passes on a fresh answer: whenever guidance
+// is unavailable (no signal, server error, frames stalled) it is disabled. A search goes through
+// the offline-safe queue (queue.js): held encrypted until the server answers, retried with the
+// same Idempotency-Key. Without a camera, a file input.
 (function () {
   "use strict";
   var cfg = JSON.parse(document.getElementById("capture-config").textContent);
@@ -9,6 +12,12 @@
   var button = document.getElementById("capture-btn");
   var errorBox = document.getElementById("capture-error");
   var passes = false, busy = false, searching = false, timer = null, stream = null;
+  var lastGood = 0;
+  // Guidance older than this is no guidance: the button goes off until a fresh answer comes.
+  var STALE_MS = Math.max(3000, 4000 / (cfg.fps || 3));
+  // A guidance request with no answer after this long is abandoned (and guidance unavailable).
+  var GUIDANCE_TIMEOUT_MS = 5000;
+  var queue = cfg.endpoint ? null : window.fieldidQueue;
 
   function fallback(reason) {
     if (timer) { clearInterval(timer); timer = null; }
@@ -19,17 +28,20 @@
       " Take a photo with the phone's camera, or choose one.";
   }
 
+  function sentence(s) { return s ? s.charAt(0).toUpperCase() + s.slice(1) : s; }
+
   function showProblem(p) {
     errorBox.hidden = false;
     errorBox.textContent = "";
     var strong = document.createElement("strong");
-    strong.textContent = p.detail || cfg.failText || "The search was refused.";
+    var refused = p.search_id ? "Refused: the photo was not searched. " : "";
+    strong.textContent = refused + sentence(p.detail || cfg.failText || "The search was refused.");
     errorBox.appendChild(strong);
     if (p.guidance && p.guidance.length > 1) {
       var ul = document.createElement("ul");
       ul.className = "guidance-list";
       p.guidance.slice(1).forEach(function (g) {
-        var li = document.createElement("li"); li.textContent = g.message; ul.appendChild(li);
+        var li = document.createElement("li"); li.textContent = sentence(g.text || g.message); ul.appendChild(li);
       });
       errorBox.appendChild(ul);
     }
@@ -37,12 +49,21 @@
     code.className = "muted code";
     code.textContent = " " + (p.code || "");
     errorBox.appendChild(code);
+    if (p.search_id) {
+      var a = document.createElement("a");
+      a.href = "/results/" + p.search_id;
+      a.className = "inline-action";
+      a.setAttribute("data-testid", "refused-attempt");
+      a.textContent = "The refused attempt and its receipt";
+      errorBox.appendChild(document.createElement("br"));
+      errorBox.appendChild(a);
+    }
   }
 
   function drawBox(result) {
     var ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
-    if (!result.face) { return; }
+    if (!result || !result.face) { return; }
     var k = overlay.width / result.frame.width;
     var b = result.face.box;
     ctx.lineWidth = 4;
@@ -51,17 +72,41 @@
     ctx.strokeRect(b[0] * k, b[1] * k, b[2] * k, b[3] * k);
   }
 
+  function say(code, message, detail, ready) {
+    guidance.textContent = "";
+    guidance.appendChild(document.createTextNode(sentence(message)));
+    if (detail) {
+      var small = document.createElement("span");
+      small.className = "guidance-detail";
+      small.textContent = detail;
+      guidance.appendChild(small);
+    }
+    guidance.classList.toggle("ready", !!ready);
+    guidance.dataset.code = code;
+  }
+
+  function updateButton() {
+    var fresh = Date.now() - lastGood < STALE_MS;
+    button.disabled = !(passes && fresh) || searching;
+  }
+
+  function unavailable(message) {
+    passes = false;
+    drawBox(null);
+    say("unavailable", message || "Guidance unavailable: check the connection", "", false);
+    updateButton();
+  }
+
   function setGuidance(result) {
     passes = !!result.passes;
+    lastGood = Date.now();
     if (passes) {
-      guidance.textContent = "Good: hold still and take the photo";
-      guidance.classList.add("ready");
+      say("ready", "Good: hold still and take the photo", "", true);
     } else {
-      guidance.textContent = result.guidance.length ? result.guidance[0].message : "Adjust the photo";
-      guidance.classList.remove("ready");
+      var g = result.guidance[0] || { code: "", message: "Adjust the photo" };
+      say(g.code || "", g.message, g.detail || "", false);
     }
-    guidance.dataset.code = passes ? "ready" : (result.guidance[0] || {}).code || "";
-    button.disabled = !passes || searching;
+    updateButton();
   }
 
   function frameBlob(width, quality) {
@@ -72,64 +117,101 @@
     return new Promise(function (resolve) { canvas.toBlob(resolve, "image/jpeg", quality); });
   }
 
-  function post(url, form) {
+  function post(url, form, timeoutMs) {
+    var ctrl = new AbortController();
+    var t = timeoutMs ? setTimeout(function () { ctrl.abort(); }, timeoutMs) : null;
     return fetch(url, {
-      method: "POST", body: form, credentials: "same-origin",
+      method: "POST", body: form, credentials: "same-origin", signal: ctrl.signal,
       headers: { "X-CSRF-Token": cfg.csrf, "Accept": "application/json" }
-    });
+    }).then(function (r) { if (t) { clearTimeout(t); } return r; },
+      function (e) { if (t) { clearTimeout(t); } throw e; });
   }
 
   function tick() {
-    if (busy || searching || !video.videoWidth) { return; }
+    if (searching || !video.videoWidth) { updateButton(); return; }
+    if (!navigator.onLine) { unavailable("Guidance unavailable: no signal"); return; }
+    if (busy) {
+      if (lastGood && Date.now() - lastGood >= STALE_MS) { unavailable("Guidance unavailable: waiting for the server"); }
+      else { updateButton(); }
+      return;
+    }
     busy = true;
     var scale = video.videoWidth / cfg.guidanceWidth;
     frameBlob(cfg.guidanceWidth, 0.8).then(function (blob) {
       var form = new FormData();
       form.append("frame", blob, "frame.jpg");
       form.append("scale", String(Math.max(1, scale)));
-      return post("/api/v1/quality", form);
+      return post("/api/v1/quality", form, GUIDANCE_TIMEOUT_MS);
     }).then(function (r) { return r.json().then(function (j) { return [r.status, j]; }); })
       .then(function (res) {
         if (res[0] === 200) { drawBox(res[1]); setGuidance(res[1]); }
         else if (res[0] === 401) { window.location = "/login"; }
-        else { guidance.textContent = res[1].detail || "Guidance unavailable"; }
+        else { unavailable("Guidance unavailable: " + (res[1].detail || "the server refused the frame")); }
       })
-      .catch(function () { guidance.textContent = "Guidance unavailable: check the connection"; })
+      .catch(function () { unavailable("Guidance unavailable: check the connection"); })
       .then(function () { busy = false; });
   }
 
+  function answered(status, json) {
+    searching = false;
+    if (status === 201 || status === 200) { window.location = json.links.page; return; }
+    showProblem(json);
+    say("refused", "Adjust and try again", "", false);
+    updateButton();
+  }
+  answered.cancelled = function () {
+    searching = false;
+    say("", "Point the camera at the face", "", false);
+    updateButton();
+  };
+
   function capture() {
-    if (!passes || searching) { return; }
+    updateButton();
+    if (button.disabled) { return; }
     searching = true;
     button.disabled = true;
-    guidance.textContent = cfg.busyText || "Searching…";
+    errorBox.hidden = true;
+    say("sending", "Photo taken", "", false);
     // The search by default; the demo's onboarding page sends the photo elsewhere (cfg.endpoint).
     var fields = cfg.fields || {
-      purpose: cfg.purpose, case_ref: cfg.caseRef, notice_given: cfg.noticeGiven ? "true" : "false"
+      purpose: cfg.purpose, case_ref: cfg.caseRef, notice_given: cfg.noticeGiven ? "true" : "false",
+      capture: "live"
     };
     frameBlob(video.videoWidth, 0.92).then(function (blob) {
+      if (queue) {
+        return blob.arrayBuffer().then(function (bytes) {
+          return queue.add(bytes, {
+            endpoint: "/api/v1/searches", fields: fields, csrf: cfg.csrf,
+            limitS: cfg.queueLimitS || 900, sendTimeoutS: cfg.sendTimeoutS || 30
+          });
+        });
+      }
+      guidance.textContent = cfg.busyText || "Sending…";
       var form = new FormData();
       form.append("image", blob, "capture.jpg");
       Object.keys(fields).forEach(function (k) { form.append(k, fields[k]); });
-      return post(cfg.endpoint || "/api/v1/searches", form);
-    }).then(function (r) { return r.json().then(function (j) { return [r.status, j]; }); })
-      .then(function (res) {
-        if (res[0] === 201) { window.location = res[1].links.page; return; }
-        showProblem(res[1]);
-        searching = false;
-        guidance.textContent = "Adjust and try again";
-      })
-      .catch(function () {
-        searching = false;
-        showProblem({ detail: "The search could not be sent: check the connection." });
-      });
+      return post(cfg.endpoint, form)
+        .then(function (r) { return r.json().then(function (j) { answered(r.status, j); }); })
+        .catch(function () {
+          searching = false;
+          showProblem({ detail: "The photo could not be sent: check the connection." });
+          updateButton();
+        });
+    });
   }
 
+  if (queue) {
+    queue.onAnswer(answered);
+    // A capture still waiting from before (the page was left or reloaded): it keeps trying,
+    // and no second one is taken meanwhile.
+    queue.pending().then(function (list) { if (list.length) { searching = true; updateButton(); } });
+  }
   if (!cfg.camera) { return; }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     fallback("This browser gives no access to a live camera (it needs https or localhost).");
     return;
   }
+  window.addEventListener("offline", function () { if (!searching) { unavailable("Guidance unavailable: no signal"); } });
   navigator.mediaDevices.getUserMedia({
     audio: false,
     video: { width: { ideal: cfg.width }, height: { ideal: cfg.height }, facingMode: { ideal: "environment" } }
@@ -138,7 +220,7 @@
     video.srcObject = s;
     return video.play();
   }).then(function () {
-    guidance.textContent = "Point the camera at the face";
+    say("", "Point the camera at the face", "", false);
     button.addEventListener("click", capture);
     timer = setInterval(tick, Math.round(1000 / cfg.fps));
   }).catch(function (err) {
