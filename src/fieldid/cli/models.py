@@ -72,7 +72,7 @@ def _bundled_table() -> Table:
     table.add_column("templates (id@version)", no_wrap=True)
     table.add_column("licence", overflow="fold")
     table.add_column("size", justify="right")
-    table.add_column("file", no_wrap=True)
+    table.add_column("checksum", no_wrap=True)
     table.add_column("provenance", overflow="fold")
     for entry in bundled_models():
         try:

@@ -119,14 +119,25 @@ def matcher_section(ws: Workspace, searches: list[AuditRecord]) -> dict[str, Any
     the period used, from its audit entry."""
     from fieldid.template.bundled import model_info
 
-    in_force = str(ws.pipeline.model)
+    try:
+        in_force = str(ws.pipeline.model)
+    except FieldidError as e:  # e.g. a user's ONNX file that is gone: still report the rest
+        return {
+            "in_force": f"unavailable: {e}",
+            "about": None,
+            "searches_by_model": _by_model(searches),
+        }
     return {
         "in_force": in_force,
         "about": model_info(in_force),
-        "searches_by_model": dict(
-            Counter(str(e.payload.get("model", "not recorded")) for e in searches).most_common()
-        ),
+        "searches_by_model": _by_model(searches),
     }
+
+
+def _by_model(searches: list[AuditRecord]) -> dict[str, int]:
+    return dict(
+        Counter(str(e.payload.get("model", "not recorded")) for e in searches).most_common()
+    )
 
 
 def build_report(

@@ -363,7 +363,9 @@ def _matcher_html(m: dict[str, Any]) -> str:
         if about.get("sha256"):
             rows.append(["SHA-256 (checked at load)", about["sha256"]])
     else:
-        rows.append(["about", "a model file supplied by the workspace's operator (not bundled)"])
+        rows.append(
+            ["about", "not bundled with fieldid: its licence and provenance are not recorded here"]
+        )
     by_model = m.get("searches_by_model") or {}
     return (
         "<h2>Face model</h2>"
