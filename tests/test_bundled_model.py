@@ -92,6 +92,13 @@ def test_first_use_loads_once_and_gives_the_same_templates_as_the_file(astronaut
     assert np.allclose(v, direct, atol=1e-6)
 
 
+def test_a_pipeline_loads_its_model_on_request():
+    """The server calls this at start-up so that /readyz means the model is loaded."""
+    pipeline = FacePipeline.from_spec(PipelineSpec(embedder=MF))
+    assert not pipeline.embedder.loaded  # type: ignore[attr-defined]
+    assert pipeline.load() is pipeline and pipeline.embedder.loaded  # type: ignore[attr-defined]
+
+
 def test_a_damaged_or_missing_file_is_never_run(tmp_path, astronaut_rgb):
     src = bundled_model(MF).path()
     damaged = tmp_path / "mobileface-v2.onnx"

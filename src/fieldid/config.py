@@ -28,9 +28,10 @@ DEFAULT_VERIFY_TARGET_FMR = 0.001
 #: Enrollment dedupe threshold per model: an enrolled image scoring at or above this against a
 #: *different* person opens a possible-duplicate review item. dlib-resnet-v1 at 0.97: on all
 #: 7.28 M different-person pairs of the LFW development set (3,823 images), 6 score this high
-#: (FMR 8.2e-7, and the top ones look like LFW labelling slips), while 9.8 % of same-person pairs
-#: do: it catches the same capture or a near-identical one under two identities, not every
-#: resemblance. Review items are leads for a person too; nothing is merged.
+#: (FMR 8.2e-7; the top ones are photographs of two people in which the face acquired was the
+#: other person), while 9.8 % of same-person pairs do: it catches the same capture or a
+#: near-identical one under two identities, not every resemblance. Review items are leads for a
+#: person too; nothing is merged.
 #: mobileface-v2 at 0.80, chosen the same way: of the same 7.28 M pairs 4 score this high (FMR
 #: 5.5e-7; each is a photograph of two people in which the face acquired was the other person,
 #: which dlib scores above 0.95 too), and 6.5 % of same-person pairs do.

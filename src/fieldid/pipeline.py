@@ -138,6 +138,14 @@ class FacePipeline:
     def model(self) -> ModelId:
         return self.embedder.model
 
+    def load(self) -> FacePipeline:
+        """Load every model now (a lazily loaded embedder's weights, checksum-verified), so that
+        a server is ready when it says so and a damaged model file fails at start-up."""
+        load = getattr(self.embedder, "load", None)
+        if callable(load):
+            load()
+        return self
+
     def describe(self) -> str:
         """Everything that decides which template an image gets (keys template caches)."""
         f = self.finder
