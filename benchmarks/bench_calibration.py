@@ -1,7 +1,8 @@
 """Honest scores: is the calibration right on people it never saw?
 
-    python benchmarks/bench_calibration.py --dataset ../shared/faces/lfw-dev [--flip]
-        [--splits 5] [--bundle] [--out benchmarks/results/calibration.json]
+    python benchmarks/bench_calibration.py --dataset ../shared/faces/lfw-dev
+        [--embedder mobileface-v2|dlib-resnet] [--flip] [--splits 5] [--bundle]
+        [--out benchmarks/results/calibration.json]
 
 The people of the labelled set are split by a salted hash of their identity into a fit half and a
 report half (fieldid.calibration.fit.in_fit_split). The calibration is fitted on the fit half
@@ -15,8 +16,10 @@ tail) and checked on the report half (fieldid.evaluation.calcheck.calibration_ch
 
 ``--splits N`` repeats the whole fit/check with N-1 further salts, to show how much the figures
 move from one split of the people to another. ``--bundle`` writes the first split's calibration
-as the artefact fieldid ships (src/fieldid/calibration/bundled/). Templates are cached in
-benchmarks/.cache (with each image's quality), so a second run only refits.
+as the artefact fieldid ships (src/fieldid/calibration/bundled/) and, without --flip, the
+distractor model for the embedder's synthetic template-only identities (a Gaussian fitted to all
+the set's templates: src/fieldid/gallery/distractor_models/<model id>.npz). Templates are cached
+in benchmarks/.cache (with each image's quality), so a second run only refits.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ from fieldid.calibration.store import slug, write
 from fieldid.dataset import read_labelled
 from fieldid.evaluation.calcheck import calibration_check
 from fieldid.evaluation.harness import compute_templates
-from fieldid.pipeline import FacePipeline, PipelineSpec
+from fieldid.gallery.distractors import DistractorModel
+from fieldid.pipeline import DEFAULT_EMBEDDER, FacePipeline, PipelineSpec
 
-BUNDLED = Path(__file__).resolve().parents[1] / "src" / "fieldid" / "calibration" / "bundled"
+SRC = Path(__file__).resolve().parents[1] / "src" / "fieldid"
+BUNDLED = SRC / "calibration" / "bundled"
+DISTRACTOR_MODELS = SRC / "gallery" / "distractor_models"
 
 
 def _fmt(x: float | None) -> str:
@@ -46,14 +52,17 @@ def _fmt(x: float | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dataset", required=True, type=Path)
+    ap.add_argument(
+        "--embedder", choices=("mobileface-v2", "dlib-resnet"), default=DEFAULT_EMBEDDER
+    )
     ap.add_argument("--flip", action="store_true", help="flip fusion in the embedder")
     ap.add_argument("--splits", type=int, default=1, help="fit/check on this many splits")
     ap.add_argument("--bundle", action="store_true", help="write the bundled artefact")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
-    spec = PipelineSpec(flip=args.flip)
-    tag = "dlib-resnet" + ("-flip" if args.flip else "")
+    spec = PipelineSpec(embedder=args.embedder, flip=args.flip)
+    tag = args.embedder + ("-flip" if args.flip else "")
     items = read_labelled(args.dataset)
     identities = [i.identity for i in items]
     cache = Path(__file__).parent / ".cache" / f"{args.dataset.name}-{tag}.npz"
@@ -91,6 +100,9 @@ def main() -> None:
         if n == 0 and args.bundle:
             BUNDLED.mkdir(parents=True, exist_ok=True)
             write(cal, BUNDLED / f"{slug(cal.model)}.json")
+            if not args.flip:
+                dm = DistractorModel.fit(ts.model, ts.vectors)
+                dm.save(DISTRACTOR_MODELS / f"{ts.model.split('@')[0]}.npz")
 
     first = splits[0]["check"]
     print(
@@ -131,6 +143,7 @@ def main() -> None:
         doc = {
             "command": "python benchmarks/bench_calibration.py "
             + " ".join(f"{k} {v}" for k, v in [("--dataset", args.dataset)])
+            + f" --embedder {args.embedder}"
             + (" --flip" if args.flip else "")
             + f" --splits {args.splits}",
             "model": ts.model,

@@ -1,7 +1,7 @@
 """Accuracy on a labelled set with the bundled pipeline, against the published dlib baseline.
 
-    python benchmarks/bench_eval.py --dataset ../shared/faces/lfw-dev [--flip] [--onnx MODEL]
-        [--out results.json]
+    python benchmarks/bench_eval.py --dataset ../shared/faces/lfw-dev
+        [--embedder mobileface-v2|dlib-resnet] [--flip] [--onnx MODEL] [--out results.json]
 
 Runs the same harness as ``fieldid eval`` (seeded) and prints the metrics next to the baseline
 figures of ../shared/faces/README.md (whole LFW, dlib HOG + 5-point + ResNet, measured there).
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fieldid.dataset import read_labelled
 from fieldid.evaluation.harness import EvalOptions, evaluate_dataset
-from fieldid.pipeline import FacePipeline, PipelineSpec
+from fieldid.pipeline import DEFAULT_EMBEDDER, FacePipeline, PipelineSpec
 
 BASELINE = {"pair_accuracy": 0.984, "tar_at_far_1e-3": 0.947, "fta": 0.005}
 
@@ -24,8 +24,11 @@ BASELINE = {"pair_accuracy": 0.984, "tar_at_far_1e-3": 0.947, "fta": 0.005}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dataset", required=True, type=Path)
+    ap.add_argument(
+        "--embedder", choices=("mobileface-v2", "dlib-resnet"), default=DEFAULT_EMBEDDER
+    )
     ap.add_argument("--flip", action="store_true", help="flip fusion in the embedder")
-    ap.add_argument("--onnx", type=Path, help="an ArcFace-style ONNX embedder instead of dlib")
+    ap.add_argument("--onnx", type=Path, help="an ArcFace-style ONNX model file instead")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -34,8 +37,8 @@ def main() -> None:
         spec = PipelineSpec(flip=args.flip, embedder="onnx", onnx_path=str(args.onnx))
         tag = args.onnx.stem
     else:
-        spec = PipelineSpec(flip=args.flip)
-        tag = "dlib-resnet"
+        spec = PipelineSpec(embedder=args.embedder, flip=args.flip)
+        tag = args.embedder
     tag += "-flip" if args.flip else ""
     pipeline = FacePipeline.from_spec(spec)
     items = read_labelled(args.dataset)

@@ -75,6 +75,8 @@ def open_workspace(root: Path) -> Workspace:
             line = f"{key} = {OPEN_GATE[key]}"
         elif line.strip().startswith("# threshold ="):
             line = "threshold = -1.0"
+        elif key == "embedder":  # the model face_recognition uses, not the new default
+            line = 'embedder = "dlib-resnet"'
         lines.append(line)
     (root / "fieldid.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return Workspace.open(root)

@@ -86,15 +86,18 @@ def build(
     }
 
 
-def dataset_templates(dataset: Path) -> tuple[NDArray[np.float32], NDArray[Any]]:
-    """Real dlib templates and identities of a labelled set (acquired images only)."""
+def dataset_templates(
+    dataset: Path, embedder: str = "dlib-resnet"
+) -> tuple[NDArray[np.float32], NDArray[Any]]:
+    """Real templates (of ``embedder``) and identities of a labelled set (acquired images only)."""
     from fieldid.dataset import read_labelled
     from fieldid.evaluation.harness import compute_templates
     from fieldid.pipeline import FacePipeline, PipelineSpec
 
     items = read_labelled(dataset)
-    cache = Path(__file__).parent / ".cache" / f"{dataset.name}-dlib-resnet.npz"
-    ts = compute_templates(FacePipeline.from_spec(PipelineSpec()), items, cache=cache)
+    cache = Path(__file__).parent / ".cache" / f"{dataset.name}-{embedder}.npz"
+    spec = PipelineSpec(embedder=embedder)
+    ts = compute_templates(FacePipeline.from_spec(spec), items, cache=cache)
     ok = ts.acquired
     return ts.vectors[ok].astype(np.float32), np.array([i.identity for i in items])[ok]
 
@@ -215,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         "once, cached in benchmarks/.cache like bench_eval.py) and identities stand for\n"
         "--templates and --labels",
     )
+    ap.add_argument(
+        "--embedder",
+        choices=("dlib-resnet", "mobileface-v2"),
+        default="dlib-resnet",
+        help="with --dataset: the model whose templates are used",
+    )
     ap.add_argument("--templates", help="real templates, an (n, dim) .npy, to fit distractors to")
     ap.add_argument("--labels", help="identity per template (text lines or .npy), for the noise")
     ap.add_argument("--dim", type=int, default=128, help="dimension without --templates")
@@ -253,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     real: NDArray[np.float32] | None = None
     labels: NDArray[Any] | None = load_labels(args.labels) if args.labels else None
     if args.dataset:
-        real, labels = dataset_templates(Path(args.dataset))
+        real, labels = dataset_templates(Path(args.dataset), args.embedder)
         model = dist.fit_model(real)
     elif args.templates:
         real = np.load(args.templates, allow_pickle=False).astype(np.float32)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,8 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fieldid.calibration.store import bundled as bundled_calibration
+from fieldid.config import DEFAULT_TOML, WorkspaceConfig
 from fieldid.dataset import read_labelled
 from fieldid.gallery.enroll import enroll_images
+from fieldid.pipeline import make_embedder
 from fieldid.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -17,8 +21,43 @@ FACES = FIXTURES / "faces"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+#: The model of a new workspace (``fieldid init``), as its templates name it (id@version).
+DEFAULT_MODEL = str(make_embedder(WorkspaceConfig.from_toml(DEFAULT_TOML).pipeline).model)
+
+
+def fmr_operating_point(model: str, fmr: float = 1e-3) -> float:
+    """The score at which ``model``'s bundled calibration puts the FMR per comparison at ``fmr``
+    (rounded up to 4 decimals). For dlib's ResNet this is about 0.925."""
+    cal = bundled_calibration(model)
+    assert cal is not None, f"no bundled calibration for {model}"
+    return math.ceil(cal.threshold_for_fmr(fmr) * 10_000) / 10_000
+
+
+#: The fixed threshold of the test workspaces: the default model's FMR 1e-3 operating point.
+TEST_THRESHOLD = fmr_operating_point(DEFAULT_MODEL)
+
+
 def subject_images(subject: str) -> list[Path]:
     return sorted((FACES / subject).glob("*.jpg"))
+
+
+def set_setting(cfg: str, key: str, value: object) -> str:
+    """``cfg`` (fieldid.toml text) with the line ``key = …`` or ``# key = …`` set to ``value``
+    (strings are quoted; None comments the setting out)."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = f'"{value}"' if isinstance(value, str) else str(value)
+    lines, done = [], False
+    for line in cfg.splitlines():
+        name = line.lstrip("# ").split("=")[0].strip()
+        if not done and name == key and "=" in line:
+            lines.append(f"# {key} = 0" if value is None else f"{key} = {text}")
+            done = True
+        else:
+            lines.append(line)
+    assert done, f"no setting {key} in fieldid.toml"
+    return "\n".join(lines) + "\n"
 
 
 def make_workspace(root: Path, **gate: float) -> Workspace:
@@ -38,11 +77,10 @@ def make_workspace(root: Path, **gate: float) -> Workspace:
         cfg = "\n".join(
             f"{k} = {v}" if line.split("=")[0].strip() == k else line for line in cfg.splitlines()
         )
-    # The bundled default (0.955) keeps FPIR near 1 % for a gallery of ~1,200 at the cost of
-    # missing about half of LFW's mates (docs/benchmarks.md); these galleries hold 20 people, so
-    # they use the FMR 1e-3 operating point, as an operator of a small gallery would.
-    cfg = cfg.replace("# threshold = 0.955", "threshold = 0.925")
-    (root / "fieldid.toml").write_text(cfg + "\n")
+    # These galleries hold 20 people: they use a fixed threshold at the default model's FMR 1e-3
+    # operating point (from its bundled calibration), as an operator of a small gallery would.
+    cfg = set_setting(cfg, "threshold", TEST_THRESHOLD)
+    (root / "fieldid.toml").write_text(cfg)
     return Workspace.open(root)
 
 

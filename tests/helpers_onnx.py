@@ -9,6 +9,9 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import make_workspace, set_setting
+from fieldid.workspace import Workspace
+
 
 def projection(size: int = 112, dim: int = 16, seed: int = 0) -> NDArray[np.float32]:
     """A fixed random (3·size·size)×dim projection matrix."""
@@ -56,3 +59,15 @@ def pooled_4d_output(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def configure_onnx(root: Path, model: Path, threshold: float | None) -> Workspace:
+    """A test workspace (conftest.make_workspace) whose embedder is the ONNX file ``model``,
+    with a fixed ``threshold`` or none (then it is uncalibrated and refuses to search)."""
+    make_workspace(root).close()
+    cfg = (root / "fieldid.toml").read_text()
+    cfg = set_setting(cfg, "embedder", "onnx")
+    cfg = set_setting(cfg, "onnx_path", str(model))
+    cfg = set_setting(cfg, "threshold", threshold)
+    (root / "fieldid.toml").write_text(cfg)
+    return Workspace.open(root)

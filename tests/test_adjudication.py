@@ -72,7 +72,8 @@ def test_search_is_persisted_with_probe_candidates_and_receipt(ws: Workspace) ->
         probe_row = s.get(ProbeRecord, rec.id)
         cands = s.scalars(select(SearchCandidate).where(SearchCandidate.search_id == rec.id)).all()
     assert probe_row is not None and probe_row.image == probe.read_bytes()
-    assert probe_row.template is not None and len(probe_row.template) == 128 * 4
+    assert probe_row.template is not None
+    assert len(probe_row.template) == ws.pipeline.embedder.dim * 4  # float32 vector
     assert [c.person_id for c in cands] == [c.person_id for c in result.candidates]
     # A search alone identifies no one.
     assert identification_of(ws, rec.id) is None

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FACES, make_workspace, subject_images
+from conftest import DEFAULT_MODEL, FACES, TEST_THRESHOLD, make_workspace, subject_images
 from fieldid.access import Actor, Role
 from fieldid.audit import Attribution
 from fieldid.calibration.store import bundled
@@ -23,10 +23,9 @@ from fieldid.gallery.distractors import bundled as bundled_distractors
 from fieldid.gallery.enroll import enroll_images
 from fieldid.search.service import SearchService
 from fieldid.workspace import Workspace
-from helpers_onnx import linear_embedder, projection
+from helpers_onnx import configure_onnx, linear_embedder, projection
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-2026-006")
-DLIB = "dlib-resnet-v1@frm-0.3.0"
 runner = CliRunner()
 
 
@@ -36,7 +35,7 @@ def use_target_fpir(ws: Workspace) -> None:
 
 
 def add_distractors(ws: Workspace, n: int, start: int = 0) -> None:
-    model = bundled_distractors(DLIB)
+    model = bundled_distractors(DEFAULT_MODEL)
     assert model is not None
     people = [
         (f"synthetic-{start + i:07d}", f"Subject {start + i:07d} (synthetic)") for i in range(n)
@@ -49,7 +48,7 @@ def test_threshold_recomputes_when_people_are_enrolled_or_deleted(enrolled: Work
     service = SearchService(enrolled)
     t20 = service.threshold()
     assert t20.how == "target_fpir" and t20.gallery_size == 20 and t20.target_fpir == 0.01
-    assert t20.calibration == bundled(DLIB).id  # type: ignore[union-attr]
+    assert t20.calibration == bundled(DEFAULT_MODEL).id  # type: ignore[union-attr]
     # Enrolling more images of a person adds templates: more chances for a stranger.
     more = [i for i in read_labelled(FACES) if i.identity == "subject-0001"]
     assert enroll_images(enrolled, more, operator="t", source_name="more").enrolled == 2
@@ -79,7 +78,7 @@ def test_the_threshold_in_force_is_in_the_search_audit_entry(enrolled: Workspace
     assert p["threshold"] == result.threshold == tif["value"]
     assert tif["how"] == "target_fpir" and tif["target_fpir"] == 0.01
     assert tif["gallery_size"] == 2020 and tif["band"] == result.quality["band"]
-    assert tif["calibration"] == result.calibration == bundled(DLIB).id  # type: ignore[union-attr]
+    assert tif["calibration"] == result.calibration == bundled(DEFAULT_MODEL).id  # type: ignore[union-attr]
     assert tif["fpir_estimate"] == pytest.approx(0.01, rel=1e-2)
     assert p["list_kind"] == "candidates"
     for c, a in zip(result.candidates, p["candidates"], strict=True):
@@ -100,7 +99,7 @@ def test_each_candidate_says_what_its_score_means(enrolled: Workspace):
     assert c["quality_band"] == result.quality["band"] and c["fmr"] > 0
     assert c["meaning"].startswith("in a gallery of 20 templates, a stranger scores this high")
     assert d["list_kind"] == "candidates" and d["notice"].endswith("not an identification")
-    assert d["threshold_in_force"]["how"] == "configured"  # conftest sets threshold = 0.925
+    assert d["threshold_in_force"]["how"] == "configured"  # conftest sets TEST_THRESHOLD
 
 
 def test_investigation_list_needs_a_role_that_permits_it(enrolled: Workspace):
@@ -140,9 +139,13 @@ def test_verification_reports_the_fmr_at_its_score(enrolled: Workspace):
     a1, a2, _ = subject_images("subject-0007")
     v = SearchService(enrolled).verify(a1, a2, ATTR)
     assert v.threshold_set_by == "verify_target_fmr"
-    cal = bundled(DLIB)
+    cal = bundled(DEFAULT_MODEL)
     assert cal is not None
-    assert v.fmr is not None and v.fmr == pytest.approx(cal.fmr_at(v.score, v.meaning.band))  # type: ignore[union-attr]
+    assert v.meaning is not None and v.fmr is not None
+    # Below the calibration's floor the rate is stated as a bound: the floor itself.
+    curve = cal.curve(v.meaning.band)
+    assert v.fmr == pytest.approx(max(cal.fmr_at(v.score, v.meaning.band), curve.fmr_floor))
+    assert v.meaning.beyond_floor == (cal.fmr_at(v.score, v.meaning.band) < curve.fmr_floor)
     d = v.to_dict()
     assert re.match(
         r"a stranger's photo scores this high in (about|fewer than) 1 comparison in [\d,]+",
@@ -154,16 +157,7 @@ def test_verification_reports_the_fmr_at_its_score(enrolled: Workspace):
 
 def onnx_workspace(root: Path, threshold: float | None) -> Workspace:
     model = linear_embedder(root.parent / "tiny.onnx", projection(dim=16))
-    ws = make_workspace(root)
-    ws.close()
-    cfg = (root / "fieldid.toml").read_text()
-    cfg = cfg.replace("\nthreshold = 0.925", "\n# threshold = 0.955")
-    cfg = cfg.replace('embedder = "dlib-resnet"', 'embedder = "onnx"')
-    cfg = cfg.replace('onnx_path = ""', f'onnx_path = "{model}"')
-    if threshold is not None:
-        cfg = cfg.replace("# threshold = 0.955", f"threshold = {threshold}")
-    (root / "fieldid.toml").write_text(cfg)
-    return Workspace.open(root)
+    return configure_onnx(root, model, threshold)
 
 
 def test_uncalibrated_model_refuses_to_present_scores_as_rates(tmp_path):
@@ -258,12 +252,12 @@ def test_eval_writes_latest_with_group_differentials_and_calibration_check(tmp_p
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     doc = json.loads((root / "evaluation" / "latest.json").read_text())
-    assert doc["model"] == DLIB and doc["n_images"] == 40 and doc["n_identities"] == 20
+    assert doc["model"] == DEFAULT_MODEL and doc["n_images"] == 40 and doc["n_identities"] == 20
     assert doc["fta"] == 0.0
     assert len(doc["det"]["fmr"]) == len(doc["det"]["fnmr"]) > 10
     assert np.all(np.diff(doc["det"]["fmr"]) >= 0)
     op = doc["operating_point"]
-    assert op["threshold"] == 0.925 and 0 <= op["fmr"] <= 1 and 0 <= op["fnmr"] <= 1
+    assert op["threshold"] == TEST_THRESHOLD and 0 <= op["fmr"] <= 1 and 0 <= op["fnmr"] <= 1
     assert op["set_by"]["how"] == "configured"
     assert [g["group"] for g in doc["groups"]] == ["group-a", "group-b"]
     for g in doc["groups"]:
@@ -273,7 +267,7 @@ def test_eval_writes_latest_with_group_differentials_and_calibration_check(tmp_p
     assert ratios is not None and ratios["fmr_worst_to_best"] >= 1
     assert ratios["fnmr_worst_to_best"] >= 1
     check = doc["calibration_check"]
-    assert check["calibration"] == bundled(DLIB).id  # type: ignore[union-attr]
+    assert check["calibration"] == bundled(DEFAULT_MODEL).id  # type: ignore[union-attr]
     assert check["rows"] and {r["kind"] for r in check["rows"]} >= {"fmr"}
     for row in check["rows"]:
         assert {

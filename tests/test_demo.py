@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from fieldid.cli.app import app
@@ -38,11 +39,20 @@ def test_demo_runs_end_to_end_and_is_rerunnable(tmp_path):
     w.close()
 
 
-def test_bundled_distractors_look_like_real_templates():
-    model = bundled("dlib-resnet-v1@frm-0.3.0")
-    assert model is not None and model.fitted_on > 3000
-    x = model.sample(2000, seed=3)
+@pytest.mark.parametrize(
+    ("model", "dim", "low", "high"),
+    [
+        # Strangers' dlib templates have a cosine similarity of about 0.83, not 0.
+        ("dlib-resnet-v1@frm-0.3.0", 128, 0.78, 0.88),
+        # MobileFace v2's strangers are nearly orthogonal: a median of about 0.00 on lfw-dev.
+        ("mobileface-v2@onnx-16dcdbe89c85", 256, -0.05, 0.05),
+    ],
+)
+def test_bundled_distractors_look_like_real_templates(model, dim, low, high):
+    dm = bundled(model)
+    assert dm is not None and dm.fitted_on > 3000 and dm.model == model
+    x = dm.sample(2000, seed=3)
+    assert x.shape == (2000, dim)
     assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
     scores = (x[:1000] * x[1000:]).sum(axis=1)
-    # Strangers' dlib templates have a cosine similarity of about 0.83, not 0.
-    assert 0.78 < float(np.median(scores)) < 0.88
+    assert low < float(np.median(scores)) < high

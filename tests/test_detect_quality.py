@@ -156,12 +156,21 @@ def test_mmod_detector_finds_the_face_too(astronaut_rgb):
     assert len(boxes) == 1
 
 
-def test_pipeline_template_is_unit_length_and_records_its_model(pipeline: FacePipeline):
+@pytest.mark.parametrize(
+    ("embedder", "dim", "model_id"),
+    [("mobileface-v2", 256, "mobileface-v2"), ("dlib-resnet", 128, "dlib-resnet-v1")],
+)
+def test_pipeline_template_is_unit_length_and_records_its_model(embedder, dim, model_id):
+    pipeline = FacePipeline.from_spec(PipelineSpec(embedder=embedder))
     p = pipeline.process(subject_images("subject-0003")[0])
-    assert p.template.vector.shape == (128,)
+    assert p.template.vector.shape == (dim,)
     assert np.linalg.norm(p.template.vector) == pytest.approx(1.0, abs=1e-5)
-    assert p.template.model.id == "dlib-resnet-v1"
+    assert p.template.model.id == model_id and p.template.model == pipeline.model
     assert set(p.timings_ms) == {"decode", "detect_align", "quality", "embed"}
+
+
+def test_the_default_pipeline_uses_mobileface(pipeline: FacePipeline):
+    assert pipeline.model.id == "mobileface-v2"
 
 
 def test_same_person_scores_higher_than_different_people(pipeline: FacePipeline):

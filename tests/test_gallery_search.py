@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect
 
-from conftest import FACES, make_workspace, subject_images
+from conftest import DEFAULT_MODEL, FACES, make_workspace, subject_images
 from fieldid.audit import Attribution
 from fieldid.dataset import read_labelled
 from fieldid.errors import AuthorisationError, ModelMismatch, QualityRefused
@@ -157,7 +157,8 @@ def test_search_audit_row_holds_what_it_should(enrolled: Workspace):
         "CASE-2026-001",
     )
     p = entry.payload
-    assert p["model"] == "dlib-resnet-v1@frm-0.3.0"
+    assert p["model"] == str(enrolled.pipeline.model) == DEFAULT_MODEL == result.model
+    assert result.to_dict()["model"] == DEFAULT_MODEL
     assert p["gallery"] == {"persons": 20, "templates": 20}
     assert p["threshold"] == result.threshold
     assert p["probe"]["quality"]["unified"] == result.quality["unified"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import DEFAULT_MODEL
 from fieldid.access import Actor, Role
 from fieldid.adjudication.service import Adjudicator
 from fieldid.cli.app import app
@@ -163,6 +164,22 @@ def test_report_renders_html_with_inline_png_charts(busy: Workspace, tmp_path: P
         ["report", "--workspace", str(busy.root), "--json", "--role", "officer"],
     )
     assert officer.exit_code == 2 and "access.forbidden" in officer.output
+
+
+def test_report_names_the_model_and_what_is_not_checked(busy: Workspace) -> None:
+    data = build_report(busy)
+    m = data["matcher"]
+    assert m["in_force"] == str(busy.pipeline.model) == DEFAULT_MODEL
+    assert m["about"]["licence"].startswith("MIT") and m["about"]["provenance"]["commit"]
+    # Every search of the period (the refused one too) names the model in its audit entry.
+    assert m["searches_by_model"] == {DEFAULT_MODEL: 5}
+    assert [x["what"] for x in data["not_checked"]] == ["presentation attacks"]
+    html = render_html(data)
+    assert "What fieldid does not check" in html
+    assert "A photo of a photo" in html and "must see the live person" in html
+    assert "87 %" in html and "46 %" in html
+    assert html.index("What fieldid does not check") < html.index("<h2>Searches</h2>")
+    assert DEFAULT_MODEL in html and "github.com/becauseofAI/MobileFace at commit" in html
 
 
 def test_report_without_evaluation_says_so(busy: Workspace) -> None:

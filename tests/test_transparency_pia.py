@@ -93,6 +93,7 @@ def test_the_assessment_of_the_demo_states_its_configuration_and_latest_evaluati
     assert f"| false non-match rate (FNMR) | {fnmr} |" in md
     assert "| group-a |" in md and "| group-b |" in md
     assert "There is no presentation-attack detection that can be trusted" in md
+    assert "87 %" in md and "The officer must see the live person" in md
     assert "Encryption at rest: none by fieldid" in md
     assert md.count("(for the agency to write)") == 3 and "Not yet written by the agency" in md
     assert "| probe_images | the photo taken in the field" in md

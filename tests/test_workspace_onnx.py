@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from conftest import FACES, SHARED, make_workspace, subject_images
+from conftest import FACES, SHARED, subject_images
 from fieldid.audit import Attribution
 from fieldid.dataset import read_labelled
 from fieldid.errors import WorkspaceError
 from fieldid.gallery.enroll import enroll_images
 from fieldid.search.service import SearchService
-from fieldid.workspace import Workspace
-from helpers_onnx import linear_embedder, projection
+from helpers_onnx import configure_onnx, linear_embedder, projection
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-1")
 MOBILEFACE = SHARED / "models" / "mobileface-v2.onnx"
-
-
-def configure_onnx(root: Path, model: Path, threshold: float | None) -> Workspace:
-    ws = make_workspace(root)
-    ws.close()
-    cfg = (root / "fieldid.toml").read_text()
-    cfg = cfg.replace("\nthreshold = 0.925", "\n# threshold = 0.955")
-    cfg = cfg.replace('embedder = "dlib-resnet"', 'embedder = "onnx"')
-    cfg = cfg.replace('onnx_path = ""', f'onnx_path = "{model}"')
-    if threshold is not None:
-        cfg = cfg.replace("# threshold = 0.955", f"threshold = {threshold}")
-    (root / "fieldid.toml").write_text(cfg)
-    return Workspace.open(root)
 
 
 def test_onnx_workspace_enrols_and_searches_with_its_own_model_id(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fieldid.errors import WorkspaceError
-from fieldid.pipeline import PipelineSpec
+from fieldid.pipeline import LEGACY_EMBEDDER, PipelineSpec
 from fieldid.probe import IntakeLimits
 from fieldid.quality import QualityGate
 
@@ -28,10 +28,14 @@ DEFAULT_VERIFY_TARGET_FMR = 0.001
 #: Enrollment dedupe threshold per model: an enrolled image scoring at or above this against a
 #: *different* person opens a possible-duplicate review item. dlib-resnet-v1 at 0.97: on all
 #: 7.28 M different-person pairs of the LFW development set (3,823 images), 6 score this high
-#: (FMR 8.2e-7, and the top ones look like LFW labelling slips), while 9.8 % of same-person pairs
-#: do: it catches the same capture or a near-identical one under two identities, not every
-#: resemblance. Review items are leads for a person too; nothing is merged.
-DEFAULT_DUPLICATE_THRESHOLDS = {"dlib-resnet-v1": 0.97}
+#: (FMR 8.2e-7; the top ones are photographs of two people in which the face acquired was the
+#: other person), while 9.8 % of same-person pairs do: it catches the same capture or a
+#: near-identical one under two identities, not every resemblance. Review items are leads for a
+#: person too; nothing is merged.
+#: mobileface-v2 at 0.80, chosen the same way: of the same 7.28 M pairs 4 score this high (FMR
+#: 5.5e-7; each is a photograph of two people in which the face acquired was the other person,
+#: which dlib scores above 0.95 too), and 6.5 % of same-person pairs do.
+DEFAULT_DUPLICATE_THRESHOLDS = {"dlib-resnet-v1": 0.97, "mobileface-v2": 0.80}
 
 DEFAULT_TOML = """\
 # fieldid workspace configuration. Every setting is shown with its default.
@@ -51,7 +55,12 @@ fallback_detector = "dlib-mmod" # tried when the detector finds nothing ("" for 
 fallback_upsample_schedule = [0]
 detect_max_side = 320          # detect on a copy this long (px); landmarks at full size
 upsample_schedule = [0, 1, 2]  # upsampling steps tried in turn for small faces
-embedder = "dlib-resnet"       # dlib-resnet (bundled) | onnx (a model file you supply)
+# The face model; a gallery holds templates of one model only (docs/models.md):
+#   mobileface-v2  MobileFace v2, bundled (MIT): the default for new workspaces
+#   dlib-resnet    dlib's ResNet, bundled: the model of workspaces made before; a fieldid.toml
+#                  that names no embedder keeps it
+#   onnx           an ArcFace-style model file you supply (onnx_path; then `fieldid calibrate`)
+embedder = "mobileface-v2"
 flip = false                   # fuse the template of the mirrored face too (twice the cost)
 onnx_path = ""                 # with embedder = "onnx": path to an ArcFace-style 112×112 model
 # onnx_channel_order = "RGB"; onnx_mean = 0.0; onnx_std = 1.0
@@ -62,13 +71,15 @@ top_k = 10
 # that meets it is recomputed for every search from the model's calibration, the number of
 # templates in the gallery now and the probe's quality: a larger gallery needs a higher threshold.
 # Calibration: W/calibration/<model>.json (`fieldid calibrate`), else the one bundled for
-# dlib-resnet-v1 (fitted on public LFW faces; docs/calibration.md).
+# mobileface-v2 and dlib-resnet (fitted on public LFW faces; docs/calibration.md).
 target_fpir = 0.01
 # A 1:1 verification is "above threshold" at this false match rate per comparison.
 verify_target_fmr = 0.001
 # A fixed cosine-similarity threshold overrides target_fpir (the estimated FPIR at it is still
 # shown). A model without a calibration (e.g. an ONNX model before `fieldid calibrate`) needs one.
-# threshold = 0.955
+# Scores of different models are not comparable: FMR 1e-3 is at about 0.36 for mobileface-v2 and
+# 0.925 for dlib-resnet (their bundled calibrations).
+# threshold = 0.36
 
 [index]
 exact_below = 50000            # exact search up to this many templates, approximate above
@@ -89,9 +100,9 @@ min_unified = 30
 min_inter_eye_px = 16.0        # gallery images below this are refused as unusable
 # An image matching a *different* person at or above this cosine similarity opens a
 # possible-duplicate review item (still enrolled as asked; nothing is merged). Unset: the model's
-# default (dlib-resnet-v1: 0.97, FMR under 1e-6 on LFW). Another model needs one set here, or
-# dedupe is off and the enrollment report says so.
-# duplicate_threshold = 0.97
+# default (mobileface-v2: 0.80, dlib-resnet-v1: 0.97; each FMR under 1e-6 on LFW). Another model
+# needs one set here, or dedupe is off and the enrollment report says so.
+# duplicate_threshold = 0.80
 
 [intake]
 max_bytes = 20971520
@@ -101,7 +112,7 @@ max_pixels = 40000000
 # Purposes whose confirmations need a second, different operator (two-person rule).
 two_person_purposes = []
 # No one may confirm a candidate scoring below this. Unset: the search's own threshold.
-# min_confirm_score = 0.955
+# min_confirm_score = 0.5
 
 [retention]
 # How long each class of data is kept ("90m", "24h", "30d"); `fieldid purge` and the server's
@@ -236,7 +247,8 @@ class WorkspaceConfig:
             ),
             detect_max_side=int(p.get("detect_max_side", 320)),
             upsample_schedule=tuple(int(x) for x in p.get("upsample_schedule", (0, 1, 2))),
-            embedder=str(p.get("embedder", "dlib-resnet")),
+            # A workspace that names no embedder predates MobileFace v2: it keeps dlib.
+            embedder=str(p.get("embedder", LEGACY_EMBEDDER)),
             flip=bool(p.get("flip", False)),
             onnx_path=str(p.get("onnx_path", "")) or None,
             onnx_options=onnx_opts,

@@ -33,6 +33,17 @@ class Processed:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+#: The embedder of a new workspace (``fieldid init`` writes it into ``fieldid.toml``): MobileFace
+#: v2, bundled in ``fieldid/models/`` (docs/models.md; chosen on the measurements in
+#: docs/benchmarks.md).
+DEFAULT_EMBEDDER = "mobileface-v2"
+#: The embedder of a workspace whose ``fieldid.toml`` names none: every workspace made before
+#: MobileFace v2 became the default used dlib's ResNet, and it keeps it (``fieldid.config``).
+LEGACY_EMBEDDER = "dlib-resnet"
+#: What ``[pipeline] embedder`` may say.
+EMBEDDERS = ("mobileface-v2", "dlib-resnet", "onnx")
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     """What a workspace's configuration selects: detector, embedder and their options."""
@@ -44,7 +55,7 @@ class PipelineSpec:
     fallback_upsample_schedule: tuple[int, ...] = (0,)
     detect_max_side: int = 320
     upsample_schedule: tuple[int, ...] = (0, 1, 2)
-    embedder: str = "dlib-resnet"
+    embedder: str = DEFAULT_EMBEDDER
     flip: bool = False
     onnx_path: str | None = None
     onnx_options: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +83,10 @@ def make_detector(name: str, model_path: str | None = None) -> FaceDetector:
 
 
 def make_embedder(spec: PipelineSpec) -> Embedder:
+    if spec.embedder == "mobileface-v2":
+        from fieldid.template.bundled import BundledOnnxEmbedder
+
+        return BundledOnnxEmbedder("mobileface-v2", flip=spec.flip)
     if spec.embedder == "dlib-resnet":
         from fieldid.template.dlib_resnet import DlibResnetEmbedder
 
@@ -86,7 +101,8 @@ def make_embedder(spec: PipelineSpec) -> Embedder:
 
         return OnnxEmbedder(Path(spec.onnx_path), flip=spec.flip, **spec.onnx_options)
     raise WorkspaceError(
-        f"unknown embedder {spec.embedder!r}: choose dlib-resnet or onnx", code="config.embedder"
+        f"unknown embedder {spec.embedder!r}: choose {', '.join(EMBEDDERS)}",
+        code="config.embedder",
     )
 
 
@@ -121,6 +137,14 @@ class FacePipeline:
     @property
     def model(self) -> ModelId:
         return self.embedder.model
+
+    def load(self) -> FacePipeline:
+        """Load every model now (a lazily loaded embedder's weights, checksum-verified), so that
+        a server is ready when it says so and a damaged model file fails at start-up."""
+        load = getattr(self.embedder, "load", None)
+        if callable(load):
+            load()
+        return self
 
     def describe(self) -> str:
         """Everything that decides which template an image gets (keys template caches)."""

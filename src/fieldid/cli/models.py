@@ -1,4 +1,5 @@
-"""``fieldid models``: list the model catalogue and install verified model files."""
+"""``fieldid models``: the bundled models (licence, provenance, model card), the catalogue of
+downloadable ones, and verified installs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fieldid.errors import CatalogueError
+from fieldid.errors import CatalogueError, ModelError
+from fieldid.template.bundled import bundled_model, bundled_models, model_card, verify_file
 from fieldid.template.catalogue import (
     Catalogue,
     install_from_file,
@@ -20,7 +22,7 @@ from fieldid.template.catalogue import (
 )
 
 models_app = typer.Typer(
-    help="List and install face models from the catalogue (every file is checksum-verified).",
+    help="The bundled face models, and the catalogue's (every file is checksum-verified).",
     no_args_is_help=True,
 )
 
@@ -61,12 +63,45 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1_000_000 else f"{n / 1e3:.0f} kB"
 
 
+def _bundled_table() -> Table:
+    table = Table(
+        title="Bundled with fieldid (no download; checked against its SHA-256 when loaded)",
+        title_justify="left",
+    )
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("templates (id@version)", no_wrap=True)
+    table.add_column("licence", overflow="fold")
+    table.add_column("size", justify="right")
+    table.add_column("checksum", no_wrap=True)
+    table.add_column("provenance", overflow="fold")
+    for entry in bundled_models():
+        try:
+            verify_file(entry)
+            state = "[green]verified[/]"
+        except ModelError as err:
+            state = f"[red]{err.code}[/]"
+        table.add_row(
+            entry.name,
+            str(entry.model),
+            f"{entry.licence_spdx} ({entry.licence_file})",
+            _size(entry.size),
+            state,
+            entry.provenance_text(),
+        )
+    return table
+
+
 @models_app.command("list")
 def list_command(models_dir: DirOption = None, catalogue: CatalogueOption = None) -> None:
-    """Show the catalogue's models, their licences, and whether each is installed."""
+    """Show the bundled models with their licence and provenance, then the catalogue's models
+    and whether each is installed."""
+    Console().print(_bundled_table())
     cat = _load(catalogue)
     directory = resolve_dir(models_dir)
-    table = Table(title=f"Face models (directory: {directory})", title_justify="left")
+    table = Table(
+        title=f"Catalogue: face models to download (directory: {directory})",
+        title_justify="left",
+    )
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("kind")
     table.add_column("licence")
@@ -121,3 +156,24 @@ def install_command(
     out.print(
         f"installed {path} (SHA-256 {entry.sha256} verified)", highlight=False, soft_wrap=True
     )
+
+
+@models_app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="A bundled model's name (`fieldid models list`).")],
+) -> None:
+    """Print a bundled model's model card, licence and provenance."""
+    try:
+        entry = bundled_model(name)
+        card = model_card(name)
+    except ModelError as err:
+        Console(stderr=True).print(
+            f"[bold red]error[/] \\[{err.code}] {err.message}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(code=1) from None
+    out = Console()
+    out.print(card, markup=False, highlight=False, soft_wrap=True)
+    out.print(f"provenance: {entry.provenance_text()}", highlight=False, soft_wrap=True)
+    licence = entry.path().parent / entry.licence_file
+    out.print(f"\nlicence file: {licence}", highlight=False, soft_wrap=True)
+    out.print(licence.read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)

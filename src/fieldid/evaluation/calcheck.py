@@ -313,7 +313,9 @@ def group_differentials(
         if worst == 0:
             return 1.0, False
         if best_v == 0:
-            return worst / (1 / best_n), True
+            # The best rate is below 1 / pairs: the ratio is at least worst · pairs, and a
+            # worst-to-best ratio is at least 1 by definition.
+            return max(1.0, worst * best_n), True
         return worst / best_v, False
 
     fmr_r, fmr_lb = ratio("fmr", 0)

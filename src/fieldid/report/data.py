@@ -17,6 +17,7 @@ from typing import Any
 from fieldid.audit.log import AuditRecord
 from fieldid.audit.verify import verify_log
 from fieldid.errors import FieldidError
+from fieldid.not_checked import NOT_CHECKED
 from fieldid.retention.policy import RetentionPolicy
 from fieldid.retention.purge import oldest_retained
 from fieldid.workspace import Workspace
@@ -111,6 +112,32 @@ def load_evaluation(ws: Workspace) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {"available": False, "message": f"{path} does not hold a JSON object"}
     return {"available": True, **data}
+
+
+def matcher_section(ws: Workspace, searches: list[AuditRecord]) -> dict[str, Any]:
+    """The face model in force (with its licence and provenance) and the model each search of
+    the period used, from its audit entry."""
+    from fieldid.template.bundled import model_info
+
+    try:
+        in_force = str(ws.pipeline.model)
+    except FieldidError as e:  # e.g. a user's ONNX file that is gone: still report the rest
+        return {
+            "in_force": f"unavailable: {e}",
+            "about": None,
+            "searches_by_model": _by_model(searches),
+        }
+    return {
+        "in_force": in_force,
+        "about": model_info(in_force),
+        "searches_by_model": _by_model(searches),
+    }
+
+
+def _by_model(searches: list[AuditRecord]) -> dict[str, int]:
+    return dict(
+        Counter(str(e.payload.get("model", "not recorded")) for e in searches).most_common()
+    )
 
 
 def build_report(
@@ -234,4 +261,6 @@ def build_report(
             "purged_in_period": dict(purged),
         },
         "audit_chain": chain.to_dict(),
+        "matcher": matcher_section(ws, searches),
+        "not_checked": [{"what": what, "statement": text} for what, text in NOT_CHECKED],
     }

@@ -174,6 +174,7 @@ def render_html(data: dict[str, Any], progress: Callable[[str], None] | None = N
         f" Workspace {html.escape(data['workspace'])}.</p>",
         "<p class='note'>A search gives leads, never a determination. Identified means a human "
         "adjudication confirmed a candidate; nothing else counts as one.</p>",
+        _not_checked_html(data["not_checked"]),
         "<h2>Searches</h2>",
         f"<p>{s['total']} searches in the period; {s['training_excluded']} training searches "
         "are excluded from every figure.</p>",
@@ -211,6 +212,7 @@ def render_html(data: dict[str, Any], progress: Callable[[str], None] | None = N
         if rules
         else "<p>No adjudication in the period.</p>"
     )
+    parts.append(_matcher_html(data["matcher"]))
     parts.append(_evaluation_html(data["evaluation"]))
     step("chart: evaluation")
     parts.append(_retention_html(data["retention"]))
@@ -327,6 +329,53 @@ def _evaluation_html(ev: dict[str, Any]) -> str:
                 )
             )
     return "".join(out)
+
+
+def _not_checked_html(items: list[dict[str, str]]) -> str:
+    out = ["<h2>What fieldid does not check</h2>"]
+    for item in items:
+        out.append(
+            f"<p class='warn'>{html.escape(item['what'].capitalize())}: "
+            f"{html.escape(item['statement'])}</p>"
+        )
+    return "".join(out)
+
+
+def _matcher_html(m: dict[str, Any]) -> str:
+    about = m.get("about") or {}
+    prov = about.get("provenance") or {}
+    rows = [["model in force (id@version)", m["in_force"]]]
+    if about:
+        rows += [
+            ["weights", about.get("weights", "?")],
+            ["licence", about.get("licence", "?")],
+            [
+                "source",
+                # As text, not a link: the report loads nothing from outside itself.
+                " at commit ".join(
+                    str(prov[k]).removeprefix("https://") for k in ("source", "commit") if k in prov
+                ),
+            ],
+            ["training data", prov.get("training_data", "not stated")],
+        ]
+        if prov.get("conversion"):
+            rows.append(["conversion", f"{prov['conversion']}; {prov.get('verified', '')}"])
+        if about.get("sha256"):
+            rows.append(["SHA-256 (checked at load)", about["sha256"]])
+    else:
+        rows.append(
+            ["about", "not bundled with fieldid: its licence and provenance are not recorded here"]
+        )
+    by_model = m.get("searches_by_model") or {}
+    return (
+        "<h2>Face model</h2>"
+        + _table(rows, ["", ""])
+        + (
+            _table(list(by_model.items()), ["model of the search (audit entry)", "searches"])
+            if by_model
+            else "<p>No search in the period.</p>"
+        )
+    )
 
 
 def _num(v: Any) -> str:

@@ -109,7 +109,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load the models and the index before the first request, so /readyz means it.
-        _ = workspace.pipeline
+        workspace.pipeline.load()
         workspace.gallery.index()
         task = None
         if settings.purge_interval_s > 0:

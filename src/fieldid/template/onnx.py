@@ -137,6 +137,11 @@ class OnnxEmbedder:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # errors only: no warnings on stderr at every load
+        # No busy-waiting between runs: onnxruntime's worker threads otherwise spin after each
+        # embedding and take the CPU from whatever runs next (dlib's detector, the server). On
+        # this 2-core machine, spinning made the next dlib call 1.8x slower and the embedding
+        # itself no faster (docs/benchmarks.md, "cost").
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(
                 str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]

@@ -20,6 +20,7 @@ from fieldid import __version__
 from fieldid.access import PERMISSIONS, Role
 from fieldid.config import CONFIG_NAME
 from fieldid.errors import FieldidError
+from fieldid.not_checked import PAD_OFFICER, PAD_TRIED
 from fieldid.workspace import Workspace
 
 Section = dict[str, Any]
@@ -465,7 +466,9 @@ def presentation_attack(ws: Workspace) -> Section:
         "There is no presentation-attack detection that can be trusted. fieldid does not check "
         "that the face in front of the camera is a live person: a printed photo, a photo on a "
         "screen or a mask is processed like a face. No presentation-attack error rates (APCER, "
-        "BPCER) have been measured."
+        "BPCER) have been measured.",
+        PAD_TRIED,
+        PAD_OFFICER,
     ]
     for k, v in sorted(pad.items()):
         statements.append(
