@@ -103,6 +103,8 @@ def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
             row["valid"] = r.valid
             row["corrections"] = len(r.corrections)
             row["confidence"] = round(r.confidence, 3)
+            row["uncertain"] = r.uncertain
+            row["checks"] = {c.name: c.state for c in r.checks}
             if d["broken"] is not None:
                 row["broken"] = d["broken"]
                 row["broken_check_state"] = r.mrz.check(d["broken"]).state
@@ -152,12 +154,13 @@ def main() -> None:
     ap.add_argument("--engine", choices=("ppocr", "tesseract"), default="ppocr")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    load_before = os.getloadavg()
     t = time.perf_counter()
     docs = make_photos(a.documents, a.seed, a.wrong_check_digits)
     made_s = time.perf_counter() - t
     reader: LineReader = PaddleLineReader() if a.engine == "ppocr" else TesseractLineReader()
     res = run(docs, reader)
-    res["load_average_before"] = os.getloadavg()
+    res["load_average_before"] = load_before
     res["photos_made_s"] = round(made_s, 1)
     res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                       "platform": platform.platform()}  # fmt: skip

@@ -4,8 +4,8 @@ Contract, in order (all on a grayscale copy at most :data:`WORK_SIDE` px on its 
 
 1. Dark strokes on a lighter ground are brought out with a black-hat filter (this also flattens
    glare and uneven light), binarised with Otsu's threshold, and closed with round kernels of a
-   few sizes: the characters of an MRZ line merge into a bar and its lines into a block. A round
-   kernel makes this work at any rotation.
+   few sizes: the characters of an MRZ line merge into a bar and its lines into a block. A
+   square kernel (fast, and near enough to round) makes this work at any rotation.
 2. Each closed blob's minimum-area rectangle is a candidate when it is long and thin (long side at
    least :data:`MIN_ASPECT` times the short side, at least :data:`MIN_LENGTH_SHARE` of the image's
    shorter side) and its rectangle is mostly filled. Candidates are ranked by length times fill;
@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 Gray = NDArray[np.uint8]
 
-WORK_SIDE = 1000
+WORK_SIDE = 800
 MIN_ASPECT = 4.0
 MIN_LENGTH_SHARE = 0.2
 MAX_CANDIDATES = 4
@@ -56,20 +56,20 @@ def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
     h, w = gray.shape
     s = min(1.0, WORK_SIDE / max(h, w))
     small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
-    bh = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
-                          (31, 31)))  # fmt: skip
+    bh = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT,
+                          (25, 25)))  # fmt: skip
     bh = cv2.GaussianBlur(bh, (3, 3), 0)
     t, _ = cv2.threshold(bh, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     strong = float(np.percentile(bh, 99.5))
     _, bw = cv2.threshold(bh, max(t, 12.0, 0.35 * strong), 255, cv2.THRESH_BINARY)
     short = min(small.shape)
     found: list[tuple[cv2.typing.RotatedRect, float]] = []
-    for k in (7, 11, 17, 25):
+    for k in (5, 9, 13, 19):
         closed = cv2.morphologyEx(
-            bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+            bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
         )
         closed = cv2.morphologyEx(
-            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
         )
         contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         for c in contours:
@@ -127,7 +127,7 @@ def _strip(gray: Gray, rect: cv2.typing.RotatedRect) -> tuple[Gray, NDArray[np.f
 def _binary(strip: Gray) -> Gray:
     k = max(15, (strip.shape[0] // 4) | 1)
     bh = cv2.morphologyEx(
-        strip, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        strip, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     )
     _, bw = cv2.threshold(bh, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return bw

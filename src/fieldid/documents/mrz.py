@@ -12,8 +12,9 @@ Contract, in order:
    that is one of the look-alike pairs (0/O, 1/I, 5/S, 8/B, 2/Z, and a few more) is replaced by
    its twin of the right class. In a field of class ``X`` (document number, optional data) both
    twins are legal, so the check digits choose: the reading is kept when its check digits hold;
-   otherwise the fewest look-alike swaps that make every check digit covering the field hold are
-   taken, and only when exactly one such choice exists. Every replacement is listed in
+   otherwise, among the positions where the OCR itself found the twin plausible, the fewest
+   swaps that make every check digit hold are taken, and only when exactly one such choice
+   exists (a check digit is one chance in ten: trying every twin would "repair" a wrong one). Every replacement is listed in
    :attr:`MrzReading.corrections` with its line, column, what was read and what it became.
 4. Each check digit is reported ``valid``, ``invalid`` or ``absent`` (a field left empty with a
    ``<`` check digit, allowed for optional data). ``checks_valid`` holds only when every check
@@ -328,8 +329,16 @@ def _check_state(lines: list[list[str]], ch: Check) -> CheckState:
     return CheckState(ch.name, "valid" if read == computed else "invalid", read, computed)
 
 
-def _choose_by_checks(lines: list[list[str]], layout: Layout, out: list[Correction]) -> None:
-    """Swap look-alike twins in alphanumeric fields where that alone makes the checks hold."""
+def _choose_by_checks(
+    lines: list[list[str]],
+    layout: Layout,
+    out: list[Correction],
+    alternatives: dict[tuple[int, int], str] | None,
+) -> None:
+    """Swap look-alike twins in alphanumeric fields where that alone makes the checks hold.
+
+    Only twins the OCR itself found plausible at that position are tried (``alternatives``);
+    without alternatives (text typed or from elsewhere) one swap at most."""
     x_spans = [
         sp
         for name, sp in layout.fields.items()
@@ -338,12 +347,17 @@ def _choose_by_checks(lines: list[list[str]], layout: Layout, out: list[Correcti
     if all(_check_state(lines, ch).state != "invalid" for ch in layout.checks):
         return
     positions = [
-        (sp.line, i) for sp in x_spans for i in range(sp.start, sp.end) if lines[sp.line][i] in TWINS
+        (sp.line, i)
+        for sp in x_spans
+        for i in range(sp.start, sp.end)
+        if lines[sp.line][i] in TWINS
+        and (alternatives is None or TWINS[lines[sp.line][i]] in alternatives.get((sp.line, i), ""))
     ]
     if not positions:
         return
+    most = 1 if alternatives is None else MAX_SWAPS
     solutions: list[tuple[tuple[int, int], ...]] = []
-    for k in range(1, min(MAX_SWAPS, len(positions)) + 1):
+    for k in range(1, min(most, len(positions)) + 1):
         for combo in itertools.combinations(positions, k):
             trial = [row[:] for row in lines]
             for li, ci in combo:
@@ -386,8 +400,14 @@ def _names(raw: str) -> tuple[str, str]:
     )
 
 
-def parse_mrz(lines_read: list[str], *, today: date | None = None) -> MrzReading:
-    """Parse and check an MRZ read by OCR (see the module's contract)."""
+def parse_mrz(
+    lines_read: list[str],
+    *,
+    today: date | None = None,
+    alternatives: dict[tuple[int, int], str] | None = None,
+) -> MrzReading:
+    """Parse and check an MRZ read by OCR (see the module's contract). ``alternatives`` maps
+    (line, column), from 0, to the other characters the OCR found plausible there."""
     today = today or date.today()
     lines_read = [x.strip().upper() for x in lines_read]
     fmt = detect_format(lines_read)
@@ -396,7 +416,7 @@ def parse_mrz(lines_read: list[str], *, today: date | None = None) -> MrzReading
     lines = [list(x) for x in lines_read]
     corrections: list[Correction] = []
     _apply_class(lines, grid, corrections)
-    _choose_by_checks(lines, layout, corrections)
+    _choose_by_checks(lines, layout, corrections, alternatives)
     class_errors = [
         (li, ci, c)
         for li, row in enumerate(lines)

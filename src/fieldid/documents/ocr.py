@@ -36,10 +36,17 @@ from fieldid.errors import ModelError
 Gray = NDArray[np.uint8]
 
 
+#: A character another reading gave at least this probability is a plausible alternative.
+ALTERNATIVE_MIN_PROB = 0.02
+
+
 @dataclass(frozen=True)
 class LineText:
     text: str
     confidences: tuple[float, ...]
+    #: Per character, other MRZ characters the model found plausible, with their probability
+    #: (empty when the engine does not say).
+    alternatives: tuple[dict[str, float], ...] = ()
 
     @property
     def mean_confidence(self) -> float:
@@ -134,15 +141,25 @@ class PaddleLineReader:
             best = p.argmax(axis=1)
             text: list[str] = []
             conf: list[float] = []
+            alts: list[dict[str, float]] = []
             prev = 0
             for t, k in enumerate(best):
-                if k != 0 and k != prev:
-                    text.append(MRZ_ALPHABET[k - 1])
-                    conf.append(float(p[t, k]))
-                elif k != 0 and k == prev:
-                    conf[-1] = max(conf[-1], float(p[t, k]))
+                if k != 0:
+                    others = {
+                        MRZ_ALPHABET[j - 1]: float(p[t, j])
+                        for j in np.nonzero(p[t, 1:] >= ALTERNATIVE_MIN_PROB)[0] + 1
+                        if j != k
+                    }
+                    if k != prev:
+                        text.append(MRZ_ALPHABET[k - 1])
+                        conf.append(float(p[t, k]))
+                        alts.append(others)
+                    else:
+                        conf[-1] = max(conf[-1], float(p[t, k]))
+                        for c, v in others.items():
+                            alts[-1][c] = max(v, alts[-1].get(c, 0.0))
                 prev = int(k)
-            out.append(LineText("".join(text), tuple(conf)))
+            out.append(LineText("".join(text), tuple(conf), tuple(alts)))
         return out
 
 

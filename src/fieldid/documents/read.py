@@ -39,6 +39,8 @@ from fieldid.documents.mrz import (
     Correction,
     MrzFormatError,
     MrzReading,
+    class_map,
+    fits,
     parse_mrz,
 )
 from fieldid.documents.ocr import LineReader, LineText, PaddleLineReader
@@ -193,8 +195,15 @@ def _parse_best(
         combos = [c + [(li, v, note)] for c in combos for v, note in vs[:6]]
     for combo in combos[:64]:
         lines = [v for _, v, _ in combo]
+        alts = {
+            (li, ci): "".join(sorted(a))
+            for li, (t, (_, v, _)) in enumerate(zip(texts, combo, strict=True))
+            if v == t.text
+            for ci, a in enumerate(t.alternatives)
+            if a
+        }
         try:
-            r = parse_mrz(lines, today=today)
+            r = parse_mrz(lines, today=today, alternatives=alts)
         except MrzFormatError:
             continue
         bad = sum(c.state == "invalid" for c in r.checks) + len(r.class_errors)
@@ -208,11 +217,33 @@ def _parse_best(
     # confidences aligned to the repaired lines: inserted filler gets 0 (unknown)
     aligned = []
     for t, line in zip(texts, reading.lines_read, strict=True):
-        conf = list(t.confidences)
-        if len(conf) < len(line):
-            conf += [0.0] * (len(line) - len(conf))
-        aligned.append(LineText(line, tuple(conf[: len(line)])))
+        if t.text == line:
+            aligned.append(t)
+            continue
+        # a repaired line: characters kept where the text is unchanged up to the repair,
+        # inserted filler gets 0 (not read)
+        conf, alts = [], []
+        for i, c in enumerate(line):
+            if i < len(t.text) and t.text[i] == c and line[:i] == t.text[:i]:
+                conf.append(t.confidences[i])
+                alts.append(t.alternatives[i] if i < len(t.alternatives) else {})
+            else:
+                j = i - (len(line) - len(t.text))
+                same_tail = 0 <= j < len(t.text) and line[i:] == t.text[j:]
+                conf.append(t.confidences[j] if same_tail else 0.0)
+                alts.append(t.alternatives[j] if same_tail and j < len(t.alternatives) else {})
+        aligned.append(LineText(line, tuple(conf), tuple(alts)))
     return reading, aligned, repairs
+
+
+def _class_confidence(line: LineText, i: int, cls: str) -> float:
+    """The character's probability among the characters its position allows (a sex field read
+    ``X`` at 0.46 with ``K`` at 0.5 is sure: ``K`` is not a sex)."""
+    p = line.confidences[i]
+    if i >= len(line.alternatives):
+        return p
+    rivals = sum(v for c, v in line.alternatives[i].items() if fits(c, cls))
+    return p / (p + rivals) if p + rivals > 0 else 0.0
 
 
 def _uncovered(reading: MrzReading) -> set[tuple[int, int]]:
@@ -270,12 +301,13 @@ def read_document(
     band, (reading, aligned, repairs) = found
     conf = [list(x.confidences) for x in aligned]
     flat = [c for row in conf for c in row]
-    uncertain = [
-        {"line": li + 1, "column": ci + 1, "read": reading.lines_read[li][ci],
-         "confidence": round(conf[li][ci], 3)}
-        for li, ci in sorted(_uncovered(reading))
-        if conf[li][ci] < MIN_CHAR_CONFIDENCE
-    ]  # fmt: skip
+    grid = class_map(LAYOUTS[reading.format])
+    uncertain = []
+    for li, ci in sorted(_uncovered(reading)):
+        c = _class_confidence(aligned[li], ci, grid[li][ci])
+        if c < MIN_CHAR_CONFIDENCE:
+            uncertain.append({"line": li + 1, "column": ci + 1, "read": reading.lines[li][ci],
+                              "confidence": round(c, 3)})  # fmt: skip
     exp = reading.fields.get("expiry_date_iso")
     expiry_state = "unknown" if exp is None else ("expired" if date.fromisoformat(exp) < today
                                                   else "valid")  # fmt: skip
