@@ -184,7 +184,7 @@ def split_lines(strip: Gray) -> list[Gray]:
         x0 = max(0, int(xs.min() - 1.2 * lh))
         x1 = min(W, int(xs.max() + 1.2 * lh))
         # straighten: shear rows so the centre line is horizontal, then crop
-        half = 0.95 * lh
+        half = 1.2 * lh
         src = np.array([[x0, icpt + slope * x0 - half], [x1, icpt + slope * x1 - half],
                         [x1, icpt + slope * x1 + half]], dtype=np.float32)  # fmt: skip
         out_w, out_h = x1 - x0, round(2 * half)
