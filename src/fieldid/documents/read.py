@@ -72,7 +72,10 @@ class DocumentReading:
     today: date
     engine: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: The MRZ band's corners in the photo (top-left, top-right, bottom-right, bottom-left of
+    #: the upright text), and the decoded photo (for cropping the portrait; never serialised).
     band_corners: NDArray[np.float32] | None = None
+    rgb: NDArray[np.uint8] | None = field(default=None, repr=False)
     length_repairs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -125,8 +128,9 @@ def default_reader() -> LineReader:
     return _default_reader
 
 
-def _orient(band: Band, reader: LineReader) -> list[Any]:
-    """The band's lines upright: read the left quarter of each line both ways, keep the surer."""
+def _orient(band: Band, reader: LineReader) -> tuple[list[Any], bool]:
+    """The band's lines upright (and whether that meant turning them): read the left quarter of
+    each line both ways, keep the surer."""
     up = band.lines
     down = flip_lines(up)
 
@@ -137,7 +141,7 @@ def _orient(band: Band, reader: LineReader) -> list[Any]:
     n = len(up)
     c_up = float(np.mean([r.mean_confidence for r in res[:n]]))
     c_down = float(np.mean([r.mean_confidence for r in res[n:]]))
-    return up if c_up >= c_down else down
+    return (up, False) if c_up >= c_down else (down, True)
 
 
 def _variants(text: str, want: int) -> list[tuple[str, str]]:
@@ -284,11 +288,11 @@ def read_document(
     t = time.perf_counter()
     found = None
     for band in bands:
-        lines = _orient(band, reader)
+        lines, turned = _orient(band, reader)
         texts = reader.read_lines(lines)
         parsed = _parse_best(texts, today)
         if parsed is not None:
-            found = (band, parsed)
+            found = (band, turned, parsed)
             break
     timings["ocr"] = (time.perf_counter() - t) * 1000
     if found is None:
@@ -298,7 +302,9 @@ def read_document(
             code="document.no_mrz",
             bands_found=len(bands),
         )
-    band, (reading, aligned, repairs) = found
+    band, turned, (reading, aligned, repairs) = found
+    # corners in reading order: top-left, top-right, bottom-right, bottom-left of upright text
+    corners = np.roll(band.corners, -2, axis=0) if turned else band.corners
     conf = [list(x.confidences) for x in aligned]
     flat = [c for row in conf for c in row]
     grid = class_map(LAYOUTS[reading.format])
@@ -320,6 +326,7 @@ def read_document(
         today=today,
         engine=reader.name,
         timings_ms=timings,
-        band_corners=band.corners,
+        band_corners=corners,
+        rgb=rgb,
         length_repairs=repairs,
     )
