@@ -156,7 +156,6 @@ class ChipVerification:
 # --- taking the files in ---------------------------------------------------------------------
 
 
-
 def _dg_number(stem: str) -> int | None:
     s = stem.upper().replace("EF_", "").replace("EF.", "")
     if s.startswith("DG") and s[2:].isdigit():
@@ -441,7 +440,11 @@ def verify_chip(
         signed_attrs = si["signed_attrs"]
         if signed_attrs.native:
             md = next(
-                (a["values"][0].native for a in signed_attrs if a["type"].native == "message_digest"),
+                (
+                    a["values"][0].native
+                    for a in signed_attrs
+                    if a["type"].native == "message_digest"
+                ),
                 None,
             )
             if md != hashlib.new(digest_name, content).digest():

@@ -170,7 +170,9 @@ def make_sod(
     return bytes(parser.emit(1, 1, 23, info.dump()))
 
 
-def make_chip(mrz_lines: list[str], face: bytes | None, pki: Pki, *, jp2: bool = False) -> ChipFiles:
+def make_chip(
+    mrz_lines: list[str], face: bytes | None, pki: Pki, *, jp2: bool = False
+) -> ChipFiles:
     dgs = {1: make_dg1(mrz_lines)}
     if face is not None:
         dgs[2] = make_dg2(face, jp2=jp2)

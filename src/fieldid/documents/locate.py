@@ -176,7 +176,9 @@ def split_lines(strip: Gray) -> list[Gray]:
         if len(members) < 8:
             continue
         xs = np.array([cents[i][0] for i in members])
-        bottoms = np.array([stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in members])
+        bottoms = np.array(
+            [stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in members]
+        )
         tops = np.array([stats[i, cv2.CC_STAT_TOP] for i in members])
         mid = (tops + bottoms) / 2.0
         slope, icpt = np.polyfit(xs, mid, 1) if np.ptp(xs) > 0 else (0.0, float(mid.mean()))

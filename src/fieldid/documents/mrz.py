@@ -338,7 +338,9 @@ def _choose_by_checks(
     """Swap look-alike twins in alphanumeric fields where that alone makes the checks hold.
 
     Only twins the OCR itself found plausible at that position are tried (``alternatives``);
-    without alternatives (text typed or from elsewhere) one swap at most."""
+    without alternatives (text typed, or from a chip) nothing is tried."""
+    if alternatives is None:
+        return
     x_spans = [
         sp
         for name, sp in layout.fields.items()
@@ -351,13 +353,12 @@ def _choose_by_checks(
         for sp in x_spans
         for i in range(sp.start, sp.end)
         if lines[sp.line][i] in TWINS
-        and (alternatives is None or TWINS[lines[sp.line][i]] in alternatives.get((sp.line, i), ""))
+        and TWINS[lines[sp.line][i]] in alternatives.get((sp.line, i), "")
     ]
     if not positions:
         return
-    most = 1 if alternatives is None else MAX_SWAPS
     solutions: list[tuple[tuple[int, int], ...]] = []
-    for k in range(1, min(most, len(positions)) + 1):
+    for k in range(1, min(MAX_SWAPS, len(positions)) + 1):
         for combo in itertools.combinations(positions, k):
             trial = [row[:] for row in lines]
             for li, ci in combo:

@@ -100,9 +100,7 @@ class PaddleLineReader:
                 opts = ort.SessionOptions()
                 if self._threads:
                     opts.intra_op_num_threads = self._threads
-                sess = ort.InferenceSession(
-                    str(path), opts, providers=["CPUExecutionProvider"]
-                )
+                sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
                 chars = sess.get_modelmeta().custom_metadata_map.get("character", "")
                 vocab = chars.split("\n")
                 index = {c: i + 1 for i, c in enumerate(vocab)}  # 0 is the CTC blank

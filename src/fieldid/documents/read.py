@@ -77,6 +77,8 @@ class DocumentReading:
     band_corners: NDArray[np.float32] | None = None
     rgb: NDArray[np.uint8] | None = field(default=None, repr=False)
     length_repairs: list[dict[str, Any]] = field(default_factory=list)
+    #: The lines exactly as the OCR gave them (before length repair and correction).
+    ocr_lines: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -97,7 +99,8 @@ class DocumentReading:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": self.mrz.format,
-            "mrz_lines": list(self.mrz.lines_read),
+            "mrz_lines": list(self.ocr_lines),
+            "mrz_lines_parsed": list(self.mrz.lines_read),
             "mrz_lines_corrected": list(self.mrz.lines),
             "fields": dict(self.mrz.fields),
             "checks": {c.name: c.to_dict() for c in self.mrz.checks},
@@ -287,12 +290,14 @@ def read_document(
     timings["locate"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     found = None
+    found_texts: list[LineText] = []
     for band in bands:
         lines, turned = _orient(band, reader)
         texts = reader.read_lines(lines)
         parsed = _parse_best(texts, today)
         if parsed is not None:
             found = (band, turned, parsed)
+            found_texts = texts
             break
     timings["ocr"] = (time.perf_counter() - t) * 1000
     if found is None:
@@ -329,4 +334,5 @@ def read_document(
         band_corners=corners,
         rgb=rgb,
         length_repairs=repairs,
+        ocr_lines=[t.text for t in found_texts],
     )

@@ -334,8 +334,9 @@ def photograph(
     glare = 0.0
     if rng.random() < deg.glare_probability:
         glare = rng.uniform(*deg.glare_strength)
-        cx, cy = dst[:, 0].mean() + rng.uniform(-0.3, 0.3) * pw * scale, dst[:, 1].mean() + (
-            rng.uniform(-0.3, 0.3) * ph * scale
+        cx, cy = (
+            dst[:, 0].mean() + rng.uniform(-0.3, 0.3) * pw * scale,
+            dst[:, 1].mean() + (rng.uniform(-0.3, 0.3) * ph * scale),
         )
         r = rng.uniform(0.08, 0.22) * pw * scale
         img += (glare * np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))))[..., None]
@@ -367,5 +368,6 @@ def with_wrong_check_digit(lines: list[str], rng: random.Random) -> tuple[list[s
     ch = rng.choice(lay.checks)
     rows = [list(x) for x in lines]
     cur = rows[ch.digit.line][ch.digit.start]
-    rows[ch.digit.line][ch.digit.start] = rng.choice([d for d in "0123456789" if d != cur])
+    # an empty optional field's check digit may be < or 0: both are right, so pick neither
+    rows[ch.digit.line][ch.digit.start] = rng.choice([d for d in "123456789" if d != cur])
     return ["".join(r) for r in rows], ch.name
