@@ -19,7 +19,8 @@ Per document, the outcome is one of:
 ``--wrong-check-digits N`` adds N documents whose printed MRZ has one check digit deliberately
 wrong: each must come out not valid, with that check ``invalid``.
 
-    nice -n 10 python benchmarks/bench_documents.py --documents 500 --out benchmarks/results/documents.json
+    nice -n 10 python benchmarks/bench_documents.py --documents 500 \
+        --out benchmarks/results/documents.json
 
 ``--engine tesseract`` reads the same lines with Debian's tesseract (eng LSTM, MRZ whitelist)
 instead of PP-OCR, for comparison. The machine's load average is recorded.
@@ -28,6 +29,7 @@ instead of PP-OCR, for comparison. The machine's load average is recorded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -66,24 +68,28 @@ def make_photos(n: int, seed: int, wrong: int) -> list[dict[str, Any]]:
             page = render_page(data, mrz_lines=printed, seed=seed * 100_003 + i)
         photo = photograph(page, rng, Degradation())
         out.append(
-            {"i": i, "format": fmt, "lines": printed, "broken": broken,
-             "jpeg": photo.jpeg, "conditions": photo.conditions}
-        )  # fmt: skip
+            {
+                "i": i,
+                "format": fmt,
+                "lines": printed,
+                "broken": broken,
+                "jpeg": photo.jpeg,
+                "conditions": photo.conditions,
+            }
+        )
     return out
 
 
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
     clock = ManualClock()
     # warm up: the model loads lazily
-    try:
+    with contextlib.suppress(DocumentError):
         read_document(docs[0]["jpeg"], reader=reader, clock=clock)
-    except DocumentError:
-        pass
     rows = []
     for d in docs:
         t = time.perf_counter()
@@ -93,8 +99,12 @@ def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
         except DocumentError as e:
             r, err = None, e.code
         ms = (time.perf_counter() - t) * 1000
-        row: dict[str, Any] = {"i": d["i"], "format": d["format"], "ms": round(ms, 1),
-                               "conditions": d["conditions"]}  # fmt: skip
+        row: dict[str, Any] = {
+            "i": d["i"],
+            "format": d["format"],
+            "ms": round(ms, 1),
+            "conditions": d["conditions"],
+        }
         if r is None:
             row["outcome"] = "no_mrz"
             row["error"] = err
@@ -162,8 +172,11 @@ def main() -> None:
     res = run(docs, reader)
     res["load_average_before"] = load_before
     res["photos_made_s"] = round(made_s, 1)
-    res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                      "platform": platform.platform()}  # fmt: skip
+    res["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
     res["command"] = " ".join(sys.argv)
     res["load_average_after"] = os.getloadavg()
     print(f"engine {res['engine']}: {res['documents']} documents, outcomes {res['outcomes']}")

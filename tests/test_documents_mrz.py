@@ -19,9 +19,16 @@ from fieldid.documents.mrz import (
 from fieldid.documents.specimen import random_identity, with_wrong_check_digit
 
 # ICAO Doc 9303 part 4's specimen passport (TD3)
-ICAO_TD3 = ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"]
+ICAO_TD3 = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+]
 # ICAO Doc 9303 part 5's specimen ID card (TD1)
-ICAO_TD1 = ["I<UTOD231458907<<<<<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6", "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"]
+ICAO_TD1 = [
+    "I<UTOD231458907<<<<<<<<<<<<<<<",
+    "7408122F1204159UTO<<<<<<<<<<<6",
+    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+]
 
 
 def test_check_digit_icao_examples() -> None:
@@ -40,8 +47,12 @@ def test_icao_specimens_parse_with_every_check_valid() -> None:
     assert r.fields["date_of_birth_iso"] == "1974-08-12"
     assert r.fields["expiry_date_iso"] == "2012-04-15"
     assert [c.name for c in r.checks] == [
-        "document_number", "date_of_birth", "expiry_date", "optional_data", "composite"
-    ]  # fmt: skip
+        "document_number",
+        "date_of_birth",
+        "expiry_date",
+        "optional_data",
+        "composite",
+    ]
     t = parse_mrz(ICAO_TD1, today=date(2010, 1, 1))
     assert t.format == "TD1" and t.checks_valid
     assert t.fields["document_number"] == "D23145890"
@@ -56,8 +67,14 @@ def test_composed_specimens_agree_with_the_mrz_package(fmt: str) -> None:
     from mrz.checker.td2 import TD2CodeChecker
     from mrz.checker.td3 import TD3CodeChecker
 
-    other = {"TD1": checker.TD1CodeChecker, "TD2": TD2CodeChecker, "TD3": TD3CodeChecker,
-             "MRV-A": MRVACodeChecker, "MRV-B": MRVBCodeChecker}[fmt]  # fmt: skip
+    other = {
+        "TD1": checker.TD1CodeChecker,
+        "TD2": TD2CodeChecker,
+        "TD3": TD3CodeChecker,
+        "MRV-A": MRVACodeChecker,
+        "MRV-B": MRVBCodeChecker,
+    }[fmt]
+
     def hashes_hold(lines: list[str]) -> bool:
         c = other("\n".join(lines), check_expiry=False, compute_warnings=False)
         bool(c)  # runs the checks; the report then lists each (the package also judges codes)

@@ -188,9 +188,10 @@ def verify(
     )
     fmr = "n/a" if m["fmr"] is None else f"{m['fmr']:.2g}"
     console.print(f"FMR at this score: {fmr}: {escape(m['meaning'])}")
+    pq, lq = m["portrait_quality"], m["live_quality"]
     console.print(
-        f"portrait quality {m['portrait_quality']['unified']}/100 ({m['portrait_quality']['band']}),"
-        f" live face quality {m['live_quality']['unified']}/100 ({m['live_quality']['band']})"
+        f"portrait quality {pq['unified']}/100 ({pq['band']}), "
+        f"live face quality {lq['unified']}/100 ({lq['band']})"
     )
 
 

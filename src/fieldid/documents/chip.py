@@ -46,7 +46,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from asn1crypto import cms, core, parser
@@ -72,20 +72,26 @@ class ChipError(FieldidError):
     code = "chip.unreadable"
 
 
-class DataGroupHash(core.Sequence):
-    _fields = [("data_group_number", core.Integer), ("data_group_hash_value", core.OctetString)]
+class DataGroupHash(core.Sequence):  # type: ignore[misc]
+    _fields: ClassVar[list[Any]] = [
+        ("data_group_number", core.Integer),
+        ("data_group_hash_value", core.OctetString),
+    ]
 
 
-class DataGroupHashValues(core.SequenceOf):
+class DataGroupHashValues(core.SequenceOf):  # type: ignore[misc]
     _child_spec = DataGroupHash
 
 
-class LDSVersionInfo(core.Sequence):
-    _fields = [("lds_version", core.PrintableString), ("unicode_version", core.PrintableString)]
+class LDSVersionInfo(core.Sequence):  # type: ignore[misc]
+    _fields: ClassVar[list[Any]] = [
+        ("lds_version", core.PrintableString),
+        ("unicode_version", core.PrintableString),
+    ]
 
 
-class LDSSecurityObject(core.Sequence):
-    _fields = [
+class LDSSecurityObject(core.Sequence):  # type: ignore[misc]
+    _fields: ClassVar[list[Any]] = [
         ("version", core.Integer),
         ("hash_algorithm", cms.DigestAlgorithm),
         ("data_group_hash_values", DataGroupHashValues),
@@ -284,7 +290,7 @@ def decode_face(image: bytes) -> NDArray[np.uint8]:
 
 # --- passive authentication --------------------------------------------------------------------
 
-_HASHES = {
+_HASHES: dict[str, Any] = {
     "sha1": hashes.SHA1,
     "sha224": hashes.SHA224,
     "sha256": hashes.SHA256,
@@ -405,8 +411,9 @@ def verify_chip(
         sd = _sod_signed_data(files.sod)
         encap = sd["encap_content_info"]
         if encap["content_type"].dotted != LDS_SECURITY_OBJECT:
-            raise ChipError("the SOD does not hold an LDS security object",
-                            code="chip.sod_unreadable")  # fmt: skip
+            raise ChipError(
+                "the SOD does not hold an LDS security object", code="chip.sod_unreadable"
+            )
         content = encap["content"].contents if encap["content"].native is not None else b""
         lds = LDSSecurityObject.load(content)
         out.hash_algorithm = _hash_name(lds["hash_algorithm"])
@@ -448,26 +455,34 @@ def verify_chip(
                 None,
             )
             if md != hashlib.new(digest_name, content).digest():
-                refuse("chip.signature_invalid",
-                       "the SOD's signed message digest does not match its content")  # fmt: skip
+                refuse(
+                    "chip.signature_invalid",
+                    "the SOD's signed message digest does not match its content",
+                )
             signed = signed_attrs.untag().dump(force=True)
         else:
             signed = content
         if not _verify_signature(cert, si, signed, digest_name):
-            refuse("chip.signature_invalid",
-                   "the SOD's signature does not verify with the document signer's key")  # fmt: skip
+            refuse(
+                "chip.signature_invalid",
+                "the SOD's signature does not verify with the document signer's key",
+            )
         state = _within(cert, now)
         if state:
-            refuse(f"chip.signer_{state}",
-                   f"the document signer certificate is {state.replace('_', ' ')} "
-                   f"(valid {cert.not_valid_before_utc:%Y-%m-%d} to "
-                   f"{cert.not_valid_after_utc:%Y-%m-%d})")  # fmt: skip
+            refuse(
+                f"chip.signer_{state}",
+                f"the document signer certificate is {state.replace('_', ' ')} "
+                f"(valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+                f"{cert.not_valid_after_utc:%Y-%m-%d})",
+            )
         # the document signer's issuer among the CSCAs
         if cscas is None:
             cscas = load_csca_folder(csca_folder) if csca_folder is not None else []
         if not cscas:
-            refuse("chip.no_csca_folder",
-                   f"no CSCA certificate to check against ({csca_folder or 'none configured'})")  # fmt: skip
+            refuse(
+                "chip.no_csca_folder",
+                f"no CSCA certificate to check against ({csca_folder or 'none configured'})",
+            )
         else:
             issuer = None
             for ca in cscas:
@@ -478,9 +493,11 @@ def verify_chip(
                 issuer = ca
                 break
             if issuer is None:
-                refuse("chip.csca_unknown",
-                       "no certificate in the CSCA folder issued this document signer "
-                       f"({cert.issuer.rfc4514_string()})")  # fmt: skip
+                refuse(
+                    "chip.csca_unknown",
+                    "no certificate in the CSCA folder issued this document signer "
+                    f"({cert.issuer.rfc4514_string()})",
+                )
             else:
                 out.csca_subject = issuer.subject.rfc4514_string()
                 if _within(issuer, now):

@@ -40,11 +40,13 @@ class Pki:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "UT"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Utopia SPECIMEN"),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-    ])  # fmt: skip
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "UT"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Utopia SPECIMEN"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
 def _key(kind: str) -> PrivateKey:
@@ -122,24 +124,40 @@ def make_sod(
     hash_name: str = "sha256",
 ) -> bytes:
     """EF.SOD: CMS SignedData over an LDS security object listing the data groups' hashes."""
-    lds = LDSSecurityObject({
-        "version": 0,
-        "hash_algorithm": algos.DigestAlgorithm({"algorithm": hash_name}),
-        "data_group_hash_values": DataGroupHashValues([
-            DataGroupHash({"data_group_number": n,
-                           "data_group_hash_value": hashlib.new(hash_name, d).digest()})
-            for n, d in sorted(data_groups.items())
-        ]),
-    })  # fmt: skip
+    lds = LDSSecurityObject(
+        {
+            "version": 0,
+            "hash_algorithm": algos.DigestAlgorithm({"algorithm": hash_name}),
+            "data_group_hash_values": DataGroupHashValues(
+                [
+                    DataGroupHash(
+                        {
+                            "data_group_number": n,
+                            "data_group_hash_value": hashlib.new(hash_name, d).digest(),
+                        }
+                    )
+                    for n, d in sorted(data_groups.items())
+                ]
+            ),
+        }
+    )
     content = lds.dump()
-    signed_attrs = cms.CMSAttributes([
-        cms.CMSAttribute({"type": "content_type", "values": [LDS_SECURITY_OBJECT]}),
-        cms.CMSAttribute({"type": "message_digest",
-                          "values": [hashlib.new(hash_name, content).digest()]}),
-    ])  # fmt: skip
+    signed_attrs = cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": [LDS_SECURITY_OBJECT]}),
+            cms.CMSAttribute(
+                {"type": "message_digest", "values": [hashlib.new(hash_name, content).digest()]}
+            ),
+        ]
+    )
     to_sign = signed_attrs.dump()
-    h = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512(),
-         "sha1": hashes.SHA1(), "sha224": hashes.SHA224()}[hash_name]  # fmt: skip
+    h = {
+        "sha256": hashes.SHA256(),
+        "sha384": hashes.SHA384(),
+        "sha512": hashes.SHA512(),
+        "sha1": hashes.SHA1(),
+        "sha224": hashes.SHA224(),
+    }[hash_name]
     if isinstance(ds_key, ec.EllipticCurvePrivateKey):
         sig = ds_key.sign(to_sign, ec.ECDSA(h))
         sig_alg = f"{hash_name}_ecdsa"
@@ -149,23 +167,34 @@ def make_sod(
         sig = ds_key.sign(to_sign, padding.PKCS1v15(), h)
         sig_alg = f"{hash_name}_rsa"
     cert = ax509.Certificate.load(ds.public_bytes(serialization.Encoding.DER))
-    signer = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-            "issuer": cert.issuer, "serial_number": cert.serial_number})}),
-        "digest_algorithm": algos.DigestAlgorithm({"algorithm": hash_name}),
-        "signed_attrs": signed_attrs,
-        "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
-        "signature": sig,
-    })  # fmt: skip
-    sd = cms.SignedData({
-        "version": "v3",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": hash_name})],
-        "encap_content_info": {"content_type": LDS_SECURITY_OBJECT,
-                               "content": core.ParsableOctetString(content)},
-        "certificates": [cert],
-        "signer_infos": [signer],
-    })  # fmt: skip
+    signer = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": cert.issuer, "serial_number": cert.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": hash_name}),
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
+            "signature": sig,
+        }
+    )
+    sd = cms.SignedData(
+        {
+            "version": "v3",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": hash_name})],
+            "encap_content_info": {
+                "content_type": LDS_SECURITY_OBJECT,
+                "content": core.ParsableOctetString(content),
+            },
+            "certificates": [cert],
+            "signer_infos": [signer],
+        }
+    )
     info = cms.ContentInfo({"content_type": "signed_data", "content": sd})
     return bytes(parser.emit(1, 1, 23, info.dump()))
 

@@ -47,8 +47,12 @@ class Band:
     angle: float
 
 
+def _u8(x: object) -> Gray:
+    return np.asarray(x, dtype=np.uint8)
+
+
 def _to_gray(rgb: NDArray[np.uint8]) -> Gray:
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+    return _u8(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)) if rgb.ndim == 3 else rgb
 
 
 def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
@@ -56,8 +60,9 @@ def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
     h, w = gray.shape
     s = min(1.0, WORK_SIDE / max(h, w))
     small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
-    bh = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT,
-                          (25, 25)))  # fmt: skip
+    bh = cv2.morphologyEx(
+        small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 25))
+    )
     bh = cv2.GaussianBlur(bh, (3, 3), 0)
     t, _ = cv2.threshold(bh, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     strong = float(np.percentile(bh, 99.5))
@@ -112,16 +117,21 @@ def _strip(gray: Gray, rect: cv2.typing.RotatedRect) -> tuple[Gray, NDArray[np.f
     v = np.array([-math.sin(rad), math.cos(rad)])
     c = np.array([cx, cy])
     corners = np.array(
-        [c - u * mw / 2 - v * mh / 2, c + u * mw / 2 - v * mh / 2,
-         c + u * mw / 2 + v * mh / 2, c - u * mw / 2 + v * mh / 2],
+        [
+            c - u * mw / 2 - v * mh / 2,
+            c + u * mw / 2 - v * mh / 2,
+            c + u * mw / 2 + v * mh / 2,
+            c - u * mw / 2 + v * mh / 2,
+        ],
         dtype=np.float32,
-    )  # fmt: skip
+    )
     W, H = round(mw), round(mh)
     dst = np.array([[0, 0], [W, 0], [W, H], [0, H]], dtype=np.float32)
     M = cv2.getPerspectiveTransform(corners, dst)
-    strip = cv2.warpPerspective(gray, M, (W, H), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    return strip, corners, ang
+    strip = cv2.warpPerspective(
+        gray, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return _u8(strip), corners, ang
 
 
 def _binary(strip: Gray) -> Gray:
@@ -130,7 +140,7 @@ def _binary(strip: Gray) -> Gray:
         strip, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     )
     _, bw = cv2.threshold(bh, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return bw
+    return _u8(bw)
 
 
 def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -149,7 +159,7 @@ def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
 def split_lines(strip: Gray) -> list[Gray]:
     """The strip's text lines, each straightened and cropped (see the module's contract)."""
     bw = _binary(strip)
-    n, labels, stats, cents = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    n, _labels, stats, cents = cv2.connectedComponentsWithStats(bw, connectivity=8)
     H, W = strip.shape
     # characters: not tiny, not taller than half the strip, not wider than a few characters
     ok = [
@@ -187,19 +197,34 @@ def split_lines(strip: Gray) -> list[Gray]:
         x1 = min(W, int(xs.max() + 1.2 * lh))
         # straighten: shear rows so the centre line is horizontal, then crop
         half = 1.2 * lh
-        src = np.array([[x0, icpt + slope * x0 - half], [x1, icpt + slope * x1 - half],
-                        [x1, icpt + slope * x1 + half]], dtype=np.float32)  # fmt: skip
+        src = np.array(
+            [
+                [x0, icpt + slope * x0 - half],
+                [x1, icpt + slope * x1 - half],
+                [x1, icpt + slope * x1 + half],
+            ],
+            dtype=np.float32,
+        )
         out_w, out_h = x1 - x0, round(2 * half)
         dst = np.array([[0, 0], [out_w, 0], [out_w, out_h]], dtype=np.float32)
         A = cv2.getAffineTransform(src, dst)
-        lines.append(cv2.warpAffine(strip, A, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE))  # fmt: skip
+        lines.append(
+            _u8(
+                cv2.warpAffine(
+                    strip,
+                    A,
+                    (out_w, out_h),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )
+            )
+        )
     return lines
 
 
 def flip_lines(lines: list[Gray]) -> list[Gray]:
     """The same band turned 180°: the lines in reverse order, each rotated."""
-    return [cv2.rotate(x, cv2.ROTATE_180) for x in reversed(lines)]
+    return [_u8(cv2.rotate(x, cv2.ROTATE_180)) for x in reversed(lines)]
 
 
 def find_bands(rgb: NDArray[np.uint8]) -> list[Band]:

@@ -14,8 +14,9 @@ Contract, in order:
    twins are legal, so the check digits choose: the reading is kept when its check digits hold;
    otherwise, among the positions where the OCR itself found the twin plausible, the fewest
    swaps that make every check digit hold are taken, and only when exactly one such choice
-   exists (a check digit is one chance in ten: trying every twin would "repair" a wrong one). Every replacement is listed in
-   :attr:`MrzReading.corrections` with its line, column, what was read and what it became.
+   exists (a check digit is one chance in ten: trying every twin would "repair" a wrong one).
+   Every replacement is listed in :attr:`MrzReading.corrections` with its line, column, what
+   was read and what it became.
 4. Each check digit is reported ``valid``, ``invalid`` or ``absent`` (a field left empty with a
    ``<`` check digit, allowed for optional data). ``checks_valid`` holds only when every check
    digit the format defines holds and every character fits its class.
@@ -38,13 +39,35 @@ ALNUM = ALPHA | DIGITS
 MRZ_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ<"
 
 #: Look-alikes read in a digit position → the digit.
-TO_DIGIT = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "T": "1", "Z": "2",
-            "S": "5", "B": "8", "G": "6", "A": "4"}  # fmt: skip
+TO_DIGIT = {
+    "O": "0",
+    "Q": "0",
+    "D": "0",
+    "U": "0",
+    "I": "1",
+    "L": "1",
+    "T": "1",
+    "Z": "2",
+    "S": "5",
+    "B": "8",
+    "G": "6",
+    "A": "4",
+}
 #: Look-alikes read in a letter position → the letter.
 TO_ALPHA = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T"}
 #: Twins that are both legal in an alphanumeric field: the check digit chooses.
-TWINS = {"0": "O", "O": "0", "1": "I", "I": "1", "5": "S", "S": "5", "8": "B", "B": "8",
-         "2": "Z", "Z": "2"}  # fmt: skip
+TWINS = {
+    "0": "O",
+    "O": "0",
+    "1": "I",
+    "I": "1",
+    "5": "S",
+    "S": "5",
+    "8": "B",
+    "B": "8",
+    "2": "Z",
+    "Z": "2",
+}
 #: How many look-alike swaps a field may need before the reading is refused as too uncertain.
 MAX_SWAPS = 3
 

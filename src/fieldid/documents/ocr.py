@@ -72,8 +72,9 @@ def _rapidocr_model(filename: str) -> Path:
         ) from e
     path = Path(str(ref))
     if not path.is_file():
-        raise ModelError(f"OCR model {filename} not found in the rapidocr package",
-                         code="document.ocr_missing")  # fmt: skip
+        raise ModelError(
+            f"OCR model {filename} not found in the rapidocr package", code="document.ocr_missing"
+        )
     return path
 
 
@@ -181,12 +182,25 @@ class TesseractLineReader:
             h = img.shape[0]
             x = cv2.resize(img, None, fx=40 / h, fy=40 / h, interpolation=cv2.INTER_CUBIC)
             x = cv2.copyMakeBorder(x, 10, 10, 10, 10, cv2.BORDER_REPLICATE)
-            ok, png = cv2.imencode(".png", x)
+            _ok, png = cv2.imencode(".png", x)
             proc = subprocess.run(
-                [self._cmd, "stdin", "stdout", "--psm", "7", "-l", "eng",
-                 "-c", f"tessedit_char_whitelist={MRZ_ALPHABET}", "tsv"],
-                input=png.tobytes(), capture_output=True, check=False, timeout=30,
-            )  # fmt: skip
+                [
+                    self._cmd,
+                    "stdin",
+                    "stdout",
+                    "--psm",
+                    "7",
+                    "-l",
+                    "eng",
+                    "-c",
+                    f"tessedit_char_whitelist={MRZ_ALPHABET}",
+                    "tsv",
+                ],
+                input=png.tobytes(),
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
             words, confs = [], []
             for row in proc.stdout.decode("utf-8", "replace").splitlines()[1:]:
                 cols = row.split("\t")

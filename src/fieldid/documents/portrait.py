@@ -163,8 +163,9 @@ def compare(
 ) -> PortraitMatch:
     """Score the pair as ``verify`` does (see the module's contract)."""
     if portrait.template.model != live.template.model:
-        raise FieldidError("the two templates come from different models",
-                           code="template.model_mismatch")  # fmt: skip
+        raise FieldidError(
+            "the two templates come from different models", code="template.model_mismatch"
+        )
     score = float(portrait.template.vector @ live.template.vector)
     band = band_of(min(portrait.quality.unified, live.quality.unified))
     if threshold is not None:

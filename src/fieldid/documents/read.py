@@ -199,7 +199,7 @@ def _parse_best(
     best: tuple[tuple[int, int, int], MrzReading, list[dict[str, Any]]] | None = None
     combos = [[]]  # type: list[list[tuple[int, str, str]]]
     for li, vs in enumerate(per_line):
-        combos = [c + [(li, v, note)] for c in combos for v, note in vs[:6]]
+        combos = [[*c, (li, v, note)] for c in combos for v, note in vs[:6]]
     for combo in combos[:64]:
         lines = [v for _, v, _ in combo]
         alts = {
@@ -229,17 +229,18 @@ def _parse_best(
             continue
         # a repaired line: characters kept where the text is unchanged up to the repair,
         # inserted filler gets 0 (not read)
-        conf, alts = [], []
+        conf: list[float] = []
+        char_alts: list[dict[str, float]] = []
         for i, c in enumerate(line):
             if i < len(t.text) and t.text[i] == c and line[:i] == t.text[:i]:
                 conf.append(t.confidences[i])
-                alts.append(t.alternatives[i] if i < len(t.alternatives) else {})
+                char_alts.append(t.alternatives[i] if i < len(t.alternatives) else {})
             else:
                 j = i - (len(line) - len(t.text))
                 same_tail = 0 <= j < len(t.text) and line[i:] == t.text[j:]
                 conf.append(t.confidences[j] if same_tail else 0.0)
-                alts.append(t.alternatives[j] if same_tail and j < len(t.alternatives) else {})
-        aligned.append(LineText(line, tuple(conf), tuple(alts)))
+                char_alts.append(t.alternatives[j] if same_tail and j < len(t.alternatives) else {})
+        aligned.append(LineText(line, tuple(conf), tuple(char_alts)))
     return reading, aligned, repairs
 
 
@@ -280,10 +281,7 @@ def read_document(
     today = (clock or SystemClock()).now().date()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    if isinstance(source, np.ndarray):
-        rgb = source
-    else:
-        rgb = decode_probe(source, limits).rgb
+    rgb = source if isinstance(source, np.ndarray) else decode_probe(source, limits).rgb
     timings["decode"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     bands = find_bands(rgb)[:MAX_BANDS]
@@ -317,11 +315,18 @@ def read_document(
     for li, ci in sorted(_uncovered(reading)):
         c = _class_confidence(aligned[li], ci, grid[li][ci])
         if c < MIN_CHAR_CONFIDENCE:
-            uncertain.append({"line": li + 1, "column": ci + 1, "read": reading.lines[li][ci],
-                              "confidence": round(c, 3)})  # fmt: skip
+            uncertain.append(
+                {
+                    "line": li + 1,
+                    "column": ci + 1,
+                    "read": reading.lines[li][ci],
+                    "confidence": round(c, 3),
+                }
+            )
     exp = reading.fields.get("expiry_date_iso")
-    expiry_state = "unknown" if exp is None else ("expired" if date.fromisoformat(exp) < today
-                                                  else "valid")  # fmt: skip
+    expiry_state = (
+        "unknown" if exp is None else ("expired" if date.fromisoformat(exp) < today else "valid")
+    )
     return DocumentReading(
         mrz=reading,
         confidence=float(np.mean(flat)) if flat else 0.0,

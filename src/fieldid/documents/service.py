@@ -44,8 +44,17 @@ from fieldid.probe import IntakeLimits, decode_probe
 
 EVIDENCE_LEVELS = ("none", "typed", "mrz_read", "chip_verified")
 #: Fields compared between a chip's DG1 and the MRZ read from the page.
-COMPARED_FIELDS = ("document_code", "issuing_country", "document_number", "surname",
-                   "given_names", "nationality", "date_of_birth", "sex", "expiry_date")  # fmt: skip
+COMPARED_FIELDS = (
+    "document_code",
+    "issuing_country",
+    "document_number",
+    "surname",
+    "given_names",
+    "nationality",
+    "date_of_birth",
+    "sex",
+    "expiry_date",
+)
 
 
 @dataclass
@@ -168,8 +177,10 @@ class DocumentChecker:
             portrait, _ = find_portrait(self.pipeline, page_rgb, corners)
             source = "data_page"
         else:
-            raise DocumentError("no portrait to compare with: give the data page photo or a "
-                                "verified chip with DG2", code="document.no_portrait")  # fmt: skip
+            raise DocumentError(
+                "no portrait to compare with: give the data page photo or a verified chip with DG2",
+                code="document.no_portrait",
+            )
         live = self.pipeline.process(live_face)
         return compare(
             portrait,

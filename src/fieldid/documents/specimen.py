@@ -46,13 +46,49 @@ PAGE_MM = {
     "MRV-A": (120.0, 80.0),
     "MRV-B": (108.0, 80.0),
 }
-DOC_CODES = {"TD1": ("ID", "I<", "AC"), "TD2": ("ID", "I<", "AC"), "TD3": ("P<", "PD"),
-             "MRV-A": ("V<", "VA"), "MRV-B": ("V<", "VB")}  # fmt: skip
-TITLES = {"TD1": "IDENTITY CARD", "TD2": "IDENTITY CARD", "TD3": "PASSPORT", "MRV-A": "VISA",
-          "MRV-B": "VISA"}  # fmt: skip
+DOC_CODES = {
+    "TD1": ("ID", "I<", "AC"),
+    "TD2": ("ID", "I<", "AC"),
+    "TD3": ("P<", "PD"),
+    "MRV-A": ("V<", "VA"),
+    "MRV-B": ("V<", "VB"),
+}
+TITLES = {
+    "TD1": "IDENTITY CARD",
+    "TD2": "IDENTITY CARD",
+    "TD3": "PASSPORT",
+    "MRV-A": "VISA",
+    "MRV-B": "VISA",
+}
 #: Invented syllables for names (no real person is meant).
-_SYL = ("KA", "LO", "MIR", "TEN", "VAS", "RU", "DEL", "NOR", "BE", "SAN", "TI", "OR", "VEL",
-        "QU", "ZA", "HAN", "PER", "ESS", "GRO", "WIN", "JAX", "YU", "FEN", "CO", "DRA", "LIS")  # fmt: skip
+_SYL = (
+    "KA",
+    "LO",
+    "MIR",
+    "TEN",
+    "VAS",
+    "RU",
+    "DEL",
+    "NOR",
+    "BE",
+    "SAN",
+    "TI",
+    "OR",
+    "VEL",
+    "QU",
+    "ZA",
+    "HAN",
+    "PER",
+    "ESS",
+    "GRO",
+    "WIN",
+    "JAX",
+    "YU",
+    "FEN",
+    "CO",
+    "DRA",
+    "LIS",
+)
 _STATES = ("UTO", "UTO", "UTO", "XXA", "D<<", "FRA", "NLD", "CAN", "KEN", "BRA", "IND", "JPN")
 _PX_PER_MM = 12.0
 
@@ -175,8 +211,12 @@ def render_page(
     mrz_h = (n - 1) * lead_mm + 2 * 3.0 + 2.0
     mrz_top = hmm - mrz_h
     # header
-    d.text((4 * px, 2.5 * px), f"UTOPIA  {TITLES[fmt]}  SPECIMEN", fill=(40, 40, 90),
-           font=_sans(round(3.2 * px)))  # fmt: skip
+    d.text(
+        (4 * px, 2.5 * px),
+        f"UTOPIA  {TITLES[fmt]}  SPECIMEN",
+        fill=(40, 40, 90),
+        font=_sans(round(3.2 * px)),
+    )
     # portrait
     pw = (0.30 if fmt != "TD1" else 0.28) * wmm
     ph = min(pw * 1.28, mrz_top - 11.0)
@@ -206,9 +246,12 @@ def render_page(
         ("Nationality", data.nationality.replace("<", "")),
         ("Date of birth", f"{data.date_of_birth[4:]}.{data.date_of_birth[2:4]}.19xx"),
         ("Sex", data.sex.replace("<", "-")),
-        ("Date of expiry", f"{data.expiry_date[4:]}.{data.expiry_date[2:4]}.20{data.expiry_date[:2]}"),
+        (
+            "Date of expiry",
+            f"{data.expiry_date[4:]}.{data.expiry_date[2:4]}.20{data.expiry_date[:2]}",
+        ),
         ("Document no.", data.document_number),
-    ]  # fmt: skip
+    ]
     step = (mrz_top - 10.0) / len(rows)
     for i, (k, v) in enumerate(rows):
         y = 8.5 * px + i * step * px
@@ -218,8 +261,7 @@ def render_page(
         d.text((tx, y + 1.8 * px), v, fill=(20, 20, 30), font=val)
     # SPECIMEN across the face (light, as on real specimens)
     stamp = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(stamp).text((w * 0.28, h * 0.28), "SPECIMEN", fill=70,
-                               font=_sans(round(8 * px)))  # fmt: skip
+    ImageDraw.Draw(stamp).text((w * 0.28, h * 0.28), "SPECIMEN", fill=70, font=_sans(round(8 * px)))
     stamp = stamp.rotate(18, center=(w / 2, h / 2))
     arr = np.array(img).astype(np.int16)
     s = np.array(stamp)[..., None].astype(np.int16)
@@ -227,7 +269,7 @@ def render_page(
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     # MRZ: clear band, OCR-B at 10 cpi, 6 lpi
     d = ImageDraw.Draw(img)
-    d.rectangle((0, round(mrz_top * px), w, h), fill=tuple(int(c) for c in img.getpixel((2, 2))))
+    d.rectangle((0, round(mrz_top * px), w, h), fill=img.getpixel((2, 2)))  # type: ignore[arg-type]
     font = ImageFont.truetype(str(font_path()), round(3.6 * px))
     left = (wmm - pitch_mm * len(lines[0])) / 2
     for li, line in enumerate(lines):
@@ -296,7 +338,7 @@ def photograph(
     # scene: a textured surface
     base = np.array([rng.randint(30, 200) for _ in range(3)], dtype=np.float32)
     scene = base[None, None, :] + nrng.normal(0, 12, (fh // 8, fw // 8, 1)).astype(np.float32)
-    scene = cv2.resize(scene, (fw, fh), interpolation=cv2.INTER_CUBIC)
+    scene = np.asarray(cv2.resize(scene, (fw, fh), interpolation=cv2.INTER_CUBIC), np.float32)
     if scene.ndim == 2:
         scene = scene[..., None]
     scene = np.broadcast_to(scene, (fh, fw, 3)).copy()
@@ -310,8 +352,10 @@ def photograph(
     src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], dtype=np.float32)
     jit = deg.perspective
     dst = src.copy()
-    dst += np.array([[rng.uniform(-jit, jit) * pw, rng.uniform(-jit, jit) * ph] for _ in range(4)],
-                    dtype=np.float32)  # fmt: skip
+    dst += np.array(
+        [[rng.uniform(-jit, jit) * pw, rng.uniform(-jit, jit) * ph] for _ in range(4)],
+        dtype=np.float32,
+    )
     dst -= np.array([pw / 2, ph / 2], dtype=np.float32)
     rot = np.array([[math.cos(rad), -math.sin(rad)], [math.sin(rad), math.cos(rad)]])
     dst = (dst @ rot.T * scale).astype(np.float32)
@@ -354,9 +398,15 @@ def photograph(
     quad = cv2.perspectiveTransform(
         np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], dtype=np.float32), H
     )[0].astype(np.float64)
-    cond = {"angle": round(ang, 1), "blur": round(sigma, 2), "noise": round(noise, 1),
-            "glare": round(glare, 1), "gain": round(gain, 2), "jpeg_quality": q,
-            "page_px_per_mm": round(_PX_PER_MM * scale, 2)}  # fmt: skip
+    cond = {
+        "angle": round(ang, 1),
+        "blur": round(sigma, 2),
+        "noise": round(noise, 1),
+        "glare": round(glare, 1),
+        "gain": round(gain, 2),
+        "jpeg_quality": q,
+        "page_px_per_mm": round(_PX_PER_MM * scale, 2),
+    }
     return Photo(buf.getvalue(), cond, quad)
 
 
