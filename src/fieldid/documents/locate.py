@@ -10,7 +10,9 @@ Contract, in order (all on a grayscale copy at most :data:`WORK_SIDE` px on its 
    least :data:`MIN_ASPECT` times the short side, at least :data:`MIN_LENGTH_SHARE` of the image's
    shorter side) and its rectangle is mostly filled. Candidates are ranked by length times fill;
    near-duplicates (same centre and angle at another kernel size) are merged.
-3. A candidate's rectangle (with a margin) is warped to a horizontal strip at full resolution.
+3. A candidate's rectangle (with a margin) is warped to a horizontal strip at full resolution
+   and flattened (each pixel over the brightest near it: glare and shadow across the band level
+   out).
    Its rows are split into text lines by the horizontal projection of the binarised strip.
 4. Each line is straightened on its own: a line through its character centroids gives its slant
    (this absorbs perspective, where the lines of one band are not parallel), and it is cropped to
@@ -53,6 +55,15 @@ def _u8(x: object) -> Gray:
 
 def _to_gray(rgb: NDArray[np.uint8]) -> Gray:
     return _u8(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)) if rgb.ndim == 3 else rgb
+
+
+def flatten(gray: Gray) -> Gray:
+    """Each pixel over its neighbourhood's brightest (the paper there): inside a band, glare,
+    shadow and low light become the same white paper and the text keeps its contrast."""
+    k = max(15, (gray.shape[0] // 3) | 1)
+    paper = cv2.dilate(gray, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = cv2.blur(paper, (k, k))
+    return _u8(cv2.divide(gray, np.maximum(paper, 1), scale=255))
 
 
 def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
@@ -233,7 +244,7 @@ def find_bands(rgb: NDArray[np.uint8]) -> list[Band]:
     out = []
     for rect, score in candidates(gray):
         strip, corners, ang = _strip(gray, rect)
-        lines = split_lines(strip)
+        lines = split_lines(flatten(strip))
         if 2 <= len(lines) <= 3:
             out.append(Band(corners, score, lines, ang))
     return out

@@ -57,8 +57,9 @@ TO_DIGIT = {
 TO_ALPHA = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T"}
 #: Twins that are both legal in an alphanumeric field: the check digit chooses.
 TWINS = {
-    "0": "O",
+    "0": "OD",
     "O": "0",
+    "D": "0",
     "1": "I",
     "I": "1",
     "5": "S",
@@ -371,31 +372,34 @@ def _choose_by_checks(
     ]
     if all(_check_state(lines, ch).state != "invalid" for ch in layout.checks):
         return
-    positions = [
-        (sp.line, i)
-        for sp in x_spans
-        for i in range(sp.start, sp.end)
-        if lines[sp.line][i] in TWINS
-        and TWINS[lines[sp.line][i]] in alternatives.get((sp.line, i), "")
-    ]
-    if not positions:
+    options: dict[tuple[int, int], list[str]] = {}
+    for sp in x_spans:
+        for i in range(sp.start, sp.end):
+            seen = alternatives.get((sp.line, i), "")
+            twins = [t for t in TWINS.get(lines[sp.line][i], "") if t in seen]
+            if twins:
+                options[(sp.line, i)] = twins
+    if not options:
         return
-    solutions: list[tuple[tuple[int, int], ...]] = []
-    for k in range(1, min(MAX_SWAPS, len(positions)) + 1):
-        for combo in itertools.combinations(positions, k):
-            trial = [row[:] for row in lines]
-            for li, ci in combo:
-                trial[li][ci] = TWINS[trial[li][ci]]
-            if all(_check_state(trial, ch).state != "invalid" for ch in layout.checks):
-                solutions.append(combo)
+    solutions: list[tuple[tuple[int, int, str], ...]] = []
+    for k in range(1, min(MAX_SWAPS, len(options)) + 1):
+        for where in itertools.combinations(sorted(options), k):
+            for repl in itertools.product(*(options[w] for w in where)):
+                trial = [row[:] for row in lines]
+                for (li, ci), r in zip(where, repl, strict=True):
+                    trial[li][ci] = r
+                if all(_check_state(trial, ch).state != "invalid" for ch in layout.checks):
+                    solutions.append(
+                        tuple((li, ci, r) for (li, ci), r in zip(where, repl, strict=True))
+                    )
         if solutions:
             break
     if len(solutions) != 1:
         return  # none, or ambiguous: keep what was read, the checks say it is wrong
-    for li, ci in solutions[0]:
+    for li, ci, r in solutions[0]:
         before = lines[li][ci]
-        lines[li][ci] = TWINS[before]
-        out.append(Correction(li, ci, before, lines[li][ci], "check_digit"))
+        lines[li][ci] = r
+        out.append(Correction(li, ci, before, r, "check_digit"))
 
 
 def _yymmdd(s: str, *, kind: str, today: date) -> date | None:

@@ -9,7 +9,9 @@ Adapters:
 
 - :class:`PaddleLineReader` (the default): PP-OCRv6 small text recognition, the ONNX model shipped
   inside the PyPI wheel ``rapidocr`` (Apache-2.0), run with onnxruntime; CTC decoding restricted to
-  the MRZ alphabet. Loads lazily, once, under a lock.
+  the MRZ alphabet. Loads lazily, once, under a lock. One inference thread by default: on a
+  machine shared with other work (and a server reading several documents at once) a second
+  thread per read was slower, not faster (docs/benchmarks.md).
 - :class:`TesseractLineReader`: Debian's ``tesseract`` command (``--psm 7``, MRZ whitelist, the
   ``eng`` LSTM model); kept for comparison (``benchmarks/bench_documents.py --engine tesseract``).
   Tesseract gives no per-character confidence through its command line here: each character gets
@@ -85,7 +87,7 @@ class PaddleLineReader:
     #: Input height the model was trained on.
     height = 48
 
-    def __init__(self, model_path: Path | None = None, *, threads: int = 0) -> None:
+    def __init__(self, model_path: Path | None = None, *, threads: int = 1) -> None:
         self._path = model_path
         self._threads = threads
         self._lock = threading.Lock()

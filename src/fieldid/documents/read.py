@@ -5,7 +5,8 @@ Contract, in order:
 1. The photo goes through the same intake as a face probe (:func:`fieldid.probe.decode_probe`:
    JPEG, PNG or WebP, size limits, EXIF orientation, no metadata kept).
 2. :func:`fieldid.documents.locate.find_bands` proposes MRZ bands, best first.
-3. For each band, the reader first reads the left quarter of every line both ways up and keeps
+3. For each band, the reader first reads the start of every line (about six characters) both
+   ways up and keeps
    the orientation it reads more confidently; then it reads the whole lines once.
 4. Line lengths are repaired only where OCR dropped or doubled filler: a line a few characters
    short or long of the format's length gets ``<`` added to or removed from one of its ``<`` runs;
@@ -132,13 +133,13 @@ def default_reader() -> LineReader:
 
 
 def _orient(band: Band, reader: LineReader) -> tuple[list[Any], bool]:
-    """The band's lines upright (and whether that meant turning them): read the left quarter of
-    each line both ways, keep the surer."""
+    """The band's lines upright (and whether that meant turning them): read the first few
+    characters of each line both ways, keep the surer."""
     up = band.lines
     down = flip_lines(up)
 
     def heads(lines: list[Any]) -> list[Any]:
-        return [x[:, : max(x.shape[0] * 3, x.shape[1] // 4)] for x in lines]
+        return [x[:, : x.shape[0] * 3] for x in lines]
 
     res = reader.read_lines(heads(up) + heads(down))
     n = len(up)
