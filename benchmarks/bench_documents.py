@@ -3,8 +3,9 @@
 For ``--documents`` documents (the five formats in turn: TD1, TD2, TD3, MRV-A, MRV-B), invented
 holder data (``documents.specimen.random_identity``) is rendered as a SPECIMEN data page with the
 OCR-B font, then photographed in software (``documents.specimen.photograph``: any rotation up to
-180° either way, perspective, blur, noise, glare on half, low light on 30 %, JPEG quality 45-92;
-1600x1200 frames). Photos are made before timing starts. Each JPEG is then read with
+180° either way, perspective, blur, noise, glare on half (up to +110 grey levels, which leaves
+the print legible; ``--glare-max 150`` for glare that erases it), low light on 30 %, JPEG quality
+45-92; 1600x1200 frames). Photos are made before timing starts. Each JPEG is then read with
 ``documents.read.read_document`` from its bytes (decode included in the time).
 
 Per document, the outcome is one of:
@@ -38,6 +39,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,9 @@ from fieldid.documents.specimen import (
 )
 
 
-def make_photos(n: int, seed: int, wrong: int) -> list[dict[str, Any]]:
+def make_photos(
+    n: int, seed: int, wrong: int, deg: Degradation | None = None
+) -> list[dict[str, Any]]:
     out = []
     for i in range(n + wrong):
         fmt = FORMATS[i % len(FORMATS)]
@@ -66,7 +70,7 @@ def make_photos(n: int, seed: int, wrong: int) -> list[dict[str, Any]]:
         if i >= n:
             printed, broken = with_wrong_check_digit(page.mrz_lines, rng)
             page = render_page(data, mrz_lines=printed, seed=seed * 100_003 + i)
-        photo = photograph(page, rng, Degradation())
+        photo = photograph(page, rng, deg or Degradation())
         out.append(
             {
                 "i": i,
@@ -162,13 +166,22 @@ def main() -> None:
     ap.add_argument("--wrong-check-digits", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--engine", choices=("ppocr", "tesseract"), default="ppocr")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (PP-OCR)")
+    ap.add_argument(
+        "--glare-max", type=float, default=None, help="strongest glare (default 110 grey levels)"
+    )
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    deg = Degradation()
+    if a.glare_max is not None:
+        deg = replace(deg, glare_strength=(deg.glare_strength[0], a.glare_max))
     load_before = os.getloadavg()
     t = time.perf_counter()
-    docs = make_photos(a.documents, a.seed, a.wrong_check_digits)
+    docs = make_photos(a.documents, a.seed, a.wrong_check_digits, deg)
     made_s = time.perf_counter() - t
-    reader: LineReader = PaddleLineReader() if a.engine == "ppocr" else TesseractLineReader()
+    reader: LineReader = (
+        PaddleLineReader(threads=a.threads) if a.engine == "ppocr" else TesseractLineReader()
+    )
     res = run(docs, reader)
     res["load_average_before"] = load_before
     res["photos_made_s"] = round(made_s, 1)
@@ -178,6 +191,7 @@ def main() -> None:
         "platform": platform.platform(),
     }
     res["command"] = " ".join(sys.argv)
+    res["degradation"] = {k: getattr(deg, k) for k in deg.__dataclass_fields__}
     res["load_average_after"] = os.getloadavg()
     print(f"engine {res['engine']}: {res['documents']} documents, outcomes {res['outcomes']}")
     print(

@@ -47,6 +47,9 @@ class Band:
     score: float
     lines: list[Gray]
     angle: float
+    #: Share of the print around the band that lies on its top side as cut (the data page is
+    #: above its MRZ): above 0.5, the lines are probably upright as cut.
+    page_above: float = 0.5
 
 
 def _u8(x: object) -> Gray:
@@ -143,6 +146,33 @@ def _strip(gray: Gray, rect: cv2.typing.RotatedRect) -> tuple[Gray, NDArray[np.f
         gray, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return _u8(strip), corners, ang
+
+
+def page_above(gray: Gray, corners: NDArray[np.float32]) -> float:
+    """Share of the print within three band heights of the band that lies on its top side."""
+    tl, tr, _br, bl = (np.asarray(c, dtype=np.float64) for c in corners)
+    height = float(np.linalg.norm(bl - tl))
+    v = (bl - tl) / max(height, 1e-6)
+    s = 0.25
+    w, h = max(8, round(float(np.linalg.norm(tr - tl)) * s)), max(8, round(7 * height * s))
+    origin = tl - 3 * height * v
+    src = np.array([origin, origin + (tr - tl), origin + 7 * height * v], dtype=np.float32)
+    dst = np.array([[0, 0], [w, 0], [0, h]], dtype=np.float32)
+    area = cv2.warpAffine(
+        gray,
+        cv2.getAffineTransform(src, dst),
+        (w, h),
+        flags=cv2.INTER_AREA,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    bh = cv2.morphologyEx(
+        area, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
+    )
+    strong = float(np.percentile(bh, 99))
+    ink = bh > max(12.0, 0.4 * strong)
+    third = h * 3 // 7
+    top, bottom = float(ink[:third].mean()), float(ink[h - third :].mean())
+    return 0.5 if top + bottom == 0 else top / (top + bottom)
 
 
 def _binary(strip: Gray) -> Gray:
@@ -246,5 +276,5 @@ def find_bands(rgb: NDArray[np.uint8]) -> list[Band]:
         strip, corners, ang = _strip(gray, rect)
         lines = split_lines(flatten(strip))
         if 2 <= len(lines) <= 3:
-            out.append(Band(corners, score, lines, ang))
+            out.append(Band(corners, score, lines, ang, page_above(gray, corners)))
     return out

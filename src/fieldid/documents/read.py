@@ -5,9 +5,11 @@ Contract, in order:
 1. The photo goes through the same intake as a face probe (:func:`fieldid.probe.decode_probe`:
    JPEG, PNG or WebP, size limits, EXIF orientation, no metadata kept).
 2. :func:`fieldid.documents.locate.find_bands` proposes MRZ bands, best first.
-3. For each band, the reader first reads the start of every line (about six characters) both
-   ways up and keeps
-   the orientation it reads more confidently; then it reads the whole lines once.
+3. For each band, which way up? The data page lies above its MRZ, so where clearly more print
+   lies on one side of the band (:attr:`Band.page_above`), the lines are read that way up, and
+   read the other way too only when that reading does not hold (checks, confidence). Where
+   the print does not say, the start of every line (about six characters) is read both ways
+   and the surer orientation is read in full.
 4. Line lengths are repaired only where OCR dropped or doubled filler: a line a few characters
    short or long of the format's length gets ``<`` added to or removed from one of its ``<`` runs;
    every such variant is parsed and the one whose check digits hold (then with fewest
@@ -53,6 +55,11 @@ MIN_CHAR_CONFIDENCE = 0.5
 #: How many characters a line may be short or long before it is not taken for an MRZ line.
 MAX_LENGTH_REPAIR = 3
 MAX_BANDS = 3
+#: How far from even the print around the band must lean to one side to be trusted as "the
+#: page is above" (else both orientations are tried on the lines' first characters).
+SURE_PAGE_SIDE = 0.3
+#: A reading whose checks hold with this mean confidence is not read the other way up.
+SURE_READING = 0.8
 
 
 class DocumentError(FieldidError):
@@ -146,6 +153,44 @@ def _orient(band: Band, reader: LineReader) -> tuple[list[Any], bool]:
     c_up = float(np.mean([r.mean_confidence for r in res[:n]]))
     c_down = float(np.mean([r.mean_confidence for r in res[n:]]))
     return (up, False) if c_up >= c_down else (down, True)
+
+
+def _good(parsed: tuple[MrzReading, list[LineText], list[dict[str, Any]]] | None) -> bool:
+    if parsed is None:
+        return False
+    reading, aligned, _ = parsed
+    conf = [c for t in aligned for c in t.confidences]
+    return reading.checks_valid and bool(conf) and float(np.mean(conf)) >= SURE_READING
+
+
+def _read_band(
+    band: Band, reader: LineReader, today: date
+) -> list[tuple[bool, list[LineText], Any]]:
+    """Readings of the band, the likelier orientation first (see the module's contract)."""
+    sure = abs(band.page_above - 0.5) >= SURE_PAGE_SIDE
+    if not sure:
+        lines, turned = _orient(band, reader)
+        texts = reader.read_lines(lines)
+        return [(turned, texts, _parse_best(texts, today))]
+    turned = band.page_above < 0.5
+    first = flip_lines(band.lines) if turned else band.lines
+    texts = reader.read_lines(first)
+    parsed = _parse_best(texts, today)
+    if _good(parsed):
+        return [(turned, texts, parsed)]
+    other = band.lines if turned else flip_lines(band.lines)
+    texts2 = reader.read_lines(other)
+    parsed2 = _parse_best(texts2, today)
+    tries = [(turned, texts, parsed), (not turned, texts2, parsed2)]
+
+    def rank(x: tuple[bool, list[LineText], Any]) -> tuple[int, float]:
+        p = x[2]
+        if p is None:
+            return (10**6, 0.0)
+        bad = sum(c.state == "invalid" for c in p[0].checks) + len(p[0].class_errors)
+        return (bad, -float(np.mean([c for t in p[1] for c in t.confidences] or [0.0])))
+
+    return sorted(tries, key=rank)
 
 
 def _variants(text: str, want: int) -> list[tuple[str, str]]:
@@ -291,12 +336,12 @@ def read_document(
     found = None
     found_texts: list[LineText] = []
     for band in bands:
-        lines, turned = _orient(band, reader)
-        texts = reader.read_lines(lines)
-        parsed = _parse_best(texts, today)
-        if parsed is not None:
-            found = (band, turned, parsed)
-            found_texts = texts
+        for turned, texts, parsed in _read_band(band, reader, today):
+            if parsed is not None:
+                found = (band, turned, parsed)
+                found_texts = texts
+                break
+        if found is not None:
             break
     timings["ocr"] = (time.perf_counter() - t) * 1000
     if found is None:

@@ -293,7 +293,9 @@ class Degradation:
     blur_sigma: tuple[float, float] = (0.0, 1.4)
     noise_sigma: tuple[float, float] = (1.0, 7.0)
     glare_probability: float = 0.5
-    glare_strength: tuple[float, float] = (60.0, 150.0)
+    #: Grey levels added at the glare's centre: up to 110 the print stays legible under it
+    #: (the benchmark's range); stronger glare erases it (``--glare-max`` to test refusals).
+    glare_strength: tuple[float, float] = (40.0, 110.0)
     low_light_probability: float = 0.3
     low_light_gain: tuple[float, float] = (0.35, 0.7)
     jpeg_quality: tuple[int, int] = (45, 92)
