@@ -10,10 +10,12 @@ Contract, in order (all on a grayscale copy at most :data:`WORK_SIDE` px on its 
    least :data:`MIN_ASPECT` times the short side, at least :data:`MIN_LENGTH_SHARE` of the image's
    shorter side) and its rectangle is mostly filled. Candidates are ranked by length times fill;
    near-duplicates (same centre and angle at another kernel size) are merged.
-3. A candidate's rectangle (with a margin) is warped to a horizontal strip at full resolution
+3. A candidate's rectangle (with a margin, and tall enough for a whole MRZ when the candidate
+   is one of its lines) is warped to a horizontal strip at full resolution
    and flattened (each pixel over the brightest near it: glare and shadow across the band level
    out).
-   Its rows are split into text lines by the horizontal projection of the binarised strip.
+   Its rows are split into text lines by the horizontal projection of the binarised strip;
+   lines much shorter than the longest, or in smaller print, are not MRZ and are dropped.
 4. Each line is straightened on its own: a line through its character centroids gives its slant
    (this absorbs perspective, where the lines of one band are not parallel), and it is cropped to
    its characters' extent with a margin proportional to the character height.
@@ -36,6 +38,10 @@ WORK_SIDE = 800
 MIN_ASPECT = 4.0
 MIN_LENGTH_SHARE = 0.2
 MAX_CANDIDATES = 4
+#: A text line in a band shorter than this share of its longest line is not MRZ.
+MIN_LINE_SHARE = 0.8
+#: A candidate thinner than this share of its length is one MRZ line (two lines: 0.06 and more).
+ONE_LINE = 0.045
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,39 @@ def flatten(gray: Gray) -> Gray:
     return _u8(cv2.divide(gray, np.maximum(paper, 1), scale=255))
 
 
+def _row_sharpness(d: NDArray[np.float64], step: float) -> float:
+    """How sharply positions ``d`` stack into rows of ``step``, beyond chance."""
+    counts = np.bincount(((d - d.min()) / step).astype(np.int64)).astype(np.float64)
+    n, rows = counts.sum(), len(counts)
+    return float((counts**2).sum() - n * n / rows - n)
+
+
+def text_angle(bw: Gray) -> float:
+    """The direction of the print's lines, in degrees (0 to 180, clockwise from the x axis as
+    images are drawn): the angle at which the centres of character-sized blobs stack into the
+    sharpest rows (the largest sum of squared counts per row, beyond chance)."""
+    _n, _labels, stats, cents = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    keep = (
+        (stats[1:, cv2.CC_STAT_HEIGHT] >= 2)
+        & (stats[1:, cv2.CC_STAT_HEIGHT] <= 40)
+        & (stats[1:, cv2.CC_STAT_WIDTH] <= 40)
+        & (stats[1:, cv2.CC_STAT_AREA] >= 8)
+    )
+    pts = cents[1:][keep]
+    if len(pts) < 10:
+        return 0.0
+
+    def sharpness(deg: float) -> float:
+        # in excess of what as many blobs strewn evenly over as many rows would give (noise
+        # spread over a longer projection scores less, and must not win for that)
+        r = math.radians(deg)
+        return _row_sharpness(pts @ np.array([-math.sin(r), math.cos(r)]), 3.0)
+
+    coarse = max(np.arange(0.0, 180.0, 2.0), key=sharpness)
+    fine = max(np.arange(coarse - 2.0, coarse + 2.01, 0.5), key=sharpness)
+    return float(fine % 180.0)
+
+
 def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
     """Candidate band rectangles at :data:`WORK_SIDE` scale, best first, with the scale used."""
     h, w = gray.shape
@@ -80,29 +119,15 @@ def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
     bh = cv2.GaussianBlur(bh, (3, 3), 0)
     t, _ = cv2.threshold(bh, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     strong = float(np.percentile(bh, 99.5))
-    _, bw = cv2.threshold(bh, max(t, 12.0, 0.35 * strong), 255, cv2.THRESH_BINARY)
+    bw = _u8(cv2.threshold(bh, max(t, 12.0, 0.35 * strong), 255, cv2.THRESH_BINARY)[1])
     short = min(small.shape)
     found: list[tuple[cv2.typing.RotatedRect, float]] = []
-    for k in (5, 9, 13, 19):
-        closed = cv2.morphologyEx(
-            bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-        )
-        closed = cv2.morphologyEx(
-            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-        )
-        contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        for c in contours:
-            if len(c) < 5:
-                continue
-            rect = cv2.minAreaRect(c)
-            (cx, cy), (rw, rh), ang = rect
-            long_, short_ = max(rw, rh), min(rw, rh)
-            if short_ < 4 or long_ < MIN_LENGTH_SHARE * short or long_ / short_ < MIN_ASPECT:
-                continue
-            fill = cv2.contourArea(c) / (rw * rh)
-            if fill < 0.55:
-                continue
-            found.append((((cx / s, cy / s), (rw / s, rh / s), ang), long_ * fill))
+    # as photographed, and turned so that the print is level (square kernels merge characters
+    # into lines cleanly when the lines run along an axis; a diagonal band merges with what is
+    # next to it)
+    theta = text_angle(bw)
+    for turn in (0.0, theta) if min(theta % 90.0, 90.0 - theta % 90.0) > 4.0 else (0.0,):
+        found += _blocks(bw, turn, short, s)
     found.sort(key=lambda x: -x[1])
     kept: list[tuple[cv2.typing.RotatedRect, float]] = []
     for rect, score in found:
@@ -119,13 +144,56 @@ def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
     return kept
 
 
+def _blocks(
+    bw: Gray, turn: float, short: int, s: float
+) -> list[tuple[cv2.typing.RotatedRect, float]]:
+    """Long, thin, well-filled blocks of print in ``bw`` turned by ``turn`` degrees, as
+    rectangles in the photo's full-resolution coordinates (``s``: the working scale)."""
+    H0, W0 = bw.shape
+    rad = math.radians(turn)
+    c, sn = abs(math.cos(rad)), abs(math.sin(rad))
+    nw, nh = round(W0 * c + H0 * sn), round(W0 * sn + H0 * c)
+    M = cv2.getRotationMatrix2D((W0 / 2, H0 / 2), turn, 1.0)
+    M[0, 2] += nw / 2 - W0 / 2
+    M[1, 2] += nh / 2 - H0 / 2
+    level = cv2.warpAffine(bw, M, (nw, nh), flags=cv2.INTER_NEAREST) if turn else bw
+    back = cv2.invertAffineTransform(M)
+    found: list[tuple[cv2.typing.RotatedRect, float]] = []
+    for k in (5, 9, 13, 19):
+        closed = cv2.morphologyEx(
+            level, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+        )
+        closed = cv2.morphologyEx(
+            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+        )
+        contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for cont in contours:
+            if len(cont) < 5:
+                continue
+            rect = cv2.minAreaRect(cont)
+            (_cx, _cy), (rw, rh), _ang = rect
+            long_, short_ = max(rw, rh), min(rw, rh)
+            if short_ < 4 or long_ < MIN_LENGTH_SHARE * short or long_ / short_ < MIN_ASPECT:
+                continue
+            fill = cv2.contourArea(cont) / (rw * rh)
+            if fill < 0.55:
+                continue
+            pts = cv2.transform(cv2.boxPoints(rect)[None, :, :], back)[0] / s
+            found.append((cv2.minAreaRect(pts.astype(np.float32)), long_ * fill))
+    return found
+
+
 def _strip(gray: Gray, rect: cv2.typing.RotatedRect) -> tuple[Gray, NDArray[np.float32], float]:
     """Warp the rectangle (plus a margin) to a horizontal strip; return it, its corners in the
     photo, and the angle of its long axis."""
     (cx, cy), (rw, rh), ang = rect
     if rw < rh:
         rw, rh, ang = rh, rw, ang + 90.0
+    # a candidate this thin is one line of an MRZ whose lines did not merge: make the strip tall
+    # enough for the whole MRZ (TD1: 0.15 of its length), the lines above and below included
     mw, mh = rw + 1.0 * rh / 3 + 10, rh * 1.5 + 12
+    if rh < ONE_LINE * rw:
+        mh = max(mh, 0.3 * rw)
     rad = math.radians(ang)
     u = np.array([math.cos(rad), math.sin(rad)])
     v = np.array([-math.sin(rad), math.cos(rad)])
@@ -215,15 +283,28 @@ def split_lines(strip: Gray) -> list[Gray]:
         return []
     heights = np.array([stats[i, cv2.CC_STAT_HEIGHT] for i in ok])
     ch = float(np.median(heights))
-    prof = np.zeros(H, np.float32)
+    # of about the characters' height (a chevron is a little lower than a letter)
+    ok = [i for i in ok if 0.45 * ch <= stats[i, cv2.CC_STAT_HEIGHT] <= 1.6 * ch]
+    if len(ok) < 10:
+        return []
+    # what slant is left (the band's rectangle is rarely exact): the one at which the
+    # characters' centres stack into the sharpest rows; rows are found along it
+    pts = np.array([cents[i] for i in ok], dtype=np.float64)
+    slope = max(
+        np.tan(np.radians(np.arange(-6.0, 6.01, 0.5))),
+        key=lambda m: _row_sharpness(pts[:, 1] - m * (pts[:, 0] - W / 2), 2.0),
+    )
+    shift = {i: slope * (cents[i][0] - W / 2) for i in ok}
+    pad = int(abs(slope) * W / 2) + 1
+    prof = np.zeros(H + 2 * pad, np.float32)
     for i in ok:
-        y, hh = stats[i, cv2.CC_STAT_TOP], stats[i, cv2.CC_STAT_HEIGHT]
-        prof[y : y + hh] += stats[i, cv2.CC_STAT_WIDTH]
-    rows = _runs(prof > 0.08 * W)
-    rows = [(a, b) for a, b in rows if b - a >= 0.5 * ch]
-    lines: list[Gray] = []
+        y = round(float(stats[i, cv2.CC_STAT_TOP] - shift[i])) + pad
+        prof[max(0, y) : y + stats[i, cv2.CC_STAT_HEIGHT]] += stats[i, cv2.CC_STAT_WIDTH]
+    rows = _runs(prof > max(0.08 * W, 0.25 * float(prof.max())))
+    rows = [(a - pad, b - pad) for a, b in rows if b - a >= 0.5 * ch]
+    found: list[tuple[float, float, Gray]] = []
     for a, b in rows:
-        members = [i for i in ok if a <= cents[i][1] < b]
+        members = [i for i in ok if a <= cents[i][1] - shift[i] < b]
         if len(members) < 8:
             continue
         xs = np.array([cents[i][0] for i in members])
@@ -231,6 +312,9 @@ def split_lines(strip: Gray) -> list[Gray]:
             [stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in members]
         )
         tops = np.array([stats[i, cv2.CC_STAT_TOP] for i in members])
+        q1, q2, q3 = np.percentile(bottoms - tops, (25, 50, 75))
+        if q3 - q1 > 0.6 * q2:
+            continue  # blobs of every size: texture or noise, not a line of print
         mid = (tops + bottoms) / 2.0
         slope, icpt = np.polyfit(xs, mid, 1) if np.ptp(xs) > 0 else (0.0, float(mid.mean()))
         lh = float(np.median(bottoms - tops))
@@ -249,18 +333,29 @@ def split_lines(strip: Gray) -> list[Gray]:
         out_w, out_h = x1 - x0, round(2 * half)
         dst = np.array([[0, 0], [out_w, 0], [out_w, out_h]], dtype=np.float32)
         A = cv2.getAffineTransform(src, dst)
-        lines.append(
-            _u8(
-                cv2.warpAffine(
-                    strip,
-                    A,
-                    (out_w, out_h),
-                    flags=cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE,
-                )
+        found.append(
+            (
+                float(np.ptp(xs)),
+                lh,
+                _u8(
+                    cv2.warpAffine(
+                        strip,
+                        A,
+                        (out_w, out_h),
+                        flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE,
+                    )
+                ),
             )
         )
-    return lines
+    # print next to the MRZ (fields above it, a number below) is shorter or smaller: keep the
+    # lines about as long as the longest, in characters of about its height
+    if not found:
+        return []
+    longest, ref_h, _ = max(found, key=lambda f: f[0])
+    return [
+        x for e, lh, x in found if e >= MIN_LINE_SHARE * longest and abs(lh - ref_h) <= 0.3 * ref_h
+    ]
 
 
 def flip_lines(lines: list[Gray]) -> list[Gray]:
@@ -275,6 +370,6 @@ def find_bands(rgb: NDArray[np.uint8]) -> list[Band]:
     for rect, score in candidates(gray):
         strip, corners, ang = _strip(gray, rect)
         lines = split_lines(flatten(strip))
-        if 2 <= len(lines) <= 3:
+        if 2 <= len(lines) <= 4:
             out.append(Band(corners, score, lines, ang, page_above(gray, corners)))
     return out

@@ -55,6 +55,8 @@ MIN_CHAR_CONFIDENCE = 0.5
 #: How many characters a line may be short or long before it is not taken for an MRZ line.
 MAX_LENGTH_REPAIR = 3
 MAX_BANDS = 3
+#: A line read with fewer characters is not an MRZ line (30 is the shortest).
+MIN_LINE_CHARS = 30 - MAX_LENGTH_REPAIR
 #: How far from even the print around the band must lean to one side to be trusted as "the
 #: page is above" (else both orientations are tried on the lines' first characters).
 SURE_PAGE_SIDE = 0.3
@@ -234,6 +236,22 @@ def _expected_length(lines: list[LineText]) -> int | None:
 
 
 def _parse_best(
+    texts: list[LineText], today: date
+) -> tuple[MrzReading, list[LineText], list[dict[str, Any]]] | None:
+    """The best parse of the lines, or of two or three consecutive ones among them (a line of
+    other print cut with the band)."""
+    texts = [t for t in texts if len(t.text) >= MIN_LINE_CHARS]
+    windows = [texts] if 2 <= len(texts) <= 3 else []
+    for n in (3, 2):
+        windows += [texts[i : i + n] for i in range(len(texts) - n + 1) if len(texts) > n]
+    for w in windows:
+        parsed = _parse_window(w, today)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _parse_window(
     texts: list[LineText], today: date
 ) -> tuple[MrzReading, list[LineText], list[dict[str, Any]]] | None:
     want = _expected_length(texts)

@@ -1,7 +1,8 @@
 """Synthetic SPECIMEN documents: data pages rendered with OCR-B, then "photographed" in software.
 
 For tests, benchmarks and docs only. Every page carries "SPECIMEN" in its header and across its
-face; names, numbers and the issuing state (``UTO``, ICAO's own specimen state) are invented.
+face; names and numbers are invented, and the issuing state is ``UTO`` (ICAO's own specimen
+state, "Utopia").
 
 - :func:`random_identity` draws invented holder data for a format.
 - :func:`render_page` draws the data page (guilloche background, printed fields, a portrait area,
@@ -89,7 +90,10 @@ _SYL = (
     "DRA",
     "LIS",
 )
-_STATES = ("UTO", "UTO", "UTO", "XXA", "D<<", "FRA", "NLD", "CAN", "KEN", "BRA", "IND", "JPN")
+#: Nationalities of invented holders (the issuing state is always UTO, the page says UTOPIA):
+#: ICAO's specimen state, its codes for the stateless (XXA) and refugees (XXB), and a few
+#: real codes so that parsing sees codes with filler (D<<) and of every shape.
+_NATIONALITIES = ("UTO", "UTO", "UTO", "XXA", "XXB", "D<<", "FRA", "NLD", "KEN", "BRA", "IND")
 _PX_PER_MM = 12.0
 
 
@@ -136,7 +140,7 @@ def random_identity(fmt: str, rng: random.Random) -> MrzData:
     """Invented holder data for a document of ``fmt``; expiry between 2026 and 2035."""
     if fmt not in FORMATS:
         raise SpecimenError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
-    state = rng.choice(_STATES)
+    state = "UTO"
     opt = "".join(rng.choice("0123456789") for _ in range(rng.choice((0, 6, 9))))
     cap = {"TD1": 15, "TD2": 7, "TD3": 14, "MRV-A": 16, "MRV-B": 8}[fmt]
     return MrzData(
@@ -146,7 +150,7 @@ def random_identity(fmt: str, rng: random.Random) -> MrzData:
         document_number=_docnum(rng),
         surname=_name(rng, rng.choice((1, 1, 2))),
         given_names=_name(rng, rng.choice((1, 2, 2, 3))),
-        nationality=rng.choice((state, state, rng.choice(_STATES))),
+        nationality=rng.choice((state, rng.choice(_NATIONALITIES))),
         date_of_birth=_yymmdd(rng, 1940, 2008),
         sex=rng.choice("MFMF<X"),
         expiry_date=_yymmdd(rng, 2026, 2035),
