@@ -24,7 +24,9 @@ wrong: each must come out not valid, with that check ``invalid``.
         --out benchmarks/results/documents.json
 
 ``--engine tesseract`` reads the same lines with Debian's tesseract (eng LSTM, MRZ whitelist)
-instead of PP-OCR, for comparison. The machine's load average is recorded.
+instead of PP-OCR, for comparison; ``--engine fastmrz`` runs fastmrz end to end (installed by
+hand: it is AGPL-3.0 and not a dependency; see :func:`run_fastmrz`). The machine's load
+average is recorded.
 """
 
 from __future__ import annotations
@@ -160,12 +162,69 @@ def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
     }
 
 
+def run_fastmrz(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """fastmrz end to end (its segmentation model, then Tesseract), for comparison only.
+
+    fastmrz is AGPL-3.0 and not a fieldid dependency: install it by hand
+    (``pip install fastmrz pytesseract``). It asks Tesseract for a language ``mrz`` whose model
+    neither it nor Debian ships, so Tesseract's ``eng`` model with the MRZ whitelist stands in.
+    Its text goes through fieldid's parser, so "right" and "valid" mean the same as above."""
+    import cv2
+    import numpy as np
+    import pytesseract  # type: ignore[import-not-found]
+    from fastmrz import FastMRZ  # type: ignore[import-not-found]
+
+    from fieldid.documents.mrz import MRZ_ALPHABET, MrzFormatError, parse_mrz
+
+    original = pytesseract.image_to_string
+
+    def eng(image: Any, lang: str = "eng", config: str = "") -> str:
+        wl = f" -c tessedit_char_whitelist={MRZ_ALPHABET}"
+        return str(original(image, lang="eng", config=config + wl))
+
+    pytesseract.image_to_string = eng
+    fm = FastMRZ()
+    rows = []
+    for d in docs:
+        if d["broken"] is not None:
+            continue
+        bgr = cv2.imdecode(np.frombuffer(d["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+        t = time.perf_counter()
+        text = fm.get_details(bgr, input_type="numpy", ignore_parse=True)
+        ms = (time.perf_counter() - t) * 1000
+        lines = [x for x in str(text).splitlines() if x.strip()]
+        try:
+            r = parse_mrz(lines)
+            outcome = (
+                ("right_valid" if r.checks_valid else "right_not_valid")
+                if r.lines == d["lines"]
+                else ("wrong_valid" if r.checks_valid else "wrong_flagged")
+            )
+        except MrzFormatError:
+            outcome = "no_mrz"
+        rows.append(
+            {"format": d["format"], "outcome": outcome, "ms": ms, "angle": d["conditions"]["angle"]}
+        )
+    counts = Counter(r["outcome"] for r in rows)
+    upright = [r for r in rows if abs(r["angle"]) <= 10]
+    return {
+        "engine": "fastmrz-2.1.2+tesseract-eng",
+        "documents": len(rows),
+        "outcomes": dict(counts),
+        "read_right_and_valid": counts["right_valid"] / max(1, len(rows)),
+        "wrong_reported_valid": counts["wrong_valid"],
+        "upright_documents": len(upright),
+        "upright_right_and_valid": sum(r["outcome"] == "right_valid" for r in upright),
+        "ms_p50": round(statistics.median(r["ms"] for r in rows), 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--documents", type=int, default=500)
     ap.add_argument("--wrong-check-digits", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--engine", choices=("ppocr", "tesseract"), default="ppocr")
+    ap.add_argument("--engine", choices=("ppocr", "tesseract", "fastmrz"), default="ppocr")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (PP-OCR)")
     ap.add_argument(
         "--glare-max", type=float, default=None, help="strongest glare (default 110 grey levels)"
@@ -179,6 +238,12 @@ def main() -> None:
     t = time.perf_counter()
     docs = make_photos(a.documents, a.seed, a.wrong_check_digits, deg)
     made_s = time.perf_counter() - t
+    if a.engine == "fastmrz":
+        res = run_fastmrz(docs)
+        print(json.dumps(res, indent=1))
+        if a.out:
+            a.out.write_text(json.dumps({**res, "command": " ".join(sys.argv)}, indent=1) + "\n")
+        return
     reader: LineReader = (
         PaddleLineReader(threads=a.threads) if a.engine == "ppocr" else TesseractLineReader()
     )

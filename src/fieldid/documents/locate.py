@@ -56,6 +56,8 @@ class Band:
     #: Share of the print around the band that lies on its top side as cut (the data page is
     #: above its MRZ): above 0.5, the lines are probably upright as cut.
     page_above: float = 0.5
+    #: The flattened strip the lines were cut from (to cut them again with another margin).
+    strip: Gray | None = None
 
 
 def _u8(x: object) -> Gray:
@@ -265,8 +267,9 @@ def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
     return out
 
 
-def split_lines(strip: Gray) -> list[Gray]:
-    """The strip's text lines, each straightened and cropped (see the module's contract)."""
+def split_lines(strip: Gray, margin: float = 0.9) -> list[Gray]:
+    """The strip's text lines, each straightened and cropped to ``margin`` character heights
+    either side of its centre line (see the module's contract)."""
     bw = _binary(strip)
     n, _labels, stats, cents = cv2.connectedComponentsWithStats(bw, connectivity=8)
     H, W = strip.shape
@@ -321,7 +324,7 @@ def split_lines(strip: Gray) -> list[Gray]:
         x0 = max(0, int(xs.min() - 1.2 * lh))
         x1 = min(W, int(xs.max() + 1.2 * lh))
         # straighten: shear rows so the centre line is horizontal, then crop
-        half = 1.2 * lh
+        half = margin * lh
         src = np.array(
             [
                 [x0, icpt + slope * x0 - half],
@@ -369,7 +372,8 @@ def find_bands(rgb: NDArray[np.uint8]) -> list[Band]:
     out = []
     for rect, score in candidates(gray):
         strip, corners, ang = _strip(gray, rect)
-        lines = split_lines(flatten(strip))
+        flat = flatten(strip)
+        lines = split_lines(flat)
         if 2 <= len(lines) <= 4:
-            out.append(Band(corners, score, lines, ang, page_above(gray, corners)))
+            out.append(Band(corners, score, lines, ang, page_above(gray, corners), flat))
     return out

@@ -17,7 +17,9 @@ Contract, in order:
    exists (a check digit is one chance in ten: trying every twin would "repair" a wrong one).
    Every replacement is listed in :attr:`MrzReading.corrections` with its line, column, what
    was read and what it became.
-4. Each check digit is reported ``valid``, ``invalid`` or ``absent`` (a field left empty with a
+4. A name field with letters after a run of three or more ``<`` is not a name (a name is
+   written from the left and filled to the end); those letters are class errors.
+5. Each check digit is reported ``valid``, ``invalid`` or ``absent`` (a field left empty with a
    ``<`` check digit, allowed for optional data). ``checks_valid`` holds only when every check
    digit the format defines holds and every character fits its class.
 
@@ -402,6 +404,28 @@ def _choose_by_checks(
         out.append(Correction(li, ci, before, r, "check_digit"))
 
 
+def _name_structure(lines: list[list[str]], sp: Span) -> list[tuple[int, int, str]]:
+    """Letters after a run of three or more ``<`` in the name field: a name is written from the
+    left and filled with ``<`` to the end, so these are not a name (chevrons misread)."""
+    row = lines[sp.line]
+    out = []
+    run = 0
+    for ci in range(sp.start, sp.end):
+        if row[ci] == "<":
+            run += 1
+        elif run >= 3:
+            out.append((sp.line, ci, row[ci]))
+        else:
+            run = 0
+    return out
+
+
+def checks_hold(lines: list[str], fmt: str) -> bool:
+    """Whether every check digit of ``fmt`` holds on ``lines`` as they are."""
+    grid = [list(x) for x in lines]
+    return all(_check_state(grid, ch).state != "invalid" for ch in LAYOUTS[fmt].checks)
+
+
 def _yymmdd(s: str, *, kind: str, today: date) -> date | None:
     if not (len(s) == 6 and s.isdigit()):
         return None
@@ -451,6 +475,7 @@ def parse_mrz(
         for ci, c in enumerate(row)
         if not fits(c, grid[li][ci])
     ]
+    class_errors += _name_structure(lines, layout.fields["name"])
     checks = [_check_state(lines, ch) for ch in layout.checks]
     fields: dict[str, Any] = {"format": fmt}
     for name, sp in layout.fields.items():

@@ -15,12 +15,16 @@ Contract, in order:
    every such variant is parsed and the one whose check digits hold (then with fewest
    corrections) is kept. Anything else that does not fit a format is not an MRZ.
 5. :func:`fieldid.documents.mrz.parse_mrz` applies the character classes and check digits.
+   Where a check fails, the band's lines are cut again with a wider margin and read once more;
+   the reading that holds better is kept, and every character the first look doubted, or the two
+   looks read differently where the check digits cannot arbitrate, stays uncertain.
 6. The first band whose reading parses is the answer; if none parses, ``document.no_mrz``.
 
 ``valid`` (in :class:`DocumentReading`) holds only when every check digit holds, every character
-fits its position's class, and no character outside the check digits' cover (names, codes of
-state, sex, document code) was read below :data:`MIN_CHAR_CONFIDENCE`: a name the OCR was unsure
-of is shown, but not called valid.
+fits its position's class, and nothing is uncertain (:func:`_uncertain`): no character outside
+the check digits' cover (names, codes of state, sex, document code) was read below
+:data:`MIN_CHAR_CONFIDENCE`, and no character has a plausible rival the check digits could not
+tell from it. A name the OCR was unsure of is shown, but not called valid.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fieldid.clock import Clock, SystemClock
-from fieldid.documents.locate import Band, find_bands, flip_lines
+from fieldid.documents.locate import Band, find_bands, flip_lines, split_lines
 from fieldid.documents.mrz import (
     LAYOUTS,
     CheckState,
     Correction,
     MrzFormatError,
     MrzReading,
+    checks_hold,
     class_map,
     fits,
     parse_mrz,
@@ -52,6 +57,9 @@ from fieldid.probe import IntakeLimits, decode_probe
 
 #: Below this, a character outside the check digits' cover makes the reading not valid.
 MIN_CHAR_CONFIDENCE = 0.5
+#: A rival character with this share of the probability, which the check digits could not tell
+#: from the one read, makes the reading not valid.
+MIN_RIVAL_SHARE = 0.1
 #: How many characters a line may be short or long before it is not taken for an MRZ line.
 MAX_LENGTH_REPAIR = 3
 MAX_BANDS = 3
@@ -62,6 +70,8 @@ MIN_LINE_CHARS = 30 - MAX_LENGTH_REPAIR
 SURE_PAGE_SIDE = 0.3
 #: A reading whose checks hold with this mean confidence is not read the other way up.
 SURE_READING = 0.8
+#: Margin (character heights either side of the line's centre) of the second look.
+SECOND_MARGIN = 1.2
 
 
 class DocumentError(FieldidError):
@@ -157,12 +167,60 @@ def _orient(band: Band, reader: LineReader) -> tuple[list[Any], bool]:
     return (up, False) if c_up >= c_down else (down, True)
 
 
+def _disagreements(kept: MrzReading, other: MrzReading) -> list[dict[str, Any]]:
+    """Where two looks at one band read different characters that the check digits cannot
+    arbitrate (the other look's character would hold too): those stay uncertain, whichever look
+    is kept."""
+    if len(kept.lines) != len(other.lines):
+        return []
+    out = []
+    for li, (a, b) in enumerate(zip(kept.lines, other.lines, strict=True)):
+        if len(a) != len(b):
+            continue
+        for ci, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x == y:
+                continue
+            trial = list(kept.lines)
+            trial[li] = a[:ci] + y + a[ci + 1 :]
+            if checks_hold(trial, kept.format):
+                out.append(
+                    {
+                        "line": li + 1,
+                        "column": ci + 1,
+                        "read": x,
+                        "confidence": 0.0,
+                        "why": f"two_looks_disagree_{y}",
+                    }
+                )
+    return out
+
+
+def _better(
+    a: tuple[MrzReading, list[LineText], list[dict[str, Any]]],
+    b: tuple[MrzReading, list[LineText], list[dict[str, Any]]],
+) -> bool:
+    """Whether reading ``a`` holds better than ``b``: fewer failed checks and class errors,
+    then fewer uncertain characters."""
+
+    def key(x: tuple[MrzReading, list[LineText], list[dict[str, Any]]]) -> tuple[int, int]:
+        r = x[0]
+        bad = sum(c.state == "invalid" for c in r.checks) + len(r.class_errors)
+        return (bad, len(_uncertain(r, x[1])))
+
+    return key(a) < key(b)
+
+
 def _good(parsed: tuple[MrzReading, list[LineText], list[dict[str, Any]]] | None) -> bool:
     if parsed is None:
         return False
     reading, aligned, _ = parsed
     conf = [c for t in aligned for c in t.confidences]
-    return reading.checks_valid and bool(conf) and float(np.mean(conf)) >= SURE_READING
+    return (
+        reading.checks_valid
+        and bool(conf)
+        and float(np.mean(conf)) >= SURE_READING
+        and not _uncertain(reading, aligned)
+    )
 
 
 def _read_band(
@@ -318,6 +376,53 @@ def _class_confidence(line: LineText, i: int, cls: str) -> float:
     return p / (p + rivals) if p + rivals > 0 else 0.0
 
 
+def _uncertain(reading: MrzReading, aligned: list[LineText]) -> list[dict[str, Any]]:
+    """Characters the check digits cannot vouch for and the OCR was not sure of:
+
+    - outside every check digit's cover, read with a probability below
+      :data:`MIN_CHAR_CONFIDENCE` among the characters the position allows;
+    - anywhere, where a character the OCR found plausible (at least :data:`MIN_RIVAL_SHARE` of
+      the probability the position's allowed characters got) would leave every check digit
+      holding: some look-alikes have the same check value (G and 6, S and 8, O and 4 differ by
+      10), so the check digits cannot tell them apart."""
+    fmt = reading.format
+    grid = class_map(LAYOUTS[fmt])
+    uncovered = _uncovered(reading)
+    corrected = {(c.line, c.column) for c in reading.corrections}
+    holds = checks_hold(reading.lines, fmt)
+    out = []
+    for li, line in enumerate(aligned):
+        for ci in range(len(reading.lines[li])):
+            cls = grid[li][ci]
+            conf = _class_confidence(line, ci, cls)
+            why = None
+            if (li, ci) in uncovered and conf < MIN_CHAR_CONFIDENCE:
+                why = "low_confidence"
+            elif holds and (li, ci) not in corrected and ci < len(line.alternatives):
+                p = line.confidences[ci]
+                fitting = {c: v for c, v in line.alternatives[ci].items() if fits(c, cls)}
+                total = p + sum(fitting.values())
+                for alt, v in fitting.items():
+                    if total <= 0 or v / total < MIN_RIVAL_SHARE:
+                        continue
+                    trial = list(reading.lines)
+                    trial[li] = trial[li][:ci] + alt + trial[li][ci + 1 :]
+                    if checks_hold(trial, fmt):
+                        why = f"check_digits_cannot_tell_from_{alt}"
+                        break
+            if why is not None:
+                out.append(
+                    {
+                        "line": li + 1,
+                        "column": ci + 1,
+                        "read": reading.lines[li][ci],
+                        "confidence": round(conf, 3),
+                        "why": why,
+                    }
+                )
+    return out
+
+
 def _uncovered(reading: MrzReading) -> set[tuple[int, int]]:
     """Positions no check digit covers."""
     lay = LAYOUTS[reading.format]
@@ -353,6 +458,7 @@ def read_document(
     t = time.perf_counter()
     found = None
     found_texts: list[LineText] = []
+    disagree: list[dict[str, Any]] = []
     for band in bands:
         for turned, texts, parsed in _read_band(band, reader, today):
             if parsed is not None:
@@ -360,6 +466,19 @@ def read_document(
                 found_texts = texts
                 break
         if found is not None:
+            if not found[2][0].checks_valid and band.strip is not None:
+                # a second look, the lines cut with a wider margin, where the first did not hold
+                again = split_lines(band.strip, SECOND_MARGIN)
+                if len(again) == len(band.lines):
+                    lines = flip_lines(again) if found[1] else again
+                    texts = reader.read_lines(lines)
+                    parsed = _parse_best(texts, today)
+                    if parsed is not None and _better(parsed, found[2]):
+                        # doubts of the first look stay doubts
+                        disagree = _disagreements(parsed[0], found[2][0]) + _uncertain(
+                            *found[2][:2]
+                        )
+                        found, found_texts = (band, found[1], parsed), texts
             break
     timings["ocr"] = (time.perf_counter() - t) * 1000
     if found is None:
@@ -374,19 +493,9 @@ def read_document(
     corners = np.roll(band.corners, -2, axis=0) if turned else band.corners
     conf = [list(x.confidences) for x in aligned]
     flat = [c for row in conf for c in row]
-    grid = class_map(LAYOUTS[reading.format])
-    uncertain = []
-    for li, ci in sorted(_uncovered(reading)):
-        c = _class_confidence(aligned[li], ci, grid[li][ci])
-        if c < MIN_CHAR_CONFIDENCE:
-            uncertain.append(
-                {
-                    "line": li + 1,
-                    "column": ci + 1,
-                    "read": reading.lines[li][ci],
-                    "confidence": round(c, 3),
-                }
-            )
+    uncertain = _uncertain(reading, aligned)
+    seen = {(u["line"], u["column"]) for u in uncertain}
+    uncertain += [d for d in disagree if (d["line"], d["column"]) not in seen]
     exp = reading.fields.get("expiry_date_iso")
     expiry_state = (
         "unknown" if exp is None else ("expired" if date.fromisoformat(exp) < today else "valid")
