@@ -103,6 +103,18 @@ class ScoreMeaning:
         }
 
 
+def comparison_text(m: ScoreMeaning) -> str:
+    """What a 1:1 score means in words (a comparison of two photos, not a gallery search)."""
+    about = "fewer than" if m.beyond_floor else "about"
+    one_in = one_in_words(1 / m.fmr)
+    text = f"a stranger's photo scores this high in {about} 1 comparison in {one_in}"
+    if m.beyond_floor:
+        text += " (beyond what the calibration can resolve)"
+    elif m.extrapolated:
+        text += " (extrapolated: beyond every impostor score in the calibration data)"
+    return text
+
+
 def score_meaning(cal: Calibration, score: float, gallery_size: int, band: str) -> ScoreMeaning:
     curve = cal.curve(band)
     fmr = math.exp(curve.log_fmr(score))

@@ -22,6 +22,7 @@ from fieldid.cli.common import (
     progress_bar,
 )
 from fieldid.cli.common import open_workspace as _open
+from fieldid.cli.documents import register as register_documents
 from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
@@ -41,6 +42,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 register_records(app)
 register_person(app)
+register_documents(app)
 app.command("calibrate")(calibrate)
 
 OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (required).")]

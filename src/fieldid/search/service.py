@@ -24,7 +24,7 @@ from fieldid.calibration import (
     threshold_in_force,
     uncalibrated_reason,
 )
-from fieldid.calibration.meaning import ScoreMeaning, one_in_words
+from fieldid.calibration.meaning import ScoreMeaning, comparison_text
 from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate, CandidateList
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.pipeline import Processed
@@ -95,17 +95,9 @@ class Verification:
 
     @property
     def meaning_text(self) -> str:
-        m = self.meaning
-        if m is None:
+        if self.meaning is None:
             return f"rates unavailable: {self.rates_unavailable}"
-        about = "fewer than" if m.beyond_floor else "about"
-        one_in = one_in_words(1 / m.fmr)
-        text = f"a stranger's photo scores this high in {about} 1 comparison in {one_in}"
-        if m.beyond_floor:
-            text += " (beyond what the calibration can resolve)"
-        elif m.extrapolated:
-            text += " (extrapolated: beyond every impostor score in the calibration data)"
-        return text
+        return comparison_text(self.meaning)
 
     def to_dict(self) -> dict[str, Any]:
         return {
