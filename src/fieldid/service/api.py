@@ -21,9 +21,8 @@ from fieldid.adjudication.schema import AdjudicationRecord
 from fieldid.adjudication.service import Adjudicator
 from fieldid.adjudication.store import get_search as get_stored_search
 from fieldid.audit import Attribution
-from fieldid.errors import AcquisitionFailed, AuthorisationError, FieldidError, ProbeRejected
+from fieldid.errors import AuthorisationError, FieldidError, ProbeRejected
 from fieldid.gallery.schema import EnrollmentImage, Person
-from fieldid.quality.measures import assess, at_scale
 from fieldid.records.checks import presented_document
 from fieldid.records.documents import PresentedDocument
 from fieldid.service import views
@@ -613,28 +612,26 @@ async def verify(
 def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
     """Live guidance for one frame: face box, gate result and what to change. Not a search:
     nothing is stored and nothing is audited (no template is even made)."""
-    pipeline = state.workspace.pipeline
-    with state.work_lock:
-        probe, _ = pipeline.decode(data)
-        try:
-            acq = pipeline.finder.find(probe.rgb)
-        except AcquisitionFailed:
-            state.metrics.outcome("quality_check", "no_face")
-            return {
-                "face": None,
-                "passes": False,
-                "guidance": [
-                    {
-                        "code": "acquire.no_face",
-                        "message": "point the camera at the face",
-                        "detail": "no face found",
-                        "text": "point the camera at the face: no face found",
-                    }
-                ],
-                "quality": None,
-                "frame": {"width": probe.width, "height": probe.height},
-            }
-        report = at_scale(assess(probe.rgb, acq), scale)
+    assert state.faces is not None
+    frame = state.faces.check(data, scale)
+    size = {"width": frame.width, "height": frame.height}
+    acq, report = frame.acquisition, frame.quality
+    if acq is None or report is None:
+        state.metrics.outcome("quality_check", "no_face")
+        return {
+            "face": None,
+            "passes": False,
+            "guidance": [
+                {
+                    "code": "acquire.no_face",
+                    "message": "point the camera at the face",
+                    "detail": "no face found",
+                    "text": "point the camera at the face: no face found",
+                }
+            ],
+            "quality": None,
+            "frame": size,
+        }
     guidance = [g.to_dict() for g in state.workspace.config.gate.check(report, "live")]
     state.metrics.outcome("quality_check", "passes" if not guidance else guidance[0]["code"])
     box = acq.face.box
@@ -651,7 +648,7 @@ def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
         "passes": not guidance,
         "guidance": guidance,
         "quality": report.to_dict(),
-        "frame": {"width": probe.width, "height": probe.height},
+        "frame": size,
     }
 
 
@@ -830,6 +827,8 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
         if gallery_loaded and ws.gallery._index
         else "not loaded"
     )
+    work = state.faces.stats() if state.faces is not None else None
+    checks["face_work"] = None if work is None else work.to_dict()
     sched = state.purge
     checks["scheduled_purge"] = (
         "off"
@@ -842,7 +841,8 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
             "last_error": sched.last_error,
         }
     )
-    ok = checks["database"] == "ok" and state.ready and gallery_loaded
+    saturated = work is not None and work.saturated
+    ok = checks["database"] == "ok" and state.ready and gallery_loaded and not saturated
     return ok, checks
 
 
