@@ -139,6 +139,25 @@ def _resized(rgb: RGB, scale: float) -> RGB:
     return np.asarray(cv2.resize(rgb, size, interpolation=interp), dtype=np.uint8)
 
 
+class _copies(dict[float, RGB]):
+    """Reduced copies of an image, made on first use. Each is resized from the smallest larger
+    copy already made (the largest from the image itself), so a 40 MP photo is read in full
+    once however many copies the ladder needs."""
+
+    def __init__(self, rgb: RGB, scales: list[float]) -> None:
+        super().__init__({1.0: rgb})
+        self.scales = scales
+
+    def __missing__(self, scale: float) -> RGB:
+        larger = [s for s in self.scales if scale < s < 1.0]
+        source = self[min(larger)] if larger else self[1.0]
+        h, w = self[1.0].shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        copy = np.asarray(cv2.resize(source, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        self[scale] = copy
+        return copy
+
+
 class FaceFinder:
     """Composes a detector and a landmarker into the acquisition step (see the module note)."""
 
@@ -212,14 +231,13 @@ class FaceFinder:
         and scale, and the near-misses seen on the way (for the fallback)."""
         h, w = rgb.shape[:2]
         floor = self.budget.fallback_min_score if propose else None
-        copies: dict[float, RGB] = {1.0: rgb}
+        steps = self.ladder(h, w)
+        copies = _copies(rgb, sorted({s for s, _ in steps}))
         near: list[FaceBox] = []
         last = (self.upsample_schedule[-1], 1.0)
-        for scale, up in self.ladder(h, w):
+        for scale, up in steps:
             if not self._in_time(run):
                 break
-            if scale not in copies:
-                copies[scale] = _resized(rgb, scale)
             found = self._scored(copies[scale], up, floor)
             run.steps += 1
             last = (up, scale)

@@ -185,11 +185,11 @@ def decode_probe(
     with _quiet_pillow(), _open(data, fmt, limits) as im:
         original_size = (int(im.size[0]), int(im.size[1]))
         _check_dimensions(original_size, limits)
-        _load_fully(im, data, fmt)
+        _load_fully(im, data, fmt)  # before the orientation: a PNG's EXIF may follow its pixels
         orientation = _orientation(im)
         sixteen = fmt == "PNG" and _is_16bit_colour_png(data)
         rgb = None if sixteen else _to_rgb(im)
-    if rgb is None:  # Pillow's decoded pixels are released before OpenCV decodes all 16 bits
+    if rgb is None:  # Pillow's pixels are released before OpenCV decodes all 16 bits
         rgb = _exact_16bit_png(data, original_size)
         if rgb is None:
             with _quiet_pillow(), _open(data, fmt, limits) as im:
@@ -557,8 +557,9 @@ def _is_16bit_colour_png(data: bytes) -> bool:
 def _exact_16bit_png(data: bytes, size: tuple[int, int]) -> NDArray[np.uint8] | None:
     """Full-precision RGB for 16-bit colour / gray+alpha PNGs; ``None`` for every other PNG.
 
-    OpenCV's PNG reader returns all 16 bits. Called only after Pillow has fully decoded (and so
-    validated) the same bytes; the scaling runs strip by strip into one output array.
+    OpenCV's PNG reader returns all 16 bits. Called after Pillow has fully decoded (and so
+    validated) the same bytes and let its pixels go; the scaling runs strip by strip into one
+    output array.
     """
     if not _is_16bit_colour_png(data):
         return None
