@@ -84,23 +84,48 @@ def _encode(rgb: np.ndarray | Image.Image, fmt: str, **kw: object) -> bytes:
 
 
 def astronaut() -> Image.Image:
-    return Image.open(ASTRONAUT).convert("RGB")
+    """The demo portrait as a closer capture (it passes the default quality gate and matches
+    the portrait enrolled in the demo gallery)."""
+    from fieldid.demo import closer_crop
+
+    return Image.open(io.BytesIO(closer_crop(ASTRONAUT))).convert("RGB")
 
 
-def no_face_12mp_jpeg(seed: int = 0) -> bytes:
-    """A 4000×3000 JPEG (quality 90) with no face: smooth colour fields, edges and texture at
-    several scales, like an ordinary photo of a scene, plus sensor noise (about 3 MB)."""
+def no_face_12mp_jpeg(kind: str = "scene", seed: int = 1) -> bytes:
+    """A 4000×3000 JPEG (quality 90) with no face in it.
+
+    ``scene``: four photographs of things (scikit-image's coffee cup, rocket, cat and a gravel
+    path), enlarged into the quadrants, with sensor noise: the detector finds nothing face-like.
+    ``texture``: smooth colour fields, edges and texture at several scales with sensor noise,
+    which the detector scores as near-misses, so the fallback detector looks too: the slowest
+    way to find no face.
+    """
     rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
-    img = Image.fromarray(small).resize((4000, 3000), Image.Resampling.BICUBIC)
-    px = np.asarray(img, dtype=np.int16)
-    mid = np.asarray(
-        Image.fromarray(rng.integers(0, 256, (150, 200), dtype=np.uint8)).resize(
-            (4000, 3000), Image.Resampling.BILINEAR
-        ),
-        dtype=np.int16,
-    )
-    px = px + (mid[..., None] - 128) // 3 + rng.integers(-6, 7, (3000, 4000, 1), dtype=np.int16)
+    if kind == "scene":
+        import skimage.data as sk
+
+        gravel = np.stack([sk.gravel()] * 3, axis=-1)
+        quads = [sk.coffee(), sk.rocket(), sk.chelsea(), gravel]
+        cells = [
+            np.asarray(Image.fromarray(q).resize((2000, 1500), Image.Resampling.BICUBIC))
+            for q in quads
+        ]
+        px = np.concatenate(
+            [np.concatenate(cells[:2], axis=1), np.concatenate(cells[2:], axis=1)], axis=0
+        ).astype(np.int16)
+    else:
+        small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        px = np.asarray(
+            Image.fromarray(small).resize((4000, 3000), Image.Resampling.BICUBIC), dtype=np.int16
+        )
+        mid = np.asarray(
+            Image.fromarray(rng.integers(0, 256, (150, 200), dtype=np.uint8)).resize(
+                (4000, 3000), Image.Resampling.BILINEAR
+            ),
+            dtype=np.int16,
+        )
+        px = px + (mid[..., None] - 128) // 3
+    px = px + rng.integers(-6, 7, (3000, 4000, 1), dtype=np.int16)
     return _encode(np.clip(px, 0, 255).astype(np.uint8), "JPEG", quality=90)
 
 
@@ -185,8 +210,12 @@ def hostile_cases() -> list[Case]:
         Case("webp-16383x16383", webp_huge_header(), big, "WebP's largest, 268 MP"),
         Case("png-side-13000x100", zero_png(13000, 100), big, "a side past the limit"),
         Case("tiny-16x16", zero_png(16, 16), frozenset({"probe.too_small"}), "a thumbnail"),
-        Case("ztxt-bomb", ztxt_bomb_png(), refused_image | no_face | frozenset({"probe.too_small"}),
-             "64 MB of compressed text"),
+        Case(
+            "ztxt-bomb",
+            ztxt_bomb_png(),
+            refused_image | no_face | frozenset({"probe.too_small"}),
+            "64 MB of compressed text",
+        ),
         Case("jpeg", good, found, "the portrait, as a control"),
         Case("png", png, found, "lossless"),
         Case("webp", webp, found, "WebP"),
@@ -198,6 +227,12 @@ def hostile_cases() -> list[Case]:
             for o in range(1, 9)
         ],
         Case("no-face-12mp-jpeg", no_face_12mp_jpeg(), no_face, "a large photo of no one"),
+        Case(
+            "no-face-12mp-texture",
+            no_face_12mp_jpeg("texture"),
+            no_face,
+            "near-misses everywhere: the fallback looks too",
+        ),
         Case("png-zeros-6300x6300", zero_png(6300, 6300), no_face, "39.7 MP bomb under the limit"),
         Case(
             "png-palette-6300x6300",

@@ -43,6 +43,8 @@ class WorkStats:
     queue_limit: int
     #: True when a new job would be refused now (``service.busy``).
     saturated: bool = False
+    #: Workers that have loaded their models and can take a job.
+    ready_workers: int = 0
     #: Jobs ended by the time limit / by the memory cap (or a crash) since start.
     timeouts: int = 0
     memory_failures: int = 0
@@ -56,6 +58,7 @@ class WorkStats:
             "queued": self.queued,
             "queue_limit": self.queue_limit,
             "saturated": self.saturated,
+            "ready_workers": self.ready_workers,
             "timeouts": self.timeouts,
             "memory_failures": self.memory_failures,
         }
@@ -93,7 +96,9 @@ class InlineFaceWork:
         return self.pipeline.check_frame(frame, scale)
 
     def stats(self) -> WorkStats:
-        return WorkStats(workers=1, busy=min(1, self._busy), queued=0, queue_limit=0)
+        return WorkStats(
+            workers=1, busy=min(1, self._busy), queued=0, queue_limit=0, ready_workers=1
+        )
 
     def start(self) -> InlineFaceWork:
         return self

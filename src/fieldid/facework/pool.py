@@ -197,6 +197,10 @@ class FacePool:
 
     def stats(self) -> WorkStats:
         with self._cond:
+            for w in self._idle:  # take in the start-up messages of idle workers, if any came
+                if not w.ready and w.conn.poll(0):
+                    with contextlib.suppress(FieldidError):
+                        self._await_ready(w, 0.001)
             workers = list(self._all)
             busy, waiting = self._busy, self._waiting
             saturated = self._started and not self._idle and waiting >= self.limits.queue
@@ -207,6 +211,7 @@ class FacePool:
             queued=waiting,
             queue_limit=self.limits.queue,
             saturated=saturated,
+            ready_workers=sum(1 for w in workers if w.ready),
             timeouts=timeouts,
             memory_failures=memory,
             processes=[

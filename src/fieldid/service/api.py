@@ -95,6 +95,10 @@ def parse_documents(documents: str | None) -> list[PresentedDocument]:
             f"documents must be a JSON list of objects: {e.msg} at {e.pos}",
             code="document.syntax",
         ) from e
+    except RecursionError:  # "[[[[…" nested past the parser's depth
+        raise FieldidError(
+            "documents must be a JSON list of objects, not nested lists", code="document.syntax"
+        ) from None
     if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
         raise FieldidError("documents must be a JSON list of objects", code="document.syntax")
     return [presented_document(d) for d in items]
@@ -286,8 +290,10 @@ async def search(
     request: Request,
     principal: Annotated[Principal, Depends(Need("search"))],
     image: Annotated[UploadFile, File(description="The probe photo: JPEG, PNG or WebP.")],
-    purpose: Annotated[str, Form(description="One of the workspace's permitted purposes.")],
-    case_ref: Annotated[str, Form(description="The case this search belongs to.")],
+    purpose: Annotated[
+        str, Form(max_length=200, description="One of the workspace's permitted purposes.")
+    ],
+    case_ref: Annotated[str, Form(max_length=200, description="The case this search belongs to.")],
     notice_given: Annotated[
         bool | None, Form(description="Whether the person was told (per notice policy).")
     ] = None,
@@ -587,8 +593,8 @@ async def verify(
     principal: Annotated[Principal, Depends(Need("verify"))],
     image_a: Annotated[UploadFile, File()],
     image_b: Annotated[UploadFile, File()],
-    purpose: Annotated[str, Form()],
-    case_ref: Annotated[str, Form()],
+    purpose: Annotated[str, Form(max_length=200)],
+    case_ref: Annotated[str, Form(max_length=200)],
 ) -> dict[str, Any]:
     """Compare two photos 1:1: a similarity score for a person to weigh."""
     state = app_state(request)
@@ -841,8 +847,8 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
             "last_error": sched.last_error,
         }
     )
-    saturated = work is not None and work.saturated
-    ok = checks["database"] == "ok" and state.ready and gallery_loaded and not saturated
+    can_work = work is None or (work.ready_workers > 0 and not work.saturated)
+    ok = checks["database"] == "ok" and state.ready and gallery_loaded and can_work
     return ok, checks
 
 
