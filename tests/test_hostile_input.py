@@ -324,6 +324,27 @@ def test_out_of_range_and_malformed_ids_are_404_problems(
     assert r.json()["code"] == "request.not_found"
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/searches/-9223372036854775809/probe", "/api/v1/searches/+10_000_000_000_000_000_000"],
+)
+def test_signed_out_of_range_ids_are_404_problems(
+    live: LiveServer, tokens: dict[str, str], path: str
+) -> None:
+    with live.client() as c:
+        r = c.get(path, headers=bearer(tokens, "supervisor"))
+    assert r.status_code == 404 and r.json()["code"] == "request.not_found", r.text[:200]
+
+
+def test_page_numbers_beyond_any_page_show_the_first(live: LiveServer, tokens: dict[str, str]):
+    with live.client() as c:
+        for page in ("99999999999999999999", "9" * 5000, "-3", "²"):
+            r = c.get(f"/searches?page={page}", headers=bearer(tokens, "supervisor"))
+            assert r.status_code == 200, (page[:30], r.status_code)
+        r = c.get("/api/v1/searches?page=99999999999999999999", headers=bearer(tokens))
+        assert r.status_code == 422 and r.json()["code"] == "request.invalid"
+
+
 def test_liveness_answers_while_face_work_runs(live: LiveServer, tokens: dict[str, str]) -> None:
     """/healthz answers while two slow photos (one per worker) are being refused."""
     data = no_face_12mp_jpeg("texture")
@@ -397,3 +418,65 @@ def test_server_process_never_decoded_an_image(live: LiveServer) -> None:
     it holds at rest (models and index), far below one decoded 40 MP image's worth of copies."""
     assert live.memory.server_peak_mb < SERVER_RSS_BOUND_MB
     assert os.path.exists(f"/proc/{live.proc.pid}")
+
+
+# --- the API against its own OpenAPI description (schemathesis) ---------------------------------
+
+#: Examples per operation in schemathesis's fuzzing phase; its coverage phase adds the boundary
+#: values of every parameter (ids of 2^63 and beyond, empty and oversized strings, wrong types).
+EXAMPLES = 15
+
+
+@pytest.mark.parametrize("role", ["supervisor", "admin"])
+def test_generated_requests_never_get_a_server_error(
+    live: LiveServer, tokens: dict[str, str], role: str, tmp_path: Path
+) -> None:
+    """schemathesis against the OpenAPI description, every operation, under a real supervisor's
+    token (search, adjudication, review) and a real administrator's (enrolment, imports,
+    metrics): examples, boundary values and generated requests, valid and invalid; no 5xx."""
+    auth = f"Authorization: Bearer {tokens[role]}"
+    with live.client() as c:
+        doc = c.get("/openapi.json", headers=bearer(tokens, role))
+    assert doc.status_code == 200
+    spec = tmp_path / "openapi.json"
+    spec.write_bytes(doc.content)
+    junit = tmp_path / "junit.xml"
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            str(spec),
+            "--url",
+            live.url,
+            "-H",
+            auth,
+            "--checks",
+            "not_a_server_error",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "60",
+            "--generation-database",
+            "none",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(junit),
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
+    )
+    summary = "\n".join(run.stdout.splitlines()[-25:])
+    print(summary)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    report = junit.read_text()
+    assert 'failures="0"' in report and 'errors="0"' in report, report[:2000]

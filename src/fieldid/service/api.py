@@ -468,7 +468,7 @@ class DocumentIn(BaseModel):
 class AdjudicationIn(BaseModel):
     decision: str = Field(max_length=20, description="confirm | reject | inconclusive")
     person_id: int | None = Field(
-        None, description="The candidate decided on (required to confirm)."
+        None, ge=1, le=2**63 - 1, description="The candidate decided on (required to confirm)."
     )
     reason: str = Field(max_length=4000, description="Why: every decision needs one.")
     documents: list[DocumentIn] = Field(default_factory=list, max_length=10)

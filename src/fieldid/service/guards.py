@@ -6,9 +6,9 @@
   once with 413, before a byte of the body is read. A body sent without a length (chunked) is
   counted as it streams; the first chunk past the limit ends the reading, and the answer is 413
   whatever the application was about to say. No more than the limit plus one chunk is ever read.
-- **Path ids.** Every integer id in a path is a 64-bit database key. A path segment of digits
-  beyond 2^63 − 1 (or of more than 19 digits) is answered 404 (problem+json) before routing, so
-  an out-of-range id never reaches the database; a non-numeric id where a number belongs is a 404
+- **Path ids.** Every integer id in a path is a 64-bit database key. A path segment that reads as
+  a whole number beyond ±(2^63 − 1) is answered 404 (problem+json) before routing, so an
+  out-of-range id never reaches the database; a non-numeric id where a number belongs is a 404
   too (see ``fieldid.service.problems.validation_error_handler``).
 """
 
@@ -59,9 +59,16 @@ async def send_problem(send: Send, status: int, body: bytes) -> None:
 
 
 def out_of_range_id(path: str) -> str | None:
-    """The first path segment that is all digits and too large for an id, if any."""
+    """The first path segment that reads as a whole number (sign, underscores and surrounding
+    blanks allowed, as the id parser allows them) beyond ±(2^63 − 1), if any."""
     for segment in path.split("/"):
-        if segment.isdigit() and (len(segment) > 19 or int(segment) > MAX_ID):
+        digits = segment.strip().replace("_", "")
+        if digits[:1] in ("+", "-"):
+            digits = digits[1:]
+        if not (digits.isascii() and digits.isdigit()):
+            continue
+        significant = digits.lstrip("0")
+        if len(significant) > 19 or int(significant or "0") > MAX_ID:
             return segment
     return None
 
