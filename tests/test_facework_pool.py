@@ -129,15 +129,15 @@ def test_a_full_queue_refuses_at_once_and_says_so() -> None:
 
 
 def test_a_worker_with_another_model_refuses_to_work(portrait: bytes) -> None:
-    with FacePool(PipelineSpec(), pool=PoolLimits(workers=1), expect_model="other@1") as pool:
-        with pytest.raises(FieldidError) as e:
-            pool.process(portrait)
+    pool = FacePool(PipelineSpec(), pool=PoolLimits(workers=1), expect_model="other@1")
+    with pool, pytest.raises(FieldidError) as e:
+        pool.process(portrait)
     assert e.value.code == "service.worker_model"
 
 
 def test_a_worker_that_cannot_load_its_model_says_why(portrait: bytes, tmp_path) -> None:
     spec = PipelineSpec(embedder="onnx", onnx_path=str(tmp_path / "missing.onnx"))
-    with FacePool(spec, pool=PoolLimits(workers=1)) as pool:
-        with pytest.raises(ModelError) as e:
-            pool.process(portrait)
+    pool = FacePool(spec, pool=PoolLimits(workers=1))
+    with pool, pytest.raises(ModelError) as e:
+        pool.process(portrait)
     assert e.value.code == "model.not_found"

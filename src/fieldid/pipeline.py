@@ -258,6 +258,7 @@ class FacePipeline:
         t = time.perf_counter()
         acq = self.finder.find(rgb)
         timings["detect_align"] = (time.perf_counter() - t) * 1000
+        timings.update(acq.timings_ms)  # detect, landmarks
         t = time.perf_counter()
         quality = assess(rgb, acq)
         timings["quality"] = (time.perf_counter() - t) * 1000

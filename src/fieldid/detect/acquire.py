@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -93,6 +93,8 @@ class Acquisition:
     refined: bool = False
     #: Regions the fallback detector examined (0: it did not run).
     fallback_regions: int = 0
+    #: Milliseconds spent finding the face (every step) and placing its landmarks.
+    timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -343,6 +345,11 @@ class FaceFinder:
             assert self.fallback is not None
             box, name, up, scale = max(found, key=lambda b: b.area), self.fallback.name, 0, 1.0
             count = len(found)
+        t = time.perf_counter()
         points = self.landmarker.locate(rgb, box)
+        timings = {
+            "detect": (t - run.started) * 1000,
+            "landmarks": (time.perf_counter() - t) * 1000,
+        }
         face = Face(box=box, points=points, scheme=self.landmarker.scheme)
-        return Acquisition(face, count, name, up, scale, refined, run.fallback_regions)
+        return Acquisition(face, count, name, up, scale, refined, run.fallback_regions, timings)
