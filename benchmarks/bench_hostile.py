@@ -4,7 +4,9 @@ For each photo, ``POST /api/v1/searches`` with an officer's bearer token to uvic
 subprocess (this script with ``--serve``, as ``fieldid serve`` runs it), ``--repeats`` times;
 meanwhile a second client polls ``GET /healthz`` every 50 ms and records each answer's latency.
 Memory: the resident set of the server process and of each of its child processes (the face
-workers), polled every 50 ms, plus each process's own high-water mark (VmHWM).
+workers), polled every 50 ms, plus each process's own high-water mark (VmHWM). CPU: user + system
+time of the server and its workers during the request, which the machine's load inflates far
+less than the wall time (on a shared 2-core machine the wall time is several times the CPU time).
 
 Photos (generated, see tests/hostile_images.py):
 
@@ -61,6 +63,20 @@ def kb(pid: int, key: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def family_cpu(pid: int) -> float:
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
 
 
 def children(pid: int) -> list[int]:
@@ -237,6 +253,7 @@ def run_server(
                 if server.poll() is not None:
                     break
                 with Watch(server.pid, url, kill_mb=kill_mb) as w:
+                    cpu0 = family_cpu(server.pid)
                     t = time.perf_counter()
                     try:
                         with httpx.Client(base_url=url, timeout=timeout) as c:
@@ -250,9 +267,11 @@ def run_server(
                     except httpx.HTTPError as e:
                         status, code = 0, f"no answer ({type(e).__name__})"
                     seconds = time.perf_counter() - t
+                    cpu = family_cpu(server.pid) - cpu0
                 rows.append(
                     {
                         "seconds": round(seconds, 3),
+                        "cpu_seconds": round(cpu, 3),
                         "status": status,
                         "code": code,
                         "server_peak_mb": round(w.server_mb),
@@ -277,6 +296,9 @@ def run_server(
                 "bytes": len(body),
                 "runs": rows,
                 "median_s": statistics.median(secs) if secs else None,
+                "median_cpu_s": (
+                    statistics.median([r["cpu_seconds"] for r in rows]) if rows else None
+                ),
                 "max_s": max(secs) if secs else None,
                 "max_total_peak_mb": max((r["total_peak_mb"] for r in rows), default=None),
                 "max_healthz_ms": max(
@@ -321,9 +343,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(report: dict[str, Any]) -> str:
     lines = [
-        "| server | photo | answer | time, median (max) s | peak RSS, all processes MB | "
-        "largest worker MB | server MB | /healthz max ms (answers, failures) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| server | photo | answer | time, median (max) s | CPU s (server + workers) | "
+        "peak RSS, all processes MB | largest worker MB | server MB | "
+        "/healthz max ms (answers, failures) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in report["servers"]:
         for name, p in s["photos"].items():
@@ -333,7 +356,8 @@ def table(report: dict[str, Any]) -> str:
                 answer += " (killed at the memory limit)"
             lines.append(
                 f"| {s['label']} | {name} | {answer} | {p['median_s']:.2f} ({p['max_s']:.2f}) | "
-                f"{p['max_total_peak_mb']} | {max(r['worker_peak_mb'] for r in p['runs'])} | "
+                f"{p['median_cpu_s']:.2f} | {p['max_total_peak_mb']} | "
+                f"{max(r['worker_peak_mb'] for r in p['runs'])} | "
                 f"{max(r['server_peak_mb'] for r in p['runs'])} | "
                 f"{max((r['healthz_max_ms'] or 0) for r in p['runs']):.0f} "
                 f"({sum(r['healthz_answers'] for r in p['runs'])}, "
