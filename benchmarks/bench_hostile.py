@@ -245,6 +245,14 @@ def run_server(
                     raise RuntimeError(f"{label}: the server did not become ready")
                 time.sleep(0.2)
             time.sleep(2)  # every worker loaded
+        # Control: /healthz with nothing else asked of the server, at the machine's load now.
+        with Watch(server.pid, url) as idle:
+            time.sleep(5)
+        out["healthz_idle"] = {
+            "answers": len(idle.health_ms),
+            "max_ms": round(max(idle.health_ms), 1) if idle.health_ms else None,
+            "median_ms": round(statistics.median(idle.health_ms), 1) if idle.health_ms else None,
+        }
         headers = {"Authorization": f"Bearer {token}"}
         form = {"purpose": "evaluation", "case_ref": "BENCH-HOSTILE", "notice_given": "true"}
         for name, body in data.items():
@@ -362,6 +370,13 @@ def table(report: dict[str, Any]) -> str:
                 f"{max((r['healthz_max_ms'] or 0) for r in p['runs']):.0f} "
                 f"({sum(r['healthz_answers'] for r in p['runs'])}, "
                 f"{sum(r['healthz_failures'] for r in p['runs'])}) |"
+            )
+    for s in report["servers"]:
+        idle = s.get("healthz_idle") or {}
+        if idle.get("answers"):
+            lines.append(
+                f"\n{s['label']}: /healthz with no other request, 5 s: median "
+                f"{idle['median_ms']} ms, max {idle['max_ms']} ms ({idle['answers']} answers)"
             )
     la, lb = report["load_avg_start"], report["load_avg_end"]
     lines.append(f"\nload average {la[0]:.1f} → {lb[0]:.1f}")
