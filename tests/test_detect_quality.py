@@ -172,7 +172,14 @@ def test_pipeline_template_is_unit_length_and_records_its_model(embedder, dim, m
     assert p.template.vector.shape == (dim,)
     assert np.linalg.norm(p.template.vector) == pytest.approx(1.0, abs=1e-5)
     assert p.template.model.id == model_id and p.template.model == pipeline.model
-    assert set(p.timings_ms) == {"decode", "detect_align", "quality", "embed"}
+    assert set(p.timings_ms) == {
+        "decode",
+        "detect_align",
+        "detect",
+        "landmarks",
+        "quality",
+        "embed",
+    }
 
 
 def test_the_default_pipeline_uses_mobileface(pipeline: FacePipeline):
