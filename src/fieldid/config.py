@@ -61,7 +61,7 @@ upsample_schedule = [0, 1, 2]  # upsampling steps tried in turn for small faces
 # copies only; a face found there is re-detected at full resolution inside its region (at most
 # refine_max_pixels). The fallback detector looks only at the fallback_max_regions regions the
 # detector scored at least fallback_min_score (its threshold is 0), each on a copy of
-# fallback_max_pixels; no step starts after detect_time_budget_s.
+# fallback_max_pixels; no step starts after detect_time_budget_s seconds of CPU time.
 detect_max_pixels = 5000000
 refine_max_pixels = 1000000
 fallback_min_score = -0.35

@@ -5,7 +5,7 @@
 - ``process(source) -> FaceResult``: a probe for a search or a verification;
 - ``check(frame, scale) -> FrameCheck``: live guidance for a camera frame (no template);
 - ``stats() -> WorkStats``: capacity and load, for ``/readyz``;
-- ``start()`` (warm up: load the models now) and ``close()``.
+- ``start()`` (load the models now; returns when work can be taken) and ``close()``.
 
 Two adapters:
 

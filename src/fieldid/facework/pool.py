@@ -150,6 +150,11 @@ class FacePool:
         return _Worker(self.spec, self.intake, self.limits.memory_mb)
 
     def start(self) -> FacePool:
+        """Start the workers and wait until each has loaded its models. Idempotent."""
+        self.wait_ready()
+        return self
+
+    def _launch(self) -> None:
         """Start the workers (they load their models in the background). Idempotent."""
         with self._cond:
             if self._closed:
@@ -158,11 +163,10 @@ class FacePool:
                 self._all = [self._spawn() for _ in range(self.limits.workers)]
                 self._idle = list(self._all)
                 self._started = True
-        return self
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until every idle worker has loaded its models (start-up, tests)."""
-        self.start()
+        self._launch()
         with self._cond:
             workers = [w for w in self._idle if not w.ready]
         for w in workers:
@@ -177,7 +181,8 @@ class FacePool:
             w.stop()
 
     def __enter__(self) -> FacePool:
-        return self.start()
+        self._launch()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -223,7 +228,7 @@ class FacePool:
     # --- dispatch -------------------------------------------------------------------------------
 
     def _acquire(self) -> _Worker:
-        self.start()
+        self._launch()
         with self._cond:
             if not self._idle and self._waiting >= self.limits.queue:
                 raise ServiceBusy(

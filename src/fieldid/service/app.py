@@ -136,9 +136,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load the models and the index before the first request, so /readyz means it.
+        # The face workers load their models while this process loads its own and the index;
+        # the service is ready when both are.
+        workers = asyncio.ensure_future(run_in_threadpool(faces.start))
         workspace.pipeline.load()
         workspace.gallery.index()
-        faces.start()  # the workers load their models meanwhile
+        await workers
         task = None
         if settings.purge_interval_s > 0:
             state.purge = PurgeSchedule(settings.purge_interval_s)
