@@ -65,7 +65,7 @@ def serve(conn: Connection) -> None:
     except (EOFError, OSError):
         return
     try:
-        pipeline = FacePipeline.from_spec(spec, limits=limits)
+        pipeline = FacePipeline.from_spec(spec, limits=limits).load()  # weights in, verified
     except FieldidError as err:
         conn.send(("failed", *_error(err)[1:]))
         return
