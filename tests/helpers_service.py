@@ -54,6 +54,7 @@ def serving(
         configure(root)
     ws = Workspace.open(root)
     settings.setdefault("max_upload_bytes", 2 * 1024 * 1024)
+    settings.setdefault("face_workers", 1)  # the real pool, one worker: quicker to start
     app = create_app(ws, ServiceSettings(**settings), conflicts=conflicts)
     try:
         with TestClient(app) as c:

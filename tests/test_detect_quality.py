@@ -63,14 +63,18 @@ def test_several_faces_keeps_the_largest_and_counts(finder: FaceFinder, astronau
     assert acq.face.box.right < 520  # the larger face, on the left
 
 
-def test_detection_ladder_goes_from_a_small_copy_to_full_resolution():
+def test_detection_ladder_goes_from_a_small_copy_to_full_resolution_within_budget():
     finder = FaceFinder(DlibHogDetector(), DlibLandmarker("dlib5"), detect_max_side=320)
-    assert finder.ladder(960, 1280) == [(0.25, 0), (0.5, 0), (1.0, 0), (1.0, 1), (1.0, 2)]
+    # 1280×960 upsampled ×4 would examine 19.7 MP, beyond the 5 MP a step may examine
+    assert finder.ladder(960, 1280) == [(0.25, 0), (0.5, 0), (1.0, 0), (1.0, 1)]
     assert finder.ladder(250, 250) == [(1.0, 0), (1.0, 1), (1.0, 2)]
+    assert finder.ladder(480, 640) == [(0.5, 0), (1.0, 0), (1.0, 1), (1.0, 2)]
     assert finder.ladder(480, 640, (0,)) == [(0.5, 0), (1.0, 0)]
+    # a 12 MP photo is searched on copies only, never at full resolution
+    assert finder.ladder(3000, 4000) == [(0.08, 0), (0.16, 0), (0.32, 0), (0.64, 0)]
 
 
-def test_fallback_detector_runs_only_when_the_first_finds_nothing(astronaut_rgb):
+def test_fallback_detector_runs_only_where_the_first_saw_a_near_miss(astronaut_rgb):
     class Blind:
         name = "blind"
         calls = 0
@@ -79,9 +83,11 @@ def test_fallback_detector_runs_only_when_the_first_finds_nothing(astronaut_rgb)
             Blind.calls += 1
             return []
 
+    # A detector that cannot report near-misses gets no fallback: it would have to scan blind.
     finder = FaceFinder(Blind(), DlibLandmarker("dlib5"), fallback=DlibHogDetector())
-    acq = finder.find(astronaut_rgb)
-    assert acq.detector == "dlib-hog" and Blind.calls == 4  # 0.625×, full size, up 1 and 2
+    with pytest.raises(AcquisitionFailed) as e:
+        finder.find(astronaut_rgb)
+    assert e.value.details["fallback_regions"] == 0 and Blind.calls == 4  # 0.625×, 1×, up 1, 2
     direct = FaceFinder(DlibHogDetector(), DlibLandmarker("dlib5"), fallback=Blind())
     assert direct.find(astronaut_rgb).detector == "dlib-hog" and Blind.calls == 4
 
@@ -166,7 +172,14 @@ def test_pipeline_template_is_unit_length_and_records_its_model(embedder, dim, m
     assert p.template.vector.shape == (dim,)
     assert np.linalg.norm(p.template.vector) == pytest.approx(1.0, abs=1e-5)
     assert p.template.model.id == model_id and p.template.model == pipeline.model
-    assert set(p.timings_ms) == {"decode", "detect_align", "quality", "embed"}
+    assert set(p.timings_ms) == {
+        "decode",
+        "detect_align",
+        "detect",
+        "landmarks",
+        "quality",
+        "embed",
+    }
 
 
 def test_the_default_pipeline_uses_mobileface(pipeline: FacePipeline):

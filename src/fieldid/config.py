@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fieldid.detect.acquire import DetectBudget
 from fieldid.errors import WorkspaceError
 from fieldid.pipeline import LEGACY_EMBEDDER, PipelineSpec
 from fieldid.probe import IntakeLimits
@@ -55,6 +56,18 @@ fallback_detector = "dlib-mmod" # tried when the detector finds nothing ("" for 
 fallback_upsample_schedule = [0]
 detect_max_side = 320          # detect on a copy this long (px); landmarks at full size
 upsample_schedule = [0, 1, 2]  # upsampling steps tried in turn for small faces
+# Work budget per photo (docs/security.md, "Limits per request"): a detection step examines at
+# most detect_max_pixels (width × height × 4^upsample), so a large photo is searched on reduced
+# copies only; a face found there is re-detected at full resolution inside its region (at most
+# refine_max_pixels). The fallback detector looks only at the fallback_max_regions regions the
+# detector scored at least fallback_min_score (its threshold is 0), each on a copy of
+# fallback_max_pixels; no step starts after detect_time_budget_s seconds of CPU time.
+detect_max_pixels = 5000000
+refine_max_pixels = 1000000
+fallback_min_score = -0.35
+fallback_max_regions = 1
+fallback_max_pixels = 65536
+detect_time_budget_s = 2.0
 # The face model; a gallery holds templates of one model only (docs/models.md):
 #   mobileface-v2  MobileFace v2, bundled (MIT): the default for new workspaces
 #   dlib-resnet    dlib's ResNet, bundled: the model of workspaces made before; a fieldid.toml
@@ -140,6 +153,19 @@ redress_url = ""
 # and further counts are withheld so that none can be worked back from a total (at least 3).
 min_cell = 10
 """
+
+
+def _budget(p: dict[str, Any]) -> DetectBudget:
+    """``[pipeline]``'s detection work budget (defaults: ``DetectBudget()``)."""
+    d = DetectBudget()
+    return DetectBudget(
+        max_pixels=int(p.get("detect_max_pixels", d.max_pixels)),
+        refine_max_pixels=int(p.get("refine_max_pixels", d.refine_max_pixels)),
+        fallback_min_score=float(p.get("fallback_min_score", d.fallback_min_score)),
+        fallback_max_regions=int(p.get("fallback_max_regions", d.fallback_max_regions)),
+        fallback_max_pixels=int(p.get("fallback_max_pixels", d.fallback_max_pixels)),
+        time_s=float(p.get("detect_time_budget_s", d.time_s)),
+    )
 
 
 def _rate(value: Any, name: str) -> float:
@@ -252,6 +278,7 @@ class WorkspaceConfig:
             flip=bool(p.get("flip", False)),
             onnx_path=str(p.get("onnx_path", "")) or None,
             onnx_options=onnx_opts,
+            budget=_budget(p),
         )
         search = d.get("search", {})
         threshold = search.get("threshold")

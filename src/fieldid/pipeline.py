@@ -2,24 +2,106 @@
 
 This is the one place the stages are composed; search, verification, enrollment and evaluation all
 go through it, so they measure and refuse the same way.
+
+What a search keeps of a probe is :class:`FaceResult`: the template, the quality, the face found,
+facts about the file (its hash, format and size) and the *kept image*, re-encoded from the decoded,
+upright pixels (:func:`kept_image`). The bytes the officer uploaded are never kept: no EXIF, no
+GPS, no comment or maker note, no ICC profile, no payload appended after the image data.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
-from fieldid.detect.acquire import Acquisition, FaceFinder
+from fieldid.detect.acquire import Acquisition, DetectBudget, FaceFinder
 from fieldid.detect.types import FaceDetector
-from fieldid.errors import WorkspaceError
+from fieldid.errors import AcquisitionFailed, WorkspaceError
 from fieldid.probe import IntakeLimits, ProbeImage, decode_probe
 from fieldid.quality import QualityReport, assess
+from fieldid.quality.measures import at_scale
 from fieldid.template.types import Embedder, ModelId, Template
+
+#: The longest side of the probe image kept with a search (docs/security.md).
+KEPT_MAX_SIDE = 2048
+KEPT_JPEG_QUALITY = 90
+
+
+def kept_image(rgb: NDArray[np.uint8], max_side: int = KEPT_MAX_SIDE) -> bytes:
+    """The probe as it is stored: a new baseline JPEG encoded from the decoded, upright pixels,
+    scaled down to at most ``max_side`` on its longer side, with no metadata of any kind (no EXIF,
+    XMP, ICC profile, comment or thumbnail) and nothing after its end-of-image marker."""
+    h, w = rgb.shape[:2]
+    if max(h, w) > max_side:
+        f = max_side / max(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        rgb = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(
+        buf, format="JPEG", quality=KEPT_JPEG_QUALITY, optimize=False, progressive=False
+    )
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ProbeFacts:
+    """What is known of a probe file once it is decoded, without its pixels."""
+
+    format: str
+    #: ``(width, height)`` as stored in the file, before the orientation was applied.
+    original_size: tuple[int, int]
+    orientation_applied: int
+    #: Hex SHA-256 of the bytes as received (recorded in the audit; the bytes are not kept).
+    sha256: str
+    byte_size: int
+    #: Upright size, after the orientation was applied.
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, probe: ProbeImage) -> ProbeFacts:
+        return cls(
+            probe.format,
+            probe.original_size,
+            probe.orientation_applied,
+            probe.sha256,
+            probe.byte_size,
+            probe.width,
+            probe.height,
+        )
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """A probe taken through the pipeline, as a search records it: everything but its pixels,
+    plus the kept image (:func:`kept_image`). Small and picklable: face-work processes return it.
+    """
+
+    probe: ProbeFacts
+    acquisition: Acquisition
+    quality: QualityReport
+    template: Template
+    kept_image: bytes
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrameCheck:
+    """Live guidance for one camera frame: its size, the face found (None: no face) and its
+    quality at capture scale. No template is made."""
+
+    width: int
+    height: int
+    acquisition: Acquisition | None
+    quality: QualityReport | None
 
 
 @dataclass(frozen=True)
@@ -31,6 +113,15 @@ class Processed:
     quality: QualityReport
     template: Template
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def result(self) -> FaceResult:
+        """The record of this probe a search keeps (re-encodes the kept image)."""
+        t = time.perf_counter()
+        kept = kept_image(self.probe.rgb)
+        timings = {**self.timings_ms, "keep": (time.perf_counter() - t) * 1000}
+        return FaceResult(
+            ProbeFacts.of(self.probe), self.acquisition, self.quality, self.template, kept, timings
+        )
 
 
 #: The embedder of a new workspace (``fieldid init`` writes it into ``fieldid.toml``): MobileFace
@@ -59,6 +150,8 @@ class PipelineSpec:
     flip: bool = False
     onnx_path: str | None = None
     onnx_options: dict[str, Any] = field(default_factory=dict)
+    #: How much detection work one image may cost (fieldid.detect.acquire).
+    budget: DetectBudget = field(default_factory=DetectBudget)
 
 
 def make_detector(name: str, model_path: str | None = None) -> FaceDetector:
@@ -131,6 +224,7 @@ class FacePipeline:
             detect_max_side=spec.detect_max_side,
             fallback=make_detector(spec.fallback_detector) if spec.fallback_detector else None,
             fallback_upsample_schedule=spec.fallback_upsample_schedule,
+            budget=spec.budget,
         )
         return cls(finder, embedder, limits=limits)
 
@@ -148,13 +242,7 @@ class FacePipeline:
 
     def describe(self) -> str:
         """Everything that decides which template an image gets (keys template caches)."""
-        f = self.finder
-        fallback = f.fallback.name if f.fallback else "none"
-        return (
-            f"{self.model}|{f.detector.name}{list(f.upsample_schedule)}|"
-            f"{fallback}{list(f.fallback_upsample_schedule)}|max{f.detect_max_side}|"
-            f"{f.landmarker.scheme}"
-        )
+        return f"{self.model}|{self.finder.describe()}"
 
     def decode(self, source: bytes | str | Path) -> tuple[ProbeImage, float]:
         t = time.perf_counter()
@@ -170,6 +258,7 @@ class FacePipeline:
         t = time.perf_counter()
         acq = self.finder.find(rgb)
         timings["detect_align"] = (time.perf_counter() - t) * 1000
+        timings.update(acq.timings_ms)  # detect, landmarks
         t = time.perf_counter()
         quality = assess(rgb, acq)
         timings["quality"] = (time.perf_counter() - t) * 1000
@@ -181,3 +270,13 @@ class FacePipeline:
     def process(self, source: bytes | str | Path) -> Processed:
         probe, ms = self.decode(source)
         return self.process_image(probe, {"decode": ms})
+
+    def check_frame(self, source: bytes, scale: float = 1.0) -> FrameCheck:
+        """Live guidance for a camera frame: decode, find the face without the fallback detector
+        (a frame without a face is the common case), measure quality at capture ``scale``."""
+        probe, _ = self.decode(source)
+        try:
+            acq = self.finder.find(probe.rgb, thorough=False)
+        except AcquisitionFailed:
+            return FrameCheck(probe.width, probe.height, None, None)
+        return FrameCheck(probe.width, probe.height, acq, at_scale(assess(probe.rgb, acq), scale))

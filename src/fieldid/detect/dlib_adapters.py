@@ -52,7 +52,11 @@ class DlibHogDetector:
         self._det = _hog()
 
     def detect(self, rgb: NDArray[np.uint8], upsample: int = 0) -> list[FaceBox]:
-        rects, scores, _ = self._det.run(rgb, upsample, 0.0)
+        return self.propose(rgb, upsample, 0.0)
+
+    def propose(self, rgb: NDArray[np.uint8], upsample: int, floor: float) -> list[FaceBox]:
+        """Every window scoring at least ``floor`` (the detector's own threshold is 0)."""
+        rects, scores, _ = self._det.run(rgb, upsample, floor)
         return [
             FaceBox(r.left(), r.top(), r.right(), r.bottom(), float(s))
             for r, s in zip(rects, scores, strict=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -108,6 +108,18 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, rgb: NDArray[np.uint8], upsample: int = 0) -> list[FaceBox]: ...
+
+
+@runtime_checkable
+class Proposer(Protocol):
+    """A detector that can also report near-misses: boxes scored below its own threshold (0),
+    down to ``floor``. Acquisition lets its fallback detector look only there."""
+
+    name: str
+
+    def detect(self, rgb: NDArray[np.uint8], upsample: int = 0) -> list[FaceBox]: ...
+
+    def propose(self, rgb: NDArray[np.uint8], upsample: int, floor: float) -> list[FaceBox]: ...
 
 
 class Landmarker(Protocol):

@@ -63,7 +63,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from fieldid.errors import ProbeRejected
 
-__all__ = ["IntakeLimits", "ProbeFormat", "ProbeImage", "decode_probe"]
+__all__ = ["IntakeLimits", "ProbeFormat", "ProbeImage", "decode_probe", "read_probe_bytes"]
 
 ProbeFormat = Literal["JPEG", "PNG", "WEBP"]
 
@@ -185,15 +185,18 @@ def decode_probe(
     with _quiet_pillow(), _open(data, fmt, limits) as im:
         original_size = (int(im.size[0]), int(im.size[1]))
         _check_dimensions(original_size, limits)
-        _load_fully(im, data, fmt)
+        _load_fully(im, data, fmt)  # before the orientation: a PNG's EXIF may follow its pixels
         orientation = _orientation(im)
-        rgb = _exact_16bit_png(data, original_size) if fmt == "PNG" else None
+        sixteen = fmt == "PNG" and _is_16bit_colour_png(data)
+        rgb = None if sixteen else _to_rgb(im)
+    if rgb is None:  # Pillow's pixels are released before OpenCV decodes all 16 bits
+        rgb = _exact_16bit_png(data, original_size)
         if rgb is None:
-            rgb = _to_rgb(im)
+            with _quiet_pillow(), _open(data, fmt, limits) as im:
+                _load_fully(im, data, fmt)
+                rgb = _to_rgb(im)
     if orientation != 1:
-        upright = Image.fromarray(rgb).transpose(_TRANSPOSE[orientation])
-        rgb = np.asarray(upright, dtype=np.uint8)
-    rgb = np.array(rgb, dtype=np.uint8, order="C", copy=True)
+        rgb = _upright(rgb, orientation)
     rgb.flags.writeable = False
     return ProbeImage(
         rgb=rgb,
@@ -203,6 +206,22 @@ def decode_probe(
         sha256=hashlib.sha256(data).hexdigest(),
         byte_size=len(data),
     )
+
+
+def _upright(rgb: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
+    """The EXIF orientation applied with NumPy views and one copy (same table as Pillow's
+    ``exif_transpose``: 2 mirror, 3 rotate 180°, 4 flip, 5 transpose, 6 rotate 270° (i.e. 90°
+    clockwise), 7 transverse, 8 rotate 90°)."""
+    view = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: a.transpose(1, 0, 2)[:, ::-1],
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+        8: lambda a: a.transpose(1, 0, 2)[::-1],
+    }[orientation](rgb)
+    return np.ascontiguousarray(view)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -220,6 +239,14 @@ def _too_large_bytes(size: int, limits: IntakeLimits) -> ProbeRejected:
         byte_size=size,
         max_bytes=limits.max_bytes,
     )
+
+
+def read_probe_bytes(
+    source: bytes | bytearray | memoryview | str | os.PathLike[str], limits: IntakeLimits
+) -> bytes:
+    """The bytes of a probe (a path is read up to the limit), refused as ``decode_probe`` would
+    refuse them before decoding (empty, too large, not found, unreadable)."""
+    return _read_source(source, limits)
 
 
 def _read_source(
@@ -448,6 +475,10 @@ def _orientation(im: Image.Image) -> int:
 
 # --- colour -------------------------------------------------------------------------------------
 
+#: Rows converted at a time: conversions that need temporaries (alpha, 16-bit, CMYK) hold a few
+#: MB of them at once rather than several copies of a 40-megapixel image.
+_STRIP_ROWS: Final = 256
+
 
 def _scale16(a: NDArray[Any]) -> NDArray[np.uint8]:
     """0–65535 → 0–255 with rounding (``round(v / 257)``): 65535→255, 32896→128."""
@@ -469,6 +500,23 @@ def _gray_to_rgb(gray: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 
 def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
+    """The whole image as a new ``H×W×3`` uint8 array, converted strip by strip so that the
+    temporaries never exceed a strip's worth."""
+    w, h = im.size
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    if im.mode == "RGB" and "transparency" not in im.info:
+        for y in range(0, h, _STRIP_ROWS):  # no whole-image intermediate copy
+            out[y : y + _STRIP_ROWS] = np.asarray(
+                im.crop((0, y, w, min(h, y + _STRIP_ROWS))), dtype=np.uint8
+            )
+        return out
+    for y in range(0, h, _STRIP_ROWS):
+        strip = im.crop((0, y, w, min(h, y + _STRIP_ROWS)))  # keeps the palette and tRNS
+        out[y : y + _STRIP_ROWS] = _strip_to_rgb(strip)
+    return out
+
+
+def _strip_to_rgb(im: Image.Image) -> NDArray[np.uint8]:
     mode = im.mode
     has_trns = "transparency" in im.info
     if mode == "RGB" and not has_trns:
@@ -501,26 +549,37 @@ def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
         ) from None
 
 
+def _is_16bit_colour_png(data: bytes) -> bool:
+    """A 16-bit RGB, RGBA or gray+alpha PNG (Pillow keeps only the high byte of these)."""
+    return len(data) >= 26 and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 4, 6)
+
+
 def _exact_16bit_png(data: bytes, size: tuple[int, int]) -> NDArray[np.uint8] | None:
     """Full-precision RGB for 16-bit colour / gray+alpha PNGs; ``None`` for every other PNG.
 
-    Pillow keeps only the high byte of these; OpenCV's PNG reader returns all 16 bits. Called
-    only after Pillow has fully decoded (and so validated) the same bytes.
+    OpenCV's PNG reader returns all 16 bits. Called after Pillow has fully decoded (and so
+    validated) the same bytes and let its pixels go; the scaling runs strip by strip into one
+    output array.
     """
-    if len(data) < 26 or data[12:16] != b"IHDR" or data[24] != 16 or data[25] not in (2, 4, 6):
+    if not _is_16bit_colour_png(data):
         return None
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     w, h = size
     if decoded is None or decoded.dtype != np.uint16 or decoded.shape[:2] != (h, w):
         return None
-    scaled = _scale16(decoded)
-    if scaled.ndim == 2:
-        return _gray_to_rgb(scaled)
-    channels = scaled.shape[2]
-    if channels == 3:
-        return np.ascontiguousarray(scaled[..., ::-1])
-    if channels == 4:
-        return _over_white(np.ascontiguousarray(scaled[..., [2, 1, 0, 3]]))
-    if channels == 2:
-        return _over_white(np.ascontiguousarray(scaled[..., [0, 0, 0, 1]]))
-    return None
+    channels = 1 if decoded.ndim == 2 else decoded.shape[2]
+    if channels not in (1, 2, 3, 4):
+        return None
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for y in range(0, h, _STRIP_ROWS):
+        scaled = _scale16(decoded[y : y + _STRIP_ROWS])
+        if channels == 1:
+            rgb = _gray_to_rgb(scaled)
+        elif channels == 3:
+            rgb = scaled[..., ::-1]
+        elif channels == 4:
+            rgb = _over_white(np.ascontiguousarray(scaled[..., [2, 1, 0, 3]]))
+        else:
+            rgb = _over_white(np.ascontiguousarray(scaled[..., [0, 0, 0, 1]]))
+        out[y : y + _STRIP_ROWS] = rgb
+    return out

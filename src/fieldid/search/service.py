@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fieldid.access import Actor, require
-from fieldid.adjudication.store import CandidateRow, new_receipt_code, record_search, source_bytes
+from fieldid.adjudication.store import CandidateRow, new_receipt_code, record_search
 from fieldid.audit.log import Attribution, AuditRecord
 from fieldid.calibration import (
     Calibration,
@@ -27,7 +27,8 @@ from fieldid.calibration import (
 from fieldid.calibration.meaning import ScoreMeaning, comparison_text
 from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate, CandidateList
 from fieldid.errors import AuthorisationError, FieldidError
-from fieldid.pipeline import Processed
+from fieldid.facework import FaceWork, InlineFaceWork
+from fieldid.pipeline import FaceResult
 from fieldid.quality import band_of
 from fieldid.quality.gate import Source
 from fieldid.records.assemble import assemble
@@ -59,7 +60,7 @@ def check_attribution(attr: Attribution, permitted: tuple[str, ...]) -> None:
         )
 
 
-def _probe_summary(p: Processed) -> dict[str, Any]:
+def _probe_summary(p: FaceResult) -> dict[str, Any]:
     return {
         "sha256": p.probe.sha256,
         "size": [p.probe.width, p.probe.height],
@@ -134,11 +135,21 @@ def _check_below_gate(reason: str, investigation: bool) -> None:
 
 
 class SearchService:
-    def __init__(self, workspace: Workspace) -> None:
+    """``faces``: where face work runs (default: in the calling thread, on the workspace's
+    pipeline; the HTTP service passes its worker pool, see fieldid.facework)."""
+
+    def __init__(self, workspace: Workspace, faces: FaceWork | None = None) -> None:
         self.ws = workspace
+        self._faces = faces
         self._cal: Calibration | None = None
         self._cal_key: tuple[str, int] | None = None
         self._training: Workspace | None = None
+
+    @property
+    def faces(self) -> FaceWork:
+        if self._faces is None:
+            self._faces = InlineFaceWork(self.ws.pipeline)
+        return self._faces
 
     def close(self) -> None:
         """Close the training workspace if a training search opened it."""
@@ -282,7 +293,7 @@ class SearchService:
         }
         below_gate: dict[str, Any] | None = None
         try:
-            processed = pipeline.process(source)
+            processed = self.faces.process(source)
             if below_gate_reason is None:
                 cfg.gate.enforce(processed.quality, capture)
             else:
@@ -410,7 +421,7 @@ class SearchService:
             candidates=[
                 CandidateRow(c.rank, c.person_id, c.external_id, c.score, c.fmr) for c in candidates
             ],
-            probe_image=source_bytes(source),
+            probe_image=processed.kept_image,  # re-encoded: never the uploaded bytes
             template=processed.template.vector.astype("<f4").tobytes(),
             quality=processed.quality.to_dict(),
             training=training,
@@ -448,8 +459,8 @@ class SearchService:
             self.threshold()  # raises config.threshold with what to do
         started = time.time()
         try:
-            pa = pipeline.process(a)
-            pb = pipeline.process(b)
+            pa = self.faces.process(a)
+            pb = self.faces.process(b)
         except FieldidError as err:
             self._refuse("verify", attr, err, started=started, model=model)
             raise

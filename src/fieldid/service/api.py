@@ -21,9 +21,8 @@ from fieldid.adjudication.schema import AdjudicationRecord
 from fieldid.adjudication.service import Adjudicator
 from fieldid.adjudication.store import get_search as get_stored_search
 from fieldid.audit import Attribution
-from fieldid.errors import AcquisitionFailed, AuthorisationError, FieldidError, ProbeRejected
+from fieldid.errors import AuthorisationError, FieldidError, ProbeRejected
 from fieldid.gallery.schema import EnrollmentImage, Person
-from fieldid.quality.measures import assess, at_scale
 from fieldid.records.checks import presented_document
 from fieldid.records.documents import PresentedDocument
 from fieldid.service import views
@@ -96,6 +95,10 @@ def parse_documents(documents: str | None) -> list[PresentedDocument]:
             f"documents must be a JSON list of objects: {e.msg} at {e.pos}",
             code="document.syntax",
         ) from e
+    except RecursionError:  # "[[[[…" nested past the parser's depth
+        raise FieldidError(
+            "documents must be a JSON list of objects, not nested lists", code="document.syntax"
+        ) from None
     if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
         raise FieldidError("documents must be a JSON list of objects", code="document.syntax")
     return [presented_document(d) for d in items]
@@ -287,8 +290,10 @@ async def search(
     request: Request,
     principal: Annotated[Principal, Depends(Need("search"))],
     image: Annotated[UploadFile, File(description="The probe photo: JPEG, PNG or WebP.")],
-    purpose: Annotated[str, Form(description="One of the workspace's permitted purposes.")],
-    case_ref: Annotated[str, Form(description="The case this search belongs to.")],
+    purpose: Annotated[
+        str, Form(max_length=200, description="One of the workspace's permitted purposes.")
+    ],
+    case_ref: Annotated[str, Form(max_length=200, description="The case this search belongs to.")],
     notice_given: Annotated[
         bool | None, Form(description="Whether the person was told (per notice policy).")
     ] = None,
@@ -463,7 +468,7 @@ class DocumentIn(BaseModel):
 class AdjudicationIn(BaseModel):
     decision: str = Field(max_length=20, description="confirm | reject | inconclusive")
     person_id: int | None = Field(
-        None, description="The candidate decided on (required to confirm)."
+        None, ge=1, le=2**63 - 1, description="The candidate decided on (required to confirm)."
     )
     reason: str = Field(max_length=4000, description="Why: every decision needs one.")
     documents: list[DocumentIn] = Field(default_factory=list, max_length=10)
@@ -588,8 +593,8 @@ async def verify(
     principal: Annotated[Principal, Depends(Need("verify"))],
     image_a: Annotated[UploadFile, File()],
     image_b: Annotated[UploadFile, File()],
-    purpose: Annotated[str, Form()],
-    case_ref: Annotated[str, Form()],
+    purpose: Annotated[str, Form(max_length=200)],
+    case_ref: Annotated[str, Form(max_length=200)],
 ) -> dict[str, Any]:
     """Compare two photos 1:1: a similarity score for a person to weigh."""
     state = app_state(request)
@@ -613,28 +618,26 @@ async def verify(
 def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
     """Live guidance for one frame: face box, gate result and what to change. Not a search:
     nothing is stored and nothing is audited (no template is even made)."""
-    pipeline = state.workspace.pipeline
-    with state.work_lock:
-        probe, _ = pipeline.decode(data)
-        try:
-            acq = pipeline.finder.find(probe.rgb)
-        except AcquisitionFailed:
-            state.metrics.outcome("quality_check", "no_face")
-            return {
-                "face": None,
-                "passes": False,
-                "guidance": [
-                    {
-                        "code": "acquire.no_face",
-                        "message": "point the camera at the face",
-                        "detail": "no face found",
-                        "text": "point the camera at the face: no face found",
-                    }
-                ],
-                "quality": None,
-                "frame": {"width": probe.width, "height": probe.height},
-            }
-        report = at_scale(assess(probe.rgb, acq), scale)
+    assert state.faces is not None
+    frame = state.faces.check(data, scale)
+    size = {"width": frame.width, "height": frame.height}
+    acq, report = frame.acquisition, frame.quality
+    if acq is None or report is None:
+        state.metrics.outcome("quality_check", "no_face")
+        return {
+            "face": None,
+            "passes": False,
+            "guidance": [
+                {
+                    "code": "acquire.no_face",
+                    "message": "point the camera at the face",
+                    "detail": "no face found",
+                    "text": "point the camera at the face: no face found",
+                }
+            ],
+            "quality": None,
+            "frame": size,
+        }
     guidance = [g.to_dict() for g in state.workspace.config.gate.check(report, "live")]
     state.metrics.outcome("quality_check", "passes" if not guidance else guidance[0]["code"])
     box = acq.face.box
@@ -651,7 +654,7 @@ def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
         "passes": not guidance,
         "guidance": guidance,
         "quality": report.to_dict(),
-        "frame": {"width": probe.width, "height": probe.height},
+        "frame": size,
     }
 
 
@@ -830,6 +833,8 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
         if gallery_loaded and ws.gallery._index
         else "not loaded"
     )
+    work = state.faces.stats() if state.faces is not None else None
+    checks["face_work"] = None if work is None else work.to_dict()
     sched = state.purge
     checks["scheduled_purge"] = (
         "off"
@@ -842,7 +847,8 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
             "last_error": sched.last_error,
         }
     )
-    ok = checks["database"] == "ok" and state.ready and gallery_loaded
+    can_work = work is None or (work.ready_workers > 0 and not work.saturated)
+    ok = checks["database"] == "ok" and state.ready and gallery_loaded and can_work
     return ok, checks
 
 

@@ -1,7 +1,9 @@
 """The application factory: ``create_app(workspace, settings)`` builds the FastAPI app.
 
 Served by uvicorn (``fieldid demo`` or ``fieldid serve``). One process holds one workspace; the
-face pipeline runs one request at a time (see ``AppState.work_lock``).
+database and the gallery serve one request at a time (see ``AppState.work_lock``), while face
+work runs in a pool of worker processes outside that lock (``fieldid.facework``), so a slow or
+hostile photo holds neither the lock nor the interpreter: ``/healthz`` always answers.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,13 +30,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
+from fieldid.facework import FaceWork, InlineFaceWork, outside_lock
 from fieldid.search.service import SearchService
 from fieldid.service import api, onboarding, review, web
 from fieldid.service.auth import Need, Principal, app_state
+from fieldid.service.guards import RequestGuard
 from fieldid.service.problems import (
     from_error,
     http_error_handler,
-    problem,
     status_for,
     validation_error_handler,
 )
@@ -87,6 +91,25 @@ def _swagger_dir() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
+def face_work(workspace: Workspace, settings: ServiceSettings) -> FaceWork:
+    """The face-work pool the settings ask for (``face_workers`` 0: in the server process)."""
+    if settings.face_workers <= 0:
+        return InlineFaceWork(workspace.pipeline)
+    from fieldid.facework.pool import FacePool, PoolLimits
+
+    return FacePool(
+        workspace.config.pipeline,
+        workspace.config.limits,
+        PoolLimits(
+            workers=settings.face_workers,
+            timeout_s=settings.face_timeout_s,
+            memory_mb=settings.face_memory_mb,
+            queue=settings.face_queue,
+        ),
+        expect_model=str(workspace.pipeline.model),
+    )
+
+
 def create_app(
     workspace: Workspace,
     settings: ServiceSettings | None = None,
@@ -98,19 +121,27 @@ def create_app(
     """``conflicts``: how documents presented are compared with a candidate's records (default:
     the workspace's checker, see ``fieldid.adjudication.service.default_conflict_checker``)."""
     settings = settings or ServiceSettings()
+    lock = threading.Lock()
+    faces = face_work(workspace, settings)
     state = AppState(
         workspace=workspace,
         settings=settings,
         accounts=accounts or Accounts(workspace, policy),
-        searches=SearchService(workspace),
+        searches=SearchService(workspace, faces=outside_lock(faces, lock)),
         conflicts=conflicts,
+        work_lock=lock,
+        faces=faces,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load the models and the index before the first request, so /readyz means it.
+        # The face workers load their models while this process loads its own and the index;
+        # the service is ready when both are.
+        workers = asyncio.ensure_future(run_in_threadpool(faces.start))
         workspace.pipeline.load()
         workspace.gallery.index()
+        await workers
         task = None
         if settings.purge_interval_s > 0:
             state.purge = PurgeSchedule(settings.purge_interval_s)
@@ -124,6 +155,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            faces.close()
 
     app = FastAPI(
         title="fieldid",
@@ -161,20 +193,10 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     @app.middleware("http")
-    async def guard_and_count(
+    async def count(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        # Refuse an oversized body before it is parsed (two images for a verification).
-        length = request.headers.get("content-length")
-        limit = 2 * settings.max_upload_bytes + 1024 * 1024
-        if length and length.isdigit() and int(length) > limit:
-            response: Response = problem(
-                413,
-                "probe.too_large_bytes",
-                f"the request is larger than {limit // (1024 * 1024)} MiB: send a smaller photo",
-            )
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         # The router records the matched route in the scope: label by its template, never by the
         # concrete path (which would carry search references into the metrics).
         route = getattr(request.scope.get("route"), "path", "unmatched")
@@ -183,6 +205,16 @@ def create_app(
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
+
+    def body_limit(path: str) -> int:
+        # Two images for a verification, plus the form's other fields.
+        if path.startswith("/api/v1/imports"):
+            return api.MAX_IMPORT_BYTES + 1024 * 1024
+        return 2 * settings.max_upload_bytes + 1024 * 1024
+
+    # Outermost: refuses an oversized body (with or without Content-Length) and out-of-range ids
+    # before anything else reads the request.
+    app.add_middleware(RequestGuard, body_limit=body_limit)
 
     app.include_router(api.router)
     app.include_router(review.api)
@@ -195,13 +227,15 @@ def create_app(
     app.mount("/static", StaticFiles(directory=_package_dir("static")), name="static")
 
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Runs on the event loop itself: it never waits for a
+        worker thread, the database or face work."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready"}})
     def readyz(request: Request) -> JSONResponse:
-        """Readiness: the database answers, the model and the index are loaded."""
+        """Readiness: the database answers, the model and the index are loaded, and the face
+        workers can take a search now (503 while every worker is busy and the queue is full)."""
         ok, checks = api.readiness(app_state(request))
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "checks": checks},

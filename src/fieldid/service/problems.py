@@ -56,6 +56,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "review.resolved": 409,
     "demo.not_a_volunteer": 404,
     "demo.off": 404,
+    "request.not_found": 404,
 }
 
 #: Status by code family (the part before the first dot).
@@ -80,6 +81,7 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "review": 422,
     "merge": 422,
     "import": 422,
+    "service": 503,
 }
 
 _TITLES: dict[str, str] = {
@@ -95,6 +97,7 @@ _TITLES: dict[str, str] = {
     "account": "Account request refused",
     "adjudication": "The adjudication was refused",
     "request": "The request is malformed",
+    "service": "The service is busy",
     "http": "HTTP error",
 }
 
@@ -137,6 +140,15 @@ async def fieldid_error_handler(request: Request, exc: Exception) -> JSONRespons
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    path_params = [e for e in exc.errors() if tuple(e.get("loc", ()))[:1] == ("path",)]
+    if path_params:  # /searches/abc: there is no such resource, rather than a bad request
+        names = ", ".join(str(e["loc"][-1]) for e in path_params)
+        return problem(
+            404,
+            "request.not_found",
+            f"no such record: the path's {names} is not an id (ids are whole numbers)",
+            title="Not found",
+        )
     errors = [
         {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "")}
         for e in exc.errors()

@@ -166,7 +166,7 @@ async def review_item_merge_form(
 
     def act(state: AppState, form: dict[str, str]) -> object:
         keep = form.get("keep", "")
-        if not keep.isdigit():
+        if not (keep.isascii() and keep.isdigit() and len(keep) <= 18):
             raise FieldidError("choose which person to keep", code="merge.keep")
         return merge_item(state, principal, item_id, int(keep), form.get("reason", ""))
 
@@ -174,7 +174,7 @@ async def review_item_merge_form(
 
 
 def _page_number(raw: str) -> int:
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 9 and int(raw) else 1
 
 
 @pages.get("/searches")
@@ -235,7 +235,9 @@ def post_review_item(
 
 
 class MergeIn(BaseModel):
-    keep: int = Field(description="The person to keep: one of the item's two person ids.")
+    keep: int = Field(
+        ge=1, le=2**63 - 1, description="The person to keep: one of the item's two person ids."
+    )
     reason: str = Field(max_length=4000, description="Why they are one person (15+ characters).")
 
 
@@ -262,7 +264,7 @@ def post_review_item_merge(
 def get_searches(
     request: Request,
     principal: Annotated[Principal, Depends(Need("search"))],
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=2**31)] = 1,
     per_page: Annotated[int, Query(ge=1, le=queues.MAX_PER_PAGE)] = queues.PER_PAGE,
     status: Annotated[
         Literal["open", "identified", "not_identified", "inconclusive"] | None,

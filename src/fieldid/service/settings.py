@@ -49,3 +49,11 @@ class ServiceSettings:
     #: A search request the phone has had no answer to for this long is abandoned and retried
     #: (the same idempotency key: it cannot run twice); the officer sees "still trying" sooner.
     capture_send_timeout_s: float = 30.0
+    #: Face work (decode, detect, align, embed) runs in this many worker processes, each job
+    #: limited to ``face_timeout_s`` seconds and ``face_memory_mb`` MB of memory, with at most
+    #: ``face_queue`` jobs waiting (docs/security.md, "Limits per request"). 0 runs face work in
+    #: the server process without those limits: tests and tools only.
+    face_workers: int = 2
+    face_timeout_s: float = 10.0
+    face_memory_mb: int = 1024
+    face_queue: int = 8

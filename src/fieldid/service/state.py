@@ -13,6 +13,7 @@ from datetime import datetime
 
 from fieldid.access.accounts import Accounts
 from fieldid.adjudication.service import DocumentConflicts
+from fieldid.facework import FaceWork
 from fieldid.search.service import SearchService
 from fieldid.service.metrics import Metrics
 from fieldid.service.settings import ServiceSettings
@@ -44,3 +45,5 @@ class AppState:
     work_lock: threading.Lock = field(default_factory=threading.Lock)
     ready: bool = False
     purge: PurgeSchedule | None = None
+    #: Where face work runs (the worker pool; see ``fieldid.service.app.face_work``).
+    faces: FaceWork | None = None

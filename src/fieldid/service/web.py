@@ -461,7 +461,7 @@ async def adjudicate_form(
             principal,
             search_id,
             form.get("decision", ""),
-            int(person) if person.isdigit() else None,
+            int(person) if person.isascii() and person.isdigit() and len(person) <= 18 else None,
             form.get("reason", ""),
             docs,
         )
