@@ -432,7 +432,12 @@ class MilvusBackend(Backend):
         from fieldid.index.milvus import MilvusIndex
 
         self.data_dir = Path(tempfile.mkdtemp(prefix="milvus-", dir=CACHE))
-        extra = {"dataCoord.segment.maxSize": self.segment_mb} if self.segment_mb else {}
+        extra: dict[str, Any] = {}
+        if self.segment_mb:  # bigger segments: fewer per-segment searches at 10M
+            extra = {
+                "dataCoord.segment.maxSize": self.segment_mb,
+                "dataCoord.segment.sealProportion": 1.0,
+            }
         self.server = start_milvus(self.data_dir, extra)
         self.server_pids = [self.server.server_proc.pid]
         self.index = MilvusIndex(
@@ -448,8 +453,7 @@ class MilvusBackend(Backend):
         print(f"  loaded in {load_s:.0f} s; building indexes ({uptime()})", flush=True)
         t0 = time.perf_counter()
         self.index.wait_indexed()
-        # a loaded collection picks up the sealed, indexed segments; wait until it serves them
-        time.sleep(5)
+        self.index.wait_loaded()
         build_s = time.perf_counter() - t0
         return {"load_s": load_s, "build_s": build_s}
 
@@ -467,7 +471,20 @@ class MilvusBackend(Backend):
 # ---------------------------------------------------------------------------- measures
 
 
-def measure(index: VectorIndex, data: Data, args: argparse.Namespace) -> dict[str, Any]:
+def sweep_params(name: str, index: Any, args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """Search-time operating points to measure on one build: (label, params)."""
+    from dataclasses import replace
+
+    values = [int(v) for v in args.sweep.split(",")] if args.sweep else []
+    if name == "pgvector":
+        return [(f"ef_search={v}", replace(index.params, ef_search=v)) for v in values]
+    if name == "milvus":
+        key = "ef" if index.params.index_type == "HNSW" else "nprobe"
+        return [(f"{key}={v}", replace(index.params, **{key: v})) for v in values]
+    return [(f"probe={v}%", replace(index.params, probe_fraction=v / 100)) for v in values]
+
+
+def latency_recall(index: VectorIndex, data: Data, args: argparse.Namespace) -> dict[str, Any]:
     lookup = data.lookup()
     c = args.candidates
     for q in data.queries[: args.warmup]:
@@ -501,7 +518,28 @@ def measure(index: VectorIndex, data: Data, args: argparse.Namespace) -> dict[st
         ),
         "uptime_after_latency": uptime(),
     }
-    out |= throughput(index, data, args, lookup)
+    return out
+
+
+def measure(name: str, index: Any, data: Data, args: argparse.Namespace) -> dict[str, Any]:
+    out = latency_recall(index, data, args)
+    out |= throughput(index, data, args, data.lookup())
+    base = index.params
+    sweep = []
+    for label, params in sweep_params(name, index, args):
+        if name == "faiss-local":
+            index.engine().params = params
+        else:
+            index.params = params
+        r = latency_recall(index, data, args)
+        r["point"] = label
+        sweep.append(r)
+        print(f"  {name} {label}: {json.dumps(_round(r))}", flush=True)
+    if name == "faiss-local":
+        index.engine().params = base
+    else:
+        index.params = base
+    out["sweep"] = sweep
     return out
 
 
@@ -567,7 +605,7 @@ def run_backend(name: str, data: Data, args: argparse.Namespace) -> dict[str, An
         out["server_rss_mb"] = sum(tree_rss_mb(p) for p in backend.server_pids)
         out["bench_rss_mb"] = tree_rss_mb(os.getpid())
         out |= backend.memory()
-        out |= measure(backend.index, data, args)
+        out |= measure(name, backend.index, data, args)
     finally:
         sampler.stop()
         out["peak_server_rss_mb"] = sampler.peak_server
@@ -623,6 +661,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nprobe", type=int, default=64)
     ap.add_argument("--pq-m", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--sweep",
+        help="also measure latency/recall at these search settings, comma-separated:\n"
+        "pgvector ef_search, milvus ef (HNSW) or nprobe (IVF), faiss probe %%",
+    )
     ap.add_argument("--keep-data", action="store_true", help="keep the cached gallery file")
     ap.add_argument("--out")
     args = ap.parse_args(argv)

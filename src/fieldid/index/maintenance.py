@@ -84,6 +84,7 @@ def rebuild(
     if flush is not None:
         flush(gallery=gallery)
         index.wait_indexed(gallery=gallery)  # type: ignore[attr-defined]
+        index.wait_loaded(gallery=gallery)  # type: ignore[attr-defined]
     index.mark(revision, gallery=gallery)
     return n
 

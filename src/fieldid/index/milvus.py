@@ -55,13 +55,14 @@ from fieldid.index.port import (
     unavailable,
 )
 
-MilvusIndexType = Literal["HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "FLAT"]
-MILVUS_INDEX_TYPES: tuple[str, ...] = ("HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "FLAT")
+MilvusIndexType = Literal["HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "SCANN", "FLAT"]
+MILVUS_INDEX_TYPES: tuple[str, ...] = ("HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "SCANN", "FLAT")
 ConsistencyLevel = Literal["Strong", "Session", "Bounded", "Eventually"]
 
 _ID = "id"
 _VEC = "vector"
-_DELETE_BATCH = 4096  # ids per ``id in [...]`` expression
+_DELETE_BATCH = 4096
+_GROWING = 2  # common.SegmentState.Growing  # ids per ``id in [...]`` expression
 _aliases = itertools.count()
 
 
@@ -164,9 +165,13 @@ class MilvusIndex:
             raise IndexUnavailable(
                 f"cannot reach Milvus at {uri}: {e}", code="index.unavailable", uri=uri
             ) from e
+        # open every collection first, then load them together (each load takes seconds)
         self._meta = self._open_meta(create)
         for g in galleries:
-            self._collection(g, create=create)
+            self._collections[check_gallery(g)] = self._open(
+                self.collection_name(g), self._dim, create, vector=True, load=False
+            )
+        self._load([self._meta, *self._collections.values()])
 
     # ------------------------------------------------------------------ port
     @property
@@ -305,6 +310,29 @@ class MilvusIndex:
             self.collection_name(check_gallery(gallery)), timeout=timeout, using=self._alias
         )
 
+    def wait_loaded(self, *, gallery: Gallery = OPERATIONAL, timeout: float = 3600) -> None:
+        """Block until the query nodes serve the gallery from sealed, indexed segments only (after
+        a bulk load: until then searches also scan growing segments through Milvus' interim
+        index, whose recall is lower)."""
+        import time
+
+        from pymilvus import utility
+
+        name = self.collection_name(check_gallery(gallery))
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = utility.get_query_segment_info(name, using=self._alias)
+            waiting = [i for i in infos if i.state == _GROWING or not i.indexID]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise IndexUnavailable(
+                    f"{len(waiting)} segments of {name} still growing or without their index "
+                    f"after {timeout:.0f} s",
+                    code="index.unavailable",
+                )
+            time.sleep(2)
+
     def close(self) -> None:
         from pymilvus import connections
 
@@ -329,7 +357,18 @@ class MilvusIndex:
                 self._collections[gallery] = coll
             return coll
 
-    def _open(self, name: str, dim: int, create: bool, *, vector: bool) -> Any:
+    def _load(self, collections: list[Any]) -> None:
+        from pymilvus import utility
+
+        timeout = max(self.params.timeout, 600)
+        for coll in collections:
+            coll.load(timeout=timeout, _async=True)
+        for coll in collections:
+            utility.wait_for_loading_complete(coll.name, timeout=timeout, using=self._alias)
+
+    def _open(
+        self, name: str, dim: int, create: bool, *, vector: bool, load: bool = True
+    ) -> Any:
         from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, utility
 
         try:
@@ -381,11 +420,14 @@ class MilvusIndex:
             coll.create_index(_VEC, index, timeout=self.params.timeout)
         if not coll.has_index():
             coll.create_index(_VEC, self.params.index_params(dim), timeout=self.params.timeout)
-        coll.load(timeout=max(self.params.timeout, 600))
+        if load:
+            self._load([coll])
         return coll
 
     def _open_meta(self, create: bool) -> Any:
-        return self._open(f"{self.params.collection_prefix}_meta", 2, create, vector=False)
+        return self._open(
+            f"{self.params.collection_prefix}_meta", 2, create, vector=False, load=False
+        )
 
     def _meta_get(self, key: str) -> str | None:
         rows = self._meta.query(
