@@ -440,9 +440,7 @@ class MilvusBackend(Backend):
             }
         self.server = start_milvus(self.data_dir, extra)
         self.server_pids = [self.server.server_proc.pid]
-        self.index = MilvusIndex(
-            f"http://127.0.0.1:{self.server.listen_port}", 128, self.params
-        )
+        self.index = MilvusIndex(f"http://127.0.0.1:{self.server.listen_port}", 128, self.params)
 
     def load(self, data: Data, args: argparse.Namespace) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -722,4 +720,3 @@ def describe_index(name: str, args: argparse.Namespace) -> str:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

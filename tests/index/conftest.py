@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from helpers_servers import STARTS, ServerUnavailable, milvus, postgresql
 
 BACKENDS = ("faiss-local", "pgvector", "milvus")

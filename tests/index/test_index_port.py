@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BACKENDS
 from numpy.typing import NDArray
 
+from conftest import BACKENDS
 from fieldid.index import maintenance
 from fieldid.index.port import TRAINING, VectorIndex
 from fieldid.index.rerank import array_lookup, rerank, search_exact
@@ -46,7 +46,9 @@ def rng() -> np.random.Generator:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_upsert_search_delete(backend: str, index_factory: Factory, rng: np.random.Generator) -> None:
+def test_upsert_search_delete(
+    backend: str, index_factory: Factory, rng: np.random.Generator
+) -> None:
     index = index_factory(backend)
     assert isinstance(index, VectorIndex) and index.backend == backend
     assert index.ready() and index.count() == 0
@@ -86,7 +88,9 @@ def test_upsert_search_delete(backend: str, index_factory: Factory, rng: np.rand
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_galleries_are_separate(backend: str, index_factory: Factory, rng: np.random.Generator) -> None:
+def test_galleries_are_separate(
+    backend: str, index_factory: Factory, rng: np.random.Generator
+) -> None:
     """The same ids in the operational and training galleries are different templates; a search
     of one never returns the other's."""
     index = index_factory(backend)
@@ -108,7 +112,9 @@ def test_galleries_are_separate(backend: str, index_factory: Factory, rng: np.ra
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_revision_mark_and_check(backend: str, index_factory: Factory, rng: np.random.Generator) -> None:
+def test_revision_mark_and_check(
+    backend: str, index_factory: Factory, rng: np.random.Generator
+) -> None:
     index = index_factory(backend, namespace=f"rev{backend.replace('-', '')}{rng.integers(10**9)}")
     assert index.revision() is None
     stale = index.check("r1")
@@ -143,7 +149,9 @@ def test_reopen_keeps_contents_and_revision(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_bad_input_is_refused(backend: str, index_factory: Factory, rng: np.random.Generator) -> None:
+def test_bad_input_is_refused(
+    backend: str, index_factory: Factory, rng: np.random.Generator
+) -> None:
     index = index_factory(backend)
     v = unit(3, rng)
     with pytest.raises(ValueError, match="dimension"):

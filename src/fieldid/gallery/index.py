@@ -11,8 +11,8 @@ from fieldid.index.faiss_engine import (
     PAD_SCORE,
     FaissIndex,
     IndexParams,
-    InProcessIndex,
     IndexStale,
+    InProcessIndex,
     Mode,
 )
 

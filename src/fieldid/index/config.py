@@ -64,8 +64,10 @@ class IndexConfig:
             raise ValueError(f"[index] backend must be one of {', '.join(BACKENDS)}")
         if self.backend == "milvus" and not self.uri:
             raise ValueError('[index] backend = "milvus" needs uri = "http://host:19530"')
-        if self.backend == "pgvector" and self.uri and not self.uri.startswith(
-            ("postgresql://", "postgresql+psycopg://", "postgres://")
+        if (
+            self.backend == "pgvector"
+            and self.uri
+            and not self.uri.startswith(("postgresql://", "postgresql+psycopg://", "postgres://"))
         ):
             raise ValueError("[index] uri for pgvector must be a postgresql:// URL or empty")
         if self.exact_below < 0 or self.candidates < 1:

@@ -689,8 +689,8 @@ def _fsync_dir(path: Path) -> None:
 
 __all__ = [
     "FaissIndex",
+    "InProcessIndex",
     "IndexParams",
     "IndexStale",
-    "InProcessIndex",
     "Mode",
 ]

@@ -84,9 +84,7 @@ class FaissLocalIndex:
     def delete(self, ids: ArrayLike, *, gallery: Gallery = OPERATIONAL) -> None:
         self.engine(gallery).remove(as_ids(ids))
 
-    def search(
-        self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL
-    ) -> Neighbours:
+    def search(self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL) -> Neighbours:
         scores, ids = self.engine(gallery).search(queries, check_k(k))
         return Neighbours(ids, scores)
 

@@ -97,7 +97,7 @@ class MilvusParams:
             raise ValueError(
                 f"[index.milvus] index_type must be one of {', '.join(MILVUS_INDEX_TYPES)}"
             )
-        if self.index_type == "HNSW" and not (4 <= self.m <= 64 and 8 <= self.ef_construction):
+        if self.index_type == "HNSW" and not (4 <= self.m <= 64 and self.ef_construction >= 8):
             raise ValueError("[index.milvus] HNSW needs 4 <= m <= 64 and ef_construction >= 8")
         if self.consistency not in ("Strong", "Session", "Bounded", "Eventually"):
             raise ValueError("[index.milvus] consistency: Strong, Session, Bounded or Eventually")
@@ -155,7 +155,7 @@ class MilvusIndex:
         self.uri = uri
         self._alias = f"fieldid-{next(_aliases)}-{uuid.uuid4().hex[:6]}"
         self._lock = threading.Lock()
-        self._collections: dict[str, Any] = {}
+        self._collections: dict[Gallery, Any] = {}
         try:
             kwargs: dict[str, Any] = {"uri": uri, "timeout": self.params.timeout}
             if token:
@@ -209,9 +209,7 @@ class MilvusIndex:
             chunk = id_arr[start : start + _DELETE_BATCH].tolist()
             coll.delete(f"{_ID} in {chunk}", timeout=self.params.timeout)
 
-    def search(
-        self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL
-    ) -> Neighbours:
+    def search(self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL) -> Neighbours:
         k = check_k(k)
         q = as_vectors(queries, self._dim)
         out = Neighbours.empty(len(q), k)
@@ -366,9 +364,7 @@ class MilvusIndex:
         for coll in collections:
             utility.wait_for_loading_complete(coll.name, timeout=timeout, using=self._alias)
 
-    def _open(
-        self, name: str, dim: int, create: bool, *, vector: bool, load: bool = True
-    ) -> Any:
+    def _open(self, name: str, dim: int, create: bool, *, vector: bool, load: bool = True) -> Any:
         from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, utility
 
         try:

@@ -174,7 +174,6 @@ class PgvectorIndex:
     # ------------------------------------------------------------------ schema
     def create_schema(self) -> None:
         """Extension, tables and the HNSW index (idempotent)."""
-        p = self.params
 
         def ddl(c: Connection) -> None:
             c.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
@@ -229,8 +228,7 @@ class PgvectorIndex:
 
     def _has_index(self, c: Connection) -> bool:
         return (
-            c.execute(text("SELECT to_regclass(:i)"), {"i": f"{self._t}_hnsw"}).scalar()
-            is not None
+            c.execute(text("SELECT to_regclass(:i)"), {"i": f"{self._t}_hnsw"}).scalar() is not None
         )
 
     def _create_index(self, c: Connection) -> None:
@@ -294,9 +292,7 @@ class PgvectorIndex:
             )
         )
 
-    def search(
-        self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL
-    ) -> Neighbours:
+    def search(self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL) -> Neighbours:
         k = check_k(k)
         q = as_vectors(queries, self._dim)
         g = check_gallery(gallery)
@@ -497,7 +493,7 @@ def _literal(v: NDArray[np.float32]) -> str:
 def _is_connection_error(e: Exception) -> bool:
     from sqlalchemy.exc import DBAPIError
 
-    return isinstance(e, DBAPIError) and bool(e.connection_invalidated) or (
+    return (isinstance(e, DBAPIError) and bool(e.connection_invalidated)) or (
         "connection" in str(e).lower() and "refused" in str(e).lower()
     )
 

@@ -136,9 +136,7 @@ class VectorIndex(Protocol):
         """Remove templates; ids not present are ignored (idempotent)."""
         ...
 
-    def search(
-        self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL
-    ) -> Neighbours:
+    def search(self, queries: ArrayLike, k: int, *, gallery: Gallery = OPERATIONAL) -> Neighbours:
         """Top-``k`` by inner product for a (dim,) or (q, dim) query."""
         ...
 
@@ -253,7 +251,9 @@ def consistency(
     )
 
 
-def unavailable(backend: str, gallery: str, expected_revision: str, expected_count: int | None) -> Consistency:
+def unavailable(
+    backend: str, gallery: str, expected_revision: str, expected_count: int | None
+) -> Consistency:
     return Consistency(
         ok=False,
         reason="unavailable",
@@ -275,10 +275,10 @@ __all__ = [
     "Backend",
     "Consistency",
     "Gallery",
-    "VectorIndexError",
     "IndexUnavailable",
     "Neighbours",
     "VectorIndex",
+    "VectorIndexError",
     "as_ids",
     "as_vectors",
     "check_gallery",
