@@ -473,7 +473,11 @@ def sweep_params(name: str, index: Any, args: argparse.Namespace) -> list[tuple[
     """Search-time operating points to measure on one build: (label, params)."""
     from dataclasses import replace
 
-    values = [int(v) for v in args.sweep.split(",")] if args.sweep else []
+    values: list[int] = []
+    for group in (args.sweep or "").split(";"):
+        who, _, vals = group.rpartition(":")
+        if vals and who in ("", name):
+            values = [int(v) for v in vals.split(",")]
     if name == "pgvector":
         return [(f"ef_search={v}", replace(index.params, ef_search=v)) for v in values]
     if name == "milvus":
@@ -662,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sweep",
         help="also measure latency/recall at these search settings, comma-separated:\n"
-        "pgvector ef_search, milvus ef (HNSW) or nprobe (IVF), faiss probe %%",
+        "pgvector ef_search, milvus ef (HNSW) or nprobe (IVF), faiss probe %%;\n"
+        "per backend: 'pgvector:100,400;milvus:128,512'",
     )
     ap.add_argument("--keep-data", action="store_true", help="keep the cached gallery file")
     ap.add_argument("--out")

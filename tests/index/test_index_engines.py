@@ -227,3 +227,31 @@ def test_index_configuration() -> None:
     ]:
         with pytest.raises(WorkspaceError, match=why):
             WorkspaceConfig.from_toml(bad)
+
+
+def test_open_index_builds_the_configured_adapter(
+    tmp_path: Path, pg_url: str, milvus_uri: str
+) -> None:
+    from fieldid.index import open_index
+    from fieldid.index.milvus import MilvusIndex, MilvusParams
+    from fieldid.index.pgvector import PgvectorIndex, PgvectorParams
+
+    local = open_index(IndexConfig(exact_below=7), DIM, directory=tmp_path)
+    assert isinstance(local, FaissLocalIndex) and local.engine().params.exact_threshold == 7
+    pg = open_index(
+        IndexConfig(backend="pgvector", pgvector=PgvectorParams(table="opened")),
+        DIM,
+        database=pg_url,
+    )
+    assert isinstance(pg, PgvectorIndex) and pg.ready()
+    pg.close()
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        open_index(IndexConfig(backend="pgvector"), DIM)
+    mv = open_index(
+        IndexConfig(
+            backend="milvus", uri=milvus_uri, milvus=MilvusParams(collection_prefix="opened")
+        ),
+        DIM,
+    )
+    assert isinstance(mv, MilvusIndex) and mv.ready() and mv.count() == 0
+    mv.close()
