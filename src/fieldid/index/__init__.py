@@ -40,7 +40,7 @@ def open_index(
 
         target = config.uri or database
         if target is None:
-            raise ValueError("[index] backend = \"pgvector\" needs a PostgreSQL database")
+            raise ValueError('[index] backend = "pgvector" needs a PostgreSQL database')
         return PgvectorIndex(target, dim, config.pgvector)
     from fieldid.index.milvus import MilvusIndex
 

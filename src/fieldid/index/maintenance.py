@@ -5,9 +5,10 @@ come with the storage kernel). Both take the templates as an iterable of ``(id, 
 database streams them) and the port; neither loads the whole gallery into memory.
 
 * :func:`rebuild` clears the gallery in the index, loads every template in batches (an engine's
-  bulk path when it has one: COPY for pgvector, plain insert for Milvus), finishes the engine's
-  build (pgvector: the HNSW index after the load; Milvus: flush and wait for the segment
-  indexes) and only then marks the database revision. A rebuild that dies part-way leaves the
+  bulk path when it has one: COPY for pgvector, plain insert for Milvus) between the engine's
+  ``bulk_begin`` and ``bulk_end`` (pgvector: the HNSW index is built once after the load of an
+  empty table; Milvus: the collection is released during the load, then flushed, indexed,
+  loaded) and only then marks the database revision. A rebuild that dies part-way leaves the
   index at no revision, which :func:`check` reports as stale: it is run again, never trusted.
 * :func:`check` compares revision and count (the port's ``check``) and, with ``sample``, searches
   a sample of templates for themselves: each must come back as its own top candidate with score
@@ -65,9 +66,9 @@ def rebuild(
     number of templates loaded."""
     index.clear(gallery=gallery)
     bulk: Any = getattr(index, "insert_new", None)
-    drop: Any = getattr(index, "drop_hnsw", None)
-    if drop is not None:
-        drop()
+    begin: Any = getattr(index, "bulk_begin", None)
+    if begin is not None:
+        begin(gallery=gallery)
     n = 0
     for ids, vecs in batches(items, batch, index.dim):
         if bulk is not None:
@@ -77,14 +78,9 @@ def rebuild(
         n += len(ids)
         if progress is not None:
             progress(n)
-    finish: Any = getattr(index, "build_hnsw", None)
-    if finish is not None:
-        finish()
-    flush: Any = getattr(index, "flush", None)
-    if flush is not None:
-        flush(gallery=gallery)
-        index.wait_indexed(gallery=gallery)  # type: ignore[attr-defined]
-        index.wait_loaded(gallery=gallery)  # type: ignore[attr-defined]
+    end: Any = getattr(index, "bulk_end", None)
+    if end is not None:
+        end(gallery=gallery)
     index.mark(revision, gallery=gallery)
     return n
 

