@@ -17,8 +17,6 @@ import pytest
 
 from fieldid.index.servers import STARTS, ServerUnavailable, milvus, postgresql
 
-BACKENDS = ("faiss-local", "pgvector", "milvus")
-
 #: Milvus test server: growing segments searched brute force (no interim IVF index), so tests
 #: of small galleries see exact answers whether or not a segment is sealed yet.
 MILVUS_TEST_CONFIG = {"queryNode.segcore.interimIndex.enableIndex": "false"}

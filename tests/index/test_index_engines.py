@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from test_index_port import DIM, sparse_ids, unit
 
 from fieldid.config import DEFAULT_TOML, WorkspaceConfig
 from fieldid.errors import WorkspaceError
@@ -20,6 +19,7 @@ from fieldid.index.config import IndexConfig
 from fieldid.index.faiss_engine import IndexParams
 from fieldid.index.faiss_local import FaissLocalIndex
 from fieldid.index.port import TRAINING, VectorIndexError
+from index.helpers_index import DIM, sparse_ids, unit
 
 Factory = Callable[..., Any]
 
