@@ -13,6 +13,7 @@ from typing import Any
 
 from fieldid.detect.acquire import DetectBudget
 from fieldid.errors import WorkspaceError
+from fieldid.index.config import DEFAULT_INDEX_TOML, IndexConfig
 from fieldid.pipeline import LEGACY_EMBEDDER, PipelineSpec
 from fieldid.probe import IntakeLimits
 from fieldid.quality import QualityGate
@@ -38,7 +39,8 @@ DEFAULT_VERIFY_TARGET_FMR = 0.001
 #: which dlib scores above 0.95 too), and 6.5 % of same-person pairs do.
 DEFAULT_DUPLICATE_THRESHOLDS = {"dlib-resnet-v1": 0.97, "mobileface-v2": 0.80}
 
-DEFAULT_TOML = """\
+DEFAULT_TOML = (
+    """\
 # fieldid workspace configuration. Every setting is shown with its default.
 
 [use]
@@ -94,9 +96,9 @@ verify_target_fmr = 0.001
 # 0.925 for dlib-resnet (their bundled calibrations).
 # threshold = 0.36
 
-[index]
-exact_below = 50000            # exact search up to this many templates, approximate above
-
+"""
+    + DEFAULT_INDEX_TOML
+    + """
 [quality_gate]
 min_inter_eye_px = 60.0
 max_abs_yaw_deg = 30.0
@@ -153,6 +155,7 @@ redress_url = ""
 # and further counts are withheld so that none can be worked back from a total (at least 3).
 min_cell = 10
 """
+)
 
 
 def _budget(p: dict[str, Any]) -> DetectBudget:
@@ -225,6 +228,8 @@ class WorkspaceConfig:
     #: ``[use] notice_required``: a search needs the officer's "notice given".
     notice_required: bool = True
     receipt: ReceiptText = field(default_factory=ReceiptText)
+    #: ``[index]``: the vector-index backend and its parameters (fieldid.index.config).
+    index: IndexConfig = field(default_factory=IndexConfig)
 
     def search_threshold(self, model_id: str) -> float:
         """The configured fixed threshold. Without one the threshold depends on the gallery size
@@ -286,6 +291,7 @@ class WorkspaceConfig:
         if not purposes:
             raise ValueError("[use] purposes must list at least one purpose")
         intake = d.get("intake", {})
+        index = IndexConfig.from_dict(d.get("index", {}))
         notice_required = use.get("notice_required", True)
         if not isinstance(notice_required, bool):
             raise ValueError("[use] notice_required must be true or false")
@@ -300,7 +306,8 @@ class WorkspaceConfig:
             verify_target_fmr=_rate(
                 search.get("verify_target_fmr", DEFAULT_VERIFY_TARGET_FMR), "verify_target_fmr"
             ),
-            exact_below=int(d.get("index", {}).get("exact_below", 50_000)),
+            exact_below=index.exact_below,
+            index=index,
             gate=QualityGate.from_dict(d.get("quality_gate", {})),
             enroll_min_inter_eye_px=float(d.get("enrollment", {}).get("min_inter_eye_px", 16.0)),
             duplicate_threshold=(
