@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from fieldid.calibration.fit import SPLIT_SALT
-from fieldid.calibration.run import calibrate_templates
+from fieldid.evaluation.calibrate import calibrate_templates
 from fieldid.calibration.store import slug, write
 from fieldid.dataset import read_labelled
 from fieldid.evaluation.calcheck import calibration_check

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-import shutil
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,15 +10,17 @@ import pytest
 from PIL import Image
 
 from fieldid.calibration.store import bundled as bundled_calibration
+from fieldid.clock import Clock
 from fieldid.config import DEFAULT_TOML, WorkspaceConfig
 from fieldid.dataset import read_labelled
-from fieldid.gallery.enroll import enroll_images
 from fieldid.pipeline import make_embedder
 from fieldid.workspace import Workspace
+from helpers_storage import Backend, PgServer, active, using
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FACES = FIXTURES / "faces"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+BACKENDS = ("sqlite", "postgresql")
 
 
 #: The model of a new workspace (``fieldid init``), as its templates name it (id@version).
@@ -60,10 +62,13 @@ def set_setting(cfg: str, key: str, value: object) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_workspace(root: Path, **gate: float) -> Workspace:
-    """A workspace whose quality gate admits LFW news photographs: ~42 px between the eyes,
-    turned heads, bystanders in the frame. Tests of the gate itself use its defaults."""
-    ws = Workspace.init(root)
+def make_workspace(
+    root: Path, clock: Clock | None = None, *, keep: bool = False, **gate: float
+) -> Workspace:
+    """A workspace on the test's backend whose quality gate admits LFW news photographs: ~42 px
+    between the eyes, turned heads, bystanders in the frame. Tests of the gate itself use its
+    defaults. ``keep``: its database outlives the test (a module's or session's template)."""
+    ws = active().init(root, clock, keep=keep)
     ws.close()
     cfg = (root / "fieldid.toml").read_text()
     gate = {
@@ -81,26 +86,79 @@ def make_workspace(root: Path, **gate: float) -> Workspace:
     # operating point (from its bundled calibration), as an operator of a small gallery would.
     cfg = set_setting(cfg, "threshold", TEST_THRESHOLD)
     (root / "fieldid.toml").write_text(cfg)
-    return Workspace.open(root)
+    return Workspace.open(root, clock)
+
+
+# -- storage backends --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def enrolled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with every fixture person enrolled with their first image only."""
-    root = tmp_path_factory.mktemp("enrolled") / "ws"
-    ws = make_workspace(root)
-    items = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]
-    summary = enroll_images(ws, items, operator="test", source_name="fixtures", synthetic=True)
-    assert summary.enrolled == 20 and not summary.refused
-    ws.close()
-    return root
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL server for the session (see helpers_storage)."""
+    os.environ.pop("FIELDID_DATABASE_URL", None)
+    server = PgServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_kind(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "postgresql":
+        return Backend("postgresql", request.getfixturevalue("pg_server"))
+    return Backend("sqlite")
+
+
+@pytest.fixture(autouse=True)
+def _storage_backend(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that depends on ``backend_kind`` (directly, or through ``backend``,
+    ``enrolled``, ``service_root``…) runs with that backend active (``make_workspace``,
+    ``open_copy``, ``serving`` use it); the databases it made are dropped when it ends. A test
+    that does not, has no backend: making a workspace there is an error (helpers_storage)."""
+    if "backend_kind" not in request.fixturenames:
+        yield
+        return
+    kind: Backend = request.getfixturevalue("backend_kind")
+    with using(kind):
+        yield
+    kind.drop_made()
 
 
 @pytest.fixture()
-def enrolled(enrolled_template: Path, tmp_path: Path) -> Iterator[Workspace]:
+def backend(backend_kind: Backend) -> Backend:
+    """The storage backend of this test run (parametrised: SQLite, PostgreSQL)."""
+    return backend_kind
+
+
+@pytest.fixture(scope="session")
+def enrolled_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {}
+
+
+@pytest.fixture()
+def enrolled_template(
+    backend: Backend,
+    enrolled_templates: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """A workspace with every fixture person enrolled with their first image only (made once per
+    backend and session; never changed: tests work on copies)."""
+    if backend.name not in enrolled_templates:
+        root = tmp_path_factory.mktemp(f"enrolled-{backend.name}") / "ws"
+        ws = make_workspace(root, keep=True)
+        items = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]
+        summary = ws.enrollment.enroll_images(
+            items, operator="test", source_name="fixtures", synthetic=True
+        )
+        assert summary.enrolled == 20 and not summary.refused
+        ws.close()
+        enrolled_templates[backend.name] = root
+    return enrolled_templates[backend.name]
+
+
+@pytest.fixture()
+def enrolled(enrolled_template: Path, backend: Backend, tmp_path: Path) -> Iterator[Workspace]:
     """A private copy of the enrolled workspace, so tests may change it."""
-    root = tmp_path / "ws"
-    shutil.copytree(enrolled_template, root)
+    root = backend.copy(enrolled_template, tmp_path / "ws")
     ws = Workspace.open(root)
     yield ws
     ws.close()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import subject_images
 from fieldid.audit import Attribution
 from fieldid.clock import ManualClock
-from fieldid.search.service import SearchService
 from fieldid.workspace import Workspace
+from helpers_storage import active
 
 #: After the real time at which the session's enrolled workspace was made: the audit log's times
 #: must not run backwards when a test's manual clock takes over from the system clock.
@@ -32,10 +31,10 @@ def set_config(root: Path, section: str, text: str) -> None:
 
 
 def open_copy(template: Path, tmp_path: Path, clock: ManualClock | None = None) -> Workspace:
-    root = tmp_path / "ws"
-    shutil.copytree(template, root)
+    """A copy of a (closed) workspace on the test's backend, on a controllable clock."""
+    root = active().copy(template, tmp_path / "ws")
     return Workspace.open(root, clock=clock or ManualClock(T0))
 
 
 def search(ws: Workspace, subject: str, image: int = 1, **kw: str):  # type: ignore[no-untyped-def]
-    return SearchService(ws).search(subject_images(subject)[image], attr(**kw))
+    return ws.searches.search(subject_images(subject)[image], attr(**kw))

@@ -35,7 +35,7 @@ CSV_COLUMNS = [
 
 def register(ws: Workspace, name: str = "border-test", kind: str = "border") -> None:
     add_source(
-        ws,
+        ws.store,
         name,
         kind=kind,
         authority="Test Authority (synthetic)",

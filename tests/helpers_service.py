@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,21 +15,27 @@ from fieldid.access import Role
 from fieldid.access.accounts import Accounts
 from fieldid.service import ServiceSettings, create_app
 from fieldid.workspace import Workspace
+from helpers_storage import Backend, active
 
 PASSWORD = "test-password-1"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @pytest.fixture(scope="module")
-def service_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with the astronaut enrolled and one operator per role."""
+def service_root(tmp_path_factory: pytest.TempPathFactory, backend_kind: Backend) -> Path:
+    """A workspace with the astronaut enrolled and one operator per role, on each backend."""
     from rich.console import Console
 
     from fieldid.demo.server import prepare
 
-    root = tmp_path_factory.mktemp("service") / "ws"
-    ws, _ = prepare(root, distractors=50, console=Console(quiet=True))
-    accounts = Accounts(ws, hasher=FAST_HASHER)
+    root = tmp_path_factory.mktemp(f"service-{backend_kind.name}") / "ws"
+    ws, _ = prepare(
+        root,
+        distractors=50,
+        console=Console(quiet=True),
+        database_url=backend_kind.database_url(keep=True),
+    )
+    accounts = Accounts(ws.store, ws.clock, hasher=FAST_HASHER)
     for role in Role:
         accounts.add_user(f"u-{role.value}", role, PASSWORD, by="test")
     ws.close()
@@ -48,8 +53,7 @@ def serving(
 ) -> Iterator[TestClient]:
     """The app on a fresh copy of the module's workspace (``settings``: ServiceSettings;
     ``configure(root)`` may edit the copy's fieldid.toml before it is opened)."""
-    root = tmp_path / "ws"
-    shutil.copytree(service_root, root)
+    root = active().copy(service_root, tmp_path / "ws")
     if configure is not None:
         configure(root)
     ws = Workspace.open(root)

@@ -18,20 +18,20 @@ from fieldid.access.accounts import (
     AuthenticationError,
     sha256_hex,
 )
-from fieldid.access.schema import ApiToken, Operator, WebSession
 from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.errors import AuthorisationError
+from fieldid.store.schema import ApiToken, Operator, WebSession
 from fieldid.workspace import Workspace
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @pytest.fixture()
-def accounts(tmp_path: Path):
+def accounts(backend, tmp_path: Path):
     clock = ManualClock()
-    ws = Workspace.init(tmp_path / "ws", clock=clock)
-    acc = Accounts(ws, hasher=FAST)
+    ws = backend.init(tmp_path / "ws", clock=clock)
+    acc = Accounts(ws.store, ws.clock, hasher=FAST)
     acc.add_user("olive", Role.OFFICER, "olive-password", by="root")
     yield acc, clock
     ws.close()
@@ -39,7 +39,7 @@ def accounts(tmp_path: Path):
 
 def test_passwords_are_argon2_hashed_and_names_checked(accounts):
     acc, _ = accounts
-    with acc.ws.sessions() as s:
+    with acc.store.read() as s:
         op = s.scalar(select(Operator).where(Operator.name == "olive"))
         assert op is not None and op.password_hash.startswith("$argon2id$")
         assert "olive-password" not in op.password_hash
@@ -55,7 +55,7 @@ def test_passwords_are_argon2_hashed_and_names_checked(accounts):
         acc.add_user("x", "chief", "long-enough-pw", by="root")
     assert e.value.code == "account.bad_role"
     assert [u.name for u in acc.list_users()] == ["olive"]
-    assert [e.event for e in acc.ws.audit.entries("user_add")] == ["user_add"]
+    assert [e.event for e in acc.store.audit_entries("user_add")] == ["user_add"]
 
 
 def test_login_and_one_answer_for_wrong_name_or_password(accounts):
@@ -66,7 +66,7 @@ def test_login_and_one_answer_for_wrong_name_or_password(accounts):
             acc.authenticate(name, pw, client="10.0.0.1")
         assert e.value.code == "access.bad_credentials"
         assert e.value.message == "wrong operator name or password"
-    failed = list(acc.ws.audit.entries("login_failed"))
+    failed = list(acc.store.audit_entries("login_failed"))
     assert [f.operator for f in failed] == ["olive", "nobody"]
 
 
@@ -84,7 +84,7 @@ def test_repeated_failures_back_off_per_account(accounts):
     assert acc.authenticate("olive", "olive-password", client="10.0.0.3").name == "olive"
     # Success clears the account's count.
     assert acc.throttle_wait("olive", "10.0.0.9") == timedelta(0)
-    throttled = [e for e in acc.ws.audit.entries("login_failed") if "retry_after" in e.payload]
+    throttled = [e for e in acc.store.audit_entries("login_failed") if "retry_after" in e.payload]
     assert len(throttled) == 1
 
 
@@ -104,7 +104,7 @@ def test_sessions_expire_when_idle_and_at_their_lifetime(accounts):
     acc, clock = accounts
     actor = acc.authenticate("olive", "olive-password", client="c")
     secret, grant = acc.open_session(actor, client="c")
-    with acc.ws.sessions() as s:
+    with acc.store.read() as s:
         assert s.get(WebSession, sha256_hex(secret)) is not None  # stored hashed
         assert s.get(WebSession, secret) is None
     clock.advance(minutes=29)
@@ -131,7 +131,7 @@ def test_sessions_expire_when_idle_and_at_their_lifetime(accounts):
     acc.close_session(secret)
     with pytest.raises(AuthenticationError):
         acc.session(secret)
-    assert [e.event for e in acc.ws.audit.entries("logout")] == ["logout"]
+    assert [e.event for e in acc.store.audit_entries("logout")] == ["logout"]
 
 
 def test_disabled_operator_cannot_log_in_and_loses_sessions(accounts):
@@ -149,7 +149,7 @@ def test_disabled_operator_cannot_log_in_and_loses_sessions(accounts):
 def test_tokens_are_hashed_scoped_and_expire(accounts):
     acc, clock = accounts
     tok = acc.issue_token("olive", scopes=["search"], lifetime=timedelta(days=1), by="root")
-    with acc.ws.sessions() as s:
+    with acc.store.read() as s:
         row = s.scalar(select(ApiToken))
         assert row is not None and row.token_hash == sha256_hex(tok.secret)
         assert tok.secret not in row.token_hash
@@ -176,13 +176,13 @@ def test_tokens_are_hashed_scoped_and_expire(accounts):
     with pytest.raises(AuthenticationError) as e4:
         acc.token(everything.secret)
     assert e4.value.code == "access.token_invalid"
-    issued = list(acc.ws.audit.entries("token_issue"))
+    issued = list(acc.store.audit_entries("token_issue"))
     assert len(issued) == 2 and tok.secret not in str(issued[0].payload)
 
 
-def test_policy_is_configurable(tmp_path: Path):
-    ws = Workspace.init(tmp_path / "ws", clock=ManualClock())
-    acc = Accounts(ws, AccessPolicy(free_failures_account=1), hasher=FAST)
+def test_policy_is_configurable(backend, tmp_path: Path):
+    ws = backend.init(tmp_path / "ws", clock=ManualClock())
+    acc = Accounts(ws.store, ws.clock, AccessPolicy(free_failures_account=1), hasher=FAST)
     acc.add_user("x", Role.ADMIN, "x-password-1", by="root")
     with pytest.raises(AuthenticationError):
         acc.authenticate("x", "bad-password", client="c")
@@ -215,4 +215,4 @@ def test_cli_user_add_list_and_token_issue(tmp_path: Path):
     secret = r.stdout.strip().splitlines()[-1]
     assert secret.startswith("fid_")
     with Workspace.open(root) as ws:
-        assert Accounts(ws).token(secret).scopes == {"review"}
+        assert Accounts(ws.store, ws.clock).token(secret).scopes == {"review"}

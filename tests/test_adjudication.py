@@ -12,18 +12,17 @@ from sqlalchemy import select
 
 from conftest import subject_images
 from fieldid.access import Actor, Role
-from fieldid.adjudication.schema import ProbeRecord, SearchCandidate, SearchRecord
 from fieldid.adjudication.service import (
     AdjudicationRefused,
-    Adjudicator,
     identification_of,
 )
 from fieldid.adjudication.store import find_by_receipt
 from fieldid.errors import AuthorisationError, QualityRefused
 from fieldid.probe import decode_probe
-from fieldid.search.service import SearchService
+from fieldid.store.schema import ProbeRecord, SearchCandidate, SearchRecord
 from fieldid.workspace import Workspace
 from helpers_account import attr, open_copy, search, set_config
+from helpers_storage import held
 
 OFFICER = Actor("officer-7", Role.OFFICER)
 OFFICER_2 = Actor("officer-9", Role.OFFICER)
@@ -55,7 +54,7 @@ def ws(enrolled_template: Path, tmp_path: Path) -> Iterator[Workspace]:
 
 
 def last(ws: Workspace, event: str) -> Any:
-    return list(ws.audit.entries(event))[-1]
+    return list(ws.store.audit_entries(event))[-1]
 
 
 def test_search_is_persisted_with_probe_candidates_and_receipt(ws: Workspace) -> None:
@@ -65,11 +64,11 @@ def test_search_is_persisted_with_probe_candidates_and_receipt(ws: Workspace) ->
     assert d["search_id"] == result.search_id and d["receipt_code"] == result.receipt_code
     assert len(result.receipt_code or "") == 9 and result.receipt_code[4] == "-"
     assert all("identified" not in c for c in d["candidates"])
-    rec = find_by_receipt(ws, (result.receipt_code or "").lower().replace("-", " "))
+    rec = held(ws, find_by_receipt, (result.receipt_code or "").lower().replace("-", " "))
     assert rec.id == result.search_id and rec.audit_seq == result.search_ref
     assert rec.status == "open" and rec.outcome == "candidates"
     assert last(ws, "search").payload["receipt_code"] == result.receipt_code
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         probe_row = s.get(ProbeRecord, rec.id)
         cands = s.scalars(select(SearchCandidate).where(SearchCandidate.search_id == rec.id)).all()
     # The probe is kept re-encoded from its pixels (no EXIF, nothing appended), never verbatim.
@@ -81,26 +80,26 @@ def test_search_is_persisted_with_probe_candidates_and_receipt(ws: Workspace) ->
     assert len(probe_row.template) == ws.pipeline.embedder.dim * 4  # float32 vector
     assert [c.person_id for c in cands] == [c.person_id for c in result.candidates]
     # A search alone identifies no one.
-    assert identification_of(ws, rec.id) is None
+    assert identification_of(ws.store, rec.id) is None
 
 
 def test_refused_search_is_recorded_without_its_probe(ws: Workspace) -> None:
     strict = ws.config.gate.__class__(min_inter_eye_px=200)
     object.__setattr__(ws.config, "gate", strict)
     with pytest.raises(QualityRefused) as e:
-        SearchService(ws).search(subject_images("subject-0001")[1], attr())
+        ws.searches.search(subject_images("subject-0001")[1], attr())
     code = e.value.details["receipt_code"]
-    rec = find_by_receipt(ws, code)
+    rec = held(ws, find_by_receipt, code)
     assert rec.outcome == "refused" and rec.refusal_code == "quality.too_far"
     assert rec.status == "not_identified"
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         assert s.get(ProbeRecord, rec.id) is None
 
 
 def test_only_a_human_with_the_role_records_an_identification(ws: Workspace) -> None:
     result = search(ws, "subject-0002")
     pid = result.candidates[0].person_id
-    adj = Adjudicator(ws)
+    adj = ws.adjudicator()
     with pytest.raises(AuthorisationError) as e:
         adj.adjudicate(result.search_id, AUDITOR, "confirm", person_id=pid, reason="looks alike")
     assert e.value.code == "access.forbidden"
@@ -114,7 +113,7 @@ def test_only_a_human_with_the_role_records_an_identification(ws: Workspace) -> 
     with pytest.raises(AdjudicationRefused) as e3:
         adj.adjudicate(result.search_id, OFFICER, "confirm", person_id=pid, reason=" ")
     assert e3.value.code == "adjudication.no_reason"
-    assert identification_of(ws, result.search_id) is None
+    assert identification_of(ws.store, result.search_id) is None
 
     a = adj.adjudicate(
         result.search_id,
@@ -125,16 +124,16 @@ def test_only_a_human_with_the_role_records_an_identification(ws: Workspace) -> 
         documents=[{"type": "id-card", "number": "D-77"}],
     )
     assert a.state == "final" and a.is_identification
-    ident = identification_of(ws, result.search_id)
+    ident = identification_of(ws.store, result.search_id)
     assert ident is not None and ident.actor == "officer-7"
-    rec = find_by_receipt(ws, result.receipt_code or "")
+    rec = held(ws, find_by_receipt, result.receipt_code or "")
     assert rec.status == "identified" and rec.closed_at is not None
     entry = last(ws, "adjudicate")
     assert entry.payload["state"] == "final" and entry.payload["person_id"] == pid
     assert entry.payload["documents"] == [{"type": "id-card", "number": "D-77"}]
     assert entry.payload["search_seq"] == result.search_ref
     # Identified searches keep their probe (until the probe's own retention ends).
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         assert s.get(ProbeRecord, result.search_id).image is not None  # type: ignore[union-attr]
     with pytest.raises(AdjudicationRefused) as e4:
         adj.adjudicate(result.search_id, SUPERVISOR, "reject", reason="second thoughts")
@@ -144,17 +143,17 @@ def test_only_a_human_with_the_role_records_an_identification(ws: Workspace) -> 
 def test_only_listed_candidates_at_or_above_the_floor_can_be_confirmed(ws: Workspace) -> None:
     result = search(ws, "subject-0002")
     top = result.candidates[0]
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         stranger = s.scalars(
             select(SearchCandidate.person_id).where(SearchCandidate.person_id != top.person_id)
         ).first()
     outsider = 999 if stranger is None else stranger + 1000
-    adj = Adjudicator(ws)
+    adj = ws.adjudicator()
     with pytest.raises(AdjudicationRefused) as e:
         adj.adjudicate(result.search_id, OFFICER, "confirm", person_id=outsider, reason="hunch")
     assert e.value.code == "adjudication.not_a_candidate"
     set_config(ws.root, "adjudication", f"min_confirm_score = {min(top.score + 0.01, 1.0)}")
-    strict = Adjudicator(ws)
+    strict = ws.adjudicator()
     for who in (OFFICER, SUPERVISOR):
         with pytest.raises(AdjudicationRefused) as e2:
             strict.adjudicate(
@@ -164,18 +163,18 @@ def test_only_listed_candidates_at_or_above_the_floor_can_be_confirmed(ws: Works
         entry = last(ws, "adjudicate")
         assert entry.payload["error"]["code"] == "adjudication.below_min_score"
         assert entry.operator == who.name
-    assert identification_of(ws, result.search_id) is None
+    assert identification_of(ws.store, result.search_id) is None
 
 
 def test_two_person_rule(ws: Workspace) -> None:
     set_config(ws.root, "adjudication", 'two_person_purposes = ["field-identification"]')
     result = search(ws, "subject-0002")
     pid = result.candidates[0].person_id
-    adj = Adjudicator(ws)
+    adj = ws.adjudicator()
     a = adj.adjudicate(result.search_id, OFFICER, "confirm", person_id=pid, reason="same face")
     assert a.state == "pending_second" and not a.is_identification
-    assert identification_of(ws, result.search_id) is None
-    assert find_by_receipt(ws, result.receipt_code or "").status == "open"
+    assert identification_of(ws.store, result.search_id) is None
+    assert held(ws, find_by_receipt, result.receipt_code or "").status == "open"
     with pytest.raises(AuthorisationError):
         adj.second_confirm(a.id, OFFICER_2)  # second-person confirmation is a supervisor's
     with pytest.raises(AuthorisationError):
@@ -185,7 +184,7 @@ def test_two_person_rule(ws: Workspace) -> None:
     assert e2.value.code == "adjudication.pending"
     b = adj.second_confirm(a.id, SUPERVISOR)
     assert b.state == "final" and b.is_identification
-    assert identification_of(ws, result.search_id) is not None
+    assert identification_of(ws.store, result.search_id) is not None
     entry = last(ws, "second_confirm")
     assert entry.operator == SUPERVISOR.name and entry.payload["first_by"] == "officer-7"
     with pytest.raises(AdjudicationRefused) as e3:
@@ -207,7 +206,7 @@ def test_document_conflict_blocks_until_a_supervisor_overrides_with_a_reason(
     result = search(ws, "subject-0002")
     pid = result.candidates[0].person_id
     checker = FakeConflicts(pid)
-    adj = Adjudicator(ws, conflicts=checker)
+    adj = ws.adjudicator(conflicts=checker)
     docs = [{"type": "passport", "number": "X1", "name": "Subject 9999"}]
     a = adj.adjudicate(
         result.search_id, OFFICER, "confirm", person_id=pid, reason="same face", documents=docs
@@ -217,7 +216,7 @@ def test_document_conflict_blocks_until_a_supervisor_overrides_with_a_reason(
     entry = last(ws, "adjudicate")
     assert entry.payload["outcome"] == "blocked"
     assert entry.payload["rules"]["rule"] == "adjudication.document_conflict"
-    assert identification_of(ws, result.search_id) is None
+    assert identification_of(ws.store, result.search_id) is None
 
     with pytest.raises(AuthorisationError):
         adj.override(a.id, OFFICER_2, "I am sure it is the same person, really")
@@ -225,7 +224,7 @@ def test_document_conflict_blocks_until_a_supervisor_overrides_with_a_reason(
         adj.override(a.id, SUPERVISOR, "ok")
     assert e.value.code == "adjudication.override_needs_reason"
     assert last(ws, "override").payload["error"]["code"] == "adjudication.override_needs_reason"
-    assert identification_of(ws, result.search_id) is None
+    assert identification_of(ws.store, result.search_id) is None
 
     reason = "passport is the person's brother's; fingerprint check at the station matched"
     b = adj.override(a.id, SUPERVISOR, reason)
@@ -238,7 +237,7 @@ def test_document_conflict_blocks_until_a_supervisor_overrides_with_a_reason(
 def test_supervisor_cannot_override_own_blocked_confirmation(ws: Workspace) -> None:
     result = search(ws, "subject-0002", operator="sup-1")
     pid = result.candidates[0].person_id
-    adj = Adjudicator(ws, conflicts=FakeConflicts(pid))
+    adj = ws.adjudicator(conflicts=FakeConflicts(pid))
     a = adj.adjudicate(
         result.search_id,
         SUPERVISOR,
@@ -254,13 +253,13 @@ def test_supervisor_cannot_override_own_blocked_confirmation(ws: Workspace) -> N
 
 def test_reject_closes_the_search_and_purges_its_probe_at_once(ws: Workspace) -> None:
     result = search(ws, "subject-0002")
-    a = Adjudicator(ws).adjudicate(
+    a = ws.adjudicator().adjudicate(
         result.search_id, OFFICER, "reject", reason="documents show another person"
     )
     assert a.state == "final" and not a.is_identification
-    rec = find_by_receipt(ws, result.receipt_code or "")
+    rec = held(ws, find_by_receipt, result.receipt_code or "")
     assert rec.status == "not_identified"
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         probe = s.get(ProbeRecord, rec.id)
         assert probe is not None and probe.image is None and probe.template is None
         assert s.get(SearchRecord, rec.id) is not None

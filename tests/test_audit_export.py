@@ -17,40 +17,41 @@ from fieldid.audit.export import (
     verify_extension,
     write_export,
 )
-from fieldid.audit.ops import export_workspace
+from fieldid.audit.ops import export_audit
 from fieldid.audit.verify import read_rows
 from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.workspace import Workspace
+from helpers_storage import behind_the_back
 
 AUDITOR = Actor("aud-1", Role.AUDITOR)
 
 
 def fill(ws: Workspace, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
-        ws.audit.append("search", operator="o", purpose="p", case_ref="c", payload={"i": i})
+        ws.store.append_audit("search", operator="o", purpose="p", case_ref="c", payload={"i": i})
 
 
-def test_export_is_signed_verifiable_and_audited(tmp_path: Path) -> None:
-    ws = Workspace.init(tmp_path / "ws", clock=ManualClock())
+def test_export_is_signed_verifiable_and_audited(backend, tmp_path: Path) -> None:
+    ws = backend.init(tmp_path / "ws", clock=ManualClock())
     fill(ws, 10)
-    res = export_workspace(ws, AUDITOR, tmp_path / "a.jsonl")
+    res = export_audit(ws.store, ws.root, ws.clock, AUDITOR, tmp_path / "a.jsonl")
     key_file = tmp_path / "ws" / "keys" / "audit-ed25519.pem"
     assert res.key == key_file and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     pub = load_public_key(res.public_key)
     check = verify_export(read_export(res.path), pub)
     assert check.ok, check.message
-    last = list(ws.audit.entries())[-1]
+    last = list(ws.store.audit_entries())[-1]
     assert last.event == "export" and last.payload["head"]["hash"] == res.head["hash"]
     ws.close()
 
 
-def test_later_export_extends_earlier_and_rewrite_is_caught(tmp_path: Path) -> None:
-    ws = Workspace.init(tmp_path / "ws", clock=ManualClock())
+def test_later_export_extends_earlier_and_rewrite_is_caught(backend, tmp_path: Path) -> None:
+    ws = backend.init(tmp_path / "ws", clock=ManualClock())
     fill(ws, 10)
-    old = export_workspace(ws, AUDITOR, tmp_path / "old.jsonl")
+    old = export_audit(ws.store, ws.root, ws.clock, AUDITOR, tmp_path / "old.jsonl")
     fill(ws, 5, 10)
-    new = export_workspace(ws, AUDITOR, tmp_path / "new.jsonl")
+    new = export_audit(ws.store, ws.root, ws.clock, AUDITOR, tmp_path / "new.jsonl")
     pub = load_public_key(old.public_key)
     ok = verify_extension(read_export(old.path), read_export(new.path), pub)
     assert ok.ok, ok.message
@@ -59,7 +60,7 @@ def test_later_export_extends_earlier_and_rewrite_is_caught(tmp_path: Path) -> N
 
     # Someone with the database rewrites history *and every hash after it*, then exports again
     # with the real key: the chain alone verifies, but it no longer extends the old export.
-    rows = read_rows(ws.sessions)
+    rows = read_rows(ws.store)
     from dataclasses import replace
 
     from fieldid.audit.log import GENESIS
@@ -82,10 +83,10 @@ def test_later_export_extends_earlier_and_rewrite_is_caught(tmp_path: Path) -> N
     ws.close()
 
 
-def test_edited_export_line_or_wrong_key_fails(tmp_path: Path) -> None:
-    ws = Workspace.init(tmp_path / "ws", clock=ManualClock())
+def test_edited_export_line_or_wrong_key_fails(backend, tmp_path: Path) -> None:
+    ws = backend.init(tmp_path / "ws", clock=ManualClock())
     fill(ws, 6)
-    res = export_workspace(ws, AUDITOR, tmp_path / "a.jsonl")
+    res = export_audit(ws.store, ws.root, ws.clock, AUDITOR, tmp_path / "a.jsonl")
     lines = res.path.read_text().splitlines()
     d = json.loads(lines[3])
     d["operator"] = "nobody"
@@ -100,10 +101,10 @@ def test_edited_export_line_or_wrong_key_fails(tmp_path: Path) -> None:
     ws.close()
 
 
-def test_cli_export_and_verify_export(tmp_path: Path) -> None:
+def test_cli_export_and_verify_export(backend, tmp_path: Path) -> None:
     runner = CliRunner()
     ws_path = tmp_path / "ws"
-    ws = Workspace.init(ws_path)
+    ws = backend.init(ws_path)
     fill(ws, 4)
     ws.close()
     args = ["audit", "export", "--workspace", str(ws_path), "--operator", "a", "--role"]
@@ -130,24 +131,29 @@ def test_cli_export_and_verify_export(tmp_path: Path) -> None:
         app, ["audit", "verify-export", str(tmp_path / "2.jsonl"), str(tmp_path / "1.jsonl")]
     )
     assert r.exit_code == 1
-    # An earlier export's head catches a truncated log.
-    import sqlite3
+    # An earlier export's head catches a truncated log (also with the head row rewound).
+    from sqlalchemy import text
 
-    con = sqlite3.connect(ws_path / "fieldid.db")
-    with con:
-        con.execute("delete from audit_entries where seq >= 5")
-    con.close()
+    ws = Workspace.open(ws_path)
+    with behind_the_back(ws) as s:
+        s.execute(text("delete from audit_entries where seq >= 5"))
+        s.execute(
+            text(
+                "update audit_head set seq = 4, hash = (select hash from audit_entries where seq = 4)"
+            )
+        )
+    ws.close()
     r = runner.invoke(
         app, ["audit", "verify", "--workspace", str(ws_path), "--head", str(tmp_path / "2.jsonl")]
     )
     assert r.exit_code == 1 and "truncated" in r.output, r.output
 
 
-def test_configuration_changes_are_audited_on_open(tmp_path: Path) -> None:
+def test_configuration_changes_are_audited_on_open(backend, tmp_path: Path) -> None:
     root = tmp_path / "ws"
-    Workspace.init(root).close()
+    backend.init(root).close()
     ws = Workspace.open(root)
-    changes = list(ws.audit.entries("config_change"))
+    changes = list(ws.store.audit_entries("config_change"))
     assert len(changes) == 1 and changes[0].payload["previous_sha256"] is None
     ws.close()
     cfg = (root / "fieldid.toml").read_text().replace('probe_images = "24h"', 'probe_images = "2h"')
@@ -155,7 +161,7 @@ def test_configuration_changes_are_audited_on_open(tmp_path: Path) -> None:
     ws = Workspace.open(root)
     ws.close()
     ws = Workspace.open(root)  # unchanged since: nothing new
-    changes = list(ws.audit.entries("config_change"))
+    changes = list(ws.store.audit_entries("config_change"))
     assert len(changes) == 2
     assert changes[1].payload["previous_sha256"] == changes[0].payload["sha256"]
     assert 'probe_images = "2h"' in changes[1].payload["config"]

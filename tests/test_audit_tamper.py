@@ -1,5 +1,9 @@
 """Tampering with the audit log is detected and located: edit, delete, insert, reorder, truncate,
-each at random positions, several times."""
+each at random positions, several times.
+
+These tests exercise the verifier over the rows as stored; the tampering is done with SQLite's
+own tool, as someone holding the database file would, so they run on SQLite only (the rows are
+read the same way from PostgreSQL: ``read_rows`` through the store)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fieldid.audit.log import canonical_json, entry_hash
-from fieldid.audit.ops import verify_workspace
+from fieldid.audit.ops import verify_store
 from fieldid.audit.verify import read_rows, verify_entries
 from fieldid.cli.app import app
 from fieldid.clock import ManualClock
@@ -30,9 +34,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clock = ManualClock()
     ws = Workspace.init(root, clock=clock)
     rng = random.Random(7)
-    while ws.audit.entries() and len(list(ws.audit.entries())) < N:
+    while ws.store.audit_entries() and len(list(ws.store.audit_entries())) < N:
         clock.advance(minutes=rng.randint(1, 90))
-        ws.audit.append(
+        ws.store.append_audit(
             rng.choice(["search", "adjudicate", "enroll", "export"]),
             operator=f"officer-{rng.randint(1, 5)}",
             purpose="field-identification",
@@ -52,7 +56,7 @@ def copy(base: Path, tmp_path: Path) -> Path:
 def verify(root: Path):  # type: ignore[no-untyped-def]
     ws = Workspace.open(root)
     try:
-        return verify_workspace(ws)
+        return verify_store(ws.store)
     finally:
         ws.close()
 
@@ -218,9 +222,13 @@ def test_truncated_tail_is_detected_against_a_known_head(base: Path, tmp_path: P
     n = last_seq(root)
     head = row(root, n)
     sql(root, ("delete from audit_entries where seq >= ?", (n - 2,)))
-    assert verify(root).ok  # alone, a shorter chain is still a chain
+    r = verify(root)  # the database's own head row still says where the log ended
+    assert not r.ok and r.kind == "truncated" and r.bad_seq == n - 2, r
+    prev = row(root, n - 3)
+    sql(root, ("update audit_head set seq = ?, hash = ?", (n - 3, prev[8])))
+    assert verify(root).ok  # head rewound too: alone, a shorter chain is still a chain
     ws = Workspace.open(root)
-    r = verify_entries(read_rows(ws.sessions), known_head=(n, str(head[8])))
+    r = verify_entries(read_rows(ws.store), known_head=(n, str(head[8])))
     ws.close()
     assert not r.ok and r.kind == "truncated" and r.bad_seq == n - 2
 

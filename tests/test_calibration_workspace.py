@@ -15,15 +15,15 @@ from typer.testing import CliRunner
 from conftest import DEFAULT_MODEL, FACES, TEST_THRESHOLD, make_workspace, subject_images
 from fieldid.access import Actor, Role
 from fieldid.audit import Attribution
+from fieldid.audit.verify import verify_log
 from fieldid.calibration.store import bundled
 from fieldid.cli.app import app
 from fieldid.dataset import read_labelled
 from fieldid.errors import AuthorisationError, WorkspaceError
 from fieldid.gallery.distractors import bundled as bundled_distractors
-from fieldid.gallery.enroll import enroll_images
-from fieldid.search.service import SearchService
 from fieldid.workspace import Workspace
 from helpers_onnx import configure_onnx, linear_embedder, projection
+from helpers_storage import add_template_people, delete_person
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-2026-006")
 runner = CliRunner()
@@ -40,18 +40,18 @@ def add_distractors(ws: Workspace, n: int, start: int = 0) -> None:
     people = [
         (f"synthetic-{start + i:07d}", f"Subject {start + i:07d} (synthetic)") for i in range(n)
     ]
-    ws.gallery.add_template_only(people, model.sample(n, seed=start + 1))
+    add_template_people(ws, people, model.sample(n, seed=start + 1))
 
 
 def test_threshold_recomputes_when_people_are_enrolled_or_deleted(enrolled: Workspace):
     use_target_fpir(enrolled)
-    service = SearchService(enrolled)
+    service = enrolled.searches
     t20 = service.threshold()
     assert t20.how == "target_fpir" and t20.gallery_size == 20 and t20.target_fpir == 0.01
     assert t20.calibration == bundled(DEFAULT_MODEL).id  # type: ignore[union-attr]
     # Enrolling more images of a person adds templates: more chances for a stranger.
     more = [i for i in read_labelled(FACES) if i.identity == "subject-0001"]
-    assert enroll_images(enrolled, more, operator="t", source_name="more").enrolled == 2
+    assert enrolled.enrollment.enroll_images(more, operator="t", source_name="more").enrolled == 2
     t22 = service.threshold()
     assert t22.gallery_size == 22 and t22.value > t20.value
     add_distractors(enrolled, 5000)
@@ -62,7 +62,7 @@ def test_threshold_recomputes_when_people_are_enrolled_or_deleted(enrolled: Work
     for ext in ("subject-0003", "subject-0004", "subject-0005"):
         pid = enrolled.gallery.find_person(ext)
         assert pid is not None
-        enrolled.gallery.delete_person(pid)
+        delete_person(enrolled, pid)
     t_after = service.threshold()
     assert t_after.gallery_size == 5019 and t_after.value < t5k.value
 
@@ -70,8 +70,8 @@ def test_threshold_recomputes_when_people_are_enrolled_or_deleted(enrolled: Work
 def test_the_threshold_in_force_is_in_the_search_audit_entry(enrolled: Workspace):
     use_target_fpir(enrolled)
     add_distractors(enrolled, 2000)
-    result = SearchService(enrolled).search(subject_images("subject-0002")[1], ATTR, top_k=5)
-    entry = list(enrolled.audit.entries("search"))[-1]
+    result = enrolled.searches.search(subject_images("subject-0002")[1], ATTR, top_k=5)
+    entry = list(enrolled.store.audit_entries("search"))[-1]
     assert entry.seq == result.search_ref
     p = entry.payload
     tif = p["threshold_in_force"]
@@ -84,11 +84,11 @@ def test_the_threshold_in_force_is_in_the_search_audit_entry(enrolled: Workspace
     for c, a in zip(result.candidates, p["candidates"], strict=True):
         assert c.score >= result.threshold and a["above_threshold"] is True
         assert a["fmr"] == pytest.approx(c.fmr, rel=1e-3)
-    assert enrolled.audit.verify_chain() is None
+    assert verify_log(enrolled.store).ok
 
 
 def test_each_candidate_says_what_its_score_means(enrolled: Workspace):
-    result = SearchService(enrolled).search(subject_images("subject-0004")[1], ATTR)
+    result = enrolled.searches.search(subject_images("subject-0004")[1], ATTR)
     assert result.candidates
     top = result.candidates[0]
     assert top.external_id == "subject-0004"
@@ -104,12 +104,12 @@ def test_each_candidate_says_what_its_score_means(enrolled: Workspace):
 
 def test_investigation_list_needs_a_role_that_permits_it(enrolled: Workspace):
     use_target_fpir(enrolled)
-    service = SearchService(enrolled)
+    service = enrolled.searches
     probe = subject_images("subject-0007")[1]
     with pytest.raises(AuthorisationError) as e:
         service.search(probe, ATTR, investigation=True, actor=Actor("officer-7", Role.OFFICER))
     assert e.value.code == "access.forbidden"
-    refused = list(enrolled.audit.entries("search"))[-1].payload
+    refused = list(enrolled.store.audit_entries("search"))[-1].payload
     assert refused["outcome"] == "refused" and refused["list_kind"] == "investigation"
     with pytest.raises(AuthorisationError) as e:
         service.search(probe, ATTR, investigation=True)
@@ -127,7 +127,7 @@ def test_investigation_list_needs_a_role_that_permits_it(enrolled: Workspace):
     ]
     assert not all(c.above_threshold for c in result.candidates)
     assert all(c.meaning is not None for c in result.candidates)
-    p = list(enrolled.audit.entries("search"))[-1].payload
+    p = list(enrolled.store.audit_entries("search"))[-1].payload
     assert p["outcome"] == "investigation_list" and p["list_kind"] == "investigation"
     assert p["actor"] == {"name": "sup-1", "role": "supervisor"}
     assert len(p["candidates"]) == 8
@@ -137,7 +137,7 @@ def test_investigation_list_needs_a_role_that_permits_it(enrolled: Workspace):
 def test_verification_reports_the_fmr_at_its_score(enrolled: Workspace):
     use_target_fpir(enrolled)
     a1, a2, _ = subject_images("subject-0007")
-    v = SearchService(enrolled).verify(a1, a2, ATTR)
+    v = enrolled.searches.verify(a1, a2, ATTR)
     assert v.threshold_set_by == "verify_target_fmr"
     cal = bundled(DEFAULT_MODEL)
     assert cal is not None
@@ -151,7 +151,7 @@ def test_verification_reports_the_fmr_at_its_score(enrolled: Workspace):
         r"a stranger's photo scores this high in (about|fewer than) 1 comparison in [\d,]+",
         d["meaning"],
     )
-    entry = list(enrolled.audit.entries("verify"))[-1].payload
+    entry = list(enrolled.store.audit_entries("verify"))[-1].payload
     assert entry["fmr"] == pytest.approx(v.fmr, rel=1e-3) and entry["calibration"] == cal.id
 
 
@@ -160,11 +160,11 @@ def onnx_workspace(root: Path, threshold: float | None) -> Workspace:
     return configure_onnx(root, model, threshold)
 
 
-def test_uncalibrated_model_refuses_to_present_scores_as_rates(tmp_path):
+def test_uncalibrated_model_refuses_to_present_scores_as_rates(backend, tmp_path):
     ws = onnx_workspace(tmp_path / "ws", threshold=0.0)
     items = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")][:5]
-    enroll_images(ws, items, operator="t", source_name="t", synthetic=True)
-    result = SearchService(ws).search(items[0].path, ATTR)
+    ws.enrollment.enroll_images(items, operator="t", source_name="t", synthetic=True)
+    result = ws.searches.search(items[0].path, ATTR)
     assert result.candidates and result.calibration is None
     assert result.rates_unavailable is not None
     assert "has no calibration" in result.rates_unavailable
@@ -172,7 +172,7 @@ def test_uncalibrated_model_refuses_to_present_scores_as_rates(tmp_path):
     for c in result.to_dict()["candidates"]:
         assert c["fmr"] is None and c["fpir_at_score"] is None
         assert c["meaning"].startswith("rates unavailable: model onnx:tiny")
-    p = list(ws.audit.entries("search"))[-1].payload
+    p = list(ws.store.audit_entries("search"))[-1].payload
     assert p["rates_unavailable"] == result.rates_unavailable
     assert all(c["fmr"] is None for c in p["candidates"])
     assert p["threshold_in_force"]["how"] == "configured"
@@ -180,13 +180,13 @@ def test_uncalibrated_model_refuses_to_present_scores_as_rates(tmp_path):
 
     ws = onnx_workspace(tmp_path / "ws2", threshold=None)
     with pytest.raises(WorkspaceError) as e:
-        SearchService(ws).search(subject_images("subject-0001")[0], ATTR)
+        ws.searches.search(subject_images("subject-0001")[0], ATTR)
     assert e.value.code == "config.threshold"
     assert "no calibration" in e.value.message and "fieldid calibrate" in e.value.message
     ws.close()
 
 
-def test_calibrate_gives_an_onnx_model_rates(tmp_path):
+def test_calibrate_gives_an_onnx_model_rates(backend, tmp_path):
     root = tmp_path / "ws"
     onnx_workspace(root, threshold=None).close()
     r = runner.invoke(
@@ -209,11 +209,11 @@ def test_calibrate_gives_an_onnx_model_rates(tmp_path):
     assert out["model"].startswith("onnx:tiny@") and out["origin"] == "workspace"
     assert out["counts"]["all"]["images"] == 40 and out["bands"]["all"]["n_genuine"] == 30
     ws = Workspace.open(root)
-    cal_entry = list(ws.audit.entries("calibrate"))[-1].payload
+    cal_entry = list(ws.store.audit_entries("calibrate"))[-1].payload
     assert cal_entry["calibration"] == out["calibration"]
     items = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]
-    enroll_images(ws, items, operator="t", source_name="t", synthetic=True)
-    result = SearchService(ws).search(items[0].path, ATTR, top_k=3)
+    ws.enrollment.enroll_images(items, operator="t", source_name="t", synthetic=True)
+    result = ws.searches.search(items[0].path, ATTR, top_k=3)
     assert result.calibration == out["calibration"] and result.rates_unavailable is None
     assert result.threshold_in_force is not None
     assert result.threshold_in_force["how"] == "target_fpir"
@@ -223,12 +223,12 @@ def test_calibrate_gives_an_onnx_model_rates(tmp_path):
     ws.close()
 
 
-def test_eval_writes_latest_with_group_differentials_and_calibration_check(tmp_path):
+def test_eval_writes_latest_with_group_differentials_and_calibration_check(backend, tmp_path):
     root = tmp_path / "ws"
     ws = make_workspace(root)
     # A real gallery: subjects 1-10 enrolled; the others are non-mated probes against it.
     first = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")][:10]
-    enroll_images(ws, first, operator="t", source_name="t", synthetic=True)
+    ws.enrollment.enroll_images(first, operator="t", source_name="t", synthetic=True)
     ws.close()
     labels = tmp_path / "labels.csv"
     with labels.open("w", newline="") as f:
@@ -288,11 +288,11 @@ def test_eval_writes_latest_with_group_differentials_and_calibration_check(tmp_p
     assert check["drifted"] is False
 
 
-def test_search_cli_investigation_and_meaning(tmp_path):
+def test_search_cli_investigation_and_meaning(backend, tmp_path):
     root = tmp_path / "ws"
     ws = make_workspace(root)
     first = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]
-    enroll_images(ws, first, operator="t", source_name="t", synthetic=True)
+    ws.enrollment.enroll_images(first, operator="t", source_name="t", synthetic=True)
     ws.close()
     probe = str(subject_images("subject-0002")[1])
     use = ["--operator", "o-1", "--purpose", "field-identification", "--case", "C-6"]

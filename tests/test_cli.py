@@ -19,7 +19,7 @@ def run(*args: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
-def test_init_enroll_search_verify(tmp_path):
+def test_init_enroll_search_verify(backend, tmp_path):
     ws = tmp_path / "ws"
     make_workspace(ws).close()  # as `fieldid init`, with a gate that admits LFW photos
     src = tmp_path / "people"

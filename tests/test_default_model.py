@@ -14,9 +14,7 @@ from fieldid.calibration.store import bundled as bundled_calibration
 from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig
 from fieldid.dataset import read_labelled
 from fieldid.errors import ModelMismatch
-from fieldid.gallery.enroll import enroll_images
 from fieldid.pipeline import DEFAULT_EMBEDDER, LEGACY_EMBEDDER
-from fieldid.search.service import SearchService
 from fieldid.workspace import Workspace
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-2026-016")
@@ -45,30 +43,32 @@ def test_a_configuration_that_names_no_model_keeps_dlib():
 
 
 def test_a_new_workspace_searches_with_the_bundled_model_and_calibration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """No file outside the package: no model directory, no workspace calibration."""
     monkeypatch.setenv("FIELDID_MODELS", str(tmp_path / "no-models-here"))
     ws = make_workspace(tmp_path / "ws")  # fieldid init, with a gate that admits LFW photos
     object.__setattr__(ws.config, "threshold", None)  # the threshold from target_fpir
     items = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]
-    assert enroll_images(ws, items, operator="t", source_name="t", synthetic=True).enrolled
+    assert ws.enrollment.enroll_images(
+        items, operator="t", source_name="t", synthetic=True
+    ).enrolled
     assert not (ws.root / "calibration").exists()
-    result = SearchService(ws).search(subject_images("subject-0006")[0], ATTR)
+    result = ws.searches.search(subject_images("subject-0006")[0], ATTR)
     cal = bundled_calibration(DEFAULT_MODEL)
     assert cal is not None and cal.origin == "bundled"
     assert result.model == DEFAULT_MODEL and result.calibration == cal.id
     tif = result.threshold_in_force
     assert tif is not None and tif["how"] == "target_fpir" and tif["calibration"] == cal.id
     assert result.candidates and result.candidates[0].external_id == "subject-0006"
-    entry = list(ws.audit.entries("search"))[-1].payload
+    entry = list(ws.store.audit_entries("search"))[-1].payload
     assert entry["model"] == DEFAULT_MODEL
     assert entry["threshold_in_force"]["calibration"] == cal.id
     assert not (tmp_path / "no-models-here").exists()
     ws.close()
 
 
-def test_an_existing_dlib_workspace_keeps_dlib_and_refuses_a_silent_switch(tmp_path: Path):
+def test_an_existing_dlib_workspace_keeps_dlib_and_refuses_a_silent_switch(backend, tmp_path: Path):
     root = tmp_path / "old"
     make_workspace(root).close()
     cfg = root / CONFIG_NAME
@@ -79,9 +79,12 @@ def test_an_existing_dlib_workspace_keeps_dlib_and_refuses_a_silent_switch(tmp_p
     cfg.write_text(set_setting(text, "threshold", None))
     ws = Workspace.open(root)
     items = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")][:3]
-    assert enroll_images(ws, items, operator="t", source_name="t", synthetic=True).enrolled == 3
+    assert (
+        ws.enrollment.enroll_images(items, operator="t", source_name="t", synthetic=True).enrolled
+        == 3
+    )
     assert str(ws.gallery.model) == DLIB
-    result = SearchService(ws).search(subject_images("subject-0002")[1], ATTR)
+    result = ws.searches.search(subject_images("subject-0002")[1], ATTR)
     assert result.model == DLIB and result.calibration == bundled_calibration(DLIB).id  # type: ignore[union-attr]
     ws.close()
     # Removing the line (naming no model) still means dlib: nothing changes.

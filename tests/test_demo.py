@@ -30,10 +30,10 @@ def test_demo_runs_end_to_end_and_is_rerunnable(tmp_path):
     w = Workspace.open(ws)
     size = w.gallery.size()
     assert (size.persons, size.templates) == (501, 501)
-    with w.sessions() as s:
+    with w.store.read() as s:
         from sqlalchemy import select
 
-        from fieldid.gallery.schema import Person
+        from fieldid.store.schema import Person
 
         assert all(s.scalars(select(Person.synthetic)))  # every identity is marked synthetic
     w.close()

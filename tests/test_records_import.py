@@ -16,9 +16,8 @@ from fieldid.cli.app import app
 from fieldid.errors import AuthorisationError
 from fieldid.records.api import get_record
 from fieldid.records.correct import correct_record, record_history
-from fieldid.records.importer import import_file
-from fieldid.records.schema import PersonLink, Record
 from fieldid.records.sources import RecordsError
+from fieldid.store.schema import PersonLink, Record
 from helpers_records import register, write_csv, write_jsonl
 
 GOOD = {
@@ -58,7 +57,7 @@ def rows_with_bad_ones() -> list[dict[str, str]]:
 
 
 @pytest.fixture()
-def ws(tmp_path):
+def ws(backend, tmp_path):
     w = make_workspace(tmp_path / "ws")
     register(w)
     yield w
@@ -66,7 +65,7 @@ def ws(tmp_path):
 
 
 def snapshot(ws) -> list[tuple]:
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         return [
             (r.id, r.person_id, r.source_record_id, r.fields, r.raw, r.updated_at, r.imported_at)
             for r in s.scalars(select(Record).order_by(Record.id))
@@ -75,7 +74,7 @@ def snapshot(ws) -> list[tuple]:
 
 def test_bad_rows_are_reported_with_line_and_reason_and_good_rows_go_in(ws, tmp_path):
     path = write_csv(tmp_path / "border.csv", rows_with_bad_ones())
-    report = import_file(ws, "border-test", path, operator="t")
+    report = ws.importer.import_file("border-test", path, operator="t")
     assert report.rows == 9
     assert report.inserted == 3 and report.updated == 0
     bad = {b.line: b for b in report.bad_rows}
@@ -87,46 +86,46 @@ def test_bad_rows_are_reported_with_line_and_reason_and_good_rows_go_in(ws, tmp_
     assert bad[8].code == "import.duplicate_record_id" and "line 2" in bad[8].reason
     assert "date_of_birth" in bad[10].reason
     assert report.new_people == 2  # B-1 and B-2; nothing merged across subjects
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         assert s.scalar(select(func.count(Record.id))) == 3
         assert s.scalar(select(func.count(PersonLink.id))) == 2
-    entry = list(ws.audit.entries("import"))[-1]
+    entry = list(ws.store.audit_entries("import"))[-1]
     assert entry.payload["inserted"] == 3 and entry.payload["bad_rows"] == 6
     assert entry.payload["bad_lines"] == [3, 5, 6, 7, 8, 10]
 
 
 def test_reimport_changes_nothing(ws, tmp_path):
     path = write_csv(tmp_path / "border.csv", rows_with_bad_ones())
-    import_file(ws, "border-test", path, operator="t")
+    ws.importer.import_file("border-test", path, operator="t")
     before = snapshot(ws)
-    again = import_file(ws, "border-test", path, operator="t")
+    again = ws.importer.import_file("border-test", path, operator="t")
     assert (again.inserted, again.updated, again.unchanged, again.new_people) == (0, 0, 3, 0)
     assert snapshot(ws) == before
 
 
 def test_a_changed_row_updates_its_record_in_place(ws, tmp_path):
     write_csv(tmp_path / "a.csv", [{**GOOD, "source_record_id": "R1"}])
-    import_file(ws, "border-test", tmp_path / "a.csv", operator="t")
+    ws.importer.import_file("border-test", tmp_path / "a.csv", operator="t")
     write_csv(tmp_path / "b.csv", [{**GOOD, "source_record_id": "R1", "outcome": "processed"}])
-    report = import_file(ws, "border-test", tmp_path / "b.csv", operator="t")
+    report = ws.importer.import_file("border-test", tmp_path / "b.csv", operator="t")
     assert (report.inserted, report.updated) == (0, 1)
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         recs = list(s.scalars(select(Record)))
     assert len(recs) == 1 and recs[0].fields["outcome"] == "processed"
 
 
 def test_dry_run_writes_nothing(ws, tmp_path):
     path = write_csv(tmp_path / "border.csv", rows_with_bad_ones())
-    report = import_file(ws, "border-test", path, operator="t", dry_run=True)
+    report = ws.importer.import_file("border-test", path, operator="t", dry_run=True)
     assert report.inserted == 3 and len(report.bad_rows) == 6 and report.new_people == 2
     assert snapshot(ws) == []
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         assert s.scalar(select(func.count(PersonLink.id))) == 0
 
 
 def test_document_numbers_are_stored_only_as_keyed_hashes(ws, tmp_path):
     path = write_csv(tmp_path / "border.csv", rows_with_bad_ones())
-    import_file(ws, "border-test", path, operator="t")
+    ws.importer.import_file("border-test", path, operator="t")
     ws.close()
     blob = (ws.root / "fieldid.db").read_bytes()
     for wal in ws.root.glob("fieldid.db-wal"):
@@ -152,7 +151,7 @@ def test_jsonl_and_parquet_report_lines_and_rows(ws, tmp_path):
             {**GOOD, "source_record_id": "J5", "kind": "recorded_status", "recorded_status": "x"},
         ],
     )
-    report = import_file(ws, "border-test", path, operator="t")
+    report = ws.importer.import_file("border-test", path, operator="t")
     assert report.inserted == 2
     assert [(b.line, b.code) for b in report.bad_rows] == [
         (2, "import.unreadable_row"),
@@ -168,8 +167,8 @@ def test_jsonl_and_parquet_report_lines_and_rows(ws, tmp_path):
         }
     )
     pq.write_table(table, tmp_path / "b.parquet")
-    report = import_file(
-        ws, "border-test", tmp_path / "b.parquet", operator="t", kind="border_apprehension"
+    report = ws.importer.import_file(
+        "border-test", tmp_path / "b.parquet", operator="t", kind="border_apprehension"
     )
     assert report.inserted == 2
     assert [(b.line, "event_date" in b.reason) for b in report.bad_rows] == [(3, True)]
@@ -178,41 +177,50 @@ def test_jsonl_and_parquet_report_lines_and_rows(ws, tmp_path):
 def test_import_from_an_unregistered_source_is_refused(ws, tmp_path):
     path = write_csv(tmp_path / "x.csv", [{**GOOD, "source_record_id": "R1"}])
     with pytest.raises(RecordsError) as e:
-        import_file(ws, "nowhere", path, operator="t")
+        ws.importer.import_file("nowhere", path, operator="t")
     assert e.value.code == "records.unknown_source"
 
 
 def test_import_needs_the_import_permission(ws, tmp_path):
     path = write_csv(tmp_path / "x.csv", [{**GOOD, "source_record_id": "R1"}])
     with pytest.raises(AuthorisationError):
-        import_file(ws, "border-test", path, operator="o", actor=Actor("o", Role.OFFICER))
+        ws.importer.import_file("border-test", path, operator="o", actor=Actor("o", Role.OFFICER))
 
 
 def test_correction_keeps_history_and_is_audited(ws, tmp_path):
     write_csv(tmp_path / "a.csv", [{**GOOD, "source_record_id": "R1"}])
-    import_file(ws, "border-test", tmp_path / "a.csv", operator="t")
-    with ws.sessions() as s:
+    ws.importer.import_file("border-test", tmp_path / "a.csv", operator="t")
+    with ws.store.read() as s:
         rid = s.scalar(select(Record.id))
     sup = Actor("sup-1", Role.SUPERVISOR)
     with pytest.raises(AuthorisationError):
-        correct_record(ws, rid, {"outcome": "x"}, actor=Actor("o", Role.OFFICER), reason="r")
+        correct_record(
+            ws.store, ws.root, rid, {"outcome": "x"}, actor=Actor("o", Role.OFFICER), reason="r"
+        )
     with pytest.raises(RecordsError):
-        correct_record(ws, rid, {"event_date": "not a date"}, actor=sup, reason="typo")
+        correct_record(
+            ws.store, ws.root, rid, {"event_date": "not a date"}, actor=sup, reason="typo"
+        )
     c = correct_record(
-        ws, rid, {"date_of_birth": "1980-01-13"}, actor=sup, reason="source confirmed a typo"
+        ws.store,
+        ws.root,
+        rid,
+        {"date_of_birth": "1980-01-13"},
+        actor=sup,
+        reason="source confirmed a typo",
     )
     assert c.old_fields["date_of_birth"] == "1980-01-31"
     assert c.new_fields["date_of_birth"] == "1980-01-13"
-    hist = record_history(ws, rid)
+    hist = record_history(ws.store, rid)
     assert [h.operator for h in hist] == ["sup-1"]
-    rec = get_record(ws, rid)
+    rec = get_record(ws.store, rid)
     assert rec["fields"]["date_of_birth"] == "1980-01-13" and rec["corrections"]
-    entry = list(ws.audit.entries("record_correct"))[-1]
+    entry = list(ws.store.audit_entries("record_correct"))[-1]
     assert entry.payload["changed"] == ["date_of_birth"] and entry.seq == c.audit_seq
     # Re-importing the unchanged source row leaves the correction in place.
-    again = import_file(ws, "border-test", tmp_path / "a.csv", operator="t")
+    again = ws.importer.import_file("border-test", tmp_path / "a.csv", operator="t")
     assert again.unchanged == 1
-    assert get_record(ws, rid)["fields"]["date_of_birth"] == "1980-01-13"
+    assert get_record(ws.store, rid)["fields"]["date_of_birth"] == "1980-01-13"
 
 
 def test_cli_import_reports_bad_lines_and_exits_non_zero(ws, tmp_path):
@@ -230,7 +238,7 @@ def test_cli_import_reports_bad_lines_and_exits_non_zero(ws, tmp_path):
     assert [b["line"] for b in out["bad_row_details"]] == [3, 5, 6, 7, 8, 10]
 
 
-def test_cli_source_synth_and_training_search(tmp_path):
+def test_cli_source_synth_and_training_search(backend, tmp_path):
     import json
 
     from conftest import subject_images

@@ -14,23 +14,27 @@ from typer.testing import CliRunner
 
 from conftest import subject_images
 from fieldid.access import Actor, Role
-from fieldid.adjudication.schema import SearchRecord
-from fieldid.adjudication.service import Adjudicator
 from fieldid.audit import Attribution
+from fieldid.audit.verify import verify_log
 from fieldid.cli.app import app
 from fieldid.dataset import LabelledImage
 from fieldid.errors import FieldidError
-from fieldid.gallery.enroll import enroll_images
-from fieldid.gallery.schema import EnrollmentImage, Person, TemplateRow
 from fieldid.gallery.store import Gallery
-from fieldid.records.importer import import_file
 from fieldid.records.merge import MIN_MERGE_REASON, merge_history, merge_people
 from fieldid.records.review import list_review_items
-from fieldid.records.schema import PersonLink, PersonMerge, Record, ReviewItem
-from fieldid.redress import redress_export
-from fieldid.search.service import SearchService
+from fieldid.store.schema import (
+    EnrollmentImage,
+    Person,
+    PersonLink,
+    PersonMerge,
+    Record,
+    ReviewItem,
+    SearchRecord,
+    TemplateRow,
+)
 from fieldid.workspace import Workspace
 from helpers_records import register, write_csv
+from helpers_storage import add_template_people, behind_the_back, delete_person
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-2026-031")
 SUP = Actor("sup-1", Role.SUPERVISOR)
@@ -69,8 +73,7 @@ def dup(enrolled: Workspace, tmp_path: Path) -> Workspace:
     photo (a byte-identical duplicate) and a different photo of the same face. Each person has
     records from its own source."""
     images = subject_images(KEPT)
-    summary = enroll_images(
-        enrolled,
+    summary = enrolled.enrollment.enroll_images(
         [LabelledImage(p, DUP, "Subject 9003 (synthetic)") for p in images[:2]],
         operator="admin-1",
         source_name="second source",
@@ -81,8 +84,8 @@ def dup(enrolled: Workspace, tmp_path: Path) -> Workspace:
     register(enrolled, "border-z", "border")
     write_csv(tmp_path / "x.csv", _records(KEPT, "X-3", "X", "P0003"))
     write_csv(tmp_path / "z.csv", _records(DUP, "Z-9", "Z", "P0003"))
-    assert not import_file(enrolled, "border-x", tmp_path / "x.csv", operator="t").bad_rows
-    assert not import_file(enrolled, "border-z", tmp_path / "z.csv", operator="t").bad_rows
+    assert not enrolled.importer.import_file("border-x", tmp_path / "x.csv", operator="t").bad_rows
+    assert not enrolled.importer.import_file("border-z", tmp_path / "z.csv", operator="t").bad_rows
     return enrolled
 
 
@@ -93,24 +96,26 @@ def _ids(ws: Workspace) -> tuple[int, int]:
 
 
 def _item(ws: Workspace, kept: int, merged: int) -> int:
-    items = [i for i in list_review_items(ws) if {i.person_id, i.other_person_id} == {kept, merged}]
+    items = [
+        i for i in list_review_items(ws.store) if {i.person_id, i.other_person_id} == {kept, merged}
+    ]
     assert items, "enrollment opened no possible-duplicate item"
     return items[0].id
 
 
 def _count(ws: Workspace, model: Any, person_id: int) -> int:
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         q = select(func.count()).select_from(model).where(model.person_id == person_id)
         return int(s.scalar(q) or 0)
 
 
 def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Workspace, monkeypatch):
     kept, merged = _ids(dup)
-    before = SearchService(dup).search(subject_images(KEPT)[2], ATTR)
+    before = dup.searches.search(subject_images(KEPT)[2], ATTR)
     shown = {c.external_id for c in before.candidates}
     assert {KEPT, DUP} <= shown  # the same face under two people: two candidates
     item = _item(dup, kept, merged)
-    with dup.sessions() as s:
+    with dup.store.read() as s:
         moved_tid = s.scalar(
             select(TemplateRow.id)
             .join(EnrollmentImage, EnrollmentImage.id == TemplateRow.image_id)
@@ -124,14 +129,16 @@ def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Works
     assert moved_tid is not None
     size_before = dup.gallery.size()
 
-    res = merge_people(dup, keep=kept, merge=merged, actor=SUP, reason=REASON, review_item=item)
+    res = merge_people(
+        dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON, review_item=item
+    )
 
     assert (res.kept_person_id, res.merged_person_id) == (kept, merged)
     assert (res.images_moved, res.images_dropped) == (1, 1)  # the identical photo is held once
     assert (res.templates_moved, res.templates_dropped) == (1, 1)
     assert (res.records_moved, res.links_moved) == (2, 1)
     assert res.index_carried
-    with dup.sessions() as s:
+    with dup.store.read() as s:
         assert s.get(Person, merged) is None
         assert s.scalar(select(TemplateRow.person_id).where(TemplateRow.id == moved_tid)) == kept
         row = s.scalars(select(PersonMerge)).one()
@@ -158,7 +165,7 @@ def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Works
 
     monkeypatch.setattr(Gallery, "rebuild_index", no_rebuild)
     assert moved_tid in dup.gallery.index()
-    after = SearchService(dup).search(subject_images(KEPT)[2], ATTR)
+    after = dup.searches.search(subject_images(KEPT)[2], ATTR)
     same_face = [c for c in after.candidates if c.external_id in (KEPT, DUP)]
     assert [c.person_id for c in same_face] == [kept]
     sources = {g["source"] for g in after.to_dict()["candidates"][0]["records"]}
@@ -173,7 +180,7 @@ def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Works
         again.close()
 
     # Audited, with both people, the counts, the reason and the review item.
-    entry = list(dup.audit.entries("person_merge"))[-1]
+    entry = list(dup.store.audit_entries("person_merge"))[-1]
     assert entry.operator == "sup-1" and entry.seq == res.audit_seq
     p = entry.payload
     assert (p["kept_person_id"], p["merged_person_id"]) == (kept, merged)
@@ -181,24 +188,24 @@ def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Works
     assert (p["records_moved"], p["templates_moved"], p["images_dropped"]) == (2, 1, 1)
     assert p["reason"] == REASON and p["review_item"] == item and p["role"] == "supervisor"
     # The review item is resolved as same_person, pointing at the merge, and audited as such.
-    with dup.sessions() as s:
+    with dup.store.read() as s:
         ri = s.get(ReviewItem, item)
         assert ri is not None
         assert (ri.state, ri.decision, ri.resolved_by) == ("resolved", "same_person", "sup-1")
         assert f"person merge {res.merge_id}" in (ri.note or "")
         assert ri.detail["merged_person"]["external_id"] == DUP
         assert ri.image_id is not None  # re-pointed to the kept person's identical photo
-    resolved = list(dup.audit.entries("review_resolve"))[-1].payload
+    resolved = list(dup.store.audit_entries("review_resolve"))[-1].payload
     assert (resolved["review_item"], resolved["decision"]) == (item, "same_person")
-    assert dup.audit.verify_chain() is None
+    assert verify_log(dup.store).ok
 
     # The old external id reaches the kept person: history, enrollment, import.
     assert dup.gallery.find_person(DUP) == kept
-    hist = merge_history(dup, DUP, actor=AUDITOR)
+    hist = merge_history(dup.store, DUP, actor=AUDITOR)
     assert [h.merge_id for h in hist] == [res.merge_id]
-    assert merge_history(dup, KEPT)[0].counts["records_moved"] == 2
-    again_summary = enroll_images(
-        dup, [LabelledImage(subject_images(KEPT)[1], DUP)], operator="a", source_name="second"
+    assert merge_history(dup.store, KEPT)[0].counts["records_moved"] == 2
+    again_summary = dup.enrollment.enroll_images(
+        [LabelledImage(subject_images(KEPT)[1], DUP)], operator="a", source_name="second"
     )
     assert again_summary.enrolled == 0  # already held by the kept person: not re-created
     assert dup.gallery.find_person(DUP) == kept
@@ -206,11 +213,11 @@ def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Works
 
 def test_redress_by_the_merged_persons_old_id_finds_the_earlier_searches(dup: Workspace):
     kept, merged = _ids(dup)
-    before = SearchService(dup).search(subject_images(KEPT)[2], ATTR)
+    before = dup.searches.search(subject_images(KEPT)[2], ATTR)
     old = {c.external_id: c for c in before.candidates}
     assert DUP in old
-    merge_people(dup, keep=kept, merge=merged, actor=SUP, reason=REASON)
-    out = redress_export(dup, AUDITOR, person=DUP)
+    merge_people(dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON)
+    out = dup.redress.export(AUDITOR, person=DUP)
     assert out["subject"]["person_id"] == kept and out["subject"]["external_id"] == KEPT
     assert out["subject"]["merged_identities"][0]["external_id"] == DUP
     rows = [x for x in out["searches"] if x["search_id"] == before.search_id]
@@ -220,21 +227,21 @@ def test_redress_by_the_merged_persons_old_id_finds_the_earlier_searches(dup: Wo
     assert as_dup["as_candidate"]["recorded_as"]["person_id"] == merged
     assert as_dup["as_candidate"]["score"] == pytest.approx(old[DUP].score, abs=1e-6)
     # The numeric old id works too; the kept id gives the same searches.
-    assert len(redress_export(dup, AUDITOR, person=str(merged))["searches"]) == len(rows)
-    assert len(redress_export(dup, AUDITOR, person=KEPT)["searches"]) == len(rows)
+    assert len(dup.redress.export(AUDITOR, person=str(merged))["searches"]) == len(rows)
+    assert len(dup.redress.export(AUDITOR, person=KEPT)["searches"]) == len(rows)
     assert {r["external_id"] for r in out["records"] if r.get("kind") == "enrollment"} == {KEPT}
 
 
 def test_redress_finds_a_purged_search_of_the_merged_person_in_the_audit_log(dup: Workspace):
     kept, merged = _ids(dup)
     # The merged person holds this very photo, so with one candidate only it is shown alone.
-    only = SearchService(dup).search(subject_images(KEPT)[1], ATTR, top_k=1)
+    only = dup.searches.search(subject_images(KEPT)[1], ATTR, top_k=1)
     assert [c.person_id for c in only.candidates] == [merged]
-    merge_people(dup, keep=kept, merge=merged, actor=SUP, reason=REASON)
-    with dup.sessions.begin() as s:  # as the retention purge does at the end of its period
+    merge_people(dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON)
+    with behind_the_back(dup) as s:  # as the retention purge does at the end of its period
         seq = s.get(SearchRecord, only.search_id).audit_seq  # type: ignore[union-attr]
         s.execute(delete(SearchRecord).where(SearchRecord.id == only.search_id))
-    out = redress_export(dup, AUDITOR, person=KEPT)
+    out = dup.redress.export(AUDITOR, person=KEPT)
     from_log = [x for x in out["searches"] if x["audit_seq"] == seq]
     assert len(from_log) == 1 and from_log[0]["source"].startswith("audit log")
     assert from_log[0]["case_ref"] == ATTR.case_ref
@@ -244,11 +251,11 @@ def test_an_open_search_that_showed_the_merged_person_checks_the_kept_persons_re
     dup: Workspace,
 ):
     kept, merged = _ids(dup)
-    res = SearchService(dup).search(subject_images(KEPT)[2], ATTR)
+    res = dup.searches.search(subject_images(KEPT)[2], ATTR)
     assert merged in {c.person_id for c in res.candidates}
-    merge_people(dup, keep=kept, merge=merged, actor=SUP, reason=REASON)
+    merge_people(dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON)
     # A passport that disagrees with the records the merged person brought: still a conflict.
-    adj = Adjudicator(dup).adjudicate(
+    adj = dup.adjudicator().adjudicate(
         res.search_id,
         OFFICER,
         "confirm",
@@ -267,9 +274,10 @@ def test_a_search_shown_after_a_merge_shows_the_kept_persons_name_photo_and_reco
     from fieldid.service.views import search_view
 
     kept, merged = _ids(dup)
-    res = SearchService(dup).search(subject_images(KEPT)[2], ATTR)
-    merge_people(dup, keep=kept, merge=merged, actor=SUP, reason=REASON)
-    view = search_view(dup, get_search(dup, res.search_id or 0))
+    res = dup.searches.search(subject_images(KEPT)[2], ATTR)
+    merge_people(dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON)
+    with dup.store.read() as s:
+        view = search_view(s, dup, get_search(s, res.search_id or 0))
     shown = {c["person_id"]: c for c in view["candidates"]}
     old = shown[merged]
     assert old["merged_into"] == kept and old["current_person_id"] == kept
@@ -285,7 +293,7 @@ def test_merge_refusals(dup: Workspace):
     def refused(code: str, **kw) -> None:
         args = {"keep": kept, "merge": merged, "actor": SUP, "reason": REASON, **kw}
         with pytest.raises(FieldidError) as e:
-            merge_people(dup, **args)
+            merge_people(dup.store, dup.gallery, **args)
         assert e.value.code == code, e.value.message
 
     refused("access.forbidden", actor=OFFICER)
@@ -293,12 +301,13 @@ def test_merge_refusals(dup: Workspace):
     assert len("x" * MIN_MERGE_REASON) == 15
     refused("merge.same_person", merge=kept)
     refused("merge.unknown_person", merge=999_999)
-    real = dup.gallery.add_template_only(
+    real = add_template_people(
+        dup,
         [("template-only-real", "Template only")],
         np.eye(1, dup.gallery.dim, dtype=np.float32),
         synthetic=False,
     )
-    with dup.sessions() as s:
+    with dup.store.read() as s:
         real_pid = s.scalar(select(TemplateRow.person_id).where(TemplateRow.id == real[0]))
     refused("merge.synthetic_mix", merge=real_pid)
     refused("merge.synthetic_mix", keep=real_pid, merge=kept)
@@ -307,8 +316,8 @@ def test_merge_refusals(dup: Workspace):
     refused("merge.review_mismatch", merge=other, review_item=item)
     refused("merge.review_not_found", review_item=424242)
     # An adjudication about the merged person still waiting for an override blocks the merge.
-    res = SearchService(dup).search(subject_images(KEPT)[2], ATTR)
-    blocked = Adjudicator(dup).adjudicate(
+    res = dup.searches.search(subject_images(KEPT)[2], ATTR)
+    blocked = dup.adjudicator().adjudicate(
         res.search_id,
         OFFICER,
         "confirm",
@@ -320,9 +329,9 @@ def test_merge_refusals(dup: Workspace):
     refused("merge.open_adjudication")
     # Nothing changed: both people are still there, no merge row, no merge audit entry.
     assert _ids(dup) == (kept, merged)
-    with dup.sessions() as s:
+    with dup.store.read() as s:
         assert s.scalar(select(func.count(PersonMerge.id))) == 0
-    assert list(dup.audit.entries("person_merge")) == []
+    assert list(dup.store.audit_entries("person_merge")) == []
 
 
 def test_person_merge_and_history_on_the_command_line(dup: Workspace):
@@ -369,14 +378,14 @@ def test_person_merge_and_history_on_the_command_line(dup: Workspace):
 
 def test_deleting_the_kept_person_deletes_its_merge_history(dup: Workspace):
     kept, merged = _ids(dup)
-    merge_people(dup, keep=kept, merge=merged, actor=SUP, reason=REASON)
-    dup.gallery.delete_person(kept)
-    with dup.sessions() as s:
+    merge_people(dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON)
+    delete_person(dup, kept)
+    with dup.store.read() as s:
         assert s.scalar(select(func.count(PersonMerge.id))) == 0
     assert dup.gallery.find_person(DUP) is None
 
 
-def test_migration_0006_downgrades_and_upgrades(tmp_path):
+def test_migration_0006_downgrades_and_upgrades(backend, tmp_path):
     from helpers_migrations import round_trip
 
-    round_trip(tmp_path, "0005", "person_merges")
+    round_trip(backend, tmp_path, "0005", "person_merges")

@@ -15,19 +15,15 @@ from conftest import FACES, make_workspace, subject_images
 from fieldid.access import Actor, Role
 from fieldid.audit import Attribution
 from fieldid.dataset import LabelledImage
-from fieldid.gallery.enroll import enroll_images
-from fieldid.gallery.schema import EnrollmentImage
 from fieldid.records.api import candidate_records, person_photos, photo_thumbnail
 from fieldid.records.api import presented_conflicts as api_presented_conflicts
 from fieldid.records.documents import PresentedDocument
-from fieldid.records.importer import import_file
 from fieldid.records.review import list_review_items, resolve_review_item
-from fieldid.records.schema import Record
 from fieldid.records.synth import synth
-from fieldid.records.training import open_training
-from fieldid.search.service import SearchService
+from fieldid.store.schema import EnrollmentImage, Record
 from fieldid.workspace import Workspace
 from helpers_records import register, write_csv
+from helpers_storage import held
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-2026-009")
 SUBJECT = "subject-0001"
@@ -93,8 +89,8 @@ def with_records(enrolled: Workspace, tmp_path) -> Workspace:
     register(enrolled, "court-y", "criminal_history")
     write_csv(tmp_path / "b.csv", records_for_subject())
     write_csv(tmp_path / "c.csv", other_source_records())
-    assert not import_file(enrolled, "border-x", tmp_path / "b.csv", operator="t").bad_rows
-    assert not import_file(enrolled, "court-y", tmp_path / "c.csv", operator="t").bad_rows
+    assert not enrolled.importer.import_file("border-x", tmp_path / "b.csv", operator="t").bad_rows
+    assert not enrolled.importer.import_file("court-y", tmp_path / "c.csv", operator="t").bad_rows
     return enrolled
 
 
@@ -106,7 +102,7 @@ def first_candidate(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_search_json_carries_records_with_source_and_date_and_conflicts(with_records):
-    result = SearchService(with_records).search(subject_images(SUBJECT)[1], ATTR).to_dict()
+    result = with_records.searches.search(subject_images(SUBJECT)[1], ATTR).to_dict()
     c = first_candidate(result)
     groups = c["records"]
     assert [g["source"] for g in groups] == ["border-x", "court-y"]  # most recent source first
@@ -136,7 +132,7 @@ def test_presented_document_conflicts_are_recorded_and_listed_first(with_records
     doc = PresentedDocument(
         "passport", number="P0002", issuing_country="ARX", date_of_birth=None, name="Subject 0001"
     )
-    res = SearchService(with_records).search(subject_images(SUBJECT)[1], ATTR, presented=[doc])
+    res = with_records.searches.search(subject_images(SUBJECT)[1], ATTR, presented=[doc])
     out = res.to_dict()
     keys = list(out)
     assert keys.index("presented_documents") < keys.index("candidates")
@@ -148,7 +144,7 @@ def test_presented_document_conflicts_are_recorded_and_listed_first(with_records
     fields = {x["field"] for x in c["presented_document_conflicts"]}
     assert fields == {"document_number"}
     assert {x["field"] for x in c["presented_document_agreements"]} == {"name"}
-    audit = list(with_records.audit.entries("search"))[-1].payload
+    audit = list(with_records.store.audit_entries("search"))[-1].payload
     assert audit["presented"][0]["number_hash"] == pd["number_hash"]
     assert "P0002" not in json.dumps(audit)
     # The same document number agrees; a different date of birth conflicts.
@@ -157,9 +153,9 @@ def test_presented_document_conflicts_are_recorded_and_listed_first(with_records
 
     dob = PresentedDocument("national id", date_of_birth=date(1979, 5, 5))
     pid = c["person_id"]
-    agree = api_presented_conflicts(with_records, pid, [same])
+    agree = api_presented_conflicts(with_records.store, with_records.root, pid, [same])
     assert agree["conflicts"] == [] and agree["agreements"][0]["field"] == "document_number"
-    differ = api_presented_conflicts(with_records, pid, [dob])
+    differ = api_presented_conflicts(with_records.store, with_records.root, pid, [dob])
     assert differ["conflicts"][0]["field"] == "date_of_birth"
     assert {r["value"] for r in differ["conflicts"][0]["records"]} == {"1980-01-31", "1981-01-31"}
 
@@ -191,25 +187,25 @@ def walk(node: Any, path: str = "") -> list[str]:
 
 def test_no_field_names_or_shows_a_determination_of_status(with_records):
     doc = PresentedDocument("passport", number="P0009", issuing_country="ARX")
-    service = SearchService(with_records)
+    service = with_records.searches
     out = service.search(subject_images(SUBJECT)[1], ATTR, presented=[doc]).to_dict()
     assert first_candidate(out)["records"]
     assert walk(out) == []
     pid = first_candidate(out)["person_id"]
-    assert walk(candidate_records(with_records, pid)) == []
-    assert walk(list(with_records.audit.entries("search"))[-1].payload) == []
+    assert walk(candidate_records(with_records.store, pid)) == []
+    assert walk(list(with_records.store.audit_entries("search"))[-1].payload) == []
     # The walker itself catches what it must.
     assert walk({"is_removable": True, "x": {"status": "y"}, "v": "verdict: identified"})
 
 
-def test_synthetic_data_reads_clean_too(tmp_path):
+def test_synthetic_data_reads_clean_too(backend, tmp_path):
     ws = make_workspace(tmp_path / "ws")
     synth(ws, people=300, records_per_person=8, seed=5)
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         pids = list(s.scalars(select(Record.person_id).distinct().limit(300)))
     from fieldid.records.assemble import assemble
 
-    views = assemble(ws.sessions, pids)
+    views = held(ws, assemble, pids)
     assert walk([v.to_dict() for v in views.values()]) == []
     assert sum(bool(v.conflicts) for v in views.values()) > 10  # deliberate conflicts exist
     ws.close()
@@ -217,8 +213,7 @@ def test_synthetic_data_reads_clean_too(tmp_path):
 
 def test_the_same_face_under_two_people_raises_a_duplicate_item(enrolled: Workspace):
     image = subject_images("subject-0003")[0]
-    summary = enroll_images(
-        enrolled,
+    summary = enrolled.enrollment.enroll_images(
         [LabelledImage(image, "subject-9003", "Subject 9003 (synthetic)")],
         operator="admin-1",
         source_name="second source",
@@ -226,7 +221,7 @@ def test_the_same_face_under_two_people_raises_a_duplicate_item(enrolled: Worksp
     )
     assert summary.enrolled == 1  # enrolled as asked, nothing dropped
     assert len(summary.possible_duplicates) == 1
-    items = list_review_items(enrolled)
+    items = list_review_items(enrolled.store)
     assert len(items) == 1
     item = items[0]
     assert item.kind == "possible_duplicate" and item.state == "open"
@@ -235,7 +230,7 @@ def test_the_same_face_under_two_people_raises_a_duplicate_item(enrolled: Worksp
         "subject-0003",
     }
     assert item.score is not None and item.score > 0.99
-    audit = [e for e in enrolled.audit.entries("enroll") if e.payload.get("review_item")]
+    audit = [e for e in enrolled.store.audit_entries("enroll") if e.payload.get("review_item")]
     assert audit and audit[-1].payload["review_item"] == item.id
     # Both people still exist separately; a decision is recorded, nothing merged.
     assert enrolled.gallery.find_person("subject-9003") != enrolled.gallery.find_person(
@@ -243,31 +238,37 @@ def test_the_same_face_under_two_people_raises_a_duplicate_item(enrolled: Worksp
     )
     with pytest.raises(Exception) as e:
         resolve_review_item(
-            enrolled, item.id, decision="same_person", note="x", actor=Actor("o", Role.OFFICER)
+            enrolled.store,
+            item.id,
+            decision="same_person",
+            note="x",
+            actor=Actor("o", Role.OFFICER),
         )
     assert getattr(e.value, "code", "") == "access.forbidden"
     done = resolve_review_item(
-        enrolled,
+        enrolled.store,
         item.id,
         decision="same_person",
         note="same capture sent by two sources",
         actor=Actor("sup", Role.SUPERVISOR),
     )
     assert done.state == "resolved" and done.resolved_by == "sup"
-    assert list(enrolled.audit.entries("review_resolve"))[-1].payload["decision"] == "same_person"
-    assert list_review_items(enrolled) == []
+    assert (
+        list(enrolled.store.audit_entries("review_resolve"))[-1].payload["decision"]
+        == "same_person"
+    )
+    assert list_review_items(enrolled.store) == []
 
 
 def test_another_image_of_the_same_person_raises_no_item(enrolled: Workspace):
     images = subject_images("subject-0001")[1:3]
-    enroll_images(
-        enrolled,
+    enrolled.enrollment.enroll_images(
         [LabelledImage(p, "subject-0001") for p in images],
         operator="a",
         source_name="more",
         synthetic=True,
     )
-    assert list_review_items(enrolled) == []
+    assert list_review_items(enrolled.store) == []
 
 
 def test_enrolled_photos_have_thumbnails_and_provenance(enrolled: Workspace):
@@ -277,16 +278,16 @@ def test_enrolled_photos_have_thumbnails_and_provenance(enrolled: Workspace):
 
     pid = enrolled.gallery.find_person("subject-0002")
     assert pid is not None
-    photos = person_photos(enrolled, pid)
+    photos = person_photos(enrolled.store, pid)
     assert len(photos) == 1 and photos[0].has_thumbnail
     assert photos[0].provenance == "enrolled from fixtures"
-    thumb = photo_thumbnail(enrolled, photos[0].image_id)
+    thumb = photo_thumbnail(enrolled.store, photos[0].image_id)
     assert thumb is not None
     img = Image.open(BytesIO(thumb))
     assert img.format == "JPEG" and max(img.size) <= 160
 
 
-def test_import_enrols_referenced_photos_and_reports_refusals(tmp_path):
+def test_import_enrols_referenced_photos_and_reports_refusals(backend, tmp_path):
     ws = make_workspace(tmp_path / "ws")
     register(ws, "poe", "port_of_entry")
     photos = tmp_path / "photos"
@@ -307,70 +308,74 @@ def test_import_enrols_referenced_photos_and_reports_refusals(tmp_path):
         for i, photo in enumerate(["photos/a.jpg", "photos/broken.jpg", "photos/missing.jpg"])
     ]
     path = write_csv(tmp_path / "poe.csv", rows)
-    report = import_file(ws, "poe", path, operator="t")
+    report = ws.importer.import_file("poe", path, operator="t")
     assert report.inserted == 3 and report.photos_enrolled == 1
     assert [(p.line, p.code) for p in report.photo_refusals] == [
         (3, "probe.not_an_image"),
         (4, "probe.not_found"),
     ]
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         img = s.scalar(select(EnrollmentImage))
         assert img is not None and img.record_id is not None
         assert img.provenance.startswith("source poe, record R0")
         assert str(img.capture_date) == "2020-01-01"
-    again = import_file(ws, "poe", path, operator="t")
+    again = ws.importer.import_file("poe", path, operator="t")
     assert again.photos_enrolled == 0 and again.photos_already_enrolled == 1
     ws.close()
 
 
 def test_a_training_search_cannot_return_a_real_gallery_candidate(with_records, tmp_path):
     probe = subject_images(SUBJECT)[1]
-    real = SearchService(with_records).search(probe, ATTR)
+    real = with_records.searches.search(probe, ATTR)
     assert real.candidates[0].external_id == SUBJECT and not real.training
-    synth(with_records, people=50, records_per_person=4, distractors=200, seed=9, training=True)
+    synth(
+        with_records.training(create=True),
+        audit=with_records.store,
+        people=50,
+        records_per_person=4,
+        distractors=200,
+        seed=9,
+        training=True,
+    )
     # A public test face under a neutral synthetic identity in the training gallery only.
-    tws = open_training(with_records)
-    enroll_images(
-        tws,
+    tws = with_records.training()
+    tws.enrollment.enroll_images(
         [LabelledImage(subject_images(SUBJECT)[0], "training-0421", "Subject 0421 (synthetic)")],
         operator="trainer",
         source_name="training fixtures",
         synthetic=True,
     )
-    tws.close()
-    service = SearchService(with_records)
+    service = with_records.searches
     result = service.search(probe, ATTR, training=True)
-    service.close()
     assert result.training and result.to_dict()["training"] is True
     ext = [c.external_id for c in result.candidates]
     assert ext and ext[0] == "training-0421"
     assert SUBJECT not in ext
     assert all(c.records == [] or c.synthetic for c in result.candidates)
     assert result.gallery_persons == 50 + 200 + 1  # the training gallery's size, not the real one
-    entry = list(with_records.audit.entries("search"))[-1]
+    entry = list(with_records.store.audit_entries("search"))[-1]
     assert entry.payload["training"] is True
     # The real gallery did not change and a real search never sees training people.
-    again = SearchService(with_records).search(probe, ATTR)
+    again = with_records.searches.search(probe, ATTR)
     assert "training-0421" not in [c.external_id for c in again.candidates]
-    assert list(with_records.audit.entries("search"))[-1].payload["training"] is False
+    assert list(with_records.store.audit_entries("search"))[-1].payload["training"] is False
     # Training candidates' ids belong to the training gallery: a real person's redress export
     # never lists the training search, even where the ids coincide.
-    from fieldid.redress import redress_export
 
     tid = result.candidates[0].person_id
-    out = redress_export(with_records, Actor("aud", Role.AUDITOR), person=str(tid))
+    out = with_records.redress.export(Actor("aud", Role.AUDITOR), person=str(tid))
     assert all(not s.get("training") for s in out["searches"])
     assert result.search_id not in [s.get("search_id") for s in out["searches"]]
 
 
 def test_a_training_search_without_a_training_gallery_is_refused(enrolled):
     with pytest.raises(Exception) as e:
-        SearchService(enrolled).search(subject_images(SUBJECT)[1], ATTR, training=True)
+        enrolled.searches.search(subject_images(SUBJECT)[1], ATTR, training=True)
     assert getattr(e.value, "code", "") == "training.absent"
-    assert list(enrolled.audit.entries("search"))[-1].payload["outcome"] == "refused"
+    assert list(enrolled.store.audit_entries("search"))[-1].payload["outcome"] == "refused"
 
 
-def test_synth_is_reproducible_and_marked_synthetic(tmp_path):
+def test_synth_is_reproducible_and_marked_synthetic(backend, tmp_path):
     outs = []
     for n in (1, 2):
         ws = make_workspace(tmp_path / f"ws{n}")
@@ -378,9 +383,9 @@ def test_synth_is_reproducible_and_marked_synthetic(tmp_path):
         again = synth(ws, people=120, records_per_person=5, distractors=30, seed=11)
         assert again.people_added == 0 and again.distractors_added == 0
         assert all(s["inserted"] == 0 for s in again.sources.values())
-        with ws.sessions() as s:
+        with ws.store.read() as s:
             recs = list(s.scalars(select(Record).order_by(Record.source_record_id)))
-            from fieldid.gallery.schema import Person
+            from fieldid.store.schema import Person
 
             people = list(s.scalars(select(Person)))
         assert len(recs) == 600 and all(r.synthetic for r in recs)
@@ -396,20 +401,22 @@ def test_synth_is_reproducible_and_marked_synthetic(tmp_path):
     assert strip[0] == strip[1]
 
 
-def test_migration_0002_downgrades_and_upgrades(tmp_path):
+def test_migration_0002_downgrades_and_upgrades(backend, tmp_path):
     from alembic import command
 
-    from fieldid.gallery import db
+    from fieldid.store import migrate
+    from fieldid.store.engine import make_engine
 
-    engine = db.make_engine(tmp_path / "m.db")
-    db.upgrade(engine)
-    cfg = db.alembic_config(str(engine.url))
+    engine = make_engine(backend.database_url() or f"sqlite:///{tmp_path / 'm.db'}")
+    migrate.upgrade(engine)
+    cfg = migrate.alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")
-    assert db.current_revision(engine) == "0001"
-    db.upgrade(engine)
-    assert db.current_revision(engine) == db.head_revision()
+    assert migrate.current_revision(engine) == "0001"
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    engine.dispose()
     assert FACES.is_dir()
 
 
@@ -417,14 +424,13 @@ def test_a_presented_document_conflict_blocks_confirmation_until_a_supervisor_ov
     with_records,
 ):
     """The records' conflict check is what the adjudication rules use by default."""
-    from fieldid.adjudication.service import Adjudicator
     from fieldid.errors import AuthorisationError
 
     doc = PresentedDocument("passport", number="P0002", issuing_country="ARX")
-    res = SearchService(with_records).search(subject_images(SUBJECT)[1], ATTR, presented=[doc])
+    res = with_records.searches.search(subject_images(SUBJECT)[1], ATTR, presented=[doc])
     c = res.candidates[0]
     officer = Actor("officer-7", Role.OFFICER)
-    adj = Adjudicator(with_records)
+    adj = with_records.adjudicator()
     blocked = adj.adjudicate(
         res.search_id, officer, "confirm", person_id=c.person_id, reason="looks alike"
     )
@@ -437,7 +443,7 @@ def test_a_presented_document_conflict_blocks_confirmation_until_a_supervisor_ov
     )
     assert done.is_identification
     # A document given only at adjudication is compared as well; a matching one passes.
-    res2 = SearchService(with_records).search(subject_images(SUBJECT)[1], ATTR)
+    res2 = with_records.searches.search(subject_images(SUBJECT)[1], ATTR)
     same = {"document_type": "passport", "number": "P0001", "issuing_country": "ARX"}
     ok = adj.adjudicate(
         res2.search_id,
@@ -451,11 +457,10 @@ def test_a_presented_document_conflict_blocks_confirmation_until_a_supervisor_ov
 
 
 def test_redress_export_lists_the_persons_records_with_their_sources(with_records):
-    from fieldid.redress import redress_export
 
-    res = SearchService(with_records).search(subject_images(SUBJECT)[1], ATTR)
+    res = with_records.searches.search(subject_images(SUBJECT)[1], ATTR)
     pid = res.candidates[0].person_id
-    out = redress_export(with_records, Actor("aud", Role.AUDITOR), person=str(pid))
+    out = with_records.redress.export(Actor("aud", Role.AUDITOR), person=str(pid))
     assert any(s["search_id"] == res.search_id for s in out["searches"])
     sources = {g["source"] for g in out["records"] if g["kind"] == "source_records"}
     assert sources == {"border-x", "court-y"}
@@ -463,8 +468,8 @@ def test_redress_export_lists_the_persons_records_with_their_sources(with_record
 
 
 def test_the_search_audit_names_the_gallery_and_record_sources_searched(with_records):
-    SearchService(with_records).search(subject_images(SUBJECT)[1], ATTR)
-    payload = list(with_records.audit.entries("search"))[-1].payload
+    with_records.searches.search(subject_images(SUBJECT)[1], ATTR)
+    payload = list(with_records.store.audit_entries("search"))[-1].payload
     assert payload["searched"]["gallery"] == "main"
     names = {x["name"] for x in payload["searched"]["record_sources"]}
     assert names == {"border-x", "court-y"}

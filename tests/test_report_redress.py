@@ -14,13 +14,10 @@ from typer.testing import CliRunner
 
 from conftest import DEFAULT_MODEL
 from fieldid.access import Actor, Role
-from fieldid.adjudication.service import Adjudicator
 from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.errors import AuthorisationError, QualityRefused
-from fieldid.redress import redress_export
 from fieldid.report import build_report, render_html
-from fieldid.retention import purge
 from fieldid.workspace import Workspace
 from helpers_account import open_copy, search
 
@@ -72,7 +69,7 @@ def clock() -> ManualClock:
 def busy(enrolled_template: Path, tmp_path: Path, clock: ManualClock) -> Iterator[Workspace]:
     """Searches over three days by two officers, with every kind of outcome."""
     ws = open_copy(enrolled_template, tmp_path, clock)
-    adj = Adjudicator(ws)
+    adj = ws.adjudicator()
     r = search(ws, "subject-0002")
     adj.adjudicate(
         r.search_id,
@@ -89,7 +86,7 @@ def busy(enrolled_template: Path, tmp_path: Path, clock: ManualClock) -> Iterato
     r = search(ws, "subject-0002", image=0)
     adj.adjudicate(r.search_id, OFFICER, "inconclusive", reason="person left before checks")
     search(ws, "subject-0005", purpose="evaluation")
-    ws.audit.append(
+    ws.store.append_audit(
         "search",
         operator="trainee-1",
         purpose="field-identification",
@@ -107,7 +104,7 @@ def busy(enrolled_template: Path, tmp_path: Path, clock: ManualClock) -> Iterato
 
 
 def test_report_data_counts_outcomes_and_excludes_training(busy: Workspace) -> None:
-    data = build_report(busy)
+    data = build_report(busy.store, busy.root, busy.clock)
     s = data["searches"]
     assert s["total"] == 5 and s["training_excluded"] == 1
     assert s["by_operator"] == {"officer-7": 4, "officer-9": 1}
@@ -134,7 +131,9 @@ def test_report_period_filters_by_day(busy: Workspace, clock: ManualClock) -> No
     from fieldid.report import parse_day
 
     day2 = (clock.now().date()).isoformat()
-    data = build_report(busy, parse_day(day2), parse_day(day2, end=True))
+    data = build_report(
+        busy.store, busy.root, busy.clock, parse_day(day2), parse_day(day2, end=True)
+    )
     assert data["searches"]["total"] == 1 and data["outcomes"]["refused"] == 1
 
 
@@ -157,7 +156,7 @@ def test_report_renders_html_with_inline_png_charts(busy: Workspace, tmp_path: P
     assert "Calibration has drifted" in html and "group-b" in html
     assert "http" not in html.replace("http-equiv", "")  # self-contained
     assert "training searches" in html
-    last = list(busy.audit.entries("export"))[-1]
+    last = list(busy.store.audit_entries("export"))[-1]
     assert last.payload["kind"] == "report" and last.operator == "aud-1"
     officer = CliRunner().invoke(
         app,
@@ -167,7 +166,7 @@ def test_report_renders_html_with_inline_png_charts(busy: Workspace, tmp_path: P
 
 
 def test_report_names_the_model_and_what_is_not_checked(busy: Workspace) -> None:
-    data = build_report(busy)
+    data = build_report(busy.store, busy.root, busy.clock, model=lambda: str(busy.pipeline.model))
     m = data["matcher"]
     assert m["in_force"] == str(busy.pipeline.model) == DEFAULT_MODEL
     assert m["about"]["licence"].startswith("MIT") and m["about"]["provenance"]["commit"]
@@ -183,7 +182,7 @@ def test_report_names_the_model_and_what_is_not_checked(busy: Workspace) -> None
 
 
 def test_report_without_evaluation_says_so(busy: Workspace) -> None:
-    html = render_html(build_report(busy))
+    html = render_html(build_report(busy.store, busy.root, busy.clock))
     assert "no evaluation has been recorded" in html
     assert html.count("data:image/png;base64,") == 3
 
@@ -193,13 +192,13 @@ def test_redress_export_for_a_person_with_several_searches(
 ) -> None:
     from sqlalchemy import select
 
-    from fieldid.gallery.schema import Person
+    from fieldid.store.schema import Person
 
-    with busy.sessions() as s:
+    with busy.store.read() as s:
         person = s.scalars(select(Person).where(Person.external_id == "subject-0002")).one()
     with pytest.raises(AuthorisationError):
-        redress_export(busy, OFFICER, person="subject-0002")
-    out = redress_export(busy, AUDITOR, person="subject-0002")
+        busy.redress.export(OFFICER, person="subject-0002")
+    out = busy.redress.export(AUDITOR, person="subject-0002")
     assert out["subject"]["person_id"] == person.id
     searches = out["searches"]
     assert len(searches) == 3
@@ -212,14 +211,16 @@ def test_redress_export_for_a_person_with_several_searches(
     (rec,) = out["records"]
     assert rec["external_id"] == "subject-0002" and rec["synthetic"] is True
     assert rec["images"] and all(i["source"] for i in rec["images"])
-    last = list(busy.audit.entries("redress_export"))[-1]
+    last = list(busy.store.audit_entries("redress_export"))[-1]
     assert last.payload["searches"] == 3 and last.operator == "aud-1"
 
     # After retention removes the search records, the audit log still answers.
     clock.advance(days=400)
-    busy.audit.append("search", operator="x", payload={"candidates": []})  # keep log non-empty
-    purge(busy)
-    later = redress_export(busy, AUDITOR, person="subject-0002")
+    busy.store.append_audit(
+        "search", operator="x", payload={"candidates": []}
+    )  # keep log non-empty
+    busy.retention.purge()
+    later = busy.redress.export(AUDITOR, person="subject-0002")
     assert later["searches"] == []  # audit entries older than 183 days are gone too, by policy
 
 
@@ -227,8 +228,8 @@ def test_redress_export_survives_search_purge_through_the_audit_log(
     busy: Workspace, clock: ManualClock
 ) -> None:
     clock.advance(days=31)
-    purge(busy)  # unidentified search records go after 30 days; audit entries stay
-    out = redress_export(busy, AUDITOR, person="subject-0002")
+    busy.retention.purge()  # unidentified search records go after 30 days; audit entries stay
+    out = busy.redress.export(AUDITOR, person="subject-0002")
     assert len(out["searches"]) == 3
     kinds = sorted(x["source"] for x in out["searches"])
     assert kinds.count("search record") == 1  # the confirmed identification is still held
@@ -242,7 +243,7 @@ def test_redress_export_survives_search_purge_through_the_audit_log(
 
 def test_redress_by_receipt_withholds_other_candidates(busy: Workspace) -> None:
     r = search(busy, "subject-0007")
-    out = redress_export(busy, AUDITOR, receipt=r.receipt_code)
+    out = busy.redress.export(AUDITOR, receipt=r.receipt_code)
     (item,) = out["searches"]
     assert item["receipt_code"] == r.receipt_code
     assert item["probe"]["image_held"] is True

@@ -145,7 +145,9 @@ def test_session_cookie_flags(client):
 
 def test_bearer_token_is_scoped(client):
     ws = client.app.state.fieldid.workspace  # type: ignore[attr-defined]
-    tok = Accounts(ws, hasher=FAST_HASHER).issue_token("u-officer", scopes=["verify"], by="t")
+    tok = Accounts(ws.store, ws.clock, hasher=FAST_HASHER).issue_token(
+        "u-officer", scopes=["verify"], by="t"
+    )
     h = {"Authorization": f"Bearer {tok.secret}"}
     assert client.get("/api/v1/me", headers=h).json()["may"] == ["verify"]
     r = client.post(
@@ -181,14 +183,16 @@ def test_search_returns_leads_with_quality_and_is_kept_for_its_officer(client):
     assert max(Image.open(io.BytesIO(probe.content)).size) <= 480
     # Another officer may not see it; a supervisor (review) may.
     ws = client.app.state.fieldid.workspace  # type: ignore[attr-defined]
-    Accounts(ws, hasher=FAST_HASHER).add_user("u-officer2", Role.OFFICER, PASSWORD, by="t")
+    Accounts(ws.store, ws.clock, hasher=FAST_HASHER).add_user(
+        "u-officer2", Role.OFFICER, PASSWORD, by="t"
+    )
     client.cookies.clear()
     client.post("/api/v1/session", json={"name": "u-officer2", "password": PASSWORD})
     assert client.get(f"/api/v1/searches/{ref}").status_code == 403
     client.cookies.clear()
     login(client, Role.SUPERVISOR)
     assert client.get(f"/api/v1/searches/{ref}").status_code == 200
-    entries = list(ws.audit.entries("search"))
+    entries = list(ws.store.audit_entries("search"))
     assert entries[-1].operator == "u-officer" and entries[-1].case_ref == "CASE-1"
     assert entries[-1].payload["notice_given"] is True
 
@@ -259,7 +263,7 @@ def test_use_without_case_or_notice_is_refused(client):
 def test_quality_check_guides_without_searching_or_auditing(client):
     csrf = login(client, Role.OFFICER)
     ws = client.app.state.fieldid.workspace  # type: ignore[attr-defined]
-    before = len(list(ws.audit.entries()))
+    before = len(list(ws.store.audit_entries()))
     full = Image.open(io.BytesIO(closer_crop(astronaut_path())))
     half = full.resize((full.width // 2, full.height // 2))
     r = client.post(
@@ -287,7 +291,7 @@ def test_quality_check_guides_without_searching_or_auditing(client):
         files={"frame": ("f.jpg", blank, "image/jpeg")},
     )
     assert r.json()["face"] is None and r.json()["guidance"][0]["code"] == "acquire.no_face"
-    assert len(list(ws.audit.entries())) == before  # not a search: nothing audited
+    assert len(list(ws.store.audit_entries())) == before  # not a search: nothing audited
 
 
 def test_health_readiness_metrics_and_docs(client):

@@ -17,11 +17,10 @@ from sqlalchemy import func, select
 
 from fieldid.access import Role
 from fieldid.adjudication import idempotency
-from fieldid.adjudication.schema import SearchRecord
-from fieldid.audit.ops import verify_workspace
+from fieldid.audit.ops import verify_store
 from fieldid.clock import ManualClock
 from fieldid.demo import astronaut_path, closer_crop
-from fieldid.workspace import Workspace
+from fieldid.store.schema import SearchRecord, SearchRequest
 from helpers_service import client, login, search, service_root, workspace_of
 
 __all__ = ["client", "service_root"]  # fixtures
@@ -46,8 +45,8 @@ def stranger() -> bytes:
 def counts(c: TestClient, case: str) -> tuple[int, int]:
     """(search audit entries, persisted searches) for a case reference."""
     ws = workspace_of(c)
-    entries = sum(1 for e in ws.audit.entries("search") if e.case_ref == case)
-    with ws.sessions() as s:
+    entries = sum(1 for e in ws.store.audit_entries("search") if e.case_ref == case)
+    with ws.store.read() as s:
         rows = s.scalar(select(func.count()).where(SearchRecord.case_ref == case))
     return entries, int(rows or 0)
 
@@ -135,19 +134,26 @@ def test_a_repeated_refusal_is_the_same_refusal(client):
     assert counts(client, "CASE-IDEM-REFUSED") == (1, 1)
 
 
-def test_keys_are_short_lived(tmp_path):
-    ws = Workspace.init(tmp_path / "ws", clock=ManualClock())
+def test_keys_are_short_lived(backend, tmp_path):
+    ws = backend.init(tmp_path / "ws", clock=ManualClock())
     clock = ws.clock
     assert isinstance(clock, ManualClock)
-    idempotency.remember(ws, "o", "k-000001", "d" * 64, 7)
-    assert idempotency.find(ws, "o", "k-000001") == idempotency.Remembered(7, "d" * 64)
-    assert idempotency.find(ws, "other", "k-000001") is None
+
+    def find(operator: str, key: str) -> idempotency.Remembered | None:
+        with ws.store.read() as s:
+            return idempotency.find(s, operator, key, clock.now())
+
+    with ws.store.unit_of_work() as uow:
+        idempotency.remember(uow, "o", "k-000001", "d" * 64, 7)
+    assert find("o", "k-000001") == idempotency.Remembered(7, "d" * 64)
+    assert find("other", "k-000001") is None
     clock.advance(idempotency.DEFAULT_TTL + timedelta(seconds=1))
-    assert idempotency.find(ws, "o", "k-000001") is None
+    assert find("o", "k-000001") is None
     # Writing a new record forgets the expired ones (and the key may be used again).
-    idempotency.remember(ws, "o", "k-000001", "e" * 64, 8)
-    with ws.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(idempotency.SearchRequest)) == 1
+    with ws.store.unit_of_work() as uow:
+        idempotency.remember(uow, "o", "k-000001", "e" * 64, 8)
+    with ws.store.read() as s:
+        assert s.scalar(select(func.count()).select_from(SearchRequest)) == 1
     ws.close()
 
 
@@ -179,7 +185,7 @@ def test_a_supervisor_searches_a_below_gate_file_as_a_low_quality_investigation_
     assert counts(client, "CASE-LQ") == (2, 0)
     refusals = [
         e
-        for e in workspace_of(client).audit.entries("search")
+        for e in workspace_of(client).store.audit_entries("search")
         if e.case_ref == "CASE-LQ" and e.payload.get("outcome") == "refused"
     ]
     assert len(refusals) == 2
@@ -194,7 +200,9 @@ def test_a_supervisor_searches_a_below_gate_file_as_a_low_quality_investigation_
     band = body["quality"]["band"]
     assert body["candidates"][0]["quality_band"] == band
     assert body["candidates"][0]["rates_band"] in (band, "all")
-    entry = [e for e in workspace_of(client).audit.entries("search") if e.case_ref == "CASE-LQ"][-1]
+    entry = [
+        e for e in workspace_of(client).store.audit_entries("search") if e.case_ref == "CASE-LQ"
+    ][-1]
     assert entry.payload["below_gate"]["reason"] == REASON
     assert entry.payload["list_kind"] == "investigation"
     # The results page and the API read it back, labelled.
@@ -205,7 +213,7 @@ def test_a_supervisor_searches_a_below_gate_file_as_a_low_quality_investigation_
     # A probe that passes the gate is not labelled low quality, reason or not.
     fine = search(client, supervisor, GOOD, below_gate_reason=REASON, case_ref="CASE-LQ2").json()
     assert fine["low_quality"] is False and fine["list_kind"] == "investigation"
-    assert verify_workspace(workspace_of(client)).ok
+    assert verify_store(workspace_of(client).store).ok
 
 
 # --- the phone's report of a capture wiped unsent -----------------------------------------------
@@ -222,7 +230,7 @@ def test_a_wiped_capture_is_audited_at_next_contact(client):
     }
     r = client.post("/api/v1/captures/wiped", headers={"X-CSRF-Token": csrf}, json=note)
     assert r.status_code == 204, r.text
-    (entry,) = [e for e in workspace_of(client).audit.entries("capture_wiped")]
+    (entry,) = [e for e in workspace_of(client).store.audit_entries("capture_wiped")]
     assert entry.operator == "u-officer" and entry.case_ref == "CASE-WIPED"
     assert entry.payload["waited_s"] == 901.0 and entry.payload["maybe_sent"] is False
     assert client.post("/api/v1/captures/wiped", json=note).status_code == 403  # no CSRF
@@ -314,9 +322,7 @@ def test_no_candidate_and_leads_each_say_so_first(client):
     assert page.index('data-testid="candidate"') < page.index('data-testid="gallery-facts"')
 
 
-def test_migration_0007_downgrades_and_upgrades(tmp_path):
-    from fieldid.gallery import db
+def test_migration_0007_downgrades_and_upgrades(backend, tmp_path):
     from helpers_migrations import round_trip
 
-    assert db.head_revision() == "0007"
-    round_trip(tmp_path, "0006", "search_requests")
+    round_trip(backend, tmp_path, "0006", "search_requests")

@@ -13,13 +13,11 @@ from sqlalchemy import select
 
 from fieldid.access import Role
 from fieldid.access.accounts import Accounts
-from fieldid.adjudication.schema import AdjudicationRecord, SearchRecord
-from fieldid.audit.ops import verify_workspace
+from fieldid.audit.ops import verify_store
 from fieldid.demo import astronaut_path, closer_crop
-from fieldid.gallery.schema import Person
-from fieldid.retention import purge
 from fieldid.service import create_app
 from fieldid.service.web import qr_svg
+from fieldid.store.schema import AdjudicationRecord, Person, SearchRecord
 from helpers_account import set_config
 from helpers_service import (
     FAST_HASHER,
@@ -89,7 +87,9 @@ def test_a_purged_probe_is_shown_as_deleted_not_as_an_error(client):
     sid = body["search_id"]
     ws = workspace_of(client)
     assert client.get(f"/api/v1/searches/{sid}/probe").status_code == 200
-    report = purge(ws, now=ws.clock.now() + timedelta(hours=25))  # the 24 h policy, enforced
+    report = ws.retention.purge(
+        now=ws.clock.now() + timedelta(hours=25)
+    )  # the 24 h policy, enforced
     assert report.counts["probe_images"] >= 1
     r = client.get(f"/api/v1/searches/{sid}/probe")
     assert r.status_code == 410 and r.json()["code"] == "probe.purged"
@@ -126,7 +126,7 @@ def test_reject_with_documents_is_recorded_closes_the_search_and_purges_the_prob
     assert view["probe"]["state"] == "purged"  # a reject purges the probe at once
     assert view["documents_presented"] == [PASSPORT]
     ws = workspace_of(client)
-    entry = [e for e in ws.audit.entries("adjudicate")][-1]
+    entry = [e for e in ws.store.audit_entries("adjudicate")][-1]
     assert entry.payload["documents"] == [PASSPORT] and entry.operator == "u-officer"
     # The outcome screen says who decided, and the documents come first.
     page = client.get(f"/outcome/{sid}").text
@@ -137,7 +137,7 @@ def test_reject_with_documents_is_recorded_closes_the_search_and_purges_the_prob
     # A closed search is not adjudicated again.
     again = _adjudicate(client, csrf, sid, decision="inconclusive", reason="second thoughts")
     assert again.status_code == 409 and again.json()["code"] == "adjudication.search_closed"
-    assert verify_workspace(ws).ok
+    assert verify_store(ws.store).ok
 
 
 def test_confirm_under_the_two_person_rule_shows_who_decided(service_root, tmp_path):
@@ -238,7 +238,7 @@ def test_a_conflicting_document_blocks_until_a_supervisor_overrides(service_root
         assert got["adjudications"][0]["override_by"] == "u-supervisor"
         page = c.get(f"/outcome/{sid}").text
         assert "Conflict block overridden by u-supervisor" in page
-        assert verify_workspace(workspace_of(c)).ok
+        assert verify_store(workspace_of(c).store).ok
 
 
 def test_adjudication_refusals_are_problems_with_rule_codes(client):
@@ -269,12 +269,16 @@ def test_adjudication_refusals_are_problems_with_rule_codes(client):
     assert _adjudicate(client, csrf, 99999, decision="reject", reason="x").status_code == 404
     # Another officer may neither see nor adjudicate it.
     ws = workspace_of(client)
-    Accounts(ws, hasher=FAST_HASHER).add_user("u-officer2", Role.OFFICER, PASSWORD, by="t")
+    Accounts(ws.store, ws.clock, hasher=FAST_HASHER).add_user(
+        "u-officer2", Role.OFFICER, PASSWORD, by="t"
+    )
     csrf2 = _as(client, "u-officer2")
     r = _adjudicate(client, csrf2, sid, decision="reject", reason="not mine to decide")
     assert r.status_code == 403 and r.json()["code"] == "adjudication.not_own_search"
     assert client.get(f"/outcome/{sid}").status_code == 403
-    refusals = [e for e in ws.audit.entries("adjudicate") if e.payload["outcome"] == "refused"]
+    refusals = [
+        e for e in ws.store.audit_entries("adjudicate") if e.payload["outcome"] == "refused"
+    ]
     assert {e.payload["error"]["code"] for e in refusals} >= {
         "adjudication.no_reason",
         "adjudication.not_a_candidate",
@@ -298,7 +302,7 @@ def test_the_web_form_records_a_decision_and_reexplains_a_refusal(client):
     )
     r = client.post(f"/results/{sid}/adjudications", data=form, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/outcome/{sid}"
-    with workspace_of(client).sessions() as s:
+    with workspace_of(client).store.read() as s:
         rec = s.scalars(select(AdjudicationRecord).where(AdjudicationRecord.search_id == sid)).one()
         assert rec.decision == "confirm" and rec.actor_name == "u-officer"
         assert '"number": "ID-991"' in rec.documents
@@ -338,7 +342,9 @@ def test_receipt_page_for_the_person_photographed(service_root, tmp_path):
         assert f"/receipt/{code}" in c.get(f"/results/{body['search_id']}").text
         # Who may see it: the officer who ran the search, supervisors; no one else.
         ws = workspace_of(c)
-        Accounts(ws, hasher=FAST_HASHER).add_user("u-officer2", Role.OFFICER, PASSWORD, by="t")
+        Accounts(ws.store, ws.clock, hasher=FAST_HASHER).add_user(
+            "u-officer2", Role.OFFICER, PASSWORD, by="t"
+        )
         _as(c, "u-officer2")
         assert c.get(f"/receipt/{code}").status_code == 403
         login_fresh(c, Role.SUPERVISOR)
@@ -373,8 +379,8 @@ def test_notice_is_recorded_and_its_policy_lives_in_the_workspace(service_root, 
         r = search(c, csrf, GOOD, notice_given="false")
         assert r.status_code == 201, r.text
         ws = workspace_of(c)
-        assert [e for e in ws.audit.entries("search")][-1].payload["notice_given"] is False
-        with ws.sessions() as s:
+        assert [e for e in ws.store.audit_entries("search")][-1].payload["notice_given"] is False
+        with ws.store.read() as s:
             assert s.get(SearchRecord, r.json()["search_id"]).notice_given is False  # type: ignore[union-attr]
         page = c.get(r.json()["links"]["page"]).text
         assert "not given" in page
@@ -390,10 +396,12 @@ def test_the_retention_purge_runs_at_start_up_and_on_schedule(service_root, tmp_
             time.sleep(0.1)
         assert sched["runs"] >= 3 and sched["last_error"] is None
         ws = workspace_of(c)
-        scheduled = [e for e in ws.audit.entries("purge") if e.payload["trigger"] == "scheduled"]
+        scheduled = [
+            e for e in ws.store.audit_entries("purge") if e.payload["trigger"] == "scheduled"
+        ]
         assert len(scheduled) >= 3
         assert all(e.operator == "system:retention" for e in scheduled)
-        assert verify_workspace(ws).ok
+        assert verify_store(ws.store).ok
     with serving(service_root, tmp_path / "off", purge_interval_s=0) as c:
         assert c.get("/readyz").json()["checks"]["scheduled_purge"] == "off"
 
@@ -429,10 +437,10 @@ def test_onboarding_enrols_a_volunteer_with_consent_and_deletes_on_request(
         assert r.status_code == 201, r.text
         v = r.json()
         assert v["display_name"] == "Demo volunteer 0001" and v["records"] == []
-        with ws.sessions() as s:
+        with ws.store.read() as s:
             p = s.get(Person, v["person_id"])
             assert p is not None and p.synthetic
-        enrol = [e for e in ws.audit.entries("enroll")][-1]
+        enrol = [e for e in ws.store.audit_entries("enroll")][-1]
         assert enrol.operator == "u-officer" and "consent" in enrol.payload["source"]
         # Then they search for it: their label comes back first, with no record.
         body = search(c, csrf, GOOD, purpose="evaluation", case_ref="DEMO-ONBOARDING-0001").json()
@@ -446,7 +454,7 @@ def test_onboarding_enrols_a_volunteer_with_consent_and_deletes_on_request(
         )
         assert r.status_code == 200 and "Demo volunteer 0001 is deleted" in r.text
         assert ws.gallery.size().persons == before
-        deleted = [e for e in ws.audit.entries("enroll")][-1]
+        deleted = [e for e in ws.store.audit_entries("enroll")][-1]
         assert deleted.payload["action"] == "delete"
         assert deleted.payload["external_id"] == "demo-volunteer-0001"
         gone = c.delete(f"/api/v1/demo/volunteers/{v['person_id']}", headers={"X-CSRF-Token": csrf})
@@ -462,9 +470,9 @@ def test_onboarding_enrols_a_volunteer_with_consent_and_deletes_on_request(
             data={"consent": "true"},
         )
         assert r.json()["display_name"] == "Demo volunteer 0002"
-        from fieldid.demo.onboarding import expire_volunteers
+        from fieldid.service.volunteers import expire_volunteers
 
         assert expire_volunteers(ws, ttl_s=0) == 1
         assert ws.gallery.find_person("demo-volunteer-0002") is None
-        assert [e for e in ws.audit.entries("enroll")][-1].operator == "system:demo-expiry"
-        assert verify_workspace(ws).ok
+        assert [e for e in ws.store.audit_entries("enroll")][-1].operator == "system:demo-expiry"
+        assert verify_store(ws.store).ok

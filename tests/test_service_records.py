@@ -13,8 +13,6 @@ from pathlib import Path
 from conftest import subject_images
 from fieldid.access import Role
 from fieldid.dataset import LabelledImage
-from fieldid.gallery.enroll import enroll_images
-from fieldid.records.importer import import_file
 from fieldid.workspace import Workspace
 from helpers_account import set_config
 from helpers_records import register, write_csv
@@ -42,7 +40,9 @@ def with_records(root: Path) -> None:
     try:
         first = subject_images(SUBJECT)[0]
         item = LabelledImage(first, ENROLLED_AS, "Subject 0421 (synthetic)")
-        assert enroll_images(ws, [item], operator="t", source_name="t", synthetic=True).enrolled
+        assert ws.enrollment.enroll_images(
+            [item], operator="t", source_name="t", synthetic=True
+        ).enrolled
         register(ws, "border-x", "border")
         register(ws, "court-y", "criminal_history")
         base = {"person_external_id": ENROLLED_AS, "synthetic": "true"}
@@ -81,8 +81,8 @@ def with_records(root: Path) -> None:
         ]
         write_csv(root / "b.csv", rows_b)
         write_csv(root / "c.csv", rows_c)
-        assert not import_file(ws, "border-x", root / "b.csv", operator="t").bad_rows
-        assert not import_file(ws, "court-y", root / "c.csv", operator="t").bad_rows
+        assert not ws.importer.import_file("border-x", root / "b.csv", operator="t").bad_rows
+        assert not ws.importer.import_file("court-y", root / "c.csv", operator="t").bad_rows
     finally:
         ws.close()
 

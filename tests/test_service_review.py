@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from fieldid.access import Role
 from fieldid.access.accounts import Accounts
-from fieldid.audit.ops import verify_workspace
+from fieldid.audit.ops import verify_store
 from fieldid.demo import astronaut_path, closer_crop
-from fieldid.gallery.schema import Person
+from fieldid.store.schema import Person
 from helpers_account import set_config
 from helpers_service import (
     FAST_HASHER,
@@ -136,7 +136,9 @@ def test_a_pending_second_confirmation_waits_on_review_for_supervisors_only(serv
 
         # Another supervisor sees both, newest first.
         ws = workspace_of(c)
-        Accounts(ws, hasher=FAST_HASHER).add_user("u-super2", Role.SUPERVISOR, PASSWORD, by="t")
+        Accounts(ws.store, ws.clock, hasher=FAST_HASHER).add_user(
+            "u-super2", Role.SUPERVISOR, PASSWORD, by="t"
+        )
         csrf2 = _as(c, "u-super2")
         api = c.get("/api/v1/reviews").json()
         assert [x["search_id"] for x in api["adjudications"]] == [mine["search_id"], sid]
@@ -191,7 +193,7 @@ def test_possible_duplicates_are_shown_and_resolved_by_form_and_api(client):
     _enrol_again(client, "subject-0901", "Subject 0901 (synthetic)")
     _enrol_again(client, "subject-0902", "Subject 0902 (synthetic)")
     ws = workspace_of(client)
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         people_before = s.scalar(select(func.count()).select_from(Person))
     csrf = _as(client, Role.SUPERVISOR)
     q = client.get("/api/v1/reviews").json()
@@ -280,19 +282,19 @@ def test_possible_duplicates_are_shown_and_resolved_by_form_and_api(client):
     assert client.get("/api/v1/reviews").json()["counts"]["total"] == 0
 
     # Audited, and nothing merged: both people are still there.
-    entries = list(ws.audit.entries("review_resolve"))
+    entries = list(ws.store.audit_entries("review_resolve"))
     assert [(e.operator, e.payload["review_item"], e.payload["decision"]) for e in entries] == [
         ("u-supervisor", older["id"], "same_person"),
         ("u-supervisor", newest["id"], "different_people"),
     ]
     assert entries[0].payload["note"] == "same capture under two keys"
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         assert s.scalar(select(func.count()).select_from(Person)) == people_before
     # An officer may not resolve one.
     csrf = _as(client, Role.OFFICER)
     r = client.post(url, headers={"X-CSRF-Token": csrf}, json={"decision": "x", "note": "y"})
     assert r.status_code == 403 and r.json()["code"] == "access.forbidden"
-    assert verify_workspace(ws).ok
+    assert verify_store(ws.store).ok
 
 
 def _ids(rows: list[dict[str, Any]]) -> list[int]:
@@ -301,7 +303,9 @@ def _ids(rows: list[dict[str, Any]]) -> list[int]:
 
 def test_officers_list_their_own_searches_supervisors_all(client):
     ws = workspace_of(client)
-    Accounts(ws, hasher=FAST_HASHER).add_user("u-officer2", Role.OFFICER, PASSWORD, by="t")
+    Accounts(ws.store, ws.clock, hasher=FAST_HASHER).add_user(
+        "u-officer2", Role.OFFICER, PASSWORD, by="t"
+    )
     csrf = _as(client, Role.OFFICER)
     a1 = _search(client, csrf, "CASE-A1")["search_id"]
     a2 = _search(client, csrf, "CASE-A2")
@@ -359,19 +363,23 @@ def test_search_list_pages_fifty_at_a_time(client):
     ws = workspace_of(client)
     now = ws.clock.now()
     for i in range(53):
-        record_search(
-            ws,
-            Attribution("u-officer", "field-identification", f"CASE-P{i:02d}"),
-            audit_seq=0,
-            receipt_code=new_receipt_code(),
-            started_at=now,
-            model="m",
-            threshold=0.9,
-            gallery_persons=1,
-            gallery_templates=1,
-            outcome="refused",
-            refusal_code="quality.too_far",
-        )
+        with ws.store.unit_of_work() as uow:
+            attr = Attribution("u-officer", "field-identification", f"CASE-P{i:02d}")
+            rec = record_search(
+                uow,
+                attr,
+                receipt_code=new_receipt_code(),
+                started_at=now,
+                model="m",
+                threshold=0.9,
+                gallery_persons=1,
+                gallery_templates=1,
+                outcome="refused",
+                refusal_code="quality.too_far",
+            )
+            rec.audit_seq = uow.audit(
+                "search", operator=attr.operator, payload={"search_id": rec.id}
+            ).seq
     _as(client, Role.OFFICER)
     first = client.get("/searches").text
     assert len(_cards(first, "search-row")) == 50 and "Page 1 of 2" in first
@@ -387,7 +395,7 @@ def test_a_supervisor_merges_a_possible_duplicates_two_people_by_form_and_api(cl
     _enrol_again(client, "subject-0901", "Subject 0901 (synthetic)")
     _enrol_again(client, "subject-0902", "Subject 0902 (synthetic)")
     ws = workspace_of(client)
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         people_before = s.scalar(select(func.count()).select_from(Person))
     csrf = _as(client, Role.SUPERVISOR)
     newest, older = client.get("/api/v1/reviews").json()["review_items"]
@@ -419,10 +427,10 @@ def test_a_supervisor_merges_a_possible_duplicates_two_people_by_form_and_api(cl
     )
     assert r.status_code == 303 and r.headers["location"] == f"/review?merged={older['id']}"
     assert 'data-testid="merged"' in client.get(r.headers["location"]).text
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         assert s.scalar(select(func.count()).select_from(Person)) == people_before - 1
         assert s.get(Person, merge) is None and s.get(Person, keep) is not None
-    entry = list(ws.audit.entries("person_merge"))[-1]
+    entry = list(ws.store.audit_entries("person_merge"))[-1]
     assert entry.operator == "u-supervisor" and entry.payload["review_item"] == older["id"]
     # The item is resolved; the other one still waits, and through the API it merges too.
     q = client.get("/api/v1/reviews").json()
@@ -442,4 +450,4 @@ def test_a_supervisor_merges_a_possible_duplicates_two_people_by_form_and_api(cl
         json={"keep": keep, "reason": "an officer may not do this at all"},
     )
     assert r.status_code == 403
-    assert verify_workspace(ws).ok
+    assert verify_store(ws.store).ok

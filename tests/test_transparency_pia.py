@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,16 +29,22 @@ from fieldid.transparency.pia import (
 )
 from fieldid.transparency.signing import verify_file
 from fieldid.workspace import Workspace
+from helpers_storage import Backend, active
 
 AUDITOR = Actor("privacy-office", Role.AUDITOR)
 
 
 @pytest.fixture(scope="module")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo workspace, evaluated on the fixture faces with group labels."""
-    base = tmp_path_factory.mktemp("pia-demo")
+def demo_template(tmp_path_factory: pytest.TempPathFactory, backend_kind: Backend) -> Path:
+    """The demo workspace, evaluated on the fixture faces with group labels (on each backend)."""
+    base = tmp_path_factory.mktemp(f"pia-demo-{backend_kind.name}")
     root = base / "demo"
-    run_demo(root, distractors=200, console=Console(file=io.StringIO()))
+    run_demo(
+        root,
+        distractors=200,
+        console=Console(file=io.StringIO()),
+        database_url=backend_kind.database_url(keep=True),
+    )
     rows = ["path,identity,group"]
     for d in sorted(p for p in FACES.iterdir() if p.is_dir()):
         group = "group-a" if int(d.name[-4:]) % 2 else "group-b"
@@ -54,8 +59,7 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def demo(demo_template: Path, tmp_path: Path) -> Iterator[Workspace]:
-    root = tmp_path / "demo"
-    shutil.copytree(demo_template, root)
+    root = active().copy(demo_template, tmp_path / "demo")
     ws = Workspace.open(root)
     yield ws
     ws.close()
@@ -72,7 +76,10 @@ def test_the_assessment_of_the_demo_states_its_configuration_and_latest_evaluati
     doc = res.doc
     assert res.version == 1 and res.path == version_path(demo.root, 1)
     assert section(doc, "purposes")["data"]["permitted"] == list(demo.config.purposes)
-    assert section(doc, "data_classes")["data"]["retention"] == RetentionPolicy.load(demo).to_dict()
+    assert (
+        section(doc, "data_classes")["data"]["retention"]
+        == RetentionPolicy.load(demo.root).to_dict()
+    )
     pres = section(doc, "presentation")["data"]
     assert pres["target_fpir"] == demo.config.target_fpir and pres["fixed_threshold"] is None
     assert pres["two_person_purposes"] == [] and pres["document_rules"] == {}
@@ -100,7 +107,7 @@ def test_the_assessment_of_the_demo_states_its_configuration_and_latest_evaluati
     # Signed, checked, audited; the agency's standing file is created.
     assert [c.ok for c in verify_versions(demo.root)] == [True]
     assert verify_file(tmp_path / "pia.md").ok
-    entry = list(demo.audit.entries("pia"))[-1]
+    entry = list(demo.store.audit_entries("pia"))[-1]
     assert entry.operator == AUDITOR.name and entry.payload["version"] == 1
     assert entry.payload["sha256"] == res.signature["sha256"]
     assert (pia_dir(demo.root) / AGENCY_FILE).is_file()

@@ -16,17 +16,12 @@ from typer.testing import CliRunner
 
 from fieldid.access import Actor, Role
 from fieldid.access.accounts import Accounts
-from fieldid.adjudication.service import Adjudicator
 from fieldid.adjudication.store import new_receipt_code
 from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.errors import AuthorisationError, WorkspaceError
-from fieldid.gallery.schema import Person
 from fieldid.records.correct import correct_record
-from fieldid.records.importer import import_file
-from fieldid.records.schema import Record
-from fieldid.redress import redress_export
-from fieldid.retention import purge
+from fieldid.store.schema import Person, Record
 from fieldid.transparency.public_report import build_public_report, publish
 from fieldid.transparency.signing import verify_file
 from fieldid.workspace import Workspace
@@ -56,7 +51,9 @@ def synthetic_search(
     }
     if code is not None:
         payload["error"] = {"code": code, "message": "refused"}
-    ws.audit.append("search", operator=operator, purpose=purpose, case_ref=case, payload=payload)
+    ws.store.append_audit(
+        "search", operator=operator, purpose=purpose, case_ref=case, payload=payload
+    )
 
 
 @pytest.fixture()
@@ -65,7 +62,9 @@ def busy(enrolled_template: Path, tmp_path: Path) -> Iterator[Workspace]:
     over two months (big and small cells), verifications, training searches and a purge."""
     clock = ManualClock(T0)
     ws = open_copy(enrolled_template, tmp_path, clock)
-    Accounts(ws).add_user("officer-quill", "officer", "long enough password", by="admin-okafor")
+    Accounts(ws.store, ws.clock).add_user(
+        "officer-quill", "officer", "long enough password", by="admin-okafor"
+    )
     register(ws)
     csv = write_csv(
         tmp_path / "records.csv",
@@ -85,8 +84,8 @@ def busy(enrolled_template: Path, tmp_path: Path) -> Iterator[Workspace]:
             }
         ],
     )
-    import_file(ws, "border-test", csv, operator="admin-okafor")
-    adj = Adjudicator(ws)
+    ws.importer.import_file("border-test", csv, operator="admin-okafor")
+    adj = ws.adjudicator()
     r = search(ws, "subject-0002", operator="officer-quill")
     adj.adjudicate(
         r.search_id,
@@ -99,12 +98,14 @@ def busy(enrolled_template: Path, tmp_path: Path) -> Iterator[Workspace]:
     r2 = search(ws, "subject-0005", operator="officer-quill")
     adj.adjudicate(r2.search_id, OFFICER, "reject", reason="documents show another person")
     clock.advance(hours=1)
-    redress_export(ws, AUDITOR, person="subject-0002")
-    with ws.sessions() as s:
+    ws.redress.export(AUDITOR, person="subject-0002")
+    with ws.store.read() as s:
         record_id = s.scalar(select(Record.id).where(Record.source_record_id == "BR-41"))
-    correct_record(ws, record_id, {"location": "Sector 9"}, actor=SUPERVISOR, reason="redress")
+    correct_record(
+        ws.store, ws.root, record_id, {"location": "Sector 9"}, actor=SUPERVISOR, reason="redress"
+    )
     for _ in range(2):
-        ws.audit.append(
+        ws.store.append_audit(
             "search",
             operator="trainee-pell",
             purpose="field-identification",
@@ -146,14 +147,14 @@ def busy(enrolled_template: Path, tmp_path: Path) -> Iterator[Workspace]:
             "acquire.no_face",
         )
     for above in (True, False, False):
-        ws.audit.append(
+        ws.store.append_audit(
             "verify",
             operator="officer-wren",
             purpose="field-identification",
             case_ref="CASE-VF-1",
             payload={"score": 0.99 if above else 0.5, "threshold": 0.9},
         )
-    purge(ws, actor=ADMIN)
+    ws.retention.purge(actor=ADMIN)
     yield ws
     ws.close()
 
@@ -166,7 +167,7 @@ def period(ws: Workspace) -> tuple[datetime, datetime]:
 def identifying_strings(ws: Workspace) -> set[str]:
     """Every operator, person, case and receipt string the workspace holds."""
     out: set[str] = set()
-    for e in ws.audit.entries():
+    for e in ws.store.audit_entries():
         out.add(e.operator)
         if e.case_ref:
             out.add(e.case_ref)
@@ -175,8 +176,8 @@ def identifying_strings(ws: Workspace) -> set[str]:
         for key in ("by", "first_by"):
             if isinstance(e.payload.get(key), str):
                 out.add(e.payload[key])
-    out |= {u.name for u in Accounts(ws).list_users()}
-    with ws.sessions() as s:
+    out |= {u.name for u in Accounts(ws.store, ws.clock).list_users()}
+    with ws.store.read() as s:
         for p in s.scalars(select(Person)):
             out |= {p.external_id, p.display_name}
         for rec in s.scalars(select(Record)):
@@ -271,7 +272,7 @@ def test_identifications_corrected_after_redress_are_counted(busy: Workspace) ->
     from fieldid.report.data import adjudication_states, search_outcome
     from fieldid.transparency.public_report import identifications_after_redress
 
-    entries = list(busy.audit.entries())
+    entries = list(busy.store.audit_entries())
     states = adjudication_states(entries)
     identified = [
         e for e in entries if e.event == "search" and search_outcome(e, states) == "identified"
@@ -340,7 +341,7 @@ def test_publishing_is_audited_and_needs_a_reporting_role(busy: Workspace, tmp_p
     with pytest.raises(AuthorisationError):
         publish(busy, OFFICER, start, end, tmp_path / "r.json")
     _, sig = publish(busy, AUDITOR, start, end, tmp_path / "r.json")
-    last = list(busy.audit.entries("export"))[-1]
+    last = list(busy.store.audit_entries("export"))[-1]
     assert last.payload["kind"] == "transparency" and last.payload["sha256"] == sig["sha256"]
     assert last.operator == AUDITOR.name
 

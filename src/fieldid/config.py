@@ -140,6 +140,13 @@ audit_entries = "183d"
 exports = "30d"                     # files written by audit export, redress export, report
 purge_probe_at_adjudication = true  # a probe of a search closed unidentified goes at once
 
+[database]
+# Where people, records, searches, accounts and the audit log are stored. Unset: the SQLite file
+# fieldid.db in this folder. A PostgreSQL server: url = "postgresql://fieldid@db.example:5432/fieldid"
+# (keep the password out of this file: PGPASSWORD, ~/.pgpass, or FIELDID_DATABASE_URL, which
+# overrides this setting). See docs/deploy-postgresql.md.
+# url = ""
+
 [receipt]
 # Printed on the receipt handed to the person photographed (GET /receipt/{code} in the web app).
 agency = "The agency that carried out this check"
@@ -230,6 +237,8 @@ class WorkspaceConfig:
     receipt: ReceiptText = field(default_factory=ReceiptText)
     #: ``[index]``: the vector-index backend and its parameters (fieldid.index.config).
     index: IndexConfig = field(default_factory=IndexConfig)
+    #: ``[database] url`` (None: the workspace's SQLite file; see ``fieldid.store.engine``).
+    database_url: str | None = None
 
     def search_threshold(self, model_id: str) -> float:
         """The configured fixed threshold. Without one the threshold depends on the gallery size
@@ -316,6 +325,7 @@ class WorkspaceConfig:
                 else float(d["enrollment"]["duplicate_threshold"])
             ),
             limits=IntakeLimits(**intake),
+            database_url=str(d.get("database", {}).get("url", "")).strip() or None,
         )
 
     @classmethod

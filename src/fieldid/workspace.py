@@ -1,47 +1,94 @@
-"""A workspace: one folder holding the configuration, the database and the vector index.
+"""A workspace: one folder holding the configuration and the vector index, one database, and the
+composition root that builds every service once with what it uses.
 
 ::
 
-    W/fieldid.toml    configuration (purposes, pipeline, quality gate, search)
-    W/fieldid.db      SQLite: people, images, templates, audit log (Alembic-managed schema)
-    W/index/          the vector index, derived from the database and rebuilt when stale
+    W/fieldid.toml    configuration (purposes, pipeline, quality gate, search, [database] url)
+    W/fieldid.db      SQLite: the default database (PostgreSQL when [database] url says so)
+    W/index/          the vector index, derived from the database, caught up when behind
+    W/training/       the training gallery (its own SQLite file, or its own PostgreSQL schema)
+
+Services take what they use (store, gallery, pipeline, calibration, clock); :class:`Workspace` is
+the only place that knows how they fit together, and lower layers never import it.
+
+Training mode: the training gallery is kept apart from the real one: its own database (or schema),
+index and record tables, filled only with synthetic people by ``fieldid synth --training``. A
+training search runs the probe through the main workspace's pipeline and searches *only* the
+training gallery; it is audited in the main audit log with ``{"training": true}`` so statistics
+leave it out. No code path reads the real gallery in a training search, and a real search never
+opens the training one.
 """
 
 from __future__ import annotations
 
+import shutil
 from functools import cached_property
 from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
-
+from fieldid.adjudication.rules import AdjudicationRules
+from fieldid.adjudication.service import Adjudicator, DocumentConflicts
 from fieldid.audit.config_watch import record_config_if_changed
-from fieldid.audit.log import SqlAuditLog
+from fieldid.calibration.store import CalibrationSource
 from fieldid.clock import Clock, SystemClock
 from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig
 from fieldid.errors import WorkspaceError
-from fieldid.gallery import db
+from fieldid.facework import FaceWork
+from fieldid.gallery.enroll import Enrollment
 from fieldid.gallery.store import Gallery
 from fieldid.pipeline import FacePipeline
+from fieldid.records.checks import RecordsConflictChecker, RecordsRecordSource
+from fieldid.records.importer import Importer
+from fieldid.records.kinds import workspace_key
+from fieldid.redress.export import Redress
+from fieldid.retention.purge import Retention
+from fieldid.search.service import SearchService
+from fieldid.store import Store, open_store
+from fieldid.store.engine import database_url, parse_url, training_url
 
-DB_NAME = "fieldid.db"
 INDEX_DIR = "index"
+TRAINING_DIR = "training"
+TRAINING_MARK = "TRAINING-ONLY.txt"
 
 
 class Workspace:
-    def __init__(self, root: Path, config: WorkspaceConfig, clock: Clock | None = None) -> None:
+    """A workspace folder and its database, with every service built once (lazily)."""
+
+    def __init__(
+        self,
+        root: Path,
+        config: WorkspaceConfig,
+        clock: Clock | None = None,
+        *,
+        database: str | None = None,
+        pipeline: FacePipeline | None = None,
+        training: bool = False,
+    ) -> None:
         self.root = root
         self.config = config
         #: Every time the workspace records (audit, retention, imports) comes from this clock.
         self.clock: Clock = clock or SystemClock()
-        self.engine = db.make_engine(root / DB_NAME)
-        db.upgrade(self.engine)
-        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
-        self.audit = SqlAuditLog(self.sessions, self.clock.now)
-        record_config_if_changed(self.audit, root / CONFIG_NAME)
+        #: A training gallery (``W/training``): synthetic people only, searched only on purpose.
+        self.is_training = training
+        url = parse_url(database) if database else database_url(root, config.database_url)
+        self.store: Store = open_store(url, now=self.clock.now)
+        self._pipeline = pipeline
+        self._training: Workspace | None = None
+        self._gallery: Gallery | None = None
+        try:
+            record_config_if_changed(self.store, root / CONFIG_NAME)
+        except Exception:
+            self.store.close()
+            raise
+
+    # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: str | Path, clock: Clock | None = None) -> Workspace:
-        """Create a workspace (the folder may exist but must not hold one already)."""
+    def init(
+        cls, root: str | Path, clock: Clock | None = None, *, database_url: str | None = None
+    ) -> Workspace:
+        """Create a workspace (the folder may exist but must not hold one already).
+        ``database_url``: keep its data in that database (written to ``[database] url``)
+        instead of ``W/fieldid.db``."""
         path = Path(root)
         if (path / CONFIG_NAME).exists():
             raise WorkspaceError(
@@ -50,10 +97,20 @@ class Workspace:
             )
         if path.exists() and not path.is_dir():
             raise WorkspaceError(f"{path} is a file, not a folder", code="workspace.not_a_folder")
+        text = DEFAULT_TOML
+        if database_url:
+            url = parse_url(database_url)  # refused before anything is written
+            text = text.replace(
+                '# url = ""', f"url = {_toml_string(url.render_as_string(hide_password=False))}"
+            )
         path.mkdir(parents=True, exist_ok=True)
-        (path / CONFIG_NAME).write_text(DEFAULT_TOML, encoding="utf-8")
+        (path / CONFIG_NAME).write_text(text, encoding="utf-8")
         (path / INDEX_DIR).mkdir(exist_ok=True)
-        return cls(path, WorkspaceConfig.from_toml(DEFAULT_TOML), clock)
+        try:
+            return cls(path, WorkspaceConfig.from_toml(text), clock)
+        except Exception:
+            (path / CONFIG_NAME).unlink()
+            raise
 
     @classmethod
     def open(cls, root: str | Path, clock: Clock | None = None) -> Workspace:
@@ -64,30 +121,153 @@ class Workspace:
                 f"`fieldid init {path}`",
                 code="workspace.not_found",
             )
-        return cls(path, WorkspaceConfig.load(path / CONFIG_NAME), clock)
-
-    @cached_property
-    def pipeline(self) -> FacePipeline:
-        return FacePipeline.from_spec(self.config.pipeline, limits=self.config.limits)
-
-    @cached_property
-    def gallery(self) -> Gallery:
-        embedder = self.pipeline.embedder
-        return Gallery(
-            self.sessions,
-            self.root / INDEX_DIR,
-            embedder.model,
-            embedder.dim,
-            exact_below=self.config.exact_below,
+        return cls(
+            path,
+            WorkspaceConfig.load(path / CONFIG_NAME),
+            clock,
+            training=(path / TRAINING_MARK).is_file(),
         )
 
+    # -- what it is made of ----------------------------------------------------------------------
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        if self._pipeline is None:
+            self._pipeline = FacePipeline.from_spec(self.config.pipeline, limits=self.config.limits)
+        return self._pipeline
+
+    @property
+    def pipeline_loaded(self) -> bool:
+        return self._pipeline is not None
+
+    @property
+    def gallery(self) -> Gallery:
+        if self._gallery is None:
+            embedder = self.pipeline.embedder
+            self._gallery = Gallery(
+                self.store,
+                self.root / INDEX_DIR,
+                embedder.model,
+                embedder.dim,
+                exact_below=self.config.exact_below,
+            )
+        return self._gallery
+
+    @property
+    def gallery_loaded(self) -> Gallery | None:
+        """The gallery if something already built it (readiness, closing)."""
+        return self._gallery
+
+    def document_key(self) -> bytes:
+        """The workspace's secret for hashing document numbers (``records.kinds``)."""
+        return workspace_key(self.root)
+
+    @cached_property
+    def calibrations(self) -> CalibrationSource:
+        return CalibrationSource(self.root, str(self.pipeline.model))
+
+    @cached_property
+    def searches(self) -> SearchService:
+        """Searches with face work in the calling thread (the CLI, tools, tests)."""
+        return self.search_service()
+
+    def search_service(self, faces: FaceWork | None = None) -> SearchService:
+        """A search service whose face work runs in ``faces`` (the server's worker pool; None:
+        in the calling thread)."""
+        return SearchService(
+            self.store,
+            self.gallery,
+            self.pipeline,
+            self.calibrations,
+            self.config,
+            self.clock,
+            root=self.root,
+            training=self.training,
+            faces=faces,
+        )
+
+    @cached_property
+    def enrollment(self) -> Enrollment:
+        return Enrollment(self.store, self.gallery, self.pipeline, self.config)
+
+    @cached_property
+    def importer(self) -> Importer:
+        return Importer(self.store, self.root, self.enrollment)
+
+    @cached_property
+    def retention(self) -> Retention:
+        return Retention(self.store, self.root, self.clock)
+
+    @cached_property
+    def conflicts(self) -> DocumentConflicts:
+        """Presented documents against a candidate's records (training searches: the training
+        gallery's records)."""
+        return RecordsConflictChecker(self.store, self.document_key, lambda: self.training().store)
+
+    def adjudicator(self, conflicts: DocumentConflicts | None = None) -> Adjudicator:
+        """The adjudication rules of ``[adjudication]`` (read now) over this store."""
+        return Adjudicator(
+            self.store,
+            conflicts=conflicts or self.conflicts,
+            rules=AdjudicationRules.load(self.root),
+            retention=self.retention.policy(),
+        )
+
+    @cached_property
+    def redress(self) -> Redress:
+        return Redress(self.store, self.clock, RecordsRecordSource(self.store))
+
+    # -- the training gallery --------------------------------------------------------------------
+
+    def training(self, *, create: bool = False) -> Workspace:
+        """The training gallery beside this workspace (same configuration and pipeline object;
+        its own database or schema, index and records). Raises ``training.absent`` when it does
+        not exist and ``create`` is false."""
+        if self._training is not None:
+            return self._training
+        root = self.root / TRAINING_DIR
+        if not (root / CONFIG_NAME).is_file():
+            if not create:
+                raise WorkspaceError(
+                    f"this workspace has no training gallery ({root}): make one with "
+                    f"`fieldid synth --workspace {self.root} --training`",
+                    code="training.absent",
+                )
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.root / CONFIG_NAME, root / CONFIG_NAME)
+            (root / INDEX_DIR).mkdir(exist_ok=True)
+            (root / TRAINING_MARK).write_text(
+                "Training gallery: synthetic people and records only. Never enrol real data "
+                "here.\n",
+                encoding="utf-8",
+            )
+        url = training_url(self.store.url, root)
+        self._training = Workspace(
+            root,
+            self.config,
+            self.clock,
+            database=url.render_as_string(hide_password=False),
+            pipeline=self.pipeline,
+            training=True,
+        )
+        return self._training
+
+    # -- closing -----------------------------------------------------------------------------------
+
     def close(self) -> None:
-        if "gallery" in self.__dict__:
-            self.gallery.flush()
-        self.engine.dispose()
+        if self._training is not None:
+            self._training.close()
+            self._training = None
+        if self._gallery is not None:
+            self._gallery.flush()
+        self.store.close()
 
     def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -62,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
     root = tmp_path_factory.mktemp("browser") / "demo"
     ws, passwords = prepare(root, distractors=300, console=Console(quiet=True))
-    Accounts(ws).add_user("audrey", Role.AUDITOR, "auditor-password", by="test")
+    Accounts(ws.store, ws.clock).add_user("audrey", Role.AUDITOR, "auditor-password", by="test")
     passwords["audrey"] = "auditor-password"
     settings = ServiceSettings(banner=DEMO_BANNER, demo_onboarding=True)
     app = create_app(ws, settings)

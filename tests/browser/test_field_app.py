@@ -40,10 +40,10 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
 
 def _searches_for(server: Server, case: str) -> tuple[int, int]:
     """(search audit entries, persisted searches) for a case reference."""
-    from fieldid.adjudication.schema import SearchRecord
+    from fieldid.store.schema import SearchRecord
 
-    entries = sum(1 for e in server.ws.audit.entries("search") if e.case_ref == case)
-    with server.ws.sessions() as s:
+    entries = sum(1 for e in server.ws.store.audit_entries("search") if e.case_ref == case)
+    with server.ws.store.read() as s:
         rows = s.scalar(select(func.count()).where(SearchRecord.case_ref == case))
     return entries, int(rows or 0)
 
@@ -221,7 +221,7 @@ def test_a_capture_past_the_limit_is_wiped_and_the_wipe_noted_at_next_contact(
     assert "wiped from this phone" in text and "waited 15 minutes without signal" in text
     shot(page, artifacts, "12c-queue-wiped-after-limit", full_page=False)
     assert _held(page) == []
-    wiped = [e for e in server.ws.audit.entries("capture_wiped") if e.case_ref == case]
+    wiped = [e for e in server.ws.store.audit_entries("capture_wiped") if e.case_ref == case]
     assert wiped == []  # no signal yet: the note waits on the phone (sealed)
     ctx.set_offline(False)
     page.wait_for_timeout(500)
@@ -229,7 +229,7 @@ def test_a_capture_past_the_limit_is_wiped_and_the_wipe_noted_at_next_contact(
     while not wiped and deadline:
         page.wait_for_timeout(250)
         deadline -= 1
-        wiped = [e for e in server.ws.audit.entries("capture_wiped") if e.case_ref == case]
+        wiped = [e for e in server.ws.store.audit_entries("capture_wiped") if e.case_ref == case]
     assert len(wiped) == 1
     assert wiped[0].operator == "demo-officer" and wiped[0].purpose == "field-identification"
     assert wiped[0].payload["maybe_sent"] is True and wiped[0].payload["waited_s"] >= 0
@@ -390,7 +390,7 @@ def test_a_supervisor_runs_a_low_quality_investigation_list_with_a_reason(
     assert cands.count() >= 1
     assert "Subject 0001 (synthetic)" in cands.first.inner_text()
     shot(page, artifacts, "15-investigation-low-quality", full_page=False)
-    last = [e for e in server.ws.audit.entries("search") if e.case_ref == case][-1]
+    last = [e for e in server.ws.store.audit_entries("search") if e.case_ref == case][-1]
     assert last.payload["list_kind"] == "investigation"
     assert last.payload["below_gate"]["reason"] == reason
     assert last.payload["below_gate"]["guidance"][0]["code"] == "quality.too_far"

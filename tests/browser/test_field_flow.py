@@ -15,6 +15,7 @@ from browser.helpers_browser import face_frame, jpeg, launch, shot
 from browser.helpers_browser import login as _login
 from browser.helpers_browser import phone_context as _context
 from browser.helpers_browser import start as _start
+from fieldid.audit.ops import verify_store
 
 
 def _shot(page: Any, artifacts: Path, name: str) -> Path:
@@ -295,7 +296,7 @@ def test_onboarding_enrol_own_face_search_it_and_delete(playwright, server, vide
     assert page.goto(volunteer_url).status == 404
     external = "demo-volunteer-" + label.rsplit(" ", 1)[1]
     assert server.ws.gallery.find_person(external) is None
-    last = [e for e in server.ws.audit.entries("enroll")][-1]
+    last = [e for e in server.ws.store.audit_entries("enroll")][-1]
     assert last.payload["action"] == "delete" and last.operator == "demo-officer"
     assert ctx.blocked == []
     browser.close()
@@ -304,10 +305,9 @@ def test_onboarding_enrol_own_face_search_it_and_delete(playwright, server, vide
 def test_zz_the_audit_of_the_whole_browser_session_verifies(server):
     """Runs last in this module: every search, refusal, adjudication, purge, enrolment and
     deletion the browser tests made is in one intact hash chain."""
-    from fieldid.audit.ops import verify_workspace
 
-    events = {e.event for e in server.ws.audit.entries()}
+    events = {e.event for e in server.ws.store.audit_entries()}
     assert {"search", "adjudicate", "purge", "enroll", "login"} <= events
-    result = verify_workspace(server.ws)
+    result = verify_store(server.ws.store)
     assert result.ok, result.to_dict()
     assert result.checked >= 20

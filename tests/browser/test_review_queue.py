@@ -42,7 +42,6 @@ def _waiting_work(browser: Any, server: Server) -> tuple[int, int]:
     from fieldid.adjudication.service import Adjudicator
     from fieldid.dataset import LabelledImage
     from fieldid.demo import astronaut_path, closer_crop
-    from fieldid.gallery.enroll import enroll_images
 
     officer = browser.new_context()
     r = officer.request.post(
@@ -77,8 +76,7 @@ def _waiting_work(browser: Any, server: Server) -> tuple[int, int]:
         reason="Same scar above the left eyebrow; same ear shape.",
     )
     assert adj.state == "pending_second"
-    summary = enroll_images(
-        server.ws,
+    summary = server.ws.enrollment.enroll_images(
         [LabelledImage(astronaut_path(), "subject-0002", "Subject 0002 (synthetic)")],
         operator="test-admin",
         source_name="browser test",
@@ -163,7 +161,7 @@ def test_supervisor_finds_and_clears_the_review_queue(playwright, server, artifa
     _fits_the_phone(page)
     _shot(page, artifacts, "22-searches")
 
-    events = [e for e in server.ws.audit.entries("review_resolve")]
+    events = [e for e in server.ws.store.audit_entries("review_resolve")]
     assert events[-1].operator == "demo-supervisor"
     assert events[-1].payload["decision"] == "different_people"
     assert ctx.blocked == [], f"requests left the machine: {ctx.blocked}"
@@ -183,7 +181,7 @@ def test_officer_sees_only_their_own_searches_and_no_review(playwright, server, 
     assert nav.locator("a").all_inner_texts() == ["New search", "My searches"]
     page.click("[data-testid=nav-searches]")
     page.wait_for_url("**/searches")
-    from fieldid.adjudication.schema import SearchRecord
+    from fieldid.store.schema import SearchRecord
 
     shown = [
         int(x)
@@ -191,7 +189,7 @@ def test_officer_sees_only_their_own_searches_and_no_review(playwright, server, 
             "rows => rows.map(r => r.dataset.search)"
         )
     ]
-    with server.ws.sessions() as s:
+    with server.ws.store.read() as s:
         ops = {r.id: r.operator for r in s.query(SearchRecord)}
     assert shown == sorted((i for i, op in ops.items() if op == "demo-officer"), reverse=True)
     _fits_the_phone(page)

@@ -11,7 +11,9 @@
   further failure doubles the wait before the next attempt is accepted (up to a cap), and every
   failure is audited as ``login_failed``.
 
-Audited events: ``login``, ``login_failed``, ``logout``, ``user_add``, ``token_issue``.
+Audited events: ``login``, ``login_failed``, ``logout``, ``user_add``, ``user_disable``,
+``user_enable``, ``user_password_reset``, ``token_issue``, ``token_revoke``; each in the unit of
+work of the change it records.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, select
 
 from fieldid.access import PERMISSIONS, Actor, Role
-from fieldid.access.schema import ApiToken, LoginFailure, Operator, WebSession
+from fieldid.clock import Clock
 from fieldid.errors import AuthorisationError, FieldidError
-from fieldid.workspace import Workspace
+from fieldid.store import Store
+from fieldid.store.schema import ApiToken, LoginFailure, Operator, WebSession
 
 #: Operator names: letters, digits and ``._-``, so they read unambiguously in the audit log.
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -133,21 +136,23 @@ def _info(op: Operator) -> OperatorInfo:
 
 
 class Accounts:
-    """Operator accounts of one workspace."""
+    """Operator accounts of one store."""
 
     def __init__(
         self,
-        workspace: Workspace,
+        store: Store,
+        clock: Clock,
         policy: AccessPolicy | None = None,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        self.ws = workspace
+        self.store = store
+        self.clock = clock
         self.policy = policy or AccessPolicy()
         self.hasher = hasher or PasswordHasher()
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
     def _now(self) -> datetime:
-        return self.ws.clock.now()
+        return self.clock.now()
 
     # --- users -----------------------------------------------------------------------------
 
@@ -170,12 +175,14 @@ class Accounts:
                 f"the password needs at least {MIN_PASSWORD} characters",
                 code="account.weak_password",
             )
-        with self.ws.sessions.begin() as s:
+        password_hash = self.hasher.hash(password)
+        with self.store.unit_of_work() as uow:
+            s = uow.session
             if s.scalar(select(Operator.id).where(Operator.name == name)) is not None:
                 raise AccountError(f"operator {name} exists already", code="account.exists")
             op = Operator(
                 name=name,
-                password_hash=self.hasher.hash(password),
+                password_hash=password_hash,
                 role=role.value,
                 disabled=False,
                 created_at=self._now(),
@@ -184,30 +191,49 @@ class Accounts:
             s.add(op)
             s.flush()
             info = _info(op)
-        self.ws.audit.append("user_add", operator=by, payload={"user": name, "role": role.value})
+            uow.audit("user_add", operator=by, payload={"user": name, "role": role.value})
         return info
 
     def get_user(self, name: str) -> OperatorInfo | None:
-        with self.ws.sessions() as s:
+        with self.store.read() as s:
             op = s.scalar(select(Operator).where(Operator.name == name))
             return _info(op) if op else None
 
     def list_users(self) -> list[OperatorInfo]:
-        with self.ws.sessions() as s:
+        with self.store.read() as s:
             return [_info(op) for op in s.scalars(select(Operator).order_by(Operator.name))]
 
     def set_disabled(self, name: str, disabled: bool, *, by: str) -> None:
         """Disable (or re-enable) an operator; disabling also ends their sessions."""
-        with self.ws.sessions.begin() as s:
+        with self.store.unit_of_work() as uow:
+            s = uow.session
             op = s.scalar(select(Operator).where(Operator.name == name))
             if op is None:
                 raise AccountError(f"no operator named {name}", code="account.unknown")
             op.disabled = disabled
             if disabled:
                 s.execute(delete(WebSession).where(WebSession.operator_id == op.id))
-        self.ws.audit.append(
-            "user_disable" if disabled else "user_enable", operator=by, payload={"user": name}
-        )
+            uow.audit(
+                "user_disable" if disabled else "user_enable", operator=by, payload={"user": name}
+            )
+
+    def reset_password(self, name: str, password: str, *, by: str) -> None:
+        """Give an operator a new password (and re-enable them); audited
+        (``user_password_reset``, never the password), their sessions ended."""
+        if len(password) < MIN_PASSWORD:
+            raise AccountError(
+                f"the password needs at least {MIN_PASSWORD} characters",
+                code="account.weak_password",
+            )
+        password_hash = self.hasher.hash(password)
+        with self.store.unit_of_work() as uow:
+            s = uow.session
+            op = s.scalar(select(Operator).where(Operator.name == name))
+            if op is None:
+                raise AccountError(f"no operator named {name}", code="account.unknown")
+            op.password_hash, op.disabled = password_hash, False
+            s.execute(delete(WebSession).where(WebSession.operator_id == op.id))
+            uow.audit("user_password_reset", operator=by, payload={"user": name})
 
     # --- login and throttling -------------------------------------------------------------
 
@@ -215,7 +241,7 @@ class Accounts:
         """How long ``key`` must still wait before its next attempt (zero: may try now)."""
         now = self._now()
         since = now - self.policy.throttle_window
-        with self.ws.sessions() as s:
+        with self.store.read() as s:
             n, last = s.execute(
                 select(func.count(LoginFailure.id), func.max(LoginFailure.at)).where(
                     LoginFailure.key == key, LoginFailure.at >= since
@@ -235,13 +261,14 @@ class Accounts:
 
     def _fail(self, name: str, client: str, reason: str) -> None:
         now = self._now()
-        with self.ws.sessions.begin() as s:
+        with self.store.unit_of_work() as uow:
+            s = uow.session
             s.add(LoginFailure(key=f"user:{name}", at=now))
             s.add(LoginFailure(key=f"addr:{client}", at=now))
             s.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
-        self.ws.audit.append(
-            "login_failed", operator=name[:100], payload={"reason": reason, "client": client}
-        )
+            uow.audit(
+                "login_failed", operator=name[:100], payload={"reason": reason, "client": client}
+            )
 
     def authenticate(self, name: str, password: str, *, client: str) -> Actor:
         """Check a name and password. Raises ``access.throttled`` while the account or client
@@ -250,7 +277,7 @@ class Accounts:
         wait = self.throttle_wait(name, client)
         if wait > timedelta(0):
             seconds = max(1, int(wait.total_seconds() + 0.999))
-            self.ws.audit.append(
+            self.store.append_audit(
                 "login_failed",
                 operator=name[:100],
                 payload={"reason": "throttled", "client": client, "retry_after": seconds},
@@ -260,7 +287,7 @@ class Accounts:
                 code="access.throttled",
                 retry_after=seconds,
             )
-        with self.ws.sessions() as s:
+        with self.store.read() as s:
             op = s.scalar(select(Operator).where(Operator.name == name))
             stored = op.password_hash if op else self._dummy_hash
             ok: bool
@@ -276,13 +303,16 @@ class Accounts:
                 "wrong operator name or password", code="access.bad_credentials"
             )
         now = self._now()
-        with self.ws.sessions.begin() as s:
-            row = s.get(Operator, op.id)
+        rehash = (
+            self.hasher.hash(password) if self.hasher.check_needs_rehash(op.password_hash) else None
+        )
+        with self.store.unit_of_work() as uow:
+            row = uow.session.get(Operator, op.id)
             assert row is not None
             row.last_login_at = now
-            if self.hasher.check_needs_rehash(row.password_hash):
-                row.password_hash = self.hasher.hash(password)
-            s.execute(delete(LoginFailure).where(LoginFailure.key == f"user:{name}"))
+            if rehash is not None:
+                row.password_hash = rehash
+            uow.session.execute(delete(LoginFailure).where(LoginFailure.key == f"user:{name}"))
         return Actor(op.name, Role(op.role))
 
     # --- sessions ----------------------------------------------------------------------------
@@ -293,7 +323,8 @@ class Accounts:
         csrf = secrets.token_urlsafe(32)
         now = self._now()
         expires = now + self.policy.session_lifetime
-        with self.ws.sessions.begin() as s:
+        with self.store.unit_of_work() as uow:
+            s = uow.session
             op = s.scalar(select(Operator).where(Operator.name == actor.name))
             if op is None:
                 raise AccountError(f"no operator named {actor.name}", code="account.unknown")
@@ -309,7 +340,7 @@ class Accounts:
                 )
             )
             s.execute(delete(WebSession).where(WebSession.expires_at < now))
-        self.ws.audit.append("login", operator=actor.name, payload={"client": client})
+            uow.audit("login", operator=actor.name, payload={"client": client})
         return secret, SessionGrant(actor, csrf, expires, sha256_hex(secret))
 
     def session(self, secret: str) -> SessionGrant:
@@ -317,7 +348,8 @@ class Accounts:
         now = self._now()
         h = sha256_hex(secret)
         expired = False
-        with self.ws.sessions.begin() as s:
+        with self.store.unit_of_work() as uow:
+            s = uow.session
             row = s.get(WebSession, h)
             if row is None:
                 raise AuthenticationError(
@@ -341,13 +373,14 @@ class Accounts:
 
     def close_session(self, secret: str) -> None:
         h = sha256_hex(secret)
-        with self.ws.sessions.begin() as s:
+        with self.store.unit_of_work() as uow:
+            s = uow.session
             row = s.get(WebSession, h)
             if row is None:
                 return
             op = s.get(Operator, row.operator_id)
             s.delete(row)
-        self.ws.audit.append("logout", operator=op.name if op else "?", payload={})
+            uow.audit("logout", operator=op.name if op else "?", payload={})
 
     # --- API tokens ---------------------------------------------------------------------------
 
@@ -391,7 +424,7 @@ class Accounts:
             )
         secret = "fid_" + secrets.token_urlsafe(32)
         now = self._now()
-        with self.ws.sessions.begin() as s:
+        with self.store.unit_of_work() as uow:
             row = ApiToken(
                 operator_id=user.id,
                 token_hash=sha256_hex(secret),
@@ -400,27 +433,28 @@ class Accounts:
                 created_at=now,
                 expires_at=now + life,
             )
-            s.add(row)
-            s.flush()
+            uow.session.add(row)
+            uow.session.flush()
             token_id = row.id
-        self.ws.audit.append(
-            "token_issue",
-            operator=by,
-            payload={
-                "user": name,
-                "token_id": token_id,
-                "scopes": wanted,
-                "expires_at": (now + life).isoformat(),
-                "label": label,
-            },
-        )
+            uow.audit(
+                "token_issue",
+                operator=by,
+                payload={
+                    "user": name,
+                    "token_id": token_id,
+                    "scopes": wanted,
+                    "expires_at": (now + life).isoformat(),
+                    "label": label,
+                },
+            )
         return IssuedToken(token_id, secret, name, tuple(wanted), now + life)
 
     def token(self, secret: str) -> TokenGrant:
         """Who a bearer token stands for. Raises ``access.token_invalid`` or
         ``access.token_expired``."""
         now = self._now()
-        with self.ws.sessions.begin() as s:
+        with self.store.unit_of_work() as uow:
+            s = uow.session
             row = s.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(secret)))
             if row is None or row.revoked_at is not None:
                 raise AuthenticationError("the API token is not valid", code="access.token_invalid")
@@ -435,12 +469,12 @@ class Accounts:
             return TokenGrant(Actor(op.name, Role(op.role)), frozenset(row.scopes.split()), row.id)
 
     def revoke_token(self, token_id: int, *, by: str) -> None:
-        with self.ws.sessions.begin() as s:
-            row = s.get(ApiToken, token_id)
+        with self.store.unit_of_work() as uow:
+            row = uow.session.get(ApiToken, token_id)
             if row is None:
                 raise AccountError(f"no token {token_id}", code="account.unknown_token")
             row.revoked_at = self._now()
-        self.ws.audit.append("token_revoke", operator=by, payload={"token_id": token_id})
+            uow.audit("token_revoke", operator=by, payload={"token_id": token_id})
 
 
 def require_scoped(actor: Actor, action: str, scopes: frozenset[str] | None) -> None:

@@ -7,9 +7,12 @@ digest of the request, and the search it made. A repeat of the key by the same o
 record and answers with that search, read back from the database: no second search, no second
 audit entry. The same key with a different request (another photo, purpose or case) is refused.
 
-The record is deliberately small and separate (table ``search_requests``, migration 0007) and
-short-lived: rows older than the time-to-live are deleted whenever a new one is written. It holds
-no image and no template, only the link between a key and the search.
+The record is deliberately small and separate (table ``search_requests``, migration 0007, in
+``store/schema/searches.py``) and short-lived: rows older than the time-to-live are deleted
+whenever a new one is written. It holds no image and no template, only the link between a key and
+the search. It is written in the unit of work that records the search (``remember`` is handed to
+``SearchService.search``), so a search and its key exist together: a retry after a crash either
+finds both or runs the search.
 
 Contract:
 
@@ -29,38 +32,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from sqlalchemy import DateTime, Integer, String, UniqueConstraint, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from fieldid.errors import FieldidError
-from fieldid.gallery.schema import Base
-
-if TYPE_CHECKING:  # the workspace opens the database, whose metadata includes this table
-    from fieldid.workspace import Workspace
+from fieldid.store import UnitOfWork
+from fieldid.store.schema import SearchRequest
 
 #: How long a key is remembered. The phone app wipes a capture it could not send within its
 #: queue limit (15 minutes by default), so no retry comes later than that.
 DEFAULT_TTL = timedelta(hours=1)
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,100}$")
-
-
-class SearchRequest(Base):
-    """A search request's idempotency key and the search it made (short-lived)."""
-
-    __tablename__ = "search_requests"
-    __table_args__ = (UniqueConstraint("operator", "key", name="uq_search_requests_operator_key"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    operator: Mapped[str] = mapped_column(String(200))
-    key: Mapped[str] = mapped_column(String(100))
-    #: SHA-256 over the request (image bytes and form fields): a reused key must mean the same.
-    request_sha256: Mapped[str] = mapped_column(String(64))
-    #: The persisted search (``searches.id``); not a foreign key, so a purge of the search is
-    #: never blocked by this short-lived row.
-    search_id: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 @dataclass(frozen=True)
@@ -87,40 +70,41 @@ def request_digest(data: bytes, fields: Mapping[str, object]) -> str:
     return h.hexdigest()
 
 
-def find(ws: Workspace, operator: str, key: str, ttl: timedelta = DEFAULT_TTL) -> Remembered | None:
+def find(
+    s: Session, operator: str, key: str, now: datetime, ttl: timedelta = DEFAULT_TTL
+) -> Remembered | None:
     """The search an earlier request with this key made, if it is still remembered."""
-    since = ws.clock.now() - ttl
-    with ws.sessions() as s:
-        row = s.scalar(
-            select(SearchRequest).where(
-                SearchRequest.operator == operator,
-                SearchRequest.key == key,
-                SearchRequest.created_at >= since,
-            )
+    row = s.scalar(
+        select(SearchRequest).where(
+            SearchRequest.operator == operator,
+            SearchRequest.key == key,
+            SearchRequest.created_at >= now - ttl,
         )
-        return None if row is None else Remembered(row.search_id, row.request_sha256)
+    )
+    return None if row is None else Remembered(row.search_id, row.request_sha256)
 
 
 def remember(
-    ws: Workspace,
+    uow: UnitOfWork,
     operator: str,
     key: str,
     request_sha256: str,
     search_id: int,
     ttl: timedelta = DEFAULT_TTL,
 ) -> None:
-    """Record that (operator, key) made ``search_id``; forget records past the time-to-live."""
-    now = ws.clock.now()
-    with ws.sessions.begin() as s:
-        s.execute(delete(SearchRequest).where(SearchRequest.created_at < now - ttl))
-        # An expired row with the same key was just deleted; a live one cannot exist (the caller
-        # looked it up under the same lock), so this insert cannot collide.
-        s.add(
-            SearchRequest(
-                operator=operator,
-                key=key,
-                request_sha256=request_sha256,
-                search_id=search_id,
-                created_at=now,
-            )
+    """Record, in ``uow`` (the search's), that (operator, key) made ``search_id``; forget
+    records past the time-to-live."""
+    now = uow.now()
+    s = uow.session
+    s.execute(delete(SearchRequest).where(SearchRequest.created_at < now - ttl))
+    # An expired row with the same key was just deleted; a live one cannot exist (the caller
+    # looked it up under the same lock), so this insert cannot collide.
+    s.add(
+        SearchRequest(
+            operator=operator,
+            key=key,
+            request_sha256=request_sha256,
+            search_id=search_id,
+            created_at=now,
         )
+    )

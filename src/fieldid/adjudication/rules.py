@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fieldid.errors import WorkspaceError
 from fieldid.policy_file import read_section
-from fieldid.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,9 @@ class AdjudicationRules:
         return cls(frozenset(purposes), None if score is None else float(score))
 
     @classmethod
-    def load(cls, ws: Workspace) -> AdjudicationRules:
-        return cls.from_dict(read_section(ws.root, "adjudication"))
+    def load(cls, root: Path) -> AdjudicationRules:
+        """The ``[adjudication]`` rules of the workspace at ``root``."""
+        return cls.from_dict(read_section(root, "adjudication"))
 
     def to_dict(self) -> dict[str, Any]:
         return {

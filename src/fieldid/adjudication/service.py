@@ -21,6 +21,11 @@ its rule code:
 
 A reject or inconclusive closes the search at once; its probe is purged at that moment when the
 retention policy says so (the default).
+
+Each act is one unit of work: the decision's row, the search's new state, the probe purge it
+triggers and their audit entries are committed together, with the search's row locked so two
+people deciding at once are taken one after the other. A refusal is audited in its own small unit
+of work.
 """
 
 from __future__ import annotations
@@ -31,15 +36,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, Role, require
 from fieldid.adjudication.rules import AdjudicationRules
-from fieldid.adjudication.schema import AdjudicationRecord, SearchCandidate, SearchRecord
 from fieldid.adjudication.store import SearchNotFound
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.retention.policy import RetentionPolicy
 from fieldid.retention.purge import purge_probe
-from fieldid.workspace import Workspace
+from fieldid.store import Store, UnitOfWork
+from fieldid.store.schema import AdjudicationRecord, SearchCandidate, SearchRecord
 
 DECISIONS = ("confirm", "reject", "inconclusive")
 #: Shortest written reason a supervisor's override accepts (a word or two is not a reason).
@@ -69,13 +75,6 @@ class NoConflictChecker:
         self, search_id: int, person_id: int, documents: Sequence[Mapping[str, Any]]
     ) -> list[str]:
         return []
-
-
-def default_conflict_checker(ws: Workspace) -> DocumentConflicts:
-    """The checker used when none is given: presented documents against the candidate's records."""
-    from fieldid.records.checks import RecordsConflictChecker
-
-    return RecordsConflictChecker(ws)
 
 
 @dataclass(frozen=True)
@@ -123,36 +122,61 @@ def _view(r: AdjudicationRecord) -> Adjudication:
     )
 
 
+@dataclass(frozen=True)
+class _SearchRef:
+    """What an audit entry says about the search it concerns."""
+
+    id: int
+    audit_seq: int
+    purpose: str
+    case_ref: str
+
+    @classmethod
+    def of(cls, rec: SearchRecord) -> _SearchRef:
+        return cls(rec.id, rec.audit_seq, rec.purpose, rec.case_ref)
+
+
+def _locked_search(s: Session, search_id: int) -> SearchRecord:
+    rec = s.scalars(
+        select(SearchRecord).where(SearchRecord.id == search_id).with_for_update()
+    ).first()
+    if rec is None:
+        raise SearchNotFound(
+            f"no search {search_id} is held (never made, or purged under the retention policy)",
+            search_id=search_id,
+        )
+    return rec
+
+
 class Adjudicator:
+    """Adjudication over one store. ``conflicts``: how presented documents are compared with a
+    candidate's records (``Workspace`` wires the records checker; tests give a fake);
+    ``rules`` and ``retention``: the workspace's ``[adjudication]`` and ``[retention]``."""
+
     def __init__(
         self,
-        ws: Workspace,
+        store: Store,
         *,
         conflicts: DocumentConflicts | None = None,
         rules: AdjudicationRules | None = None,
         retention: RetentionPolicy | None = None,
     ) -> None:
-        self.ws = ws
-        self.checker = conflicts or default_conflict_checker(ws)
-        self.rules = rules or AdjudicationRules.load(ws)
-        self.retention = retention or RetentionPolicy.load(ws)
+        self.store = store
+        self.checker = conflicts or NoConflictChecker()
+        self.rules = rules or AdjudicationRules()
+        self.retention = retention or RetentionPolicy.default()
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _search(self, search_id: int) -> SearchRecord:
-        with self.ws.sessions() as s:
-            rec = s.get(SearchRecord, search_id)
-        if rec is None:
-            raise SearchNotFound(
-                f"no search {search_id} is held (never made, or purged under the retention policy)",
-                search_id=search_id,
-            )
-        return rec
-
+    @staticmethod
     def _audit(
-        self, event: str, actor: Actor, search: SearchRecord | None, payload: dict[str, Any]
+        uow: UnitOfWork,
+        event: str,
+        actor: Actor,
+        search: SearchRecord | _SearchRef | None,
+        payload: dict[str, Any],
     ) -> int:
-        entry = self.ws.audit.append(
+        entry = uow.audit(
             event,
             operator=actor.name,
             purpose=search.purpose if search else None,
@@ -167,37 +191,35 @@ class Adjudicator:
 
     def _refuse(
         self,
+        uow: UnitOfWork,
         event: str,
         actor: Actor,
         search: SearchRecord | None,
         err: FieldidError,
         **payload: Any,
     ) -> FieldidError:
-        self._audit(event, actor, search, {"outcome": "refused", "error": err.to_dict(), **payload})
+        """Roll back the act and audit the refusal in its own small unit of work."""
+        ref = None if search is None else _SearchRef.of(search)  # read before the rollback
+        uow.rollback()
+        with self.store.unit_of_work() as own:
+            self._audit(
+                own, event, actor, ref, {"outcome": "refused", "error": err.to_dict(), **payload}
+            )
         return err
 
     def _check_role(
-        self, event: str, actor: Actor, action: str, search: SearchRecord | None, **payload: Any
+        self,
+        uow: UnitOfWork,
+        event: str,
+        actor: Actor,
+        action: str,
+        search: SearchRecord | None,
+        **payload: Any,
     ) -> None:
         try:
             require(actor, action)
         except AuthorisationError as err:
-            raise self._refuse(event, actor, search, err, **payload) from None
-
-    def _set_seq(self, rec: AdjudicationRecord, seq: int) -> None:
-        """Link the adjudication to the audit entry written after its row was committed (the
-        audit log writes in its own transaction; SQLite allows one writer at a time)."""
-        with self.ws.sessions.begin() as s:
-            row = s.get(AdjudicationRecord, rec.id)
-            assert row is not None
-            row.audit_seq = rec.audit_seq = seq
-
-    def _close(self, search_id: int, status: str) -> None:
-        with self.ws.sessions.begin() as s:
-            rec = s.get(SearchRecord, search_id)
-            assert rec is not None
-            rec.status = status
-            rec.closed_at = self.ws.clock.now()
+            raise self._refuse(uow, event, actor, search, err, **payload) from None
 
     # -- the three acts ----------------------------------------------------------------------------
 
@@ -210,36 +232,38 @@ class Adjudicator:
         person_id: int | None = None,
         reason: str,
         documents: Sequence[Mapping[str, Any]] = (),
+        uow: UnitOfWork | None = None,
     ) -> Adjudication:
         """Record a human decision on a search. See the module docstring for the rules."""
-        search = self._search(search_id)
         docs = [dict(d) for d in documents]
         ctx = {"decision": decision, "person_id": person_id, "documents": docs}
-        self._check_role("adjudicate", actor, "adjudicate", search, **ctx)
+        with self.store.using(uow) as u:
+            s = u.session
+            search = _locked_search(s, search_id)
+            self._check_role(u, "adjudicate", actor, "adjudicate", search, **ctx)
 
-        def refuse(code: str, message: str, **details: Any) -> FieldidError:
-            err = AdjudicationRefused(message, code=code, **details)
-            return self._refuse("adjudicate", actor, search, err, **ctx)
+            def refuse(code: str, message: str, **details: Any) -> FieldidError:
+                err = AdjudicationRefused(message, code=code, **details)
+                return self._refuse(u, "adjudicate", actor, search, err, **ctx)
 
-        if decision not in DECISIONS:
-            raise refuse(
-                "adjudication.bad_decision",
-                f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}",
-            )
-        if actor.role == Role.OFFICER and actor.name != search.operator:
-            raise refuse(
-                "adjudication.not_own_search",
-                f"{actor.name} may adjudicate only their own searches; search {search_id} was "
-                f"made by {search.operator} (a supervisor may adjudicate it)",
-            )
-        if not reason.strip():
-            raise refuse("adjudication.no_reason", "a decision needs a written reason")
-        if search.status != "open":
-            raise refuse(
-                "adjudication.search_closed",
-                f"search {search_id} is already closed ({search.status})",
-            )
-        with self.ws.sessions() as s:
+            if decision not in DECISIONS:
+                raise refuse(
+                    "adjudication.bad_decision",
+                    f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}",
+                )
+            if actor.role == Role.OFFICER and actor.name != search.operator:
+                raise refuse(
+                    "adjudication.not_own_search",
+                    f"{actor.name} may adjudicate only their own searches; search {search_id} "
+                    f"was made by {search.operator} (a supervisor may adjudicate it)",
+                )
+            if not reason.strip():
+                raise refuse("adjudication.no_reason", "a decision needs a written reason")
+            if search.status != "open":
+                raise refuse(
+                    "adjudication.search_closed",
+                    f"search {search_id} is already closed ({search.status})",
+                )
             pending = list(
                 s.scalars(
                     select(AdjudicationRecord).where(
@@ -256,43 +280,42 @@ class Adjudicator:
                         SearchCandidate.person_id == person_id,
                     )
                 ).first()
-        score_info: dict[str, Any] = {}
-        conflicts: list[str] = []
-        if decision == "confirm":
-            if pending:
-                raise refuse(
-                    "adjudication.pending",
-                    f"search {search_id} already has a confirmation waiting "
-                    f"(adjudication {pending[0].id}, {pending[0].state}); resolve it, or reject",
+            score_info: dict[str, Any] = {}
+            conflicts: list[str] = []
+            if decision == "confirm":
+                if pending:
+                    raise refuse(
+                        "adjudication.pending",
+                        f"search {search_id} already has a confirmation waiting "
+                        f"(adjudication {pending[0].id}, {pending[0].state}); resolve it, or "
+                        "reject",
+                    )
+                if person_id is None or cand is None:
+                    raise refuse(
+                        "adjudication.not_a_candidate",
+                        "only a candidate this search returned can be confirmed"
+                        + ("" if person_id is None else f"; person {person_id} was not one"),
+                    )
+                floor = (
+                    self.rules.min_confirm_score
+                    if self.rules.min_confirm_score is not None
+                    else search.threshold
                 )
-            if person_id is None or cand is None:
-                raise refuse(
-                    "adjudication.not_a_candidate",
-                    "only a candidate this search returned can be confirmed"
-                    + ("" if person_id is None else f"; person {person_id} was not one"),
-                )
-            floor = (
-                self.rules.min_confirm_score
-                if self.rules.min_confirm_score is not None
-                else search.threshold
-            )
-            score_info = {"score": cand.score, "min_confirm_score": floor}
-            if cand.score < floor:
-                raise refuse(
-                    "adjudication.below_min_score",
-                    f"candidate score {cand.score:.4f} is below the minimum for confirmation "
-                    f"({floor:.4f}); it cannot be confirmed",
-                    **score_info,
-                )
-            conflicts = list(self.checker.conflicts(search_id, person_id, docs))
-        if conflicts:
-            state = "blocked_conflict"
-        elif decision == "confirm" and search.purpose in self.rules.two_person_purposes:
-            state = "pending_second"
-        else:
-            state = "final"
-        now = self.ws.clock.now()
-        with self.ws.sessions.begin() as s:
+                score_info = {"score": cand.score, "min_confirm_score": floor}
+                if cand.score < floor:
+                    raise refuse(
+                        "adjudication.below_min_score",
+                        f"candidate score {cand.score:.4f} is below the minimum for confirmation "
+                        f"({floor:.4f}); it cannot be confirmed",
+                        **score_info,
+                    )
+                conflicts = list(self.checker.conflicts(search_id, person_id, docs))
+            if conflicts:
+                state = "blocked_conflict"
+            elif decision == "confirm" and search.purpose in self.rules.two_person_purposes:
+                state = "pending_second"
+            else:
+                state = "final"
             rec = AdjudicationRecord(
                 search_id=search_id,
                 person_id=person_id,
@@ -300,7 +323,7 @@ class Adjudicator:
                 reason=reason,
                 actor_name=actor.name,
                 actor_role=actor.role.value,
-                at=now,
+                at=u.now(),
                 documents=json.dumps(docs, sort_keys=True, default=str),
                 conflicts=json.dumps(conflicts),
                 state=state,
@@ -309,14 +332,11 @@ class Adjudicator:
             s.add(rec)
             s.flush()
             withdrawn = []
-            for p in pending:  # a reject/inconclusive closes the search: pending ones lapse
-                row = s.get(AdjudicationRecord, p.id)
-                assert row is not None
+            for row in pending:  # a reject/inconclusive closes the search: pending ones lapse
                 row.state = "withdrawn"
-                withdrawn.append(p.id)
-        self._set_seq(
-            rec,
-            self._audit(
+                withdrawn.append(row.id)
+            rec.audit_seq = self._audit(
+                u,
                 "adjudicate",
                 actor,
                 search,
@@ -341,137 +361,144 @@ class Adjudicator:
                     },
                     **({"withdrawn": withdrawn} if withdrawn else {}),
                 },
-            ),
-        )
-        view = _view(rec)
-        if state == "final":
-            self._finish(view, actor)
+            )
+            view = _view(rec)
+            if state == "final":
+                self._finish(u, search, view, actor)
         return view
 
-    def second_confirm(self, adjudication_id: int, actor: Actor) -> Adjudication:
+    def second_confirm(
+        self, adjudication_id: int, actor: Actor, *, uow: UnitOfWork | None = None
+    ) -> Adjudication:
         """The second person's confirmation under the two-person rule."""
-        rec, search = self._adjudication(adjudication_id)
         ctx = {"adjudication_id": adjudication_id}
-        self._check_role("second_confirm", actor, "second_confirm", search, **ctx)
-        if rec.state != "pending_second":
-            raise self._refuse(
+        with self.store.using(uow) as u:
+            rec, search = self._adjudication(u.session, adjudication_id)
+            self._check_role(u, "second_confirm", actor, "second_confirm", search, **ctx)
+            if rec.state != "pending_second":
+                raise self._refuse(
+                    u,
+                    "second_confirm",
+                    actor,
+                    search,
+                    AdjudicationRefused(
+                        f"adjudication {adjudication_id} is not waiting for a second confirmation "
+                        f"(state {rec.state})",
+                        code="adjudication.not_pending",
+                    ),
+                    **ctx,
+                )
+            if actor.name == rec.actor_name:
+                raise self._refuse(
+                    u,
+                    "second_confirm",
+                    actor,
+                    search,
+                    AdjudicationRefused(
+                        f"the second confirmation must come from someone other than "
+                        f"{rec.actor_name}",
+                        code="adjudication.same_person",
+                    ),
+                    **ctx,
+                )
+            rec.state, rec.second_by, rec.second_at = "final", actor.name, u.now()
+            view = _view(rec)
+            self._audit(
+                u,
                 "second_confirm",
                 actor,
                 search,
-                AdjudicationRefused(
-                    f"adjudication {adjudication_id} is not waiting for a second confirmation "
-                    f"(state {rec.state})",
-                    code="adjudication.not_pending",
-                ),
-                **ctx,
+                {
+                    "outcome": "recorded",
+                    **ctx,
+                    "first_by": rec.actor_name,
+                    "person_id": rec.person_id,
+                    "state": "final",
+                },
             )
-        if actor.name == rec.actor_name:
-            raise self._refuse(
-                "second_confirm",
-                actor,
-                search,
-                AdjudicationRefused(
-                    f"the second confirmation must come from someone other than {rec.actor_name}",
-                    code="adjudication.same_person",
-                ),
-                **ctx,
-            )
-        now = self.ws.clock.now()
-        with self.ws.sessions.begin() as s:
-            row = s.get(AdjudicationRecord, adjudication_id)
-            assert row is not None
-            row.state, row.second_by, row.second_at = "final", actor.name, now
-            view = _view(row)
-        self._audit(
-            "second_confirm",
-            actor,
-            search,
-            {
-                "outcome": "recorded",
-                **ctx,
-                "first_by": rec.actor_name,
-                "person_id": rec.person_id,
-                "state": "final",
-            },
-        )
-        self._finish(view, actor)
+            self._finish(u, search, view, actor)
         return view
 
-    def override(self, adjudication_id: int, actor: Actor, reason: str) -> Adjudication:
+    def override(
+        self, adjudication_id: int, actor: Actor, reason: str, *, uow: UnitOfWork | None = None
+    ) -> Adjudication:
         """A supervisor lifts a document-conflict block, with a written reason."""
-        rec, search = self._adjudication(adjudication_id)
         ctx = {"adjudication_id": adjudication_id, "reason": reason}
-        self._check_role("override", actor, "override_conflict", search, **ctx)
+        with self.store.using(uow) as u:
+            rec, search = self._adjudication(u.session, adjudication_id)
+            self._check_role(u, "override", actor, "override_conflict", search, **ctx)
 
-        def refuse(code: str, message: str) -> FieldidError:
-            return self._refuse(
-                "override", actor, search, AdjudicationRefused(message, code=code), **ctx
-            )
+            def refuse(code: str, message: str) -> FieldidError:
+                return self._refuse(
+                    u, "override", actor, search, AdjudicationRefused(message, code=code), **ctx
+                )
 
-        if rec.state != "blocked_conflict":
-            raise refuse(
-                "adjudication.not_blocked",
-                f"adjudication {adjudication_id} is not blocked by a document conflict "
-                f"(state {rec.state})",
+            if rec.state != "blocked_conflict":
+                raise refuse(
+                    "adjudication.not_blocked",
+                    f"adjudication {adjudication_id} is not blocked by a document conflict "
+                    f"(state {rec.state})",
+                )
+            if actor.name == rec.actor_name:
+                raise refuse(
+                    "adjudication.same_person",
+                    "a blocked confirmation is overridden by a supervisor other than the person "
+                    "who made it",
+                )
+            if len(reason.strip()) < MIN_OVERRIDE_REASON:
+                raise refuse(
+                    "adjudication.override_needs_reason",
+                    f"an override needs a written reason (at least {MIN_OVERRIDE_REASON} "
+                    "characters) saying why the conflicting document does not outweigh the match",
+                )
+            two_person = search.purpose in self.rules.two_person_purposes
+            state = "pending_second" if two_person else "final"
+            rec.state = state
+            rec.override_by, rec.override_reason, rec.override_at = actor.name, reason, u.now()
+            view = _view(rec)
+            self._audit(
+                u,
+                "override",
+                actor,
+                search,
+                {
+                    "outcome": "recorded",
+                    **ctx,
+                    "rule": "adjudication.document_conflict",
+                    "conflicts": view.conflicts,
+                    "first_by": rec.actor_name,
+                    "person_id": rec.person_id,
+                    "state": state,
+                },
             )
-        if actor.name == rec.actor_name:
-            raise refuse(
-                "adjudication.same_person",
-                "a blocked confirmation is overridden by a supervisor other than the person who "
-                "made it",
-            )
-        if len(reason.strip()) < MIN_OVERRIDE_REASON:
-            raise refuse(
-                "adjudication.override_needs_reason",
-                f"an override needs a written reason (at least {MIN_OVERRIDE_REASON} characters) "
-                "saying why the conflicting document does not outweigh the match",
-            )
-        two_person = search.purpose in self.rules.two_person_purposes
-        state = "pending_second" if two_person else "final"
-        now = self.ws.clock.now()
-        with self.ws.sessions.begin() as s:
-            row = s.get(AdjudicationRecord, adjudication_id)
-            assert row is not None
-            row.state = state
-            row.override_by, row.override_reason, row.override_at = actor.name, reason, now
-            view = _view(row)
-        self._audit(
-            "override",
-            actor,
-            search,
-            {
-                "outcome": "recorded",
-                **ctx,
-                "rule": "adjudication.document_conflict",
-                "conflicts": view.conflicts,
-                "first_by": rec.actor_name,
-                "person_id": rec.person_id,
-                "state": state,
-            },
-        )
-        if state == "final":
-            self._finish(view, actor)
+            if state == "final":
+                self._finish(u, search, view, actor)
         return view
 
     # -- closing -----------------------------------------------------------------------------------
 
-    def _adjudication(self, adjudication_id: int) -> tuple[AdjudicationRecord, SearchRecord]:
-        with self.ws.sessions() as s:
-            rec = s.get(AdjudicationRecord, adjudication_id)
+    @staticmethod
+    def _adjudication(s: Session, adjudication_id: int) -> tuple[AdjudicationRecord, SearchRecord]:
+        rec = s.get(AdjudicationRecord, adjudication_id)
         if rec is None:
             raise AdjudicationRefused(
                 f"no adjudication {adjudication_id}", code="adjudication.not_found"
             )
-        return rec, self._search(rec.search_id)
+        search = _locked_search(s, rec.search_id)
+        s.refresh(rec)  # as of the lock: a concurrent act on it is seen
+        return rec, search
 
-    def _finish(self, adj: Adjudication, actor: Actor) -> None:
+    def _finish(
+        self, uow: UnitOfWork, search: SearchRecord, adj: Adjudication, actor: Actor
+    ) -> None:
         status = {"confirm": "identified", "reject": "not_identified"}.get(
             adj.decision, "inconclusive"
         )
-        self._close(adj.search_id, status)
+        search.status = status
+        search.closed_at = uow.now()
         if status != "identified" and self.retention.purge_probe_at_adjudication:
             purge_probe(
-                self.ws,
+                uow,
                 adj.search_id,
                 operator=actor.name,
                 trigger="adjudication",
@@ -479,8 +506,8 @@ class Adjudicator:
             )
 
 
-def adjudications_of(ws: Workspace, search_id: int) -> list[Adjudication]:
-    with ws.sessions() as s:
+def adjudications_of(store: Store, search_id: int) -> list[Adjudication]:
+    with store.read() as s:
         return [
             _view(r)
             for r in s.scalars(
@@ -491,9 +518,9 @@ def adjudications_of(ws: Workspace, search_id: int) -> list[Adjudication]:
         ]
 
 
-def identification_of(ws: Workspace, search_id: int) -> Adjudication | None:
+def identification_of(store: Store, search_id: int) -> Adjudication | None:
     """The final, human-confirmed identification of a search, if there is one."""
-    for a in adjudications_of(ws, search_id):
+    for a in adjudications_of(store, search_id):
         if a.is_identification:
             return a
     return None

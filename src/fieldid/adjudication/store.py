@@ -1,9 +1,11 @@
 """Persisting searches as they run, and finding them again (by id or by receipt code).
 
-:func:`record_search` is called by :class:`fieldid.search.service.SearchService` after every
-search, whatever its outcome: a search with a template stores the probe (bytes as received), the
-template and the candidate list; a refused search stores no probe at all, only the fact and the
-reason. Every surface (CLI, API, web) goes through the service, so every search is persisted.
+:func:`record_search` is called by :class:`fieldid.search.service.SearchService` for every
+search, whatever its outcome, in the unit of work that audits it: a search with a template stores
+the probe (bytes as received), the template and the candidate list with each candidate's meaning;
+a refused search stores no probe at all, only the fact and the reason. Every surface (CLI, API,
+web) goes through the service, so every search is persisted. The readers take a session (a unit
+of work's, or a read's).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from fieldid.adjudication.schema import ProbeRecord, SearchCandidate, SearchRecord
 from fieldid.audit.log import Attribution
 from fieldid.errors import FieldidError
-from fieldid.workspace import Workspace
+from fieldid.store import UnitOfWork
+from fieldid.store.schema import ProbeRecord, SearchCandidate, SearchRecord
 
 #: Receipt alphabet: digits and capitals without the look-alikes 0/O, 1/I/L, so a code read
 #: aloud or copied by hand from a paper receipt comes back right.
@@ -65,13 +68,14 @@ class CandidateRow:
     external_id: str
     score: float
     fmr: float | None = None
+    above_threshold: bool | None = None
+    meaning: str | None = None
 
 
 def record_search(
-    ws: Workspace,
+    uow: UnitOfWork,
     attr: Attribution,
     *,
-    audit_seq: int,
     receipt_code: str,
     started_at: datetime,
     model: str,
@@ -87,13 +91,22 @@ def record_search(
     training: bool = False,
     list_kind: str = "lead",
     notice_given: bool | None = None,
+    threshold_in_force: dict[str, Any] | None = None,
+    rates_unavailable: str | None = None,
+    calibration: str | None = None,
+    presented_documents: Sequence[dict[str, Any]] = (),
+    faces_in_frame: int | None = None,
+    refusal: dict[str, Any] | None = None,
+    below_gate: dict[str, Any] | None = None,
 ) -> SearchRecord:
-    """Store one search. A refused search (``outcome="refused"``) is closed at once."""
-    now = ws.clock.now()
+    """Add one search to ``uow`` (its ``audit_seq`` is set by the caller once the entry that
+    records it is appended, in the same unit of work). A refused search (``outcome="refused"``)
+    is closed at once."""
+    now = uow.now()
     refused = outcome == "refused"
     unified = None if quality is None else quality.get("unified")
     rec = SearchRecord(
-        audit_seq=audit_seq,
+        audit_seq=0,
         receipt_code=receipt_code,
         operator=attr.operator,
         purpose=attr.purpose,
@@ -115,37 +128,46 @@ def record_search(
         # can still record "inconclusive" with the documents the person presented.
         status="not_identified" if refused else "open",
         closed_at=now if refused else None,
+        threshold_in_force=threshold_in_force,
+        rates_unavailable=rates_unavailable,
+        calibration=calibration,
+        presented_documents=list(presented_documents),
+        faces_in_frame=faces_in_frame,
+        refusal=refusal,
+        below_gate=below_gate,
     )
-    with ws.sessions.begin() as s:
-        s.add(rec)
-        s.flush()
-        for c in candidates:
-            s.add(
-                SearchCandidate(
-                    search_id=rec.id,
-                    rank=c.rank,
-                    person_id=c.person_id,
-                    external_id=c.external_id,
-                    score=c.score,
-                    fmr=c.fmr,
-                )
+    s = uow.session
+    s.add(rec)
+    s.flush()
+    for c in candidates:
+        s.add(
+            SearchCandidate(
+                search_id=rec.id,
+                rank=c.rank,
+                person_id=c.person_id,
+                external_id=c.external_id,
+                score=c.score,
+                fmr=c.fmr,
+                above_threshold=c.above_threshold,
+                meaning=c.meaning,
             )
-        if not refused:
-            s.add(
-                ProbeRecord(
-                    search_id=rec.id,
-                    image=probe_image,
-                    template=template,
-                    quality=json.dumps(quality or {}, sort_keys=True),
-                    captured_at=started_at,
-                )
+        )
+    if not refused:
+        s.add(
+            ProbeRecord(
+                search_id=rec.id,
+                image=probe_image,
+                template=template,
+                quality=json.dumps(quality or {}, sort_keys=True),
+                captured_at=started_at,
             )
+        )
+    s.flush()
     return rec
 
 
-def get_search(ws: Workspace, search_id: int) -> SearchRecord:
-    with ws.sessions() as s:
-        rec = s.get(SearchRecord, search_id)
+def get_search(s: Session, search_id: int) -> SearchRecord:
+    rec = s.get(SearchRecord, search_id)
     if rec is None:
         raise SearchNotFound(
             f"no search {search_id} in this workspace (it may have been purged under the "
@@ -155,11 +177,10 @@ def get_search(ws: Workspace, search_id: int) -> SearchRecord:
     return rec
 
 
-def find_by_receipt(ws: Workspace, code: str) -> SearchRecord:
+def find_by_receipt(s: Session, code: str) -> SearchRecord:
     """The search a receipt code was printed for."""
     norm = normalise_receipt(code)
-    with ws.sessions() as s:
-        rec = s.scalars(select(SearchRecord).where(SearchRecord.receipt_code == norm)).first()
+    rec = s.scalars(select(SearchRecord).where(SearchRecord.receipt_code == norm)).first()
     if rec is None:
         raise SearchNotFound(
             f"no search with receipt {norm} is held (it may have been purged under the retention "
@@ -169,12 +190,11 @@ def find_by_receipt(ws: Workspace, code: str) -> SearchRecord:
     return rec
 
 
-def candidates_of(ws: Workspace, search_id: int) -> list[SearchCandidate]:
-    with ws.sessions() as s:
-        return list(
-            s.scalars(
-                select(SearchCandidate)
-                .where(SearchCandidate.search_id == search_id)
-                .order_by(SearchCandidate.rank)
-            )
+def candidates_of(s: Session, search_id: int) -> list[SearchCandidate]:
+    return list(
+        s.scalars(
+            select(SearchCandidate)
+            .where(SearchCandidate.search_id == search_id)
+            .order_by(SearchCandidate.rank)
         )
+    )

@@ -1,5 +1,5 @@
 """Audit: every use attributable (operator, purpose, case) in a hash-chained, append-only log."""
 
-from fieldid.audit.log import Attribution, AuditLog, AuditRecord, SqlAuditLog
+from fieldid.audit.log import Attribution, AuditRecord
 
-__all__ = ["Attribution", "AuditLog", "AuditRecord", "SqlAuditLog"]
+__all__ = ["Attribution", "AuditRecord"]

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fieldid.audit.log import canonical_json
 from fieldid.audit.verify import Row, VerifyResult, read_rows, verify_entries
 from fieldid.errors import FieldidError
+from fieldid.store import Store
 
 FORMAT = 1
 KEY_DIR = "keys"
@@ -253,8 +254,10 @@ def verify_extension(old: Export, new: Export, public_key: Ed25519PublicKey) -> 
     )
 
 
-def export_log(ws_root: Path, sessions: Any, out: Path, exported_at: str, key: Path | None) -> Any:
+def export_log(
+    ws_root: Path, store: Store, out: Path, exported_at: str, key: Path | None
+) -> tuple[dict[str, Any], Path]:
     """Export the workspace log to ``out`` (see :func:`write_export`); returns (head, key path)."""
     private, key_path = load_or_create_key(ws_root, key)
-    head = write_export(read_rows(sessions), out, private, exported_at)
+    head = write_export(read_rows(store), out, private, exported_at)
     return head, key_path

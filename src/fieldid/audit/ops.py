@@ -1,24 +1,24 @@
-"""Workspace-level audit operations every surface shares: verify, and export with a signed head."""
+"""Audit operations every surface shares: verify, and export with a signed head."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fieldid.access import Actor, require
 from fieldid.audit.export import export_log, pub_path
 from fieldid.audit.verify import VerifyResult, verify_log
-
-if TYPE_CHECKING:
-    from fieldid.workspace import Workspace
+from fieldid.clock import Clock
+from fieldid.retention.purge import register_export
+from fieldid.store import Store
 
 EXPORT_DIR = "exports"
 
 
-def verify_workspace(ws: Workspace, known_head: tuple[int, str] | None = None) -> VerifyResult:
-    """Check the workspace's audit log; read-only (it may be run on a copy)."""
-    return verify_log(ws.sessions, known_head=known_head)
+def verify_store(store: Store, known_head: tuple[int, str] | None = None) -> VerifyResult:
+    """Check a database's audit log; read-only (it may be run on a copy)."""
+    return verify_log(store, known_head=known_head)
 
 
 @dataclass(frozen=True)
@@ -39,31 +39,36 @@ class ExportResult:
         }
 
 
-def default_export_path(ws: Workspace) -> Path:
-    stamp = ws.clock.now().strftime("%Y%m%dT%H%M%SZ")
-    return ws.root / EXPORT_DIR / f"audit-{stamp}.jsonl"
+def default_export_path(root: Path, clock: Clock) -> Path:
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    return root / EXPORT_DIR / f"audit-{stamp}.jsonl"
 
 
-def export_workspace(
-    ws: Workspace, actor: Actor, out: Path | None = None, key: Path | None = None
+def export_audit(
+    store: Store,
+    root: Path,
+    clock: Clock,
+    actor: Actor,
+    out: Path | None = None,
+    key: Path | None = None,
 ) -> ExportResult:
-    """Export the audit log with a signed head; the export is itself audited (event ``export``)
-    and covered by the ``exports`` retention period."""
-    from fieldid.retention.purge import register_export
-
+    """Export the audit log with a signed head (``root``: the workspace, where the signing key
+    and default export folder are); the export is itself audited (event ``export``) and covered
+    by the ``exports`` retention period, both in one unit of work."""
     require(actor, "audit_read")
-    out = out or default_export_path(ws)
-    head, key_path = export_log(ws.root, ws.sessions, out, ws.clock.now().isoformat(), key)
-    entry = ws.audit.append(
-        "export",
-        operator=actor.name,
-        payload={
-            "kind": "audit",
-            "role": actor.role.value,
-            "path": str(out),
-            "head": {"seq": head["seq"], "hash": head["hash"], "key_id": head["key_id"]},
-            "count": head["count"],
-        },
-    )
-    register_export(ws, "audit", out, entry.seq)
+    out = out or default_export_path(root, clock)
+    head, key_path = export_log(root, store, out, clock.now().isoformat(), key)
+    with store.unit_of_work() as uow:
+        entry = uow.audit(
+            "export",
+            operator=actor.name,
+            payload={
+                "kind": "audit",
+                "role": actor.role.value,
+                "path": str(out),
+                "head": {"seq": head["seq"], "hash": head["hash"], "key_id": head["key_id"]},
+                "count": head["count"],
+            },
+        )
+        register_export(uow, "audit", out, entry.seq)
     return ExportResult(out, pub_path(out), key_path, head, entry.seq)

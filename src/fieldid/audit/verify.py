@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
-from fieldid.audit.log import GENESIS, entry_hash
-from fieldid.gallery.schema import AuditEntry
+from fieldid.store import Store
+from fieldid.store.audit import GENESIS, entry_hash
+from fieldid.store.schema import AuditEntry
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ class VerifyResult:
         }
 
 
-def read_rows(sessions: sessionmaker[Session]) -> list[Row]:
-    with sessions() as s:
+def read_rows(store: Store) -> list[Row]:
+    with store.read() as s:
         return [
             Row(
                 e.seq,
@@ -319,8 +319,22 @@ def verify_entries(
     return result
 
 
-def verify_log(
-    sessions: sessionmaker[Session], *, known_head: tuple[int, str] | None = None
-) -> VerifyResult:
-    """Verify the workspace's audit log (see the module docstring)."""
-    return verify_entries(read_rows(sessions), known_head=known_head)
+def verify_log(store: Store, *, known_head: tuple[int, str] | None = None) -> VerifyResult:
+    """Verify the workspace's audit log (see the module docstring). Truncation at the end is
+    also checked against the database's own head row (``audit_head``), which every append moves
+    in the same transaction as its entry."""
+    rows = read_rows(store)
+    if known_head is None:
+        known_head = stored_head(store)
+    return verify_entries(rows, known_head=known_head)
+
+
+def stored_head(store: Store) -> tuple[int, str] | None:
+    """The seq and hash the ``audit_head`` row says the log ends at (None: empty log)."""
+    from fieldid.store.schema import AuditHead
+
+    with store.read() as s:
+        head = s.get(AuditHead, 1)
+        if head is None or head.seq == 0:
+            return None
+        return head.seq, head.hash

@@ -72,3 +72,27 @@ def load_for(root: Path | None, model: str) -> Calibration | None:
             return _check_model(read(path, origin="workspace"), model, path)
     cal = bundled(model)
     return None if cal is None else _check_model(cal, model, "the bundled calibration")
+
+
+class CalibrationSource:
+    """The calibration in force for one model in one workspace, read again when a file in
+    ``root/calibration`` changes (``fieldid calibrate`` while a server runs)."""
+
+    def __init__(self, root: Path | None, model: str) -> None:
+        self.root = root
+        self.model = model
+        self._cal: Calibration | None = None
+        self._key: int | None = None
+
+    def current(self) -> Calibration | None:
+        key = (
+            0
+            if self.root is None
+            else max(
+                (p.stat().st_mtime_ns for p in (self.root / CALIBRATION_DIR).glob("*.json")),
+                default=0,
+            )
+        )
+        if self._key != key:
+            self._cal, self._key = load_for(self.root, self.model), key
+        return self._cal

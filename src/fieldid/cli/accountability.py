@@ -53,7 +53,7 @@ def audit_verify(
     """Check every entry of the audit log; name the first bad one (edited, deleted, inserted,
     reordered, truncated). Exit 1 when the log does not verify."""
     from fieldid.audit.export import read_export
-    from fieldid.audit.ops import verify_workspace
+    from fieldid.audit.ops import verify_store
 
     try:
         known = None
@@ -61,7 +61,7 @@ def audit_verify(
             h = read_export(head).head
             known = (int(h["seq"]), str(h["hash"]))
         ws = _open(workspace)
-        result = verify_workspace(ws, known)
+        result = verify_store(ws.store, known)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -98,11 +98,11 @@ def audit_export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the audit log with an Ed25519-signed head, and the public key beside it."""
-    from fieldid.audit.ops import export_workspace
+    from fieldid.audit.ops import export_audit
 
     try:
         ws = _open(workspace)
-        res = export_workspace(ws, _actor(operator, role), out, key)
+        res = export_audit(ws.store, ws.root, ws.clock, _actor(operator, role), out, key)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -161,11 +161,9 @@ def purge(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove everything held past its retention period (every data class), and audit it."""
-    from fieldid.retention.purge import purge as run_purge
-
     try:
         ws = _open(workspace)
-        report = run_purge(ws, actor=_actor(operator, role), trigger="manual")
+        report = ws.retention.purge(actor=_actor(operator, role), trigger="manual")
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -203,9 +201,8 @@ def report(
 ) -> None:
     """The oversight report: searches, outcomes, quality, accuracy, retention, audit state."""
     from fieldid.access import require
-    from fieldid.report import build_report, parse_day, render_html
+    from fieldid.report import build_report, parse_day, record_report, render_html
     from fieldid.report.data import STEPS
-    from fieldid.retention.purge import register_export
 
     if out is None and not as_json:
         fail(FieldidError("give --out report.html, or --json", code="report.no_output"))
@@ -227,22 +224,17 @@ def report(
             def tick(name: str) -> None:
                 bar.update(task, advance=1, description=name)
 
-            data = build_report(ws, start, end, progress=tick)
-            if out is not None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(render_html(data, progress=tick), encoding="utf-8")
-        entry = ws.audit.append(
-            "export",
-            operator=actor.name,
-            payload={
-                "kind": "report",
-                "role": actor.role.value,
-                "path": None if out is None else str(out),
-                "period": data["period"],
-            },
-        )
-        if out is not None:
-            register_export(ws, "report", out, entry.seq)
+            data = build_report(
+                ws.store,
+                ws.root,
+                ws.clock,
+                start,
+                end,
+                progress=tick,
+                model=lambda: str(ws.pipeline.model),
+            )
+            html = None if out is None else render_html(data, progress=tick)
+        record_report(ws.store, actor, data, out, html)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -270,16 +262,9 @@ def redress_export_cmd(
 ) -> None:
     """Every search in which the person was a candidate (or the receipt's search), the
     adjudications, the records and their sources."""
-    from fieldid.redress import redress_export
-    from fieldid.retention.purge import register_export
-
     try:
         ws = _open(workspace)
-        data = redress_export(ws, _actor(operator, role), person=person, receipt=receipt)
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-            register_export(ws, "redress", out, data["audit_seq"])
+        data = ws.redress.export(_actor(operator, role), person=person, receipt=receipt, out=out)
         ws.close()
     except FieldidError as e:
         fail(e, True)
@@ -353,17 +338,17 @@ def adjudicate(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a human decision on a search (the only way an identification comes to exist)."""
-    from fieldid.adjudication.service import Adjudicator
     from fieldid.adjudication.store import candidates_of
 
     try:
         ws = _open(workspace)
         pid: int | None = None
         if person is not None:
-            cands = candidates_of(ws, search)
+            with ws.store.read() as s:
+                cands = candidates_of(s, search)
             match = [c for c in cands if c.external_id == person or str(c.person_id) == person]
             pid = match[0].person_id if match else (int(person) if person.isdigit() else -1)
-        a = Adjudicator(ws).adjudicate(
+        a = ws.adjudicator().adjudicate(
             search,
             _actor(operator, role),
             decision,
@@ -385,11 +370,10 @@ def second_confirm(
     as_json: JsonOpt = False,
 ) -> None:
     """Give the second confirmation the two-person rule requires (not by the first adjudicator)."""
-    from fieldid.adjudication.service import Adjudicator
 
     try:
         ws = _open(workspace)
-        a = Adjudicator(ws).second_confirm(adjudication, _actor(operator, role))
+        a = ws.adjudicator().second_confirm(adjudication, _actor(operator, role))
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -405,11 +389,10 @@ def override(
     as_json: JsonOpt = False,
 ) -> None:
     """A supervisor lifts a document-conflict block, with a written reason."""
-    from fieldid.adjudication.service import Adjudicator
 
     try:
         ws = _open(workspace)
-        a = Adjudicator(ws).override(adjudication, _actor(operator, role), reason)
+        a = ws.adjudicator().override(adjudication, _actor(operator, role), reason)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)

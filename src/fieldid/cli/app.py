@@ -83,15 +83,13 @@ def enroll(
 ) -> None:
     """Enrol a labelled image set. Running it again enrols nothing twice."""
     from fieldid.dataset import read_labelled
-    from fieldid.gallery.enroll import enroll_images
 
     try:
         ws = _open(workspace)
         items = read_labelled(source)
         with progress_bar() as bar:
             task = bar.add_task("enrolling", total=len(items))
-            summary = enroll_images(
-                ws,
+            summary = ws.enrollment.enroll_images(
                 items,
                 operator=operator or getpass.getuser(),
                 source_name=str(source),
@@ -169,7 +167,6 @@ def search(
     from fieldid.access import Actor, Role
     from fieldid.errors import AuthorisationError
     from fieldid.records.documents import PresentedDocument
-    from fieldid.search.service import SearchService
 
     try:
         try:
@@ -181,8 +178,7 @@ def search(
             ) from None
         ws = _open(workspace)
         presented = [PresentedDocument.parse(d) for d in document or []]
-        service = SearchService(ws)
-        result = service.search(
+        result = ws.searches.search(
             photo,
             _attr(operator, purpose, case),
             top_k=top or None,
@@ -191,7 +187,6 @@ def search(
             investigation=investigation,
             actor=actor,
         )
-        service.close()
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -281,11 +276,10 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare two photos 1:1 and print their similarity score."""
-    from fieldid.search.service import SearchService
 
     try:
         ws = _open(workspace)
-        v = SearchService(ws).verify(photo_a, photo_b, _attr(operator, purpose, case))
+        v = ws.searches.verify(photo_a, photo_b, _attr(operator, purpose, case))
         ws.close()
     except FieldidError as e:
         fail(e, as_json)

@@ -39,9 +39,9 @@ def calibrate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Fit score → FMR/FNMR per probe-quality band for the workspace's model and store it."""
-    from fieldid.calibration.run import calibrate_workspace
     from fieldid.cli.common import fail, progress_bar
     from fieldid.dataset import read_labelled
+    from fieldid.evaluation.calibrate import calibrate_workspace
     from fieldid.workspace import Workspace
 
     try:
@@ -58,7 +58,7 @@ def calibrate(
                 cache=cache,
                 progress=lambda n: bar.advance(task, n),
             )
-        ws.audit.append(
+        ws.store.append_audit(
             "calibrate",
             operator=operator or getpass.getuser(),
             payload={

@@ -50,9 +50,10 @@ def person_merge(
         ws = open_workspace(workspace)
         try:
             result = merge_people(
-                ws,
-                keep=find_person(ws, keep),
-                merge=find_person(ws, merge),
+                ws.store,
+                ws.gallery,
+                keep=find_person(ws.store, keep),
+                merge=find_person(ws.store, merge),
                 actor=who,
                 reason=reason,
                 review_item=review_item,
@@ -94,7 +95,7 @@ def person_history(
     try:
         ws = open_workspace(workspace)
         try:
-            views = merge_history(ws, person, actor=who)
+            views = merge_history(ws.store, person, actor=who)
         finally:
             ws.close()
     except FieldidError as e:

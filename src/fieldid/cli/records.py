@@ -44,7 +44,7 @@ def import_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a source's records: good rows go in, every bad row is reported with its line."""
-    from fieldid.records.importer import count_rows, import_file
+    from fieldid.records.importer import count_rows
 
     try:
         ws = _open(workspace)
@@ -52,8 +52,7 @@ def import_command(
         total = count_rows(file) if file.exists() else None
         with _bar() as bar:
             task = bar.add_task("importing" + (" (dry run)" if dry_run else ""), total=total)
-            report = import_file(
-                ws,
+            report = ws.importer.import_file(
                 source,
                 file,
                 kind=kind,
@@ -137,8 +136,10 @@ def synth_command(
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done)
 
+            target = ws.training(create=True) if training else ws
             summary = synth(
-                ws,
+                target,
+                audit=ws.store,
                 people=people,
                 records_per_person=records_per_person,
                 distractors=distractors,
@@ -180,7 +181,7 @@ def source_add(
     try:
         ws = _open(workspace)
         info = add_source(
-            ws,
+            ws.store,
             name,
             kind=kind,
             authority=authority,
@@ -201,7 +202,7 @@ def source_list(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -
 
     try:
         ws = _open(workspace)
-        sources = list_sources(ws)
+        sources = list_sources(ws.store)
         ws.close()
     except FieldidError as e:
         _fail(e, as_json)
@@ -230,7 +231,7 @@ def review_list(
     try:
         ws = _open(workspace)
         items = list_review_items(
-            ws, state=None if all_items else "open", actor=_actor(operator, "supervisor")
+            ws.store, state=None if all_items else "open", actor=_actor(operator, "supervisor")
         )
         ws.close()
     except FieldidError as e:
@@ -273,7 +274,7 @@ def review_resolve(
     try:
         ws = _open(workspace)
         view = resolve_review_item(
-            ws, item, decision=decision, note=note, actor=_actor(operator, role)
+            ws.store, item, decision=decision, note=note, actor=_actor(operator, role)
         )
         ws.close()
     except FieldidError as e:
@@ -291,7 +292,7 @@ def record_show(
 
     try:
         ws = _open(workspace)
-        out = get_record(ws, record_id)
+        out = get_record(ws.store, record_id)
         ws.close()
     except FieldidError as e:
         _fail(e, True)
@@ -320,7 +321,9 @@ def record_correct(
         changes[k.strip()] = v if v != "" else None
     try:
         ws = _open(workspace)
-        c = correct_record(ws, record_id, changes, actor=_actor(operator, role), reason=reason)
+        c = correct_record(
+            ws.store, ws.root, record_id, changes, actor=_actor(operator, role), reason=reason
+        )
         ws.close()
     except FieldidError as e:
         _fail(e)

@@ -62,7 +62,7 @@ def user_add(
     password = _read_password(password_stdin)
     try:
         with Workspace.open(workspace) as ws:
-            info = Accounts(ws).add_user(name, role, password, by=getpass.getuser())
+            info = Accounts(ws.store, ws.clock).add_user(name, role, password, by=getpass.getuser())
     except FieldidError as e:
         raise _fail(e) from e
     console.print(f"operator {info.name} added ({info.role.value})", markup=False)
@@ -79,7 +79,7 @@ def user_list(
 
     try:
         with Workspace.open(workspace) as ws:
-            users = Accounts(ws).list_users()
+            users = Accounts(ws.store, ws.clock).list_users()
     except FieldidError as e:
         raise _fail(e) from e
     if as_json:
@@ -121,7 +121,7 @@ def token_issue(
 
     try:
         with Workspace.open(workspace) as ws:
-            tok = Accounts(ws).issue_token(
+            tok = Accounts(ws.store, ws.clock).issue_token(
                 name,
                 scopes=scope or None,
                 lifetime=timedelta(days=days),

@@ -18,11 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from fieldid.audit import Attribution
+from fieldid.audit.verify import verify_log
 from fieldid.dataset import LabelledImage
 from fieldid.errors import FieldidError, WorkspaceError
 from fieldid.gallery.distractors import bundled
-from fieldid.gallery.enroll import enroll_images
-from fieldid.search.service import SearchService
 from fieldid.workspace import Workspace
 
 DEMO_SUBJECT = "subject-0001"
@@ -47,36 +46,58 @@ def closer_crop(path: Path) -> bytes:
     return buf.getvalue()
 
 
-def run_demo(root: Path, *, distractors: int = 10_000, console: Console | None = None) -> None:
+def add_distractors(ws: Workspace, distractors: int, *, operator: str) -> int:
+    """Top the gallery up to ``distractors`` synthetic template-only identities (besides the
+    demo subject), in one unit of work with its audit entry. Returns how many were added."""
+    size = ws.gallery.size()
+    missing = distractors - (size.persons - 1)
+    if missing <= 0:
+        return 0
+    model = bundled(str(ws.pipeline.model))
+    if model is None:
+        raise WorkspaceError("no distractor model for this embedder", code="demo.no_model")
+    start = size.persons
+    people = [
+        (f"synthetic-{start + i:07d}", f"Subject {start + i:07d} (synthetic)")
+        for i in range(missing)
+    ]
+    with ws.store.unit_of_work() as uow:
+        ws.gallery.add_template_only(uow, people, model.sample(missing, seed=start))
+        uow.audit(
+            "synth",
+            operator=operator,
+            payload={"stage": "distractors", "added": missing, "synthetic": True},
+        )
+    ws.gallery.flush()
+    return missing
+
+
+def run_demo(
+    root: Path,
+    *,
+    distractors: int = 10_000,
+    console: Console | None = None,
+    database_url: str | None = None,
+) -> None:
     out = console or Console()
-    ws = Workspace.open(root) if (root / "fieldid.toml").exists() else Workspace.init(root)
+    if (root / "fieldid.toml").exists():
+        ws = Workspace.open(root)
+    else:
+        ws = Workspace.init(root, database_url=database_url)
     out.print(f"[bold]fieldid demo[/] in {root} (all identities are synthetic)")
     portrait = astronaut_path()
-    summary = enroll_images(
-        ws,
+    summary = ws.enrollment.enroll_images(
         [LabelledImage(portrait, DEMO_SUBJECT, "Subject 0001 (synthetic)")],
         operator="demo",
         source_name="demo",
         synthetic=True,
     )
     out.print(f"enrolled {summary.enrolled} image, {summary.already_enrolled} already enrolled")
-    size = ws.gallery.size()
-    missing = distractors - (size.persons - 1)
-    if missing > 0:
-        model = bundled(str(ws.pipeline.model))
-        if model is None:
-            raise WorkspaceError("no distractor model for this embedder", code="demo.no_model")
-        start = size.persons
-        people = [
-            (f"synthetic-{start + i:07d}", f"Subject {start + i:07d} (synthetic)")
-            for i in range(missing)
-        ]
-        ws.gallery.add_template_only(people, model.sample(missing, seed=start))
-        ws.gallery.flush()
+    add_distractors(ws, distractors, operator="demo")
     size = ws.gallery.size()
     out.print(f"gallery: {size.persons} people ({size.persons - 1} template-only distractors)")
 
-    service = SearchService(ws)
+    service = ws.searches
     attr = Attribution("demo-officer", "field-identification", "DEMO-0001")
     out.print("\n1. search with the full portrait (the face is small in the frame):")
     try:
@@ -106,10 +127,8 @@ def run_demo(root: Path, *, distractors: int = 10_000, console: Console | None =
     out.print("\n3. verify the two photos 1:1:")
     v = service.verify(portrait, probe, attr)
     out.print(f"   score {v.score:.4f} (threshold {v.threshold:.4f}): {escape(v.meaning_text)}")
-    entries = list(ws.audit.entries())
-    out.print(
-        f"\naudit log: {len(entries)} entries, chain intact: {ws.audit.verify_chain() is None}"
-    )
+    chain = verify_log(ws.store)
+    out.print(f"\naudit log: {chain.checked} entries, chain intact: {chain.ok}")
     out.print("try it yourself (in the virtualenv: . .venv/bin/activate):")
     out.print(
         f"  fieldid search --workspace {root} PHOTO --operator you "

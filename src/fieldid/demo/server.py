@@ -20,8 +20,6 @@ from fieldid.access import Role
 from fieldid.access.accounts import Accounts
 from fieldid.dataset import LabelledImage
 from fieldid.errors import WorkspaceError
-from fieldid.gallery.distractors import bundled
-from fieldid.gallery.enroll import enroll_images
 from fieldid.workspace import Workspace
 
 DEMO_SUBJECT = "subject-0001"
@@ -40,15 +38,19 @@ def default_workspace() -> Path:
 DEMO_RECORD_PEOPLE = 500
 
 
-def prepare(root: Path, *, distractors: int, console: Console) -> tuple[Workspace, dict[str, str]]:
-    """Open (or create) the demo workspace, fill its gallery, and reset the demo operators'
-    passwords. Returns the workspace and {operator: password}."""
-    from fieldid.demo import astronaut_path
+def prepare(
+    root: Path, *, distractors: int, console: Console, database_url: str | None = None
+) -> tuple[Workspace, dict[str, str]]:
+    """Open (or create, on ``database_url`` if given) the demo workspace, fill its gallery, and
+    reset the demo operators' passwords. Returns the workspace and {operator: password}."""
+    from fieldid.demo import add_distractors, astronaut_path
     from fieldid.records.synth import synth
 
-    ws = Workspace.open(root) if (root / "fieldid.toml").exists() else Workspace.init(root)
-    summary = enroll_images(
-        ws,
+    if (root / "fieldid.toml").exists():
+        ws = Workspace.open(root)
+    else:
+        ws = Workspace.init(root, database_url=database_url)
+    summary = ws.enrollment.enroll_images(
         [LabelledImage(astronaut_path(), DEMO_SUBJECT, "Subject 0001 (synthetic)")],
         operator="demo-setup",
         source_name="demo: NASA public-domain portrait (no records)",
@@ -60,43 +62,23 @@ def prepare(root: Path, *, distractors: int, console: Console) -> tuple[Workspac
     # Synthetic people with synthetic records across the four kinds of source (template-only:
     # no face, so no real face ever carries an invented record); idempotent for the seed.
     synth(ws, people=min(DEMO_RECORD_PEOPLE, distractors), seed=0, operator="demo-setup")
-    size = ws.gallery.size()
-    missing = distractors - (size.persons - 1)
-    if missing > 0:
-        model = bundled(str(ws.pipeline.model))
-        if model is None:
-            raise WorkspaceError("no distractor model for this embedder", code="demo.no_model")
-        console.print(f"generating {missing:,} synthetic template-only distractors…")
-        start = size.persons
-        people = [
-            (f"synthetic-{start + i:07d}", f"Subject {start + i:07d} (synthetic)")
-            for i in range(missing)
-        ]
-        ws.gallery.add_template_only(people, model.sample(missing, seed=start))
-        ws.gallery.flush()
+    if ws.gallery.size().persons - 1 < distractors:
+        console.print("generating synthetic template-only distractors…")
+        add_distractors(ws, distractors, operator="demo-setup")
     passwords = reset_operators(ws)
     return ws, passwords
 
 
 def reset_operators(ws: Workspace) -> dict[str, str]:
     """Create the demo operators, or give them new passwords (the old ones are not kept)."""
-    from sqlalchemy import update
-
-    from fieldid.access.schema import Operator
-
-    accounts = Accounts(ws)
+    accounts = Accounts(ws.store, ws.clock)
     out: dict[str, str] = {}
     for name, role in DEMO_OPERATORS:
         password = secrets.token_urlsafe(9)
         if accounts.get_user(name) is None:
             accounts.add_user(name, role, password, by="demo-setup")
         else:
-            with ws.sessions.begin() as s:
-                s.execute(
-                    update(Operator)
-                    .where(Operator.name == name)
-                    .values(password_hash=accounts.hasher.hash(password), disabled=False)
-                )
+            accounts.reset_password(name, password, by="demo-setup")
         out[name] = password
     return out
 

@@ -405,13 +405,13 @@ def workspace_gallery_check(
     """
     from sqlalchemy import func, select
 
-    from fieldid.gallery.schema import Person, TemplateRow
+    from fieldid.store.schema import Person, TemplateRow
 
     _, gallery = ws.gallery.all_vectors()
     n = len(gallery)
     if n == 0 or ts.quality is None:
         return None
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         enrolled = set(s.scalars(select(Person.external_id)))
         template_only = s.scalar(
             select(func.count(TemplateRow.id)).where(TemplateRow.image_id.is_(None))

@@ -12,19 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from fieldid.access import Actor, require
-from fieldid.gallery.schema import EnrollmentImage
 from fieldid.records.assemble import assemble, load_records
 from fieldid.records.correct import correct_record, record_history
 from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.kinds import workspace_key
-from fieldid.records.schema import Record, Source
 from fieldid.records.sources import RecordsError
-from fieldid.workspace import Workspace
+from fieldid.store import Store
+from fieldid.store.schema import EnrollmentImage, Record, Source
 
 __all__ = [
     "PhotoView",
@@ -44,16 +44,18 @@ def _check(actor: Actor | None) -> None:
 
 
 def candidate_records(
-    ws: Workspace, person_id: int, *, actor: Actor | None = None
+    store: Store, person_id: int, *, actor: Actor | None = None
 ) -> dict[str, Any]:
     """``{"records": [by source…], "summary": [...], "conflicts": [...]}`` for one person: the
     same structure each candidate carries in ``CandidateList.to_dict()``."""
     _check(actor)
-    return assemble(ws.sessions, [person_id])[person_id].to_dict()
+    with store.read() as s:
+        return assemble(s, [person_id])[person_id].to_dict()
 
 
 def presented_conflicts(
-    ws: Workspace,
+    store: Store,
+    root: Path,
     person_id: int,
     presented: Sequence[PresentedDocument],
     *,
@@ -63,17 +65,18 @@ def presented_conflicts(
     records (rules in ``records.documents``). Empty ``conflicts`` means no conflict *found*,
     which includes records that state nothing to compare."""
     _check(actor)
-    key = workspace_key(ws.root)
+    key = workspace_key(root)
     stored = [d.stored(key) for d in presented]
-    recs = load_records(ws.sessions, [person_id])[person_id]
+    with store.read() as s:
+        recs = load_records(s, [person_id])[person_id]
     conflicts, agreements = compare_documents(stored, recs)
     return {"conflicts": conflicts, "agreements": agreements}
 
 
-def get_record(ws: Workspace, record_id: int, *, actor: Actor | None = None) -> dict[str, Any]:
+def get_record(store: Store, record_id: int, *, actor: Actor | None = None) -> dict[str, Any]:
     """One record with its source, raw payload (document numbers hashed) and correction history."""
     _check(actor)
-    with ws.sessions() as s:
+    with store.read() as s:
         row = s.execute(
             select(Record, Source)
             .join(Source, Source.id == Record.source_id)
@@ -96,7 +99,7 @@ def get_record(ws: Workspace, record_id: int, *, actor: Actor | None = None) -> 
             "updated_at": rec.updated_at.isoformat(),
             "synthetic": rec.synthetic,
         }
-    out["corrections"] = [c.to_dict() for c in record_history(ws, record_id)]
+    out["corrections"] = [c.to_dict() for c in record_history(store, record_id)]
     return out
 
 
@@ -122,10 +125,10 @@ class PhotoView:
         }
 
 
-def person_photos(ws: Workspace, person_id: int, *, actor: Actor | None = None) -> list[PhotoView]:
+def person_photos(store: Store, person_id: int, *, actor: Actor | None = None) -> list[PhotoView]:
     """A person's enrolled photos, newest capture first, with where each came from."""
     _check(actor)
-    with ws.sessions() as s:
+    with store.read() as s:
         rows = s.execute(
             select(
                 EnrollmentImage.id,
@@ -142,10 +145,10 @@ def person_photos(ws: Workspace, person_id: int, *, actor: Actor | None = None) 
     return views
 
 
-def photo_thumbnail(ws: Workspace, image_id: int, *, actor: Actor | None = None) -> bytes | None:
+def photo_thumbnail(store: Store, image_id: int, *, actor: Actor | None = None) -> bytes | None:
     """The JPEG face thumbnail of an enrolled image (None if the image has none)."""
     _check(actor)
-    with ws.sessions() as s:
+    with store.read() as s:
         thumb: bytes | None = s.scalar(
             select(EnrollmentImage.thumbnail).where(EnrollmentImage.id == image_id)
         )

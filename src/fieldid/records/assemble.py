@@ -24,10 +24,10 @@ from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from fieldid.records.kinds import KIND_LABELS
-from fieldid.records.schema import Record, Source
+from fieldid.store.schema import Record, Source
 
 #: Person attributes compared across records.
 COMPARED = ("date_of_birth", "nationality")
@@ -93,9 +93,7 @@ def _recency(r: RecordView) -> tuple[date, int]:
     return (r.event_date or date.min, r.id)
 
 
-def load_records(
-    sessions: sessionmaker[Session], person_ids: Iterable[int]
-) -> dict[int, list[RecordView]]:
+def load_records(s: Session, person_ids: Iterable[int]) -> dict[int, list[RecordView]]:
     """Every record of these people, most recent first (undated last)."""
     ids = list(dict.fromkeys(person_ids))
     out: dict[int, list[RecordView]] = {pid: [] for pid in ids}
@@ -119,24 +117,23 @@ def load_records(
         .join(Source, Source.id == Record.source_id)
         .where(Record.person_id.in_(ids))
     )
-    with sessions() as s:
-        for row in s.execute(q):
-            out[row[1]].append(
-                RecordView(
-                    row[0],
-                    row[1],
-                    row[2],
-                    row[3],
-                    row[4],
-                    row[5],
-                    row[6],
-                    row[7],
-                    dict(row[8]),
-                    row[9],
-                    row[10] is not None,
-                    bool(row[11]),
-                )
+    for row in s.execute(q):
+        out[row[1]].append(
+            RecordView(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                dict(row[8]),
+                row[9],
+                row[10] is not None,
+                bool(row[11]),
             )
+        )
     for recs in out.values():
         recs.sort(key=_recency, reverse=True)
     return out
@@ -278,8 +275,6 @@ def build(person_id: int, records: list[RecordView]) -> PersonRecords:
     )
 
 
-def assemble(
-    sessions: sessionmaker[Session], person_ids: Sequence[int]
-) -> dict[int, PersonRecords]:
+def assemble(s: Session, person_ids: Sequence[int]) -> dict[int, PersonRecords]:
     """Records, summary and conflicts for each person (one query for all of them)."""
-    return {pid: build(pid, recs) for pid, recs in load_records(sessions, person_ids).items()}
+    return {pid: build(pid, recs) for pid, recs in load_records(s, person_ids).items()}

@@ -3,7 +3,8 @@
 - :class:`RecordsConflictChecker` – does a document the person presented (at the search, or given at
   adjudication) conflict with this candidate's records? A conflict blocks a confirmation until a
   supervisor overrides it with a reason (``adjudication.service``).
-- :class:`RecordsRecordSource` – a person's records with their sources, for the redress export.
+- :class:`RecordsRecordSource` – a person's records with their sources, and where their enrolled
+  images came from (:class:`GalleryRecordSource`), for the redress export.
 
 Training searches are answered from the training gallery's own records (their person ids belong to
 ``W/training``), never from the real one.
@@ -11,23 +12,18 @@ Training searches are answered from the training gallery's own records (their pe
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
-from fieldid.adjudication.schema import SearchCandidate
-from fieldid.adjudication.store import get_search
 from fieldid.errors import FieldidError
-from fieldid.gallery.schema import AuditEntry
-from fieldid.records import lineage
 from fieldid.records.assemble import assemble, load_records
 from fieldid.records.documents import PresentedDocument, StoredDocument, compare_documents
-from fieldid.records.kinds import workspace_key
-from fieldid.records.training import open_training
-from fieldid.workspace import Workspace
+from fieldid.store import Store
+from fieldid.store.repos import lineage
+from fieldid.store.schema import EnrollmentImage, Person, SearchCandidate, SearchRecord
 
 #: Accepted spellings of a presented document's fields in an adjudication request.
 _ALIASES = {
@@ -98,62 +94,106 @@ def _describe(c: Mapping[str, Any]) -> str:
 
 class RecordsConflictChecker:
     """Compares presented documents (at the search and at adjudication) with a candidate's
-    records, one readable line per conflict naming the records' sources and dates."""
+    records, one readable line per conflict naming the records' sources and dates.
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
+    ``key``: the workspace's document-number key (``records.kinds.workspace_key``);
+    ``training``: the training gallery's store, for candidates of a training search."""
 
-    def _presented_at_search(self, audit_seq: int | None) -> list[dict[str, Any]]:
-        if audit_seq is None:
-            return []
-        with self.ws.sessions() as s:
-            payload = s.scalar(select(AuditEntry.payload).where(AuditEntry.seq == audit_seq))
-        if payload is None:
-            return []
-        presented = json.loads(payload).get("presented", [])
-        return [dict(d) for d in presented]
+    def __init__(
+        self,
+        store: Store,
+        key: Callable[[], bytes],
+        training: Callable[[], Store] | None = None,
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.training = training
 
     def conflicts(
         self, search_id: int, person_id: int, documents: Sequence[Mapping[str, Any]]
     ) -> list[str]:
-        search = get_search(self.ws, search_id)
-        key = workspace_key(self.ws.root)
-        docs = [stored_document(d, key) for d in self._presented_at_search(search.audit_seq)]
-        docs += [stored_document(d, key) for d in documents]
-        if not docs:
-            return []
-        if search.training:
-            with open_training(self.ws) as space:
-                records = load_records(space.sessions, [person_id])[person_id]
-        else:
+        with self.store.read() as s:
+            search = s.get(SearchRecord, search_id)
+            if search is None:
+                return []
+            key = self.key()
+            at_search = [dict(d) for d in search.presented_documents or []]
+            docs = [stored_document(d, key) for d in at_search]
+            docs += [stored_document(d, key) for d in documents]
+            if not docs:
+                return []
+            training = bool(search.training)
             # A candidate merged into another person since the search (``person_merges``):
             # their records moved, so compare with the person they are now part of.
-            with self.ws.sessions() as s:
-                ext = s.scalar(
-                    select(SearchCandidate.external_id).where(
-                        SearchCandidate.search_id == search_id,
-                        SearchCandidate.person_id == person_id,
-                    )
+            ext = s.scalar(
+                select(SearchCandidate.external_id).where(
+                    SearchCandidate.search_id == search_id,
+                    SearchCandidate.person_id == person_id,
                 )
+            )
+            if training:
+                now = person_id
+            else:
                 live = None if ext is None else lineage.current_person(s, person_id, ext)
-            now = person_id if live is None else live
-            records = load_records(self.ws.sessions, [now])[now]
+                now = person_id if live is None else live
+                records = load_records(s, [now])[now]
+        if training:
+            if self.training is None:
+                return []
+            with self.training().read() as ts:
+                records = load_records(ts, [now])[now]
         found, _ = compare_documents(docs, records)
         return [_describe(c) for c in found]
+
+
+class GalleryRecordSource:
+    """The gallery's own records: the person's enrolment and each enrolled image's source."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def records_for(self, person_id: int) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            p = s.get(Person, person_id)
+            if p is None:
+                return []
+            images = s.scalars(
+                select(EnrollmentImage)
+                .where(EnrollmentImage.person_id == person_id)
+                .order_by(EnrollmentImage.id)
+            ).all()
+            return [
+                {
+                    "kind": "enrollment",
+                    "external_id": p.external_id,
+                    "display_name": p.display_name,
+                    "synthetic": p.synthetic,
+                    "enrolled_at": p.created_at.isoformat(),
+                    "images": [
+                        {
+                            "image_id": im.id,
+                            "source": im.source,
+                            "sha256": im.sha256,
+                            "enrolled_at": im.created_at.isoformat(),
+                            "quality_unified": im.quality_unified,
+                        }
+                        for im in images
+                    ],
+                }
+            ]
 
 
 class RecordsRecordSource:
     """A person's records grouped by source (most recent first), with the summary and conflicts
     the search screens show, plus where their enrolled images came from."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def records_for(self, person_id: int) -> list[dict[str, Any]]:
-        from fieldid.redress.export import GalleryRecordSource
-
-        found = assemble(self.ws.sessions, [person_id])[person_id]
+        with self.store.read() as s:
+            found = assemble(s, [person_id])[person_id]
         out: list[dict[str, Any]] = [{"kind": "source_records", **group} for group in found.groups]
         if found.conflicts:
             out.append({"kind": "record_conflicts", "conflicts": found.conflicts})
-        return out + GalleryRecordSource(self.ws).records_for(person_id)
+        return out + GalleryRecordSource(self.store).records_for(person_id)

@@ -1,7 +1,8 @@
 """Correcting a record, keeping its history.
 
 A correction changes a record's fields (validated against its kind, like an import) and keeps the
-old value, who made it, when and why in ``record_corrections``; it is audited (``record_correct``).
+old value, who made it, when and why in ``record_corrections``; it is audited (``record_correct``)
+in the same unit of work, the record locked meanwhile.
 A later import of a *changed* row from the source replaces the corrected content (the import
 report counts it as ``corrections_superseded``); the correction stays in the history.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,9 +19,9 @@ from sqlalchemy import select
 
 from fieldid.access import Actor, require
 from fieldid.records.kinds import describe_errors, validate_row, workspace_key
-from fieldid.records.schema import Record, RecordCorrection
 from fieldid.records.sources import RecordsError
-from fieldid.workspace import Workspace
+from fieldid.store import Store
+from fieldid.store.schema import Record, RecordCorrection
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def _view(c: RecordCorrection) -> Correction:
 
 
 def correct_record(
-    ws: Workspace,
+    store: Store,
+    root: Path,
     record_id: int,
     changes: dict[str, Any],
     *,
@@ -69,18 +72,19 @@ def correct_record(
     """Change fields of a record (``event_date`` included); ``None`` removes a field.
 
     Needs the ``record_correct`` permission and a reason. A document number given in ``changes``
-    (``document_number``) is hashed like at import."""
+    (``document_number``) is hashed like at import, with the key of the workspace at ``root``."""
     require(actor, "record_correct")
     if not reason.strip():
         raise RecordsError("a correction needs a reason", code="records.no_reason")
     if not changes:
         raise RecordsError("nothing to correct", code="records.no_change")
-    key = workspace_key(ws.root)
-    with ws.sessions() as s:
-        rec = s.get(Record, record_id)
+    key = workspace_key(root)
+    with store.unit_of_work() as uow:
+        s = uow.session
+        rec = s.scalars(select(Record).where(Record.id == record_id).with_for_update()).first()
         if rec is None:
             raise RecordsError(f"no record {record_id}", code="records.not_found")
-        kind, version = rec.kind, rec.updated_at
+        kind = rec.kind
         old_fields, old_date = dict(rec.fields), rec.event_date
         row: dict[str, Any] = {
             **old_fields,
@@ -88,37 +92,24 @@ def correct_record(
             "subject_id": "corrected",  # the person link is not part of a correction
             "event_date": old_date,
         }
-    row.update(changes)
-    row = {k: v for k, v in row.items() if v is not None}
-    try:
-        validated = validate_row(kind, row, key)
-    except (ValidationError, ValueError) as e:
-        raise RecordsError(
-            f"the corrected record is not a valid {kind}: {describe_errors(e)}",
-            code="records.invalid_correction",
-        ) from e
-    new_fields = validated.typed_fields()
-    if new_fields == old_fields and validated.event_date == old_date:
-        raise RecordsError("the correction changes nothing", code="records.no_change")
-    changed = sorted(
-        k for k in set(old_fields) | set(new_fields) if old_fields.get(k) != new_fields.get(k)
-    )
-    if validated.event_date != old_date:
-        changed.append("event_date")
-    # Audited first (a correction that is not in the audit log must not exist), then written.
-    entry = ws.audit.append(
-        "record_correct",
-        operator=actor.name,
-        payload={"record_id": record_id, "reason": reason, "changed": changed},
-    )
-    now = ws.clock.now()
-    with ws.sessions.begin() as s:
-        rec = s.get(Record, record_id)
-        if rec is None or rec.updated_at != version:
+        row.update(changes)
+        row = {k: v for k, v in row.items() if v is not None}
+        try:
+            validated = validate_row(kind, row, key)
+        except (ValidationError, ValueError) as e:
             raise RecordsError(
-                f"record {record_id} changed while it was being corrected; try again",
-                code="records.changed",
-            )
+                f"the corrected record is not a valid {kind}: {describe_errors(e)}",
+                code="records.invalid_correction",
+            ) from e
+        new_fields = validated.typed_fields()
+        if new_fields == old_fields and validated.event_date == old_date:
+            raise RecordsError("the correction changes nothing", code="records.no_change")
+        changed = sorted(
+            k for k in set(old_fields) | set(new_fields) if old_fields.get(k) != new_fields.get(k)
+        )
+        if validated.event_date != old_date:
+            changed.append("event_date")
+        now = uow.now()
         corr = RecordCorrection(
             record_id=record_id,
             at=now,
@@ -128,7 +119,6 @@ def correct_record(
             new_fields=new_fields,
             old_event_date=old_date,
             new_event_date=validated.event_date,
-            audit_seq=entry.seq,
         )
         s.add(corr)
         rec.fields = new_fields
@@ -136,12 +126,19 @@ def correct_record(
         rec.corrected_at = now
         rec.updated_at = now
         s.flush()
+        entry = uow.audit(
+            "record_correct",
+            operator=actor.name,
+            payload={"record_id": record_id, "reason": reason, "changed": changed},
+        )
+        corr.audit_seq = entry.seq
+        s.flush()
         return _view(corr)
 
 
-def record_history(ws: Workspace, record_id: int) -> list[Correction]:
+def record_history(store: Store, record_id: int) -> list[Correction]:
     """Every correction of a record, oldest first."""
-    with ws.sessions() as s:
+    with store.read() as s:
         q = (
             select(RecordCorrection)
             .where(RecordCorrection.record_id == record_id)

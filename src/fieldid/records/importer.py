@@ -10,6 +10,10 @@ fieldid person through ``person_links`` (a new key creates a new person); ``pers
 links a row to an existing fieldid person explicitly. Nothing is merged across sources
 automatically. Photos referenced by rows are enrolled through the face pipeline, each refusal
 reported with its line.
+
+Each batch is written in one unit of work with an ``import`` audit entry saying which lines of
+which file it wrote (``stage: batch``); the import ends with an ``import`` entry holding the totals
+(``stage: done``). Killed at any moment, an import leaves whole batches, each audited.
 """
 
 from __future__ import annotations
@@ -25,16 +29,14 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import DateTime, Table, insert, select
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, require
-from fieldid.gallery.schema import Person
-from fieldid.records import lineage
+from fieldid.gallery.enroll import Enrollment, EnrollRequest
 from fieldid.records.kinds import KINDS, RecordBase, describe_errors, validate_row, workspace_key
-from fieldid.records.schema import PersonLink, Record, Source
 from fieldid.records.sources import RecordsError, SourceInfo, get_source
-from fieldid.workspace import Workspace
+from fieldid.store import Store, UnitOfWork
+from fieldid.store.repos import lineage
+from fieldid.store.schema import Person, PersonLink, Record, Source
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 PERSONS = cast(Table, Person.__table__)
@@ -280,10 +282,10 @@ class BatchResult:
 
 
 class RecordWriter:
-    """Upserts validated rows of one source in batches with SQL bulk statements."""
+    """Upserts validated rows of one source in batches with SQL bulk statements, each batch in
+    the caller's unit of work."""
 
-    def __init__(self, ws: Workspace, source: SourceInfo, *, dry_run: bool = False) -> None:
-        self.ws = ws
+    def __init__(self, source: SourceInfo, *, dry_run: bool = False) -> None:
         self.source = source
         self.dry_run = dry_run
         self._seen: dict[str, int] = {}  # source_record_id -> line, duplicates within a run
@@ -291,10 +293,11 @@ class RecordWriter:
         self._virtual_next = -1
 
     def _person_ids(
-        self, conn: Connection, rows: list[ValidRow], out: BatchResult
+        self, uow: UnitOfWork, rows: list[ValidRow], out: BatchResult
     ) -> dict[int, int]:
         """Row line -> person id, creating people and links for new subject keys."""
         src = self.source
+        conn = uow.session
         ext_ids = {r.rec.person_external_id for r in rows if r.rec.person_external_id}
         by_ext: dict[str, int] = {}
         if ext_ids:
@@ -305,13 +308,11 @@ class RecordWriter:
                 )
             }
             missing = ext_ids - set(by_ext)
-            if missing:
-                # An external id merged into another person reaches the person kept.
-                with Session(bind=conn) as s:
-                    for e in missing:
-                        live = lineage.live_person(s, e)
-                        if live is not None:
-                            by_ext[e] = live
+            # An external id merged into another person reaches the person kept.
+            for e in missing:
+                live = lineage.live_person(uow.session, e)
+                if live is not None:
+                    by_ext[e] = live
         keys = {r.rec.subject_id for r in rows if r.rec.subject_id}
         links: dict[str, int] = {}
         if keys:
@@ -380,7 +381,7 @@ class RecordWriter:
                     new_links[k] = self._virtual_next
                     self._virtual_next -= 1
             else:
-                now = self.ws.clock.now()
+                now = uow.now()
                 rows_p = [{**p, "created_at": now} for p in new_people.values()]
                 ids = [
                     x[0]
@@ -394,7 +395,7 @@ class RecordWriter:
         for r in pending:
             result[r.line] = new_links[cast(str, r.rec.subject_id)]
         if new_links and not self.dry_run:
-            now = self.ws.clock.now()
+            now = uow.now()
             conn.execute(
                 insert(LINKS),
                 [
@@ -405,7 +406,8 @@ class RecordWriter:
             )
         return result
 
-    def write(self, batch: list[ValidRow]) -> BatchResult:
+    def write(self, uow: UnitOfWork, batch: list[ValidRow]) -> BatchResult:
+        """Upsert ``batch`` in ``uow`` (nothing is written in a dry run)."""
         out = BatchResult()
         rows: list[ValidRow] = []
         for r in batch:
@@ -425,264 +427,320 @@ class RecordWriter:
             rows.append(r)
         if not rows:
             return out
-        with self.ws.engine.begin() as conn:
-            people = self._person_ids(conn, rows, out)
-            rows = [r for r in rows if r.line in people]
-            existing = {
-                srid: (rid, sha, corrected)
-                for srid, rid, sha, corrected in conn.execute(
-                    select(
-                        Record.source_record_id, Record.id, Record.content_sha, Record.corrected_at
-                    ).where(
-                        Record.source_id == self.source.id,
-                        Record.source_record_id.in_([r.rec.source_record_id for r in rows]),
-                    )
+        conn = uow.session.connection()
+        pg = conn.dialect.name == "postgresql"
+        people = self._person_ids(uow, rows, out)
+        rows = [r for r in rows if r.line in people]
+        existing = {
+            srid: (rid, sha, corrected)
+            for srid, rid, sha, corrected in conn.execute(
+                select(
+                    Record.source_record_id, Record.id, Record.content_sha, Record.corrected_at
+                ).where(
+                    Record.source_id == self.source.id,
+                    Record.source_record_id.in_([r.rec.source_record_id for r in rows]),
                 )
-            }
-            now = self.ws.clock.now()
-            proc = DateTime(timezone=True).bind_processor(conn.dialect)
-            stamp = proc(now) if proc else now
-            inserts: list[tuple[Any, ...]] = []
-            insert_rows: list[ValidRow] = []
-            updates: list[tuple[Any, ...]] = []
-            for r in rows:
-                values = (
-                    people[r.line],
-                    r.kind,
-                    None if r.rec.event_date is None else r.rec.event_date.isoformat(),
-                    r.fields_json,
-                    r.raw_json,
-                    r.content_sha,
-                    int(r.rec.synthetic),
-                    stamp,
-                )
-                known = existing.get(r.rec.source_record_id)
-                if known is None:
-                    inserts.append((*values, self.source.id, r.rec.source_record_id, stamp))
-                    insert_rows.append(r)
-                elif known[1] == r.content_sha:
-                    out.unchanged += 1
-                    if r.rec.photo:
-                        out.photos.append((r, known[0], ""))
-                else:
-                    updates.append((*values, known[0]))
-                    out.corrections_superseded += int(known[2] is not None)
-                    if r.rec.photo:
-                        out.photos.append((r, known[0], ""))
-            out.inserted += len(inserts)
-            out.updated += len(updates)
-            if self.dry_run:  # nothing was written; photos are only checked for existence
-                out.photos.extend((r, 0, "") for r in insert_rows if r.rec.photo)
-                return out
-            # Plain executemany: the JSON is serialised once (above) and stored as the text the
-            # JSON columns read back; SQLAlchemy's per-row bind processing was half the cost.
-            if inserts:
-                conn.exec_driver_sql(_INSERT, inserts)
-                with_photo = [r for r in insert_rows if r.rec.photo]
-                if with_photo:
-                    ids = dict(
-                        conn.execute(
-                            select(Record.source_record_id, Record.id).where(
-                                Record.source_id == self.source.id,
-                                Record.source_record_id.in_(
-                                    [r.rec.source_record_id for r in with_photo]
-                                ),
-                            )
-                        ).all()
-                    )
-                    out.photos.extend((r, ids[r.rec.source_record_id], "") for r in with_photo)
-            if updates:
-                conn.exec_driver_sql(_UPDATE, updates)
-            if out.photos:
-                pid_of = {r.line: people[r.line] for r, _, _ in out.photos}
-                ext = dict(
+            )
+        }
+        now = uow.now()
+        proc = DateTime(timezone=True).bind_processor(conn.dialect)
+        stamp = proc(now) if proc else now
+        inserts: list[tuple[Any, ...]] = []
+        insert_rows: list[ValidRow] = []
+        updates: list[tuple[Any, ...]] = []
+        for r in rows:
+            values = (
+                people[r.line],
+                r.kind,
+                None if r.rec.event_date is None else r.rec.event_date.isoformat(),
+                r.fields_json,
+                r.raw_json,
+                r.content_sha,
+                bool(r.rec.synthetic) if pg else int(r.rec.synthetic),
+                stamp,
+            )
+            known = existing.get(r.rec.source_record_id)
+            if known is None:
+                inserts.append((*values, self.source.id, r.rec.source_record_id, stamp))
+                insert_rows.append(r)
+            elif known[1] == r.content_sha:
+                out.unchanged += 1
+                if r.rec.photo:
+                    out.photos.append((r, known[0], ""))
+            else:
+                updates.append((*values, known[0]))
+                out.corrections_superseded += int(known[2] is not None)
+                if r.rec.photo:
+                    out.photos.append((r, known[0], ""))
+        out.inserted += len(inserts)
+        out.updated += len(updates)
+        if self.dry_run:  # nothing was written; photos are only checked for existence
+            out.photos.extend((r, 0, "") for r in insert_rows if r.rec.photo)
+            return out
+        # Plain executemany: the JSON is serialised once (above) and stored as the text the
+        # JSON columns read back; SQLAlchemy's per-row bind processing was half the cost.
+        insert_sql, update_sql = _SQL["postgresql" if pg else "sqlite"]
+        if inserts:
+            conn.exec_driver_sql(insert_sql, inserts)
+            with_photo = [r for r in insert_rows if r.rec.photo]
+            if with_photo:
+                ids = dict(
                     conn.execute(
-                        select(Person.id, Person.external_id).where(
-                            Person.id.in_(set(pid_of.values()))
+                        select(Record.source_record_id, Record.id).where(
+                            Record.source_id == self.source.id,
+                            Record.source_record_id.in_(
+                                [r.rec.source_record_id for r in with_photo]
+                            ),
                         )
                     ).all()
                 )
-                out.photos = [(r, rid, ext[pid_of[r.line]]) for r, rid, _ in out.photos]
+                out.photos.extend((r, ids[r.rec.source_record_id], "") for r in with_photo)
+        if updates:
+            conn.exec_driver_sql(update_sql, updates)
+        if out.photos:
+            pid_of = {r.line: people[r.line] for r, _, _ in out.photos}
+            ext = dict(
+                conn.execute(
+                    select(Person.id, Person.external_id).where(Person.id.in_(set(pid_of.values())))
+                ).all()
+            )
+            out.photos = [(r, rid, ext[pid_of[r.line]]) for r, rid, _ in out.photos]
         return out
 
 
 _COLS = "person_id, kind, event_date, fields, raw, content_sha, synthetic, updated_at"
-_INSERT = (
-    f"INSERT INTO records ({_COLS}, source_id, source_record_id, imported_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPDATE = (
-    "UPDATE records SET person_id = ?, kind = ?, event_date = ?, fields = ?, raw = ?, "
-    "content_sha = ?, synthetic = ?, updated_at = ? WHERE id = ?"
-)
 
 
-def _enroll_photos(
-    ws: Workspace,
-    file: Path,
-    source: SourceInfo,
-    res: BatchResult,
-    report: ImportReport,
-    operator: str,
-) -> None:
-    from fieldid.gallery.enroll import enroll_one
+def _statements(p: str, date: str, json: str) -> tuple[str, str]:
+    """The bulk INSERT and UPDATE in a driver's parameter style, with its casts."""
+    values = ", ".join([p, p, date, json, json, p, p, p, p, p, p])
+    return (
+        f"INSERT INTO records ({_COLS}, source_id, source_record_id, imported_at) "
+        f"VALUES ({values})",
+        f"UPDATE records SET person_id = {p}, kind = {p}, event_date = {date}, fields = {json}, "
+        f"raw = {json}, content_sha = {p}, synthetic = {p}, updated_at = {p} WHERE id = {p}",
+    )
 
-    for r, record_id, external_id in res.photos:
-        photo = Path(cast(str, r.rec.photo))
-        path = photo if photo.is_absolute() else file.parent / photo
-        if report.dry_run:
-            if not path.is_file():
+
+#: Plain executemany per dialect: SQLite's ``?``; psycopg's ``%s`` with the casts PostgreSQL
+#: needs for text given to date and json columns.
+_SQL = {
+    "sqlite": _statements("?", "?", "?"),
+    "postgresql": _statements("%s", "%s::date", "%s::json"),
+}
+
+
+class Importer:
+    """Imports records files into one store; photos referenced by rows go through
+    ``enrollment`` (None: photos are reported, not enrolled); ``root`` is the workspace folder
+    (its document-number key). Built once by ``Workspace``."""
+
+    def __init__(self, store: Store, root: Path, enrollment: Enrollment | None) -> None:
+        self.store = store
+        self.root = root
+        self.enrollment = enrollment
+
+    def _enroll_photos(
+        self,
+        file: Path,
+        source: SourceInfo,
+        res: BatchResult,
+        report: ImportReport,
+        operator: str,
+    ) -> None:
+        requests: list[EnrollRequest] = []
+        rows: list[ValidRow] = []
+        for r, record_id, external_id in res.photos:
+            photo = Path(cast(str, r.rec.photo))
+            path = photo if photo.is_absolute() else file.parent / photo
+            if report.dry_run or self.enrollment is None:
+                if not path.is_file():
+                    report.photo_refusals.append(
+                        RowProblem(
+                            r.line,
+                            "probe.not_found",
+                            f"photo {photo} not found",
+                            r.rec.source_record_id,
+                        )
+                    )
+                continue
+            rows.append(r)
+            requests.append(
+                EnrollRequest(
+                    path,
+                    external_id,
+                    synthetic=r.rec.synthetic,
+                    record_id=record_id,
+                    capture_date=r.rec.photo_date or r.rec.event_date,
+                    provenance=f"source {source.name}, record {r.rec.source_record_id}, "
+                    f"file {photo}",
+                )
+            )
+        if not requests or self.enrollment is None:
+            return
+        _, outcomes = self.enrollment.enroll(
+            requests,
+            operator=operator,
+            source_name=f"import {file.name} (source {source.name})",
+            audit_extra={"import_source": source.name, "file": str(file)},
+        )
+        for r, out in zip(rows, outcomes, strict=True):
+            photo = Path(cast(str, r.rec.photo))
+            if out.outcome == "enrolled":
+                report.photos_enrolled += 1
+            elif out.outcome == "already_enrolled":
+                report.photos_already_enrolled += 1
+            elif out.refusal is not None:
                 report.photo_refusals.append(
                     RowProblem(
                         r.line,
-                        "probe.not_found",
-                        f"photo {photo} not found",
+                        out.refusal.code,
+                        f"photo {photo}: {out.refusal.message}",
                         r.rec.source_record_id,
                     )
                 )
-            continue
-        out = enroll_one(
-            ws,
-            path=path,
-            identity=external_id,
-            operator=operator,
-            synthetic=r.rec.synthetic,
-            record_id=record_id,
-            capture_date=r.rec.photo_date or r.rec.event_date,
-            provenance=f"source {source.name}, record {r.rec.source_record_id}, file {photo}",
-        )
-        if out.outcome == "enrolled":
-            report.photos_enrolled += 1
-        elif out.outcome == "already_enrolled":
-            report.photos_already_enrolled += 1
-        elif out.refusal is not None:
-            report.photo_refusals.append(
-                RowProblem(
-                    r.line,
-                    out.refusal.code,
-                    f"photo {photo}: {out.refusal.message}",
-                    r.rec.source_record_id,
+            if out.review_item is not None:
+                report.possible_duplicates.append(out.review_item)
+
+    def import_rows(
+        self,
+        source: SourceInfo,
+        rows: Iterable[RowOrError],
+        report: ImportReport,
+        *,
+        kind: str | None = None,
+        operator: str,
+        file: Path | None = None,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+        writer: RecordWriter | None = None,
+    ) -> ImportReport:
+        """Validate and upsert rows into ``report``, one unit of work (and one ``import``
+        audit entry) per batch (shared by the file import and ``synth``, which passes one
+        ``writer`` per source across calls so duplicate ids are caught across them)."""
+        key = workspace_key(self.root)
+        writer = writer or RecordWriter(source, dry_run=report.dry_run)
+        unknown: set[str] = set()
+        batch: list[ValidRow] = []
+        batches = 0
+
+        def flush() -> None:
+            nonlocal batches
+            with self.store.unit_of_work() as uow:
+                res = writer.write(uow, batch)
+                if report.dry_run:
+                    uow.rollback()
+                elif res.inserted or res.updated or res.new_people:
+                    batches += 1
+                    uow.audit(
+                        "import",
+                        operator=operator,
+                        payload={
+                            "stage": "batch",
+                            "batch": batches,
+                            "source": source.name,
+                            "file": None if file is None else str(file),
+                            "lines": [batch[0].line, batch[-1].line],
+                            "inserted": res.inserted,
+                            "updated": res.updated,
+                            "unchanged": res.unchanged,
+                            "new_people": res.new_people,
+                            "corrections_superseded": res.corrections_superseded,
+                        },
+                    )
+            report.inserted += res.inserted
+            report.updated += res.updated
+            report.unchanged += res.unchanged
+            report.new_people += res.new_people
+            report.corrections_superseded += res.corrections_superseded
+            report.bad_rows.extend(res.problems)
+            if res.photos and file is not None:
+                self._enroll_photos(file, source, res, report, operator)
+            if progress:
+                progress(len(batch))
+            batch.clear()
+
+        pending_bad = 0
+        for line, row, error in rows:
+            report.rows += 1
+            if row is None:
+                report.bad_rows.append(
+                    RowProblem(line, "import.unreadable_row", error or "unreadable")
                 )
-            )
-        if out.review_item is not None:
-            report.possible_duplicates.append(out.review_item)
-
-
-def import_rows(
-    ws: Workspace,
-    source: SourceInfo,
-    rows: Iterable[RowOrError],
-    report: ImportReport,
-    *,
-    kind: str | None = None,
-    operator: str,
-    file: Path | None = None,
-    batch_size: int = 5000,
-    progress: Callable[[int], None] | None = None,
-    writer: RecordWriter | None = None,
-) -> ImportReport:
-    """Validate and upsert rows into ``report`` (shared by the file import and ``synth``, which
-    passes one ``writer`` per source across calls so duplicate ids are caught across them)."""
-    key = workspace_key(ws.root)
-    writer = writer or RecordWriter(ws, source, dry_run=report.dry_run)
-    unknown: set[str] = set()
-    batch: list[ValidRow] = []
-
-    def flush() -> None:
-        res = writer.write(batch)
-        report.inserted += res.inserted
-        report.updated += res.updated
-        report.unchanged += res.unchanged
-        report.new_people += res.new_people
-        report.corrections_superseded += res.corrections_superseded
-        report.bad_rows.extend(res.problems)
-        if res.photos and file is not None:
-            _enroll_photos(ws, file, source, res, report, operator)
-        if progress:
-            progress(len(batch))
-        batch.clear()
-
-    pending_bad = 0
-    for line, row, error in rows:
-        report.rows += 1
-        if row is None:
-            report.bad_rows.append(RowProblem(line, "import.unreadable_row", error or "unreadable"))
-            pending_bad += 1
-            continue
-        unknown.update(k for k in row if k not in _KNOWN_COLUMNS)
-        v = validate(line, row, kind=kind, key=key)
-        if isinstance(v, RowProblem):
-            report.bad_rows.append(v)
-            pending_bad += 1
-            continue
-        batch.append(v)
-        if len(batch) >= batch_size:
+                pending_bad += 1
+                continue
+            unknown.update(k for k in row if k not in _KNOWN_COLUMNS)
+            v = validate(line, row, kind=kind, key=key)
+            if isinstance(v, RowProblem):
+                report.bad_rows.append(v)
+                pending_bad += 1
+                continue
+            batch.append(v)
+            if len(batch) >= batch_size:
+                flush()
+                if progress and pending_bad:
+                    progress(pending_bad)
+                pending_bad = 0
+        if batch:
             flush()
-            if progress and pending_bad:
-                progress(pending_bad)
-            pending_bad = 0
-    if batch:
-        flush()
-    if progress and pending_bad:
-        progress(pending_bad)
-    report.bad_rows.sort(key=lambda b: b.line)
-    report.unknown_columns = sorted(unknown)
-    return report
+        if progress and pending_bad:
+            progress(pending_bad)
+        report.bad_rows.sort(key=lambda b: b.line)
+        report.unknown_columns = sorted(unknown)
+        return report
 
-
-def import_file(
-    ws: Workspace,
-    source_name: str,
-    path: Path,
-    *,
-    kind: str | None = None,
-    dry_run: bool = False,
-    operator: str,
-    actor: Actor | None = None,
-    batch_size: int = 5000,
-    progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Import one file from a registered source. Audited (``import``) with its counts."""
-    if actor is not None:
-        require(actor, "import")
-    if kind is not None and kind not in KINDS:
-        raise RecordsError(
-            f"unknown record kind {kind!r}; known: {', '.join(KINDS)}", code="import.kind"
-        )
-    source = get_source(ws, source_name)
-    fmt = file_format(path)
-    report = ImportReport(source.name, str(path), fmt, dry_run=dry_run)
-    try:
-        import_rows(
-            ws,
-            source,
-            read_rows(path),
-            report,
-            kind=kind,
-            operator=operator,
-            file=path,
-            batch_size=batch_size,
-            progress=progress,
-        )
-    finally:
-        if not dry_run:
-            if "gallery" in ws.__dict__:
-                ws.gallery.flush()  # photos enrolled: persist the index once
-            with ws.sessions.begin() as s:
-                src = s.get(Source, source.id)
-                if src is not None:
-                    src.refreshed_at = ws.clock.now()
-        ws.audit.append(
-            "import",
-            operator=operator,
-            payload={
-                "source": source.name,
-                "file": str(path),
-                "format": fmt,
-                "kind": kind,
-                "dry_run": dry_run,
-                **report.counts(),
-                "bad_lines": [b.line for b in report.bad_rows[:1000]],
-            },
-        )
-    return report
+    def import_file(
+        self,
+        source_name: str,
+        path: Path,
+        *,
+        kind: str | None = None,
+        dry_run: bool = False,
+        operator: str,
+        actor: Actor | None = None,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Import one file from a registered source. Audited (``import``) per batch and with
+        its totals at the end."""
+        if actor is not None:
+            require(actor, "import")
+        if kind is not None and kind not in KINDS:
+            raise RecordsError(
+                f"unknown record kind {kind!r}; known: {', '.join(KINDS)}", code="import.kind"
+            )
+        source = get_source(self.store, source_name)
+        fmt = file_format(path)
+        report = ImportReport(source.name, str(path), fmt, dry_run=dry_run)
+        try:
+            self.import_rows(
+                source,
+                read_rows(path),
+                report,
+                kind=kind,
+                operator=operator,
+                file=path,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        finally:
+            with self.store.unit_of_work() as uow:
+                if not dry_run:
+                    src = uow.session.get(Source, source.id)
+                    if src is not None:
+                        src.refreshed_at = uow.now()
+                uow.audit(
+                    "import",
+                    operator=operator,
+                    payload={
+                        "stage": "done",
+                        "source": source.name,
+                        "file": str(path),
+                        "format": fmt,
+                        "kind": kind,
+                        "dry_run": dry_run,
+                        **report.counts(),
+                        "bad_lines": [b.line for b in report.bad_rows[:1000]],
+                    },
+                )
+        return report

@@ -21,11 +21,11 @@ is this module. :func:`merge_people`:
 - deletes the merged ``persons`` row and keeps a ``person_merges`` row: the merged person's
   external id, display name and synthetic flag as they were, who, role, when, why, the review
   item and what moved;
-- is audited (``person_merge``) before anything changes; if the change then fails, a second
-  ``person_merge`` entry says it was not applied and why.
+- is audited (``person_merge``) in the same unit of work as the change, with both people's rows
+  locked: the merge and its audit entry exist together or not at all.
 
 History is not rewritten: searches keep the person ids they recorded. Whoever reads it by the old
-identity follows ``person_merges`` (``records/lineage.py``): the redress export by the merged
+identity follows ``person_merges`` (``store/repos/lineage.py``): the redress export by the merged
 person's old external id reaches the kept person and lists searches recorded under either; the
 records conflict check of an open search that showed the merged person compares with the kept
 person's records; enrolling or importing under the old external id reaches the kept person.
@@ -45,18 +45,23 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, require
-from fieldid.adjudication.schema import AdjudicationRecord, SearchCandidate
-from fieldid.gallery.schema import EnrollmentImage, Person, TemplateRow
+from fieldid.gallery.enroll import POSSIBLE_DUPLICATE
 from fieldid.gallery.store import Gallery
-from fieldid.records import lineage
-from fieldid.records.review import (
-    POSSIBLE_DUPLICATE,
-    audit_resolution,
-    resolve_in_session,
-)
-from fieldid.records.schema import PersonLink, PersonMerge, Record, ReviewItem
+from fieldid.records.review import resolve_in
 from fieldid.records.sources import RecordsError
-from fieldid.workspace import Workspace
+from fieldid.store import Store, UnitOfWork
+from fieldid.store.repos import lineage
+from fieldid.store.schema import (
+    AdjudicationRecord,
+    EnrollmentImage,
+    Person,
+    PersonLink,
+    PersonMerge,
+    Record,
+    ReviewItem,
+    SearchCandidate,
+    TemplateRow,
+)
 
 #: The shortest reason a merge is accepted with (as for a supervisor's override).
 MIN_MERGE_REASON = 15
@@ -281,15 +286,19 @@ def _plan(s: Session, keep: int, merge: int, review_item: int | None) -> _Plan:
 
 
 def merge_people(
-    ws: Workspace,
+    store: Store,
+    gallery: Gallery,
     *,
     keep: int,
     merge: int,
     actor: Actor,
     reason: str,
     review_item: int | None = None,
+    uow: UnitOfWork | None = None,
 ) -> MergeResult:
-    """Merge person ``merge`` into person ``keep`` (see the module doc for what moves and why)."""
+    """Merge person ``merge`` into person ``keep`` (see the module doc for what moves and why),
+    in one unit of work with its audit entry (``uow``: the caller's); the gallery's index is
+    carried over after the commit."""
     require(actor, "review")
     reason = reason.strip()
     if len(reason) < MIN_MERGE_REASON:
@@ -300,144 +309,121 @@ def merge_people(
         )
     if keep == merge:
         raise _refuse("same_person", f"person {keep} cannot be merged into itself")
-    with ws.sessions() as s:
+    with store.using(uow) as u:
+        s = u.session
+        # Both people locked for the merge: a concurrent enrollment or merge of either waits.
+        s.execute(select(Person.id).where(Person.id.in_((keep, merge))).with_for_update()).all()
         plan = _plan(s, keep, merge, review_item)
-    counts = plan.counts()
-    payload: dict[str, Any] = {
-        "outcome": "merged",
-        "role": actor.role.value,
-        "kept_person_id": keep,
-        "kept_external_id": plan.kept_external_id,
-        "merged_person_id": merge,
-        "merged_external_id": plan.merged_external_id,
-        "synthetic": plan.synthetic,
-        **counts,
-        "reason": reason,
-        "review_item": review_item,
-        "review_items_repointed": plan.review_items,
-    }
-    # Audited first: a merge that is not in the audit log must not exist.
-    entry = ws.audit.append("person_merge", operator=actor.name, payload=payload)
-    try:
-        result, revisions, resolved = _apply(ws, plan, keep, merge, actor, reason, review_item)
-    except Exception as e:
-        ws.audit.append(
+        row = _apply(u, plan, keep, merge, actor, reason, review_item)
+        change = gallery.change(u, remove=plan.templates_dropped, from_disk=True)
+        counts = plan.counts()
+        entry = u.audit(
             "person_merge",
             operator=actor.name,
             payload={
-                "outcome": "not_applied",
-                "audit_seq": entry.seq,
+                "outcome": "merged",
+                "role": actor.role.value,
+                "merge_id": row.id,
                 "kept_person_id": keep,
+                "kept_external_id": plan.kept_external_id,
                 "merged_person_id": merge,
-                "error": getattr(e, "code", type(e).__name__),
+                "merged_external_id": plan.merged_external_id,
+                "synthetic": plan.synthetic,
+                **counts,
+                "reason": reason,
+                "review_item": review_item,
+                "review_items_repointed": plan.review_items,
             },
         )
-        raise
-    carried = ws.gallery.carry_index(*revisions, removed=plan.templates_dropped)
-    if resolved is not None:
-        audit_resolution(ws, resolved, actor)
-    with ws.sessions.begin() as s:
-        row = s.get(PersonMerge, result)
-        assert row is not None
         row.audit_seq = entry.seq
-        return MergeResult(
-            merge_id=row.id,
-            kept_person_id=keep,
-            kept_external_id=plan.kept_external_id,
-            merged_person_id=merge,
-            merged_external_id=plan.merged_external_id,
-            merged_display_name=plan.merged_display_name,
-            synthetic=plan.synthetic,
-            review_item=review_item,
-            review_items_repointed=plan.review_items,
-            by=actor.name,
-            role=actor.role.value,
-            at=lineage.as_utc(row.at),
-            reason=reason,
-            audit_seq=entry.seq,
-            index_carried=carried,
-            **counts,
-        )
+        merge_id, at = row.id, lineage.as_utc(row.at)
+    return MergeResult(
+        merge_id=merge_id,
+        kept_person_id=keep,
+        kept_external_id=plan.kept_external_id,
+        merged_person_id=merge,
+        merged_external_id=plan.merged_external_id,
+        merged_display_name=plan.merged_display_name,
+        synthetic=plan.synthetic,
+        review_item=review_item,
+        review_items_repointed=plan.review_items,
+        by=actor.name,
+        role=actor.role.value,
+        at=at,
+        reason=reason,
+        audit_seq=entry.seq,
+        index_carried=bool(change.followed),
+        **counts,
+    )
 
 
 def _apply(
-    ws: Workspace,
+    uow: UnitOfWork,
     plan: _Plan,
     keep: int,
     merge: int,
     actor: Actor,
     reason: str,
     review_item: int | None,
-) -> tuple[int, tuple[str, str], Any]:
-    """The merge in one transaction; returns the merge row's id, the gallery revisions (old,
-    new) and the resolved review item's view (or None)."""
-    now = ws.clock.now()
-    with ws.sessions.begin() as s:
-        again = _plan(s, keep, merge, review_item)
-        if again.moved != plan.moved or again.review_items != plan.review_items:
-            raise _refuse(
-                "changed",
-                f"person {keep} or {merge} changed while the merge was being prepared; try again",
-            )
-        row = PersonMerge(
-            kept_person_id=keep,
-            kept_external_id=plan.kept_external_id,
-            merged_person_id=merge,
-            merged_external_id=plan.merged_external_id,
-            merged_display_name=plan.merged_display_name,
-            merged_synthetic=plan.synthetic,
-            actor_name=actor.name,
-            actor_role=actor.role.value,
-            at=now,
-            reason=reason,
-            review_item_id=review_item,
-            detail={
-                "moved": plan.moved,
-                "dropped_images": plan.dropped_detail,
-                "review_items": plan.review_items,
-            },
-            **plan.counts(),
+) -> PersonMerge:
+    """The merge's changes in ``uow``; returns the merge row."""
+    s = uow.session
+    row = PersonMerge(
+        kept_person_id=keep,
+        kept_external_id=plan.kept_external_id,
+        merged_person_id=merge,
+        merged_external_id=plan.merged_external_id,
+        merged_display_name=plan.merged_display_name,
+        merged_synthetic=plan.synthetic,
+        actor_name=actor.name,
+        actor_role=actor.role.value,
+        at=uow.now(),
+        reason=reason,
+        review_item_id=review_item,
+        detail={
+            "moved": plan.moved,
+            "dropped_images": plan.dropped_detail,
+            "review_items": plan.review_items,
+        },
+        **plan.counts(),
+    )
+    s.add(row)
+    s.flush()
+    merge_id = row.id
+    for image_id, same_as in plan.dropped_images.items():
+        s.execute(
+            update(ReviewItem).where(ReviewItem.image_id == image_id).values(image_id=same_as)
         )
-        s.add(row)
-        s.flush()
-        merge_id = row.id
-        for image_id, same_as in plan.dropped_images.items():
-            s.execute(
-                update(ReviewItem).where(ReviewItem.image_id == image_id).values(image_id=same_as)
-            )
-        if plan.dropped_images:
-            dropped = list(plan.dropped_images)
-            s.execute(delete(TemplateRow).where(TemplateRow.image_id.in_(dropped)))
-            s.execute(delete(EnrollmentImage).where(EnrollmentImage.id.in_(dropped)))
-        for table in (TemplateRow, EnrollmentImage, Record, PersonLink):
-            s.execute(update(table).where(table.person_id == merge).values(person_id=keep))
-        note = {
-            "person_id": merge,
-            "external_id": plan.merged_external_id,
-            "merged_into": keep,
-            "merge_id": merge_id,
-        }
-        for item in s.scalars(select(ReviewItem).where(ReviewItem.id.in_(plan.review_items))):
-            fields: list[str] = []
-            if item.person_id == merge:
-                item.person_id, fields = keep, [*fields, "person_id"]
-            if item.other_person_id == merge:
-                item.other_person_id, fields = keep, [*fields, "other_person_id"]
-            item.detail = {**item.detail, "merged_person": {**note, "fields": fields}}
-        resolved = None
-        if review_item is not None and plan.resolve_item:
-            resolved = resolve_in_session(
-                ws,
-                s,
-                review_item,
-                decision="same_person",
-                note=f"merged {plan.merged_external_id} into {plan.kept_external_id} "
-                f"(person merge {merge_id}): {reason}",
-                actor=actor,
-            )
-        s.execute(delete(Person).where(Person.id == merge))
-        revisions = Gallery.bump_revision(s)
-    return merge_id, revisions, resolved
+    if plan.dropped_images:
+        dropped = list(plan.dropped_images)
+        s.execute(delete(TemplateRow).where(TemplateRow.image_id.in_(dropped)))
+        s.execute(delete(EnrollmentImage).where(EnrollmentImage.id.in_(dropped)))
+    for table in (TemplateRow, EnrollmentImage, Record, PersonLink):
+        s.execute(update(table).where(table.person_id == merge).values(person_id=keep))
+    note = {
+        "person_id": merge,
+        "external_id": plan.merged_external_id,
+        "merged_into": keep,
+        "merge_id": merge_id,
+    }
+    for item in s.scalars(select(ReviewItem).where(ReviewItem.id.in_(plan.review_items))):
+        fields: list[str] = []
+        if item.person_id == merge:
+            item.person_id, fields = keep, [*fields, "person_id"]
+        if item.other_person_id == merge:
+            item.other_person_id, fields = keep, [*fields, "other_person_id"]
+        item.detail = {**item.detail, "merged_person": {**note, "fields": fields}}
+    if review_item is not None and plan.resolve_item:
+        resolve_in(
+            uow,
+            review_item,
+            decision="same_person",
+            note=f"merged {plan.merged_external_id} into {plan.kept_external_id} "
+            f"(person merge {merge_id}): {reason}",
+            actor=actor,
+        )
+    s.execute(delete(Person).where(Person.id == merge))
+    return row
 
 
 def _view(r: PersonMerge) -> MergeView:
@@ -467,12 +453,12 @@ def _view(r: PersonMerge) -> MergeView:
     )
 
 
-def find_person(ws: Workspace, ref: str, *, follow_merges: bool = False) -> int:
+def find_person(store: Store, ref: str, *, follow_merges: bool = False) -> int:
     """A person by external id (what people are shown) or numeric id.
 
     With ``follow_merges``, an external or numeric id of a merged person gives the person it was
     merged into; without, it is refused with where it went (a merge names live people only)."""
-    with ws.sessions() as s:
+    with store.read() as s:
         pid = s.scalar(select(Person.id).where(Person.external_id == ref))
         if pid is None and ref.isdigit() and s.get(Person, int(ref)) is not None:
             pid = int(ref)
@@ -500,10 +486,10 @@ def find_person(ws: Workspace, ref: str, *, follow_merges: bool = False) -> int:
     raise _refuse("unknown_person", f"no person {ref!r} in the gallery", person=ref)
 
 
-def merge_history(ws: Workspace, ref: str, *, actor: Actor | None = None) -> list[MergeView]:
+def merge_history(store: Store, ref: str, *, actor: Actor | None = None) -> list[MergeView]:
     """The merges behind a live person (``ref`` may be an old, merged identity), oldest first."""
     if actor is not None:
         require(actor, "record_read")
-    pid = find_person(ws, ref, follow_merges=True)
-    with ws.sessions() as s:
+    pid = find_person(store, ref, follow_merges=True)
+    with store.read() as s:
         return [_view(r) for r in lineage.merges_of(s, pid)]

@@ -15,14 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, require
-from fieldid.gallery.schema import Person
-from fieldid.records.schema import ReviewItem
 from fieldid.records.sources import RecordsError
-from fieldid.workspace import Workspace
+from fieldid.store import Store, UnitOfWork
+from fieldid.store.schema import Person, ReviewItem
 
-POSSIBLE_DUPLICATE = "possible_duplicate"
 #: Decisions a reviewer may record.
 DECISIONS = ("different_people", "same_person", "wrong_image", "needs_more_information")
 
@@ -53,48 +52,7 @@ class ReviewView:
         return d
 
 
-def open_duplicate_item(
-    ws: Workspace,
-    *,
-    person_id: int,
-    other_person_id: int,
-    image_id: int,
-    score: float,
-    threshold: float,
-    operator: str,
-) -> int:
-    """Open a possible-duplicate item and audit it (event ``enroll``, outcome noted)."""
-    with ws.sessions.begin() as s:
-        item = ReviewItem(
-            kind=POSSIBLE_DUPLICATE,
-            state="open",
-            person_id=person_id,
-            other_person_id=other_person_id,
-            image_id=image_id,
-            score=score,
-            detail={"threshold": threshold, "model": str(ws.pipeline.model)},
-            created_at=ws.clock.now(),
-        )
-        s.add(item)
-        s.flush()
-        item_id = item.id
-    ws.audit.append(
-        "enroll",
-        operator=operator,
-        payload={
-            "outcome": "possible_duplicate_opened",
-            "review_item": item_id,
-            "person_id": person_id,
-            "other_person_id": other_person_id,
-            "image_id": image_id,
-            "score": round(score, 6),
-            "threshold": threshold,
-        },
-    )
-    return item_id
-
-
-def _view(s: Any, item: ReviewItem) -> ReviewView:
+def _view(s: Session, item: ReviewItem) -> ReviewView:
     ext = {
         p.id: p.external_id
         for p in s.scalars(
@@ -106,9 +64,9 @@ def _view(s: Any, item: ReviewItem) -> ReviewView:
         item.kind,
         item.state,
         item.person_id,
-        ext.get(item.person_id),
+        None if item.person_id is None else ext.get(item.person_id),
         item.other_person_id,
-        ext.get(item.other_person_id),
+        None if item.other_person_id is None else ext.get(item.other_person_id),
         item.image_id,
         item.score,
         dict(item.detail),
@@ -121,19 +79,30 @@ def _view(s: Any, item: ReviewItem) -> ReviewView:
 
 
 def list_review_items(
-    ws: Workspace, *, state: str | None = "open", actor: Actor | None = None
+    store: Store, *, state: str | None = "open", actor: Actor | None = None
 ) -> list[ReviewView]:
     if actor is not None:
         require(actor, "review")
-    with ws.sessions() as s:
-        q = select(ReviewItem).order_by(ReviewItem.id)
-        if state is not None:
-            q = q.where(ReviewItem.state == state)
-        return [_view(s, i) for i in s.scalars(q)]
+    with store.read() as s:
+        return review_items(s, state=state)
+
+
+def review_items(s: Session, *, state: str | None = "open") -> list[ReviewView]:
+    """Review items (``state``: only those), oldest first, read through ``s``."""
+    q = select(ReviewItem).order_by(ReviewItem.id)
+    if state is not None:
+        q = q.where(ReviewItem.state == state)
+    return [_view(s, i) for i in s.scalars(q)]
 
 
 def resolve_review_item(
-    ws: Workspace, item_id: int, *, decision: str, note: str, actor: Actor
+    store: Store,
+    item_id: int,
+    *,
+    decision: str,
+    note: str,
+    actor: Actor,
+    uow: UnitOfWork | None = None,
 ) -> ReviewView:
     """Record a reviewer's decision. Nothing else changes: no person is merged or relinked."""
     require(actor, "review")
@@ -144,19 +113,18 @@ def resolve_review_item(
         )
     if not note.strip():
         raise RecordsError("a decision needs a note saying why", code="review.no_note")
-    with ws.sessions.begin() as s:
-        view = resolve_in_session(ws, s, item_id, decision=decision, note=note, actor=actor)
-    audit_resolution(ws, view, actor)
-    return view
+    with store.using(uow) as u:
+        return resolve_in(u, item_id, decision=decision, note=note, actor=actor)
 
 
-def resolve_in_session(
-    ws: Workspace, s: Any, item_id: int, *, decision: str, note: str, actor: Actor
+def resolve_in(
+    uow: UnitOfWork, item_id: int, *, decision: str, note: str, actor: Actor
 ) -> ReviewView:
-    """Resolve an open item inside the caller's transaction (a person merge resolves its item in
-    the same transaction as the merge); the caller audits it with :func:`audit_resolution` after
-    the commit. Permission and decision are the caller's to check."""
-    item = s.get(ReviewItem, item_id)
+    """Resolve an open item in ``uow`` and audit it there (``review_resolve``): a person merge
+    resolves its item in the unit of work of the merge. Permission and decision are the
+    caller's to check."""
+    s = uow.session
+    item = s.get(ReviewItem, item_id, with_for_update=True)
     if item is None:
         raise RecordsError(f"no review item {item_id}", code="review.not_found")
     if item.state != "open":
@@ -168,14 +136,10 @@ def resolve_in_session(
     item.decision = decision
     item.note = note
     item.resolved_by = actor.name
-    item.resolved_at = ws.clock.now()
+    item.resolved_at = uow.now()
     s.flush()
-    return _view(s, item)
-
-
-def audit_resolution(ws: Workspace, view: ReviewView, actor: Actor) -> None:
-    """The ``review_resolve`` audit entry of a resolved item."""
-    ws.audit.append(
+    view = _view(s, item)
+    uow.audit(
         "review_resolve",
         operator=actor.name,
         payload={
@@ -185,3 +149,4 @@ def audit_resolution(ws: Workspace, view: ReviewView, actor: Actor) -> None:
             "note": view.note,
         },
     )
+    return view

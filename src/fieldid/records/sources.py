@@ -11,8 +11,8 @@ from sqlalchemy import select
 from fieldid.access import Actor, require
 from fieldid.errors import FieldidError
 from fieldid.records.kinds import SOURCE_KINDS
-from fieldid.records.schema import Source
-from fieldid.workspace import Workspace
+from fieldid.store import Store
+from fieldid.store.schema import Source
 
 
 class RecordsError(FieldidError):
@@ -47,7 +47,7 @@ def _info(s: Source) -> SourceInfo:
 
 
 def add_source(
-    ws: Workspace,
+    store: Store,
     name: str,
     *,
     kind: str,
@@ -71,7 +71,8 @@ def add_source(
             "a source needs a name, an owning authority and how it is refreshed",
             code="records.source_incomplete",
         )
-    with ws.sessions.begin() as s:
+    with store.unit_of_work() as uow:
+        s = uow.session
         if s.scalar(select(Source.id).where(Source.name == name)) is not None:
             raise RecordsError(f"source {name!r} exists already", code="records.source_exists")
         src = Source(
@@ -80,21 +81,21 @@ def add_source(
             authority=authority,
             refresh=refresh,
             synthetic=synthetic,
-            created_at=ws.clock.now(),
+            created_at=uow.now(),
         )
         s.add(src)
         s.flush()
         info = _info(src)
-    ws.audit.append(
-        "config_change",
-        operator=operator or (actor.name if actor else "system"),
-        payload={"change": "source_add", "source": info.to_dict()},
-    )
+        uow.audit(
+            "config_change",
+            operator=operator or (actor.name if actor else "system"),
+            payload={"change": "source_add", "source": info.to_dict()},
+        )
     return info
 
 
-def get_source(ws: Workspace, name: str) -> SourceInfo:
-    with ws.sessions() as s:
+def get_source(store: Store, name: str) -> SourceInfo:
+    with store.read() as s:
         src = s.scalar(select(Source).where(Source.name == name))
         if src is None:
             known = ", ".join(s.scalars(select(Source.name).order_by(Source.name))) or "none"
@@ -106,6 +107,6 @@ def get_source(ws: Workspace, name: str) -> SourceInfo:
         return _info(src)
 
 
-def list_sources(ws: Workspace) -> list[SourceInfo]:
-    with ws.sessions() as s:
+def list_sources(store: Store) -> list[SourceInfo]:
+    with store.read() as s:
         return [_info(x) for x in s.scalars(select(Source).order_by(Source.name))]

@@ -13,6 +13,9 @@ Two ways in:
   the adjudication confirmed them as this person.
 
 Every export is audited (``redress_export``).
+
+The export reads the persisted searches first and the audit log only for searches already purged
+under retention: there the log is the only evidence left that a search touched the person.
 """
 
 from __future__ import annotations
@@ -20,72 +23,33 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select
 
 from fieldid.access import Actor, require
-from fieldid.adjudication.schema import (
+from fieldid.adjudication.store import SearchNotFound, normalise_receipt
+from fieldid.audit.log import AuditRecord
+from fieldid.clock import Clock
+from fieldid.errors import FieldidError
+from fieldid.retention.purge import register_export
+from fieldid.store import Store
+from fieldid.store.repos import lineage
+from fieldid.store.schema import (
     AdjudicationRecord,
+    Person,
+    PersonMerge,
     ProbeRecord,
     SearchCandidate,
     SearchRecord,
 )
-from fieldid.adjudication.store import SearchNotFound, normalise_receipt
-from fieldid.errors import FieldidError
-from fieldid.gallery.schema import EnrollmentImage, Person
-from fieldid.workspace import Workspace
 
 
 class RecordSource(Protocol):
     """Where a person's identity records come from (the records stream supplies the real one)."""
 
     def records_for(self, person_id: int) -> list[dict[str, Any]]: ...
-
-
-class GalleryRecordSource:
-    """The gallery's own records: the person's enrolment and each enrolled image's source."""
-
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-
-    def records_for(self, person_id: int) -> list[dict[str, Any]]:
-        with self.ws.sessions() as s:
-            p = s.get(Person, person_id)
-            if p is None:
-                return []
-            images = s.scalars(
-                select(EnrollmentImage)
-                .where(EnrollmentImage.person_id == person_id)
-                .order_by(EnrollmentImage.id)
-            ).all()
-            return [
-                {
-                    "kind": "enrollment",
-                    "external_id": p.external_id,
-                    "display_name": p.display_name,
-                    "synthetic": p.synthetic,
-                    "enrolled_at": p.created_at.isoformat(),
-                    "images": [
-                        {
-                            "image_id": im.id,
-                            "source": im.source,
-                            "sha256": im.sha256,
-                            "enrolled_at": im.created_at.isoformat(),
-                            "quality_unified": im.quality_unified,
-                        }
-                        for im in images
-                    ],
-                }
-            ]
-
-
-def default_record_source(ws: Workspace) -> RecordSource:
-    """The record source used when none is given: the person's records by source, then where
-    their enrolled images came from."""
-    from fieldid.records.checks import RecordsRecordSource
-
-    return RecordsRecordSource(ws)
 
 
 def _iso(dt: Any) -> str | None:
@@ -147,13 +111,10 @@ def _search(rec: SearchRecord, probe: ProbeRecord | None) -> dict[str, Any]:
     }
 
 
-def _resolve_person(ws: Workspace, person: str) -> tuple[int | None, str]:
+def _resolve_person(store: Store, person: str) -> tuple[int | None, str]:
     """A person by external id (what people are shown) or internal numeric id; an identity
     merged into another person (``person_merges``) gives the person it was merged into."""
-    from fieldid.records import lineage
-    from fieldid.records.schema import PersonMerge
-
-    with ws.sessions() as s:
+    with store.read() as s:
         p = s.scalars(select(Person).where(Person.external_id == person)).first()
         if p is None and person.isdigit():
             p = s.get(Person, int(person))
@@ -189,18 +150,16 @@ def _resolve_person(ws: Workspace, person: str) -> tuple[int | None, str]:
     )
 
 
-def _audit_searches(ws: Workspace, match: Callable[[dict[str, Any]], Any]) -> list[Any]:
-    return [e for e in ws.audit.entries("search") if match(e.payload)]
+def _audit_searches(store: Store, match: Callable[[dict[str, Any]], Any]) -> list[AuditRecord]:
+    return [e for e in store.audit_entries("search") if match(e.payload)]
 
 
-def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, Any]:
-    from fieldid.records import lineage
-
-    pid, ext = _resolve_person(ws, person)
+def _for_person(store: Store, person: str, records: RecordSource) -> dict[str, Any]:
+    pid, ext = _resolve_person(store, person)
     assert pid is not None
     searches: list[dict[str, Any]] = []
     held_seqs: set[int] = set()
-    with ws.sessions() as s:
+    with store.read() as s:
         # The person and everyone merged into it: searches keep the ids they recorded.
         known = lineage.identities(s, pid)
         merged = [i for i in known if i.merged_at is not None]
@@ -264,7 +223,8 @@ def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, 
             for i in merged
         )
 
-    for e in ws.audit.entries("search"):
+    adjudicated = store.audit_entries("adjudicate")
+    for e in store.audit_entries("search"):
         p = e.payload
         if p.get("training") or not any(mine(c, e.at) for c in p.get("candidates", [])):
             continue
@@ -293,7 +253,7 @@ def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, 
                         "by": a.operator,
                         "at": a.at.isoformat(),
                     }
-                    for a in ws.audit.entries("adjudicate")
+                    for a in adjudicated
                     if a.payload.get("search_seq") == e.seq
                     and a.payload.get("person_id") in (shown, None)
                     and a.payload.get("outcome") != "refused"
@@ -320,9 +280,9 @@ def _for_person(ws: Workspace, person: str, records: RecordSource) -> dict[str, 
     }
 
 
-def _for_receipt(ws: Workspace, receipt: str) -> dict[str, Any]:
+def _for_receipt(store: Store, receipt: str) -> dict[str, Any]:
     code = normalise_receipt(receipt)
-    with ws.sessions() as s:
+    with store.read() as s:
         rec = s.scalars(select(SearchRecord).where(SearchRecord.receipt_code == code)).first()
         if rec is not None:
             adjs = s.scalars(
@@ -352,7 +312,7 @@ def _for_receipt(ws: Workspace, receipt: str) -> dict[str, Any]:
             item["adjudications"] = [_adjudication(a, withhold_other=own or -1) for a in adjs]
             item["source"] = "search record"
             return {"subject": {"kind": "receipt", "receipt_code": code}, "searches": [item]}
-    found = _audit_searches(ws, lambda p: p.get("receipt_code") == code)
+    found = _audit_searches(store, lambda p: p.get("receipt_code") == code)
     if not found:
         raise SearchNotFound(
             f"no search with receipt {code} is held, in the searches or the audit log",
@@ -381,41 +341,60 @@ def _for_receipt(ws: Workspace, receipt: str) -> dict[str, Any]:
     }
 
 
-def redress_export(
-    ws: Workspace,
-    actor: Actor,
-    *,
-    person: str | None = None,
-    receipt: str | None = None,
-    records: RecordSource | None = None,
-) -> dict[str, Any]:
-    """Build the redress export for a person (external or internal id) or a receipt code."""
-    require(actor, "redress")
-    if (person is None) == (receipt is None):
-        raise FieldidError(
-            "give exactly one of a person id or a receipt code", code="redress.bad_query"
-        )
-    if person is not None:
-        out = _for_person(ws, person, records or default_record_source(ws))
-    else:
-        assert receipt is not None
-        out = _for_receipt(ws, receipt)
-    entry = ws.audit.append(
-        "redress_export",
-        operator=actor.name,
-        payload={
-            "role": actor.role.value,
-            "query": {"person": person}
-            if person is not None
-            else {"receipt": out["subject"]["receipt_code"]},
-            "searches": len(out["searches"]),
-            "records": len(out.get("records", [])),
-        },
-    )
-    return {
-        "notice": "candidates are leads, never identifications; an identification exists only "
-        "as a human adjudication recorded here",
-        "generated_at": ws.clock.now().isoformat(),
-        "audit_seq": entry.seq,
-        **out,
-    }
+class Redress:
+    """Redress exports from one store. ``records``: where a person's records come from (the
+    records checker's source, wired by ``Workspace``)."""
+
+    def __init__(self, store: Store, clock: Clock, records: RecordSource) -> None:
+        self.store = store
+        self.clock = clock
+        self.records = records
+
+    def export(
+        self,
+        actor: Actor,
+        *,
+        person: str | None = None,
+        receipt: str | None = None,
+        records: RecordSource | None = None,
+        out: Path | None = None,
+    ) -> dict[str, Any]:
+        """Build the redress export for a person (external or internal id) or a receipt code;
+        audited (``redress_export``). ``out``: also write it there as JSON, registered for the
+        ``exports`` retention period in the unit of work of its audit entry."""
+        require(actor, "redress")
+        if (person is None) == (receipt is None):
+            raise FieldidError(
+                "give exactly one of a person id or a receipt code", code="redress.bad_query"
+            )
+        if person is not None:
+            found = _for_person(self.store, person, records or self.records)
+        else:
+            assert receipt is not None
+            found = _for_receipt(self.store, receipt)
+        with self.store.unit_of_work() as uow:
+            entry = uow.audit(
+                "redress_export",
+                operator=actor.name,
+                payload={
+                    "role": actor.role.value,
+                    "query": {"person": person}
+                    if person is not None
+                    else {"receipt": found["subject"]["receipt_code"]},
+                    "searches": len(found["searches"]),
+                    "records": len(found.get("records", [])),
+                    **({"path": str(out)} if out is not None else {}),
+                },
+            )
+            data = {
+                "notice": "candidates are leads, never identifications; an identification "
+                "exists only as a human adjudication recorded here",
+                "generated_at": self.clock.now().isoformat(),
+                "audit_seq": entry.seq,
+                **found,
+            }
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+                register_export(uow, "redress", out, entry.seq)
+        return data

@@ -12,15 +12,17 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
+from fieldid.access import Actor
 from fieldid.audit.log import AuditRecord
 from fieldid.audit.verify import verify_log
+from fieldid.clock import Clock
 from fieldid.errors import FieldidError
 from fieldid.not_checked import NOT_CHECKED
-from fieldid.retention.policy import RetentionPolicy
-from fieldid.retention.purge import oldest_retained
-from fieldid.workspace import Workspace
+from fieldid.retention.purge import Retention, register_export
+from fieldid.store import Store
 
 EVALUATION_FILE = ("evaluation", "latest.json")
 OUTCOMES = (
@@ -97,12 +99,12 @@ def is_training(e: AuditRecord) -> bool:
     return e.payload.get("training") is True
 
 
-def load_evaluation(ws: Workspace) -> dict[str, Any]:
-    path = ws.root.joinpath(*EVALUATION_FILE)
+def load_evaluation(root: Path) -> dict[str, Any]:
+    path = root.joinpath(*EVALUATION_FILE)
     if not path.is_file():
         return {
             "available": False,
-            "message": f"no evaluation has been recorded ({path.relative_to(ws.root)} is absent): "
+            "message": f"no evaluation has been recorded ({path.relative_to(root)} is absent): "
             "accuracy is not measured for this workspace; run `fieldid eval --workspace W`",
         }
     try:
@@ -114,13 +116,16 @@ def load_evaluation(ws: Workspace) -> dict[str, Any]:
     return {"available": True, **data}
 
 
-def matcher_section(ws: Workspace, searches: list[AuditRecord]) -> dict[str, Any]:
+def matcher_section(model: Callable[[], str] | None, searches: list[AuditRecord]) -> dict[str, Any]:
     """The face model in force (with its licence and provenance) and the model each search of
-    the period used, from its audit entry."""
+    the period used, from its audit entry. ``model()`` names the model in force (None: the
+    caller does not know it)."""
     from fieldid.template.bundled import model_info
 
+    if model is None:
+        return {"in_force": "not given", "about": None, "searches_by_model": _by_model(searches)}
     try:
-        in_force = str(ws.pipeline.model)
+        in_force = model()
     except FieldidError as e:  # e.g. a user's ONNX file that is gone: still report the rest
         return {
             "in_force": f"unavailable: {e}",
@@ -141,25 +146,31 @@ def _by_model(searches: list[AuditRecord]) -> dict[str, int]:
 
 
 def build_report(
-    ws: Workspace,
+    store: Store,
+    root: Path,
+    clock: Clock,
     start: datetime | None = None,
     end: datetime | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    model: Callable[[], str] | None = None,
 ) -> dict[str, Any]:
-    """The report's data for ``[start, end)`` (open ends: everything held)."""
+    """The report's data for ``[start, end)`` (open ends: everything held), from the store of
+    the workspace at ``root`` (its evaluation and retention policy); ``model()`` names the face
+    model in force (the workspace's pipeline)."""
 
     def step(name: str) -> None:
         if progress:
             progress(name)
 
+    every = store.audit_entries()
     entries = [
         e
-        for e in ws.audit.entries()
+        for e in every
         if (start is None or entry_time(e) >= start) and (end is None or entry_time(e) < end)
     ]
     adjudication_events = [
-        e for e in ws.audit.entries() if e.event in ("adjudicate", "second_confirm", "override")
+        e for e in every if e.event in ("adjudicate", "second_confirm", "override")
     ]
     step("audit log read")
 
@@ -216,22 +227,23 @@ def build_report(
             rules[f"decision recorded: {p.get('decision')}"] += 1
     step("adjudication rules")
 
-    evaluation = load_evaluation(ws)
+    evaluation = load_evaluation(root)
     step("evaluation")
 
-    policy = RetentionPolicy.load(ws)
+    retention = Retention(store, root, clock)
+    policy = retention.policy()
     purges = [e for e in entries if e.event == "purge"]
     purged: Counter[str] = Counter()
     for e in purges:
         for k, v in e.payload.get("classes", {}).items():
             purged[k] += int(v)
-    chain = verify_log(ws.sessions)
+    chain = verify_log(store)
     step("retention and audit chain")
 
     return {
         "title": "fieldid oversight report",
-        "generated_at": ws.clock.now().isoformat(),
-        "workspace": str(ws.root),
+        "generated_at": clock.now().isoformat(),
+        "workspace": str(root),
         "period": {
             "from": None if start is None else start.isoformat(),
             "to": None if end is None else end.isoformat(),
@@ -256,11 +268,35 @@ def build_report(
         "evaluation": evaluation,
         "retention": {
             "policy": policy.to_dict(),
-            "oldest_retained": oldest_retained(ws, policy),
+            "oldest_retained": retention.oldest_retained(policy),
             "purges_in_period": len(purges),
             "purged_in_period": dict(purged),
         },
         "audit_chain": chain.to_dict(),
-        "matcher": matcher_section(ws, searches),
+        "matcher": matcher_section(model, searches),
         "not_checked": [{"what": what, "statement": text} for what, text in NOT_CHECKED],
     }
+
+
+def record_report(
+    store: Store, actor: Actor, data: dict[str, Any], out: Path | None, html: str | None
+) -> int:
+    """Audit a report (event ``export``, kind ``report``) and, with ``out``, write its HTML there
+    and register it for the ``exports`` retention period, in one unit of work. Returns the
+    entry's seq."""
+    with store.unit_of_work() as uow:
+        entry = uow.audit(
+            "export",
+            operator=actor.name,
+            payload={
+                "kind": "report",
+                "role": actor.role.value,
+                "path": None if out is None else str(out),
+                "period": data["period"],
+            },
+        )
+        if out is not None and html is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(html, encoding="utf-8")
+            register_export(uow, "report", out, entry.seq)
+    return entry.seq

@@ -1,25 +1,22 @@
-"""Retention: every class of data has a period, enforced by :func:`purge` (also scheduled)."""
+"""Retention: every class of data has a period, enforced by :meth:`Retention.purge` (also
+scheduled)."""
 
 from fieldid.retention.policy import CLASSES, RetentionPolicy, parse_duration
 from fieldid.retention.purge import (
     SCHEDULE_INTERVAL_S,
     PurgeReport,
-    oldest_retained,
-    purge,
+    Retention,
     purge_probe,
     register_export,
-    run_scheduled_purge,
 )
 
 __all__ = [
     "CLASSES",
     "SCHEDULE_INTERVAL_S",
     "PurgeReport",
+    "Retention",
     "RetentionPolicy",
-    "oldest_retained",
     "parse_duration",
-    "purge",
     "purge_probe",
     "register_export",
-    "run_scheduled_purge",
 ]

@@ -26,11 +26,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fieldid.errors import WorkspaceError
 from fieldid.policy_file import read_section
-from fieldid.workspace import Workspace
 
 CLASSES = (
     "probe_images",
@@ -113,8 +113,9 @@ class RetentionPolicy:
         return cls(periods, texts, at_adj)
 
     @classmethod
-    def load(cls, ws: Workspace) -> RetentionPolicy:
-        return cls.from_dict(read_section(ws.root, "retention"))
+    def load(cls, root: Path) -> RetentionPolicy:
+        """The ``[retention]`` policy of the workspace at ``root``."""
+        return cls.from_dict(read_section(root, "retention"))
 
     @classmethod
     def default(cls) -> RetentionPolicy:

@@ -1,14 +1,12 @@
 """Enforcing the retention policy: the purge, on demand and on a schedule.
 
 Every purge is written to the audit log (event ``purge``) with the classes purged, how many items
-each lost, the policy in force and the time. The audit log itself loses only entries older than
-its period, and only a leading run of them, so what remains is still one unbroken chain: the purge
+each lost, the policy in force and the time, in the same unit of work as the deletions: a purge
+that is not in the log did not happen. The audit log itself loses only entries older than its
+period, and only a leading run of them, so what remains is still one unbroken chain: the purge
 entry records the new *anchor* (the first seq kept and the hash it links to), and
 ``fieldid audit verify`` starts from that anchor. Deleting entries without such an anchor is
-still detected.
-
-The purge entry is written *before* the audit entries it removes: a crash between the two leaves
-more history, never a gap.
+still detected. Export files past their period are deleted after the commit.
 """
 
 from __future__ import annotations
@@ -24,15 +22,16 @@ from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, require
-from fieldid.adjudication.schema import ExportRecord, ProbeRecord, SearchRecord
-from fieldid.gallery.schema import AuditEntry
+from fieldid.clock import Clock
 from fieldid.retention.policy import CLASSES, RetentionPolicy
-from fieldid.workspace import Workspace
+from fieldid.store import Store, UnitOfWork
+from fieldid.store.audit import lock_head
+from fieldid.store.schema import AuditEntry, ExportRecord, ProbeRecord, SearchRecord
 
 #: The scheduled purge's operator in the audit log.
 SYSTEM_OPERATOR = "system:retention"
-#: How often a server should call :func:`run_scheduled_purge` (seconds). Probes are kept 24 h by
-#: default; a quarter-hour cadence keeps any of them at most 15 minutes past its period.
+#: How often a server should call :meth:`Retention.run_scheduled` (seconds). Probes are kept 24 h
+#: by default; a quarter-hour cadence keeps any of them at most 15 minutes past its period.
 SCHEDULE_INTERVAL_S = 900
 
 UNIDENTIFIED = ("open", "not_identified", "inconclusive")
@@ -83,26 +82,88 @@ def _inside(root: Path, path: Path) -> bool:
     return True
 
 
-def purge(
-    ws: Workspace,
-    now: datetime | None = None,
-    *,
-    actor: Actor | None = None,
-    trigger: str = "manual",
-    policy: RetentionPolicy | None = None,
-) -> PurgeReport:
-    """Remove everything past its retention period, in every data class, and audit it.
+def register_export(uow: UnitOfWork, kind: str, path: Path, audit_seq: int | None) -> None:
+    """Record a file written out (audit export, redress export, report) so retention covers it;
+    in the unit of work that audits the export."""
+    uow.session.add(
+        ExportRecord(
+            kind=kind,
+            path=str(Path(path).resolve()),
+            created_at=uow.now(),
+            audit_seq=audit_seq,
+        )
+    )
 
-    ``actor`` is the person running the purge (needs the ``purge`` permission); None means the
-    server's scheduler.
-    """
-    if actor is not None:
-        require(actor, "purge")
-    policy = policy or RetentionPolicy.load(ws)
-    now = as_utc(now or ws.clock.now())
-    report = PurgeReport(at=now, trigger=trigger)
-    c = report.counts
-    with ws.sessions.begin() as s:
+
+def purge_probe(
+    uow: UnitOfWork, search_id: int, *, operator: str, trigger: str, adjudication_id: int | None
+) -> int:
+    """Purge one search's probe image and template in ``uow`` (a search closed without
+    identification, in the unit of work of that decision). Returns how many items were removed;
+    audited when any was."""
+    now = as_utc(uow.now())
+    probe = uow.session.get(ProbeRecord, search_id)
+    if probe is None:
+        return 0
+    counts = {"probe_images": 0, "probe_templates": 0}
+    if probe.image is not None:
+        probe.image, probe.image_purged_at = None, now
+        counts["probe_images"] = 1
+    if probe.template is not None:
+        probe.template, probe.template_purged_at = None, now
+        counts["probe_templates"] = 1
+    if sum(counts.values()):
+        uow.audit(
+            "purge",
+            operator=operator,
+            payload={
+                "trigger": trigger,
+                "at": now.isoformat(),
+                "classes": counts,
+                "search_id": search_id,
+                "adjudication_id": adjudication_id,
+            },
+        )
+    return sum(counts.values())
+
+
+class Retention:
+    """The workspace's retention: its policy (``[retention]`` of ``root/fieldid.toml``, read
+    at each purge so an edit takes effect without a restart) enforced on its store."""
+
+    def __init__(self, store: Store, root: Path, clock: Clock) -> None:
+        self.store = store
+        self.root = root
+        self.clock = clock
+
+    def policy(self) -> RetentionPolicy:
+        return RetentionPolicy.load(self.root)
+
+    def purge(
+        self,
+        now: datetime | None = None,
+        *,
+        actor: Actor | None = None,
+        trigger: str = "manual",
+        policy: RetentionPolicy | None = None,
+    ) -> PurgeReport:
+        """Remove everything past its retention period, in every data class, and audit it, in
+        one unit of work. ``actor`` is the person running the purge (needs the ``purge``
+        permission); None means the server's scheduler."""
+        if actor is not None:
+            require(actor, "purge")
+        policy = policy or self.policy()
+        now = as_utc(now or self.clock.now())
+        report = PurgeReport(at=now, trigger=trigger)
+        with self.store.unit_of_work() as uow:
+            self._purge_data(uow, policy, now, report)
+            self._purge_audit(uow, policy, now, report, actor)
+        return report
+
+    def _purge_data(
+        self, uow: UnitOfWork, policy: RetentionPolicy, now: datetime, report: PurgeReport
+    ) -> None:
+        s, c = uow.session, report.counts
         cut = now - policy.period("probe_images")
         c["probe_images"] = _count(
             s,
@@ -131,149 +192,119 @@ def purge(
             ),
         )
         cut = now - policy.period("exports")
+        files: list[Path] = []
         for ex in s.scalars(
             select(ExportRecord).where(
                 ExportRecord.purged_at.is_(None), ExportRecord.created_at < cut
             )
         ):
             path = Path(ex.path)
-            if _inside(ws.root, path):
-                path.unlink(missing_ok=True)
+            if _inside(self.root, path):
+                files.append(path)
                 ex.purged_at = now
                 c["exports"] += 1
             else:
                 report.outside_workspace.append(str(path))
+        if files:
 
+            def delete_files() -> None:
+                for f in files:
+                    f.unlink(missing_ok=True)
+
+            uow.after_commit(delete_files)
+
+    def _purge_audit(
+        self,
+        uow: UnitOfWork,
+        policy: RetentionPolicy,
+        now: datetime,
+        report: PurgeReport,
+        actor: Actor | None,
+    ) -> None:
+        s, c = uow.session, report.counts
+        head = lock_head(s)
         cut = now - policy.period("audit_entries")
         first_keep = s.scalars(
             select(AuditEntry.seq).where(AuditEntry.at >= cut).order_by(AuditEntry.seq).limit(1)
         ).first()
-        last = s.execute(
-            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-        ).first()
         first_now = s.scalars(select(func.min(AuditEntry.seq))).first()
-    anchor: dict[str, Any] | None = None
-    if last is not None and first_now is not None:
-        if first_keep is None:  # everything is old: the purge entry itself becomes the anchor
-            anchor = {"first_seq": last[0] + 1, "prev_hash": last[1]}
-        elif first_keep > first_now:
-            with ws.sessions() as s:
+        anchor: dict[str, Any] | None = None
+        if head.seq > 0 and first_now is not None:
+            if first_keep is None:  # everything is old: the purge entry itself is the anchor
+                anchor = {"first_seq": head.seq + 1, "prev_hash": head.hash}
+            elif first_keep > first_now:
                 prev = s.scalars(
                     select(AuditEntry.prev_hash).where(AuditEntry.seq == first_keep)
                 ).one()
-            anchor = {"first_seq": first_keep, "prev_hash": prev}
-    if anchor is not None:
-        c["audit_entries"] = anchor["first_seq"] - first_now  # type: ignore[operator]
-        report.audit_anchor = anchor
-    entry = ws.audit.append(
-        "purge",
-        operator=actor.name if actor else SYSTEM_OPERATOR,
-        payload={
-            "trigger": trigger,
-            "at": now.isoformat(),
-            "classes": dict(c),
-            "policy": policy.to_dict(),
-            **({"audit_anchor": anchor} if anchor else {}),
-            **({"outside_workspace": report.outside_workspace} if report.outside_workspace else {}),
-            **({"role": actor.role.value} if actor else {}),
-        },
-    )
-    report.audit_seq = entry.seq
-    if anchor is not None:
-        with ws.sessions.begin() as s:
-            s.execute(delete(AuditEntry).where(AuditEntry.seq < anchor["first_seq"]))
-    return report
-
-
-def purge_probe(
-    ws: Workspace, search_id: int, *, operator: str, trigger: str, adjudication_id: int | None
-) -> int:
-    """Purge one search's probe image and template now (a search closed without
-    identification). Returns how many items were removed; audited when any was."""
-    now = as_utc(ws.clock.now())
-    with ws.sessions.begin() as s:
-        probe = s.get(ProbeRecord, search_id)
-        if probe is None:
-            return 0
-        counts = {"probe_images": 0, "probe_templates": 0}
-        if probe.image is not None:
-            probe.image, probe.image_purged_at = None, now
-            counts["probe_images"] = 1
-        if probe.template is not None:
-            probe.template, probe.template_purged_at = None, now
-            counts["probe_templates"] = 1
-    if sum(counts.values()):
-        ws.audit.append(
+                anchor = {"first_seq": first_keep, "prev_hash": prev}
+        if anchor is not None:
+            assert first_now is not None
+            c["audit_entries"] = int(anchor["first_seq"]) - int(first_now)
+            report.audit_anchor = anchor
+        entry = uow.audit(
             "purge",
-            operator=operator,
+            operator=actor.name if actor else SYSTEM_OPERATOR,
             payload={
-                "trigger": trigger,
+                "trigger": report.trigger,
                 "at": now.isoformat(),
-                "classes": counts,
-                "search_id": search_id,
-                "adjudication_id": adjudication_id,
+                "classes": dict(c),
+                "policy": policy.to_dict(),
+                **({"audit_anchor": anchor} if anchor else {}),
+                **(
+                    {"outside_workspace": report.outside_workspace}
+                    if report.outside_workspace
+                    else {}
+                ),
+                **({"role": actor.role.value} if actor else {}),
             },
         )
-    return sum(counts.values())
+        report.audit_seq = entry.seq
+        if anchor is not None:
+            s.execute(delete(AuditEntry).where(AuditEntry.seq < anchor["first_seq"]))
 
+    def run_scheduled(self) -> PurgeReport:
+        """What the server calls every :data:`SCHEDULE_INTERVAL_S` seconds (and at start-up)."""
+        return self.purge(trigger="scheduled")
 
-def run_scheduled_purge(ws: Workspace) -> PurgeReport:
-    """What the server calls every :data:`SCHEDULE_INTERVAL_S` seconds (and at start-up)."""
-    return purge(ws, trigger="scheduled")
-
-
-def register_export(ws: Workspace, kind: str, path: Path, audit_seq: int | None) -> None:
-    """Record a file written out (audit export, redress export, report) so retention covers it."""
-    with ws.sessions.begin() as s:
-        s.add(
-            ExportRecord(
-                kind=kind,
-                path=str(Path(path).resolve()),
-                created_at=ws.clock.now(),
-                audit_seq=audit_seq,
-            )
-        )
-
-
-def oldest_retained(ws: Workspace, policy: RetentionPolicy | None = None) -> dict[str, Any]:
-    """Per data class: the oldest item still held, its age and whether it is past its period
-    (the report's retention-compliance table)."""
-    policy = policy or RetentionPolicy.load(ws)
-    now = as_utc(ws.clock.now())
-    ended = func.coalesce(SearchRecord.closed_at, SearchRecord.started_at)
-    queries: dict[str, Callable[[Any], Any]] = {
-        "probe_images": lambda s: s.scalars(
-            select(func.min(ProbeRecord.captured_at)).where(ProbeRecord.image.is_not(None))
-        ).first(),
-        "probe_templates": lambda s: s.scalars(
-            select(func.min(ProbeRecord.captured_at)).where(ProbeRecord.template.is_not(None))
-        ).first(),
-        "unidentified_searches": lambda s: s.scalars(
-            select(func.min(ended)).where(SearchRecord.status.in_(UNIDENTIFIED))
-        ).first(),
-        "confirmed_identifications": lambda s: s.scalars(
-            select(func.min(SearchRecord.closed_at)).where(SearchRecord.status == "identified")
-        ).first(),
-        "audit_entries": lambda s: s.scalars(select(func.min(AuditEntry.at))).first(),
-        "exports": lambda s: s.scalars(
-            select(func.min(ExportRecord.created_at)).where(ExportRecord.purged_at.is_(None))
-        ).first(),
-    }
-    out: dict[str, Any] = {}
-    with ws.sessions() as s:
-        for name, q in queries.items():
-            oldest = q(s)
-            if isinstance(oldest, str):  # func.min over a coalesce loses the DateTime type
-                oldest = datetime.fromisoformat(oldest)
-            period = policy.period(name)
-            age = None if oldest is None else now - as_utc(oldest)
-            out[name] = {
-                "policy": policy.texts[name],
-                "oldest": None if oldest is None else as_utc(oldest).isoformat(),
-                "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
-                "overdue": bool(age is not None and age > period),
-            }
-    return out
+    def oldest_retained(self, policy: RetentionPolicy | None = None) -> dict[str, Any]:
+        """Per data class: the oldest item still held, its age and whether it is past its period
+        (the report's retention-compliance table)."""
+        policy = policy or self.policy()
+        now = as_utc(self.clock.now())
+        ended = func.coalesce(SearchRecord.closed_at, SearchRecord.started_at)
+        queries: dict[str, Callable[[Any], Any]] = {
+            "probe_images": lambda s: s.scalars(
+                select(func.min(ProbeRecord.captured_at)).where(ProbeRecord.image.is_not(None))
+            ).first(),
+            "probe_templates": lambda s: s.scalars(
+                select(func.min(ProbeRecord.captured_at)).where(ProbeRecord.template.is_not(None))
+            ).first(),
+            "unidentified_searches": lambda s: s.scalars(
+                select(func.min(ended)).where(SearchRecord.status.in_(UNIDENTIFIED))
+            ).first(),
+            "confirmed_identifications": lambda s: s.scalars(
+                select(func.min(SearchRecord.closed_at)).where(SearchRecord.status == "identified")
+            ).first(),
+            "audit_entries": lambda s: s.scalars(select(func.min(AuditEntry.at))).first(),
+            "exports": lambda s: s.scalars(
+                select(func.min(ExportRecord.created_at)).where(ExportRecord.purged_at.is_(None))
+            ).first(),
+        }
+        out: dict[str, Any] = {}
+        with self.store.read() as s:
+            for name, q in queries.items():
+                oldest = q(s)
+                if isinstance(oldest, str):  # func.min over a coalesce loses the DateTime type
+                    oldest = datetime.fromisoformat(oldest)
+                period = policy.period(name)
+                age = None if oldest is None else now - as_utc(oldest)
+                out[name] = {
+                    "policy": policy.texts[name],
+                    "oldest": None if oldest is None else as_utc(oldest).isoformat(),
+                    "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
+                    "overdue": bool(age is not None and age > period),
+                }
+        return out
 
 
 def dumps(report: PurgeReport) -> str:

@@ -3,15 +3,20 @@
 Every search and verification needs an operator, a purpose the workspace permits and a case
 reference, and is written to the audit log whatever its outcome (candidates, refused probe, or
 failure to acquire).
+
+A search does its slow work first (the face pipeline, the index, the candidates' records), then
+writes the search, its candidates, its probe and its audit entry in one unit of work: they exist
+together or not at all. A refusal is audited in its own small unit of work (with the refused
+search's row when the probe was refused).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fieldid.access import Actor, require
 from fieldid.adjudication.store import CandidateRow, new_receipt_code, record_search
@@ -19,24 +24,26 @@ from fieldid.audit.log import Attribution, AuditRecord
 from fieldid.calibration import (
     Calibration,
     ThresholdInForce,
-    load_for,
     score_meaning,
     threshold_in_force,
     uncalibrated_reason,
 )
 from fieldid.calibration.meaning import ScoreMeaning, comparison_text
+from fieldid.calibration.store import CalibrationSource
 from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate, CandidateList
+from fieldid.clock import Clock
+from fieldid.config import WorkspaceConfig
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.facework import FaceWork, InlineFaceWork
-from fieldid.pipeline import FaceResult
+from fieldid.gallery.store import Gallery
+from fieldid.pipeline import FacePipeline, FaceResult
 from fieldid.quality import band_of
 from fieldid.quality.gate import Source
 from fieldid.records.assemble import assemble
 from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.kinds import workspace_key
 from fieldid.records.sources import list_sources
-from fieldid.records.training import open_training
-from fieldid.workspace import Workspace
+from fieldid.store import Store, UnitOfWork
 
 ImageSource = bytes | str | Path
 
@@ -134,66 +141,92 @@ def _check_below_gate(reason: str, investigation: bool) -> None:
         )
 
 
-class SearchService:
-    """``faces``: where face work runs (default: in the calling thread, on the workspace's
-    pipeline; the HTTP service passes its worker pool, see fieldid.facework)."""
+class Space(Protocol):
+    """A gallery and the store it lives in: the workspace's own, or its training gallery."""
 
-    def __init__(self, workspace: Workspace, faces: FaceWork | None = None) -> None:
-        self.ws = workspace
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def gallery(self) -> Gallery: ...
+
+
+@dataclass(frozen=True)
+class _Main:
+    store: Store
+    gallery: Gallery
+
+
+class SearchService:
+    """Searches and verifications of one workspace. Built once by ``Workspace`` with what it
+    uses: the store, the gallery, the face pipeline, the calibration in force, the
+    configuration and the clock; ``root`` is the workspace folder (its document-number key and
+    the calibration's origin in messages); ``training`` opens the training gallery on demand;
+    ``faces``: where face work runs (default: in the calling thread, on ``pipeline``; the HTTP
+    service passes its worker pool, see fieldid.facework)."""
+
+    def __init__(
+        self,
+        store: Store,
+        gallery: Gallery,
+        pipeline: FacePipeline,
+        calibration: CalibrationSource,
+        config: WorkspaceConfig,
+        clock: Clock,
+        *,
+        root: Path,
+        training: Callable[[], Space] | None = None,
+        faces: FaceWork | None = None,
+    ) -> None:
+        self.store = store
+        self.gallery = gallery
+        self.pipeline = pipeline
+        self.calibrations = calibration
+        self.config = config
+        self.clock = clock
+        self.root = root
+        self._training = training
         self._faces = faces
-        self._cal: Calibration | None = None
-        self._cal_key: tuple[str, int] | None = None
-        self._training: Workspace | None = None
 
     @property
     def faces(self) -> FaceWork:
         if self._faces is None:
-            self._faces = InlineFaceWork(self.ws.pipeline)
+            self._faces = InlineFaceWork(self.pipeline)
         return self._faces
 
-    def close(self) -> None:
-        """Close the training workspace if a training search opened it."""
-        if self._training is not None:
-            self._training.close()
-            self._training = None
-
-    def _training_space(self) -> Workspace:
-        if self._training is None:
-            self._training = open_training(self.ws)
-        return self._training
-
     def _refuse(
-        self, event: str, attr: Attribution, err: FieldidError, **extra: Any
+        self,
+        event: str,
+        attr: Attribution,
+        err: FieldidError,
+        uow: UnitOfWork | None,
+        **extra: Any,
     ) -> AuditRecord:
-        return self.ws.audit.append(
+        return self.store.append_audit(
             event,
             operator=attr.operator,
             purpose=attr.purpose,
             case_ref=attr.case_ref,
             payload={"outcome": "refused", "error": err.to_dict(), **extra},
+            releasing=uow,
         )
 
     def calibration(self) -> Calibration | None:
         """The calibration in force for the workspace's model (None: uncalibrated)."""
-        model = str(self.ws.pipeline.model)
-        path = self.ws.root / "calibration"
-        key = (model, max((p.stat().st_mtime_ns for p in path.glob("*.json")), default=0))
-        if self._cal_key != key:
-            self._cal, self._cal_key = load_for(self.ws.root, model), key
-        return self._cal
+        return self.calibrations.current()
 
     def threshold(self, band: str = "all", gallery_size: int | None = None) -> ThresholdInForce:
         """The threshold a search would use now (recomputed from the current gallery size)."""
-        n = self.ws.gallery.size().templates if gallery_size is None else gallery_size
-        cfg = self.ws.config
+        n = self.gallery.size().templates if gallery_size is None else gallery_size
+        cfg = self.config
         return threshold_in_force(
             configured=cfg.threshold,
             target_fpir=cfg.target_fpir,
             calibration=self.calibration(),
-            model=str(self.ws.pipeline.model),
+            model=str(self.pipeline.model),
             gallery_size=n,
             band=band,
-            workspace=str(self.ws.root),
+            workspace=str(self.root),
         )
 
     def search(
@@ -209,6 +242,8 @@ class SearchService:
         notice_given: bool | None = None,
         capture: Source = "file",
         below_gate_reason: str | None = None,
+        uow: UnitOfWork | None = None,
+        remember: Callable[[UnitOfWork, int], None] | None = None,
     ) -> CandidateList:
         """Search one probe; candidates at or above the threshold in force, each with its rates.
 
@@ -221,28 +256,32 @@ class SearchService:
         compared with each candidate's records. ``training``: search only the separate training
         gallery (records.training); audited with ``{"training": true}``, left out of statistics.
         The search is persisted (adjudication.store) with its probe, candidates and the receipt
-        code given to the person photographed. ``notice_given``: whether the officer told the
+        code given to the person photographed, in one unit of work with its audit entry (``uow``:
+        the caller's, e.g. the API request's). ``notice_given``: whether the officer told the
         person (None: the surface does not ask, e.g. the CLI); recorded in the audit entry and the
         persisted search. ``capture``: where the probe came from ("live" camera or a supplied
         "file"): the gate's refusals are worded for it. ``below_gate_reason``: with
         ``investigation=True`` (a role that permits it), a probe below the quality gate is searched
         anyway, with this written reason (at least 15 characters); the list is labelled low quality
         in the result and the audit (``below_gate``: the reason and every gate finding) and its
-        rates are those of the probe's quality band.
+        rates are those of the probe's quality band. ``remember(uow, search_id)``: called in the
+        unit of work that records the search (or its refusal): an idempotency key stored with
+        it (``adjudication.idempotency``).
         """
-        cfg = self.ws.config
+        cfg = self.config
         check_attribution(attr, cfg.purposes)
         kind = INVESTIGATION if investigation else CANDIDATES
         started = time.time()
-        started_at = self.ws.clock.now()
+        started_at = self.clock.now()
         receipt = new_receipt_code()
-        stored = [d.stored(workspace_key(self.ws.root)) for d in presented]
-        pipeline = self.ws.pipeline
+        stored = [d.stored(workspace_key(self.root)) for d in presented]
+        presented_docs = [d.to_dict() for d in stored]
+        pipeline = self.pipeline
         model = str(pipeline.model)
         k = top_k or cfg.top_k
         access: dict[str, Any] = {"list_kind": kind, "training": training}
         if stored:
-            access["presented"] = [d.to_dict() for d in stored]
+            access["presented"] = presented_docs
         if actor is not None:
             access["actor"] = {"name": actor.name, "role": actor.role.value}
         try:
@@ -259,12 +298,16 @@ class SearchService:
             if below_gate_reason is not None:
                 _check_below_gate(below_gate_reason, investigation)
         except FieldidError as err:
-            self._refuse("search", attr, err, started=started, model=model, **access)
+            self._refuse("search", attr, err, uow, started=started, model=model, **access)
             raise
         try:
-            space = self._training_space() if training else self.ws
+            if training and self._training is None:
+                raise FieldidError("this workspace has no training gallery", code="training.absent")
+            space: Space = (
+                self._training() if training and self._training else _Main(self.store, self.gallery)
+            )
         except FieldidError as err:
-            self._refuse("search", attr, err, started=started, model=model, **access)
+            self._refuse("search", attr, err, uow, started=started, model=model, **access)
             raise
         gallery = space.gallery
         size = gallery.size()
@@ -272,7 +315,7 @@ class SearchService:
             "gallery": "training" if training else "main",
             "record_sources": [
                 {"name": x.name, "kind": x.kind, "refreshed_at": x.refreshed_at}
-                for x in list_sources(space)
+                for x in list_sources(space.store)
             ],
         }
         # Before the probe is processed: fails early (config.threshold) for an uncalibrated
@@ -291,6 +334,7 @@ class SearchService:
             "notice_given": notice_given,
             **access,
         }
+        reason = None if cal is not None else uncalibrated_reason(model, str(self.root))
         below_gate: dict[str, Any] | None = None
         try:
             processed = self.faces.process(source)
@@ -304,25 +348,47 @@ class SearchService:
                         "guidance": [g.to_dict() for g in findings],
                     }
         except FieldidError as err:
-            refused = self._refuse("search", attr, err, **base, ended=time.time())
-            saved = record_search(
-                self.ws,
-                attr,
-                audit_seq=refused.seq,
-                receipt_code=receipt,
-                started_at=started_at,
-                model=model,
-                threshold=provisional.value,
-                gallery_persons=size.persons,
-                gallery_templates=size.templates,
-                outcome="refused",
-                refusal_code=err.code,
-                training=training,
-                list_kind=kind,
-                notice_given=notice_given,
-            )
+            if uow is not None:
+                uow.rollback()
+            with self.store.unit_of_work() as refusal:
+                rec = record_search(
+                    refusal,
+                    attr,
+                    receipt_code=receipt,
+                    started_at=started_at,
+                    model=model,
+                    threshold=provisional.value,
+                    gallery_persons=size.persons,
+                    gallery_templates=size.templates,
+                    outcome="refused",
+                    refusal_code=err.code,
+                    training=training,
+                    list_kind=kind,
+                    notice_given=notice_given,
+                    threshold_in_force=provisional.to_dict(),
+                    rates_unavailable=reason,
+                    calibration=None if cal is None else cal.id,
+                    presented_documents=presented_docs,
+                    refusal=err.to_dict(),
+                )
+                if remember is not None:
+                    remember(refusal, rec.id)
+                entry = refusal.audit(
+                    "search",
+                    operator=attr.operator,
+                    purpose=attr.purpose,
+                    case_ref=attr.case_ref,
+                    payload={
+                        "outcome": "refused",
+                        "error": err.to_dict(),
+                        **base,
+                        "search_id": rec.id,
+                        "ended": time.time(),
+                    },
+                )
+                rec.audit_seq = entry.seq
             err.details.setdefault("receipt_code", receipt)
-            err.details.setdefault("search_id", saved.id)
+            err.details.setdefault("search_id", rec.id)
             raise
         band = processed.quality.band
         tif = self.threshold(band, size.templates)
@@ -332,9 +398,9 @@ class SearchService:
         timings = dict(processed.timings_ms)
         timings["search"] = (time.perf_counter() - t) * 1000
         shown = hits if investigation else [h for h in hits if h.score >= threshold]
-        reason = None if cal is not None else uncalibrated_reason(model, str(self.ws.root))
         t = time.perf_counter()
-        found = assemble(space.sessions, [h.person_id for h in shown])
+        with space.store.read() as s:
+            found = assemble(s, [h.person_id for h in shown])
         candidates = []
         for i, h in enumerate(shown):
             recs = found[h.person_id]
@@ -364,70 +430,89 @@ class SearchService:
         timings["records"] = (time.perf_counter() - t) * 1000
         documents = [
             {
-                **d.to_dict(),
+                **d,
                 "conflicts_with_ranks": [
                     c.rank
                     for c in candidates
                     if any(x["document"] == i for x in c.presented_document_conflicts)
                 ],
             }
-            for i, d in enumerate(stored)
+            for i, d in enumerate(presented_docs)
         ]
         if investigation:
             outcome = "investigation_list"
         else:
             outcome = "candidates" if candidates else "no_candidate_above_threshold"
-        entry = self.ws.audit.append(
-            "search",
-            operator=attr.operator,
-            purpose=attr.purpose,
-            case_ref=attr.case_ref,
-            payload={
-                **base,
-                "threshold": threshold,
-                "threshold_in_force": tif.to_dict(),
-                "ended": time.time(),
-                "outcome": outcome,
-                "probe": _probe_summary(processed),
-                "candidates": [
-                    {
-                        "rank": c.rank,
-                        "person_id": c.person_id,
-                        "score": round(c.score, 6),
-                        "fmr": None if c.fmr is None else float(f"{c.fmr:.4g}"),
-                        "meaning": c.meaning_text,
-                        "above_threshold": c.above_threshold,
-                        "presented_document_conflicts": len(c.presented_document_conflicts),
-                        "record_conflicts": len(c.conflicts),
-                    }
+        with self.store.using(uow) as u:
+            saved = record_search(
+                u,
+                attr,
+                receipt_code=receipt,
+                started_at=started_at,
+                model=model,
+                threshold=threshold,
+                gallery_persons=size.persons,
+                gallery_templates=size.templates,
+                outcome=outcome,
+                candidates=[
+                    CandidateRow(
+                        c.rank,
+                        c.person_id,
+                        c.external_id,
+                        c.score,
+                        c.fmr,
+                        c.above_threshold,
+                        c.meaning_text,
+                    )
                     for c in candidates
                 ],
-                "rates_unavailable": reason,
-                "notice": LEAD_NOTICE,
-                **({"below_gate": below_gate} if below_gate else {}),
-            },
-        )
-        saved = record_search(
-            self.ws,
-            attr,
-            audit_seq=entry.seq,
-            receipt_code=receipt,
-            started_at=started_at,
-            model=model,
-            threshold=threshold,
-            gallery_persons=size.persons,
-            gallery_templates=size.templates,
-            outcome=outcome,
-            candidates=[
-                CandidateRow(c.rank, c.person_id, c.external_id, c.score, c.fmr) for c in candidates
-            ],
-            probe_image=processed.kept_image,  # re-encoded: never the uploaded bytes
-            template=processed.template.vector.astype("<f4").tobytes(),
-            quality=processed.quality.to_dict(),
-            training=training,
-            list_kind=kind,
-            notice_given=notice_given,
-        )
+                probe_image=processed.kept_image,  # re-encoded: never the uploaded bytes
+                template=processed.template.vector.astype("<f4").tobytes(),
+                quality=processed.quality.to_dict(),
+                training=training,
+                list_kind=kind,
+                notice_given=notice_given,
+                threshold_in_force=tif.to_dict(),
+                rates_unavailable=reason,
+                calibration=None if cal is None else cal.id,
+                presented_documents=presented_docs,
+                faces_in_frame=processed.acquisition.faces_found,
+                below_gate=below_gate,
+            )
+            if remember is not None:
+                remember(u, saved.id)
+            entry = u.audit(
+                "search",
+                operator=attr.operator,
+                purpose=attr.purpose,
+                case_ref=attr.case_ref,
+                payload={
+                    **base,
+                    "search_id": saved.id,
+                    "threshold": threshold,
+                    "threshold_in_force": tif.to_dict(),
+                    "ended": time.time(),
+                    "outcome": outcome,
+                    "probe": _probe_summary(processed),
+                    "candidates": [
+                        {
+                            "rank": c.rank,
+                            "person_id": c.person_id,
+                            "score": round(c.score, 6),
+                            "fmr": None if c.fmr is None else float(f"{c.fmr:.4g}"),
+                            "meaning": c.meaning_text,
+                            "above_threshold": c.above_threshold,
+                            "presented_document_conflicts": len(c.presented_document_conflicts),
+                            "record_conflicts": len(c.conflicts),
+                        }
+                        for c in candidates
+                    ],
+                    "rates_unavailable": reason,
+                    "notice": LEAD_NOTICE,
+                    **({"below_gate": below_gate} if below_gate else {}),
+                },
+            )
+            saved.audit_seq = entry.seq
         return CandidateList(
             search_ref=entry.seq,
             search_id=saved.id,
@@ -449,10 +534,13 @@ class SearchService:
             below_gate=below_gate,
         )
 
-    def verify(self, a: ImageSource, b: ImageSource, attr: Attribution) -> Verification:
-        cfg = self.ws.config
+    def verify(
+        self, a: ImageSource, b: ImageSource, attr: Attribution, *, uow: UnitOfWork | None = None
+    ) -> Verification:
+        """Compare two photos 1:1; audited (``verify``) whatever its outcome."""
+        cfg = self.config
         check_attribution(attr, cfg.purposes)
-        pipeline = self.ws.pipeline
+        pipeline = self.pipeline
         model = str(pipeline.model)
         cal = self.calibration()
         if cfg.threshold is None and cal is None:
@@ -462,7 +550,7 @@ class SearchService:
             pa = self.faces.process(a)
             pb = self.faces.process(b)
         except FieldidError as err:
-            self._refuse("verify", attr, err, started=started, model=model)
+            self._refuse("verify", attr, err, uow, started=started, model=model)
             raise
         score = float(pa.template.vector @ pb.template.vector)
         # A pair is as good as its worse image (as in the calibration).
@@ -474,27 +562,28 @@ class SearchService:
             threshold = cal.threshold_for_fmr(cfg.verify_target_fmr, band)
             set_by = "verify_target_fmr"
         meaning = None if cal is None else score_meaning(cal, score, 1, band)
-        reason = None if cal is not None else uncalibrated_reason(model, str(self.ws.root))
-        entry = self.ws.audit.append(
-            "verify",
-            operator=attr.operator,
-            purpose=attr.purpose,
-            case_ref=attr.case_ref,
-            payload={
-                "started": started,
-                "ended": time.time(),
-                "model": str(pipeline.model),
-                "score": round(score, 6),
-                "threshold": threshold,
-                "threshold_set_by": set_by,
-                "verify_target_fmr": None if set_by == "configured" else cfg.verify_target_fmr,
-                "fmr": None if meaning is None else float(f"{meaning.fmr:.4g}"),
-                "calibration": None if cal is None else cal.id,
-                "rates_unavailable": reason,
-                "a": _probe_summary(pa),
-                "b": _probe_summary(pb),
-            },
-        )
+        reason = None if cal is not None else uncalibrated_reason(model, str(self.root))
+        with self.store.using(uow) as u:
+            entry = u.audit(
+                "verify",
+                operator=attr.operator,
+                purpose=attr.purpose,
+                case_ref=attr.case_ref,
+                payload={
+                    "started": started,
+                    "ended": time.time(),
+                    "model": str(pipeline.model),
+                    "score": round(score, 6),
+                    "threshold": threshold,
+                    "threshold_set_by": set_by,
+                    "verify_target_fmr": None if set_by == "configured" else cfg.verify_target_fmr,
+                    "fmr": None if meaning is None else float(f"{meaning.fmr:.4g}"),
+                    "calibration": None if cal is None else cal.id,
+                    "rates_unavailable": reason,
+                    "a": _probe_summary(pa),
+                    "b": _probe_summary(pb),
+                },
+            )
         return Verification(
             entry.seq,
             model,

@@ -12,17 +12,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.access.accounts import AuthenticationError
 from fieldid.adjudication import idempotency
-from fieldid.adjudication.schema import AdjudicationRecord
-from fieldid.adjudication.service import Adjudicator
 from fieldid.adjudication.store import get_search as get_stored_search
 from fieldid.audit import Attribution
 from fieldid.errors import AuthorisationError, FieldidError, ProbeRejected
-from fieldid.gallery.schema import EnrollmentImage, Person
 from fieldid.records.checks import presented_document
 from fieldid.records.documents import PresentedDocument
 from fieldid.service import views
@@ -34,7 +31,10 @@ from fieldid.service.auth import (
     client_address,
     is_secure,
 )
+from fieldid.service.db import Uow
 from fieldid.service.state import AppState
+from fieldid.store import UnitOfWork
+from fieldid.store.schema import AdjudicationRecord, EnrollmentImage, Person
 
 router = APIRouter(prefix="/api/v1")
 
@@ -110,7 +110,11 @@ def idempotency_ttl(state: AppState) -> timedelta:
 
 
 def replay(
-    state: AppState, principal: Principal, prior: idempotency.Remembered, digest: str
+    state: AppState,
+    uow: UnitOfWork,
+    principal: Principal,
+    prior: idempotency.Remembered,
+    digest: str,
 ) -> dict[str, Any]:
     """The answer to a repeated Idempotency-Key: the search the first request made, read back
     from the database (or its refusal, raised again). Nothing is searched or audited."""
@@ -120,20 +124,20 @@ def replay(
             "purpose or case): use a new key for a new search",
             code="search.idempotency_key_reused",
         )
-    ws = state.workspace
-    rec = views.visible_search(ws, principal, prior.search_id)
+    rec = views.visible_search(uow.session, principal, prior.search_id)
     state.metrics.outcome("search", "replayed")
     if rec.outcome == "refused":
-        error = dict(views.search_payload(ws, rec.audit_seq).get("error") or {})
+        error = dict(rec.refusal or {})
         code = str(error.pop("code", rec.refusal_code or "search.refused"))
         message = str(error.pop("message", "the photo could not be searched"))
         error.update(receipt_code=rec.receipt_code, search_id=rec.id, replayed=True)
         raise FieldidError(message, code=code, **error)
-    return {**views.search_view(ws, rec), "replayed": True}
+    return {**views.search_view(uow.session, state.workspace, rec), "replayed": True}
 
 
 def run_search(
     state: AppState,
+    uow: UnitOfWork,
     principal: Principal,
     data: bytes,
     purpose: str,
@@ -176,28 +180,28 @@ def run_search(
     t = time.perf_counter()
     try:
         with state.work_lock:
-            prior = None if key is None else idempotency.find(ws, attr.operator, key, ttl)
-            if prior is not None:
-                return replay(state, principal, prior, digest)
-            try:
-                result = state.searches.search(
-                    data,
-                    attr,
-                    notice_given=notice_given,
-                    actor=principal.actor,
-                    investigation=investigation or reason is not None,
-                    presented=presented,
-                    capture=capture,
-                    below_gate_reason=reason,
-                )
-            except FieldidError as e:
-                made = e.details.get("search_id")
-                if key is not None and isinstance(made, int):
-                    idempotency.remember(ws, attr.operator, key, digest, made, ttl)
-                raise
-            assert result.search_id is not None
+            prior = None
             if key is not None:
-                idempotency.remember(ws, attr.operator, key, digest, result.search_id, ttl)
+                prior = idempotency.find(uow.session, attr.operator, key, ws.clock.now(), ttl)
+            if prior is not None:
+                return replay(state, uow, principal, prior, digest)
+
+            def remember(unit: UnitOfWork, search_id: int) -> None:
+                if key is not None:  # in the search's own unit of work
+                    idempotency.remember(unit, attr.operator, key, digest, search_id, ttl)
+
+            result = state.searches.search(
+                data,
+                attr,
+                notice_given=notice_given,
+                actor=principal.actor,
+                investigation=investigation or reason is not None,
+                presented=presented,
+                capture=capture,
+                below_gate_reason=reason,
+                uow=uow,
+                remember=remember,
+            )
     except FieldidError as e:
         state.metrics.outcome("search", e.code)
         raise
@@ -288,6 +292,7 @@ def me(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -
 @router.post("/searches", tags=["search"], status_code=201, responses=ERRORS)
 async def search(
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search"))],
     image: Annotated[UploadFile, File(description="The probe photo: JPEG, PNG or WebP.")],
     purpose: Annotated[
@@ -347,6 +352,7 @@ async def search(
     body = await run_in_threadpool(
         lambda: run_search(
             state,
+            uow,
             principal,
             data,
             purpose,
@@ -380,6 +386,7 @@ class CaptureWipedIn(BaseModel):
 def capture_wiped(
     body: CaptureWipedIn,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search"))],
 ) -> Response:
     """The phone app reports, at its next contact, a capture it held without signal past the
@@ -387,32 +394,38 @@ def capture_wiped(
     audit then shows the person was photographed for this case although nothing was searched."""
     state = app_state(request)
     waited = (body.wiped_at - body.captured_at).total_seconds()
-    state.workspace.audit.append(
-        "capture_wiped",
-        operator=principal.actor.name,
-        purpose=body.purpose.strip() or None,
-        case_ref=body.case_ref.strip(),
-        payload={
-            "captured_at": body.captured_at.isoformat(),
-            "wiped_at": body.wiped_at.isoformat(),
-            "waited_s": round(max(0.0, waited), 1),
-            "reason": "queue_limit",
-            "maybe_sent": body.maybe_sent,
-        },
-    )
+    with state.workspace.store.using(uow) as u:
+        u.audit(
+            "capture_wiped",
+            operator=principal.actor.name,
+            purpose=body.purpose.strip() or None,
+            case_ref=body.case_ref.strip(),
+            payload={
+                "captured_at": body.captured_at.isoformat(),
+                "wiped_at": body.wiped_at.isoformat(),
+                "waited_s": round(max(0.0, waited), 1),
+                "reason": "queue_limit",
+                "maybe_sent": body.maybe_sent,
+            },
+        )
     state.metrics.outcome("capture_wiped", "maybe_sent" if body.maybe_sent else "unsent")
     return Response(status_code=204)
 
 
 @router.get("/searches/{search_id}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
 def get_search(
-    search_id: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
+    search_id: int,
+    request: Request,
+    uow: Uow,
+    principal: Annotated[Principal, Depends(Need("search"))],
 ) -> dict[str, Any]:
     """A search as persisted: who, why, the probe's quality and whether its photo is still held,
     the candidates (leads), and every human adjudication. The officer's own, or any for a
     supervisor (``review``)."""
-    ws = app_state(request).workspace
-    return views.search_view(ws, views.visible_search(ws, principal, search_id))
+    s = uow.session
+    return views.search_view(
+        s, app_state(request).workspace, views.visible_search(s, principal, search_id)
+    )
 
 
 @router.get(
@@ -422,14 +435,13 @@ def get_search(
     response_class=Response,
 )
 def get_probe(
-    search_id: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
+    search_id: int, uow: Uow, principal: Annotated[Principal, Depends(Need("search"))]
 ) -> Response:
     """The probe photo of a search, downscaled for display; 410 ``probe.purged`` once the
     retention policy has deleted it."""
-    ws = app_state(request).workspace
-    views.visible_search(ws, principal, search_id)
+    views.visible_search(uow.session, principal, search_id)
     return Response(
-        views.probe_display(ws, search_id),
+        views.probe_display(uow.session, search_id),
         media_type="image/jpeg",
         headers={"Cache-Control": "private, no-store"},
     )
@@ -478,12 +490,9 @@ class OverrideIn(BaseModel):
     reason: str = Field(max_length=4000)
 
 
-def adjudicator(state: AppState) -> Adjudicator:
-    return Adjudicator(state.workspace, conflicts=state.conflicts)
-
-
 def adjudicate(
     state: AppState,
+    uow: UnitOfWork,
     principal: Principal,
     search_id: int,
     decision: str,
@@ -493,26 +502,26 @@ def adjudicate(
 ) -> dict[str, Any]:
     """Record a human decision (the Adjudicator enforces and audits every rule)."""
     with state.work_lock:
-        adj = adjudicator(state).adjudicate(
+        adj = state.adjudicator().adjudicate(
             search_id,
             principal.actor,
             decision.strip(),
             person_id=person_id,
             reason=reason.strip(),
             documents=documents,
+            uow=uow,
         )
     state.metrics.outcome("adjudicate", f"{adj.decision}:{adj.state}")
-    return adjudication_answer(state, adj.id)
+    return adjudication_answer(state, uow, adj.id)
 
 
-def adjudication_answer(state: AppState, adjudication_id: int) -> dict[str, Any]:
-    ws = state.workspace
-    with ws.sessions() as s:
-        row = s.get(AdjudicationRecord, adjudication_id)
-        assert row is not None
-        adj = views.adjudication_dict(row)
-    rec = get_stored_search(ws, adj["search_id"])
-    return {"adjudication": adj, "search": views.search_view(ws, rec)}
+def adjudication_answer(state: AppState, uow: UnitOfWork, adjudication_id: int) -> dict[str, Any]:
+    s = uow.session
+    row = s.get(AdjudicationRecord, adjudication_id)
+    assert row is not None
+    adj = views.adjudication_dict(row)
+    rec = get_stored_search(s, adj["search_id"])
+    return {"adjudication": adj, "search": views.search_view(s, state.workspace, rec)}
 
 
 @router.post(
@@ -525,6 +534,7 @@ def post_adjudication(
     search_id: int,
     body: AdjudicationIn,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("adjudicate"))],
 ) -> JSONResponse:
     """A human decision on a search: ``confirm`` a candidate, ``reject``, or ``inconclusive``,
@@ -536,6 +546,7 @@ def post_adjudication(
     state = app_state(request)
     out = adjudicate(
         state,
+        uow,
         principal,
         search_id,
         body.decision,
@@ -558,14 +569,15 @@ def post_adjudication(
 def second_confirmation(
     adjudication_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("second_confirm"))],
 ) -> dict[str, Any]:
     """The second person's confirmation under the two-person rule (someone other than the
     first adjudicator)."""
     state = app_state(request)
     with state.work_lock:
-        adjudicator(state).second_confirm(adjudication_id, principal.actor)
-    return adjudication_answer(state, adjudication_id)
+        state.adjudicator().second_confirm(adjudication_id, principal.actor, uow=uow)
+    return adjudication_answer(state, uow, adjudication_id)
 
 
 @router.post(
@@ -577,19 +589,21 @@ def override(
     adjudication_id: int,
     body: OverrideIn,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("override_conflict"))],
 ) -> dict[str, Any]:
     """A supervisor, other than the adjudicator, lifts a document-conflict block with a written
     reason (at least 15 characters)."""
     state = app_state(request)
     with state.work_lock:
-        adjudicator(state).override(adjudication_id, principal.actor, body.reason)
-    return adjudication_answer(state, adjudication_id)
+        state.adjudicator().override(adjudication_id, principal.actor, body.reason, uow=uow)
+    return adjudication_answer(state, uow, adjudication_id)
 
 
 @router.post("/verifications", tags=["search"], responses=ERRORS)
 async def verify(
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("verify"))],
     image_a: Annotated[UploadFile, File()],
     image_b: Annotated[UploadFile, File()],
@@ -604,7 +618,7 @@ async def verify(
 
     def work() -> dict[str, Any]:
         with state.work_lock:
-            return state.searches.verify(a, b, attr).to_dict()
+            return state.searches.verify(a, b, attr, uow=uow).to_dict()
 
     try:
         out = await run_in_threadpool(work)
@@ -675,11 +689,6 @@ async def quality(
     return await run_in_threadpool(check_quality, state, data, scale)
 
 
-def _thumbnail_column(state: AppState) -> bool:
-    cols = inspect(state.workspace.engine).get_columns("enrollment_images")
-    return any(c["name"] == "thumbnail" for c in cols)
-
-
 @router.get(
     "/persons/{person_id}/photo",
     tags=["gallery"],
@@ -687,27 +696,23 @@ def _thumbnail_column(state: AppState) -> bool:
     response_class=Response,
 )
 def person_photo(
-    person_id: int, request: Request, principal: Annotated[Principal, Depends(Need("search"))]
+    person_id: int, uow: Uow, principal: Annotated[Principal, Depends(Need("search"))]
 ) -> Response:
     """The enrolled face photo of a candidate (a small crop made at enrollment), to compare with
     the probe. Template-only (synthetic) identities and people enrolled before photos were kept
     have none: 404 ``person.no_photo``."""
-    state = app_state(request)
-    with state.workspace.sessions() as s:
-        if s.get(Person, person_id) is None:
-            raise FieldidError(f"no person {person_id}", code="person.not_found")
-        blob = None
-        if _thumbnail_column(state):
-            blob = s.execute(
-                text(
-                    "SELECT thumbnail FROM enrollment_images WHERE person_id = :p "
-                    "AND thumbnail IS NOT NULL ORDER BY quality_unified DESC LIMIT 1"
-                ),
-                {"p": person_id},
-            ).scalar()
-        images = s.scalar(
-            select(EnrollmentImage.id).where(EnrollmentImage.person_id == person_id).limit(1)
-        )
+    s = uow.session
+    if s.get(Person, person_id) is None:
+        raise FieldidError(f"no person {person_id}", code="person.not_found")
+    blob = s.scalar(
+        select(EnrollmentImage.thumbnail)
+        .where(EnrollmentImage.person_id == person_id, EnrollmentImage.thumbnail.is_not(None))
+        .order_by(EnrollmentImage.quality_unified.desc(), EnrollmentImage.id)
+        .limit(1)
+    )
+    images = s.scalar(
+        select(EnrollmentImage.id).where(EnrollmentImage.person_id == person_id).limit(1)
+    )
     if not blob:
         why = "has no enrolled image" if images is None else "has no stored photo"
         raise FieldidError(f"person {person_id} {why}", code="person.no_photo")
@@ -726,7 +731,6 @@ async def enroll(
 ) -> dict[str, Any]:
     """Enrol one image under an identity (admin). Idempotent for the same bytes."""
     from fieldid.dataset import LabelledImage
-    from fieldid.gallery.enroll import enroll_images
 
     state = app_state(request)
     data = await read_upload(image, state)
@@ -742,8 +746,7 @@ async def enroll(
             path = Path(tmp) / "upload"
             path.write_bytes(data)
             with state.work_lock:
-                summary = enroll_images(
-                    state.workspace,
+                summary = state.workspace.enrollment.enroll_images(
                     [LabelledImage(path, external_id.strip(), display_name.strip() or None)],
                     operator=principal.actor.name,
                     source_name=source.strip(),
@@ -781,8 +784,6 @@ async def import_records(
     source's record id, every bad row is reported with its line and reason, nothing is dropped
     silently. Photos referenced by rows cannot travel with an upload: those rows are reported
     (use ``fieldid import`` beside the photos)."""
-    from fieldid.records.importer import import_file
-
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in {".csv", ".jsonl", ".ndjson", ".parquet"}:
         raise FieldidError(
@@ -803,8 +804,7 @@ async def import_records(
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(data)
             with state.work_lock:
-                report = import_file(
-                    state.workspace,
+                report = state.workspace.importer.import_file(
                     source.strip(),
                     path,
                     kind=kind or None,
@@ -819,20 +819,18 @@ async def import_records(
 
 def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {}
+    ws = state.workspace
     try:
-        with state.workspace.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        ws.store.ping()
         checks["database"] = "ok"
     except Exception as e:
         checks["database"] = f"error: {type(e).__name__}"
-    ws = state.workspace
-    checks["model"] = str(ws.pipeline.model) if "pipeline" in ws.__dict__ else "not loaded"
-    gallery_loaded = "gallery" in ws.__dict__ and ws.gallery._index is not None
-    checks["index"] = (
-        f"{ws.gallery._index.ntotal} templates"
-        if gallery_loaded and ws.gallery._index
-        else "not loaded"
-    )
+    checks["backend"] = ws.store.backend
+    checks["model"] = str(ws.pipeline.model) if ws.pipeline_loaded else "not loaded"
+    gallery = ws.gallery_loaded
+    index = None if gallery is None else gallery.index_loaded
+    gallery_loaded = index is not None
+    checks["index"] = f"{index.ntotal} templates" if index is not None else "not loaded"
     work = state.faces.stats() if state.faces is not None else None
     checks["face_work"] = None if work is None else work.to_dict()
     sched = state.purge

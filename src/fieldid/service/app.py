@@ -31,7 +31,6 @@ from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
 from fieldid.facework import FaceWork, InlineFaceWork, outside_lock
-from fieldid.search.service import SearchService
 from fieldid.service import api, onboarding, review, web
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.guards import RequestGuard
@@ -54,15 +53,13 @@ def purge_once(state: AppState) -> None:
     in the demo, volunteers' enrolments past their time go too. A failure is logged and kept
     for /readyz, and the schedule goes on: a purge that stops silently is worse than one that
     complains."""
-    from fieldid.retention import run_scheduled_purge
-
     sched = state.purge
     assert sched is not None
     try:
         with state.work_lock:
-            report = run_scheduled_purge(state.workspace)
+            report = state.workspace.retention.run_scheduled()
             if state.settings.demo_onboarding:
-                from fieldid.demo.onboarding import expire_volunteers
+                from fieldid.service.volunteers import expire_volunteers
 
                 expire_volunteers(state.workspace, state.settings.demo_volunteer_ttl_s)
         sched.last_total, sched.last_error = report.total, None
@@ -126,8 +123,8 @@ def create_app(
     state = AppState(
         workspace=workspace,
         settings=settings,
-        accounts=accounts or Accounts(workspace, policy),
-        searches=SearchService(workspace, faces=outside_lock(faces, lock)),
+        accounts=accounts or Accounts(workspace.store, workspace.clock, policy),
+        searches=workspace.search_service(outside_lock(faces, lock)),
         conflicts=conflicts,
         work_lock=lock,
         faces=faces,

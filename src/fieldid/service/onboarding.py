@@ -1,5 +1,5 @@
 """Demo onboarding routes: a volunteer enrols their own face with consent, searches for it, and
-deletes it (see :mod:`fieldid.demo.onboarding`).
+deletes it (see :mod:`fieldid.service.volunteers`).
 
 Served only when ``ServiceSettings.demo_onboarding`` is on (``fieldid demo``); otherwise every
 route answers 404 ``demo.off``. The routes need the ``search`` action: in the demo the officer
@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from fieldid.demo import onboarding as ob
 from fieldid.errors import FieldidError
 from fieldid.service import api
+from fieldid.service import volunteers as ob
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.problems import status_for
 from fieldid.service.state import AppState

@@ -1,9 +1,9 @@
 """What waits for someone: a supervisor's review queue, and an operator's own searches.
 
-Read-only views over tables other streams own (``adjudications``, ``searches``,
-``search_candidates``, ``review_items``, ``persons``), shaped for the ``/review`` and
-``/searches`` pages and their API twins. Nothing here decides or changes anything: the decisions
-themselves go through :class:`fieldid.adjudication.service.Adjudicator` and
+Read-only views over ``adjudications``, ``searches``, ``search_candidates``, ``review_items`` and
+``persons``, through the session they are given (the request's unit of work), shaped for the
+``/review`` and ``/searches`` pages and their API twins. Nothing here decides or changes
+anything: the decisions themselves go through :class:`fieldid.adjudication.service.Adjudicator` and
 :func:`fieldid.records.review.resolve_review_item`, which enforce and audit their rules.
 
 Two rules are applied here because a list that offered more would mislead:
@@ -22,13 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from fieldid.access import Actor
-from fieldid.adjudication.schema import AdjudicationRecord, SearchCandidate, SearchRecord
-from fieldid.gallery.schema import EnrollmentImage, Person
+from fieldid.access import Actor, require
+from fieldid.records.review import review_items
 from fieldid.service.auth import Principal
 from fieldid.service.views import iso, links
-from fieldid.workspace import Workspace
+from fieldid.store.schema import (
+    AdjudicationRecord,
+    EnrollmentImage,
+    Person,
+    ReviewItem,
+    SearchCandidate,
+    SearchRecord,
+)
 
 #: Adjudication states that wait for a supervisor.
 WAITING_STATES = ("pending_second", "blocked_conflict")
@@ -116,69 +123,64 @@ def _adjudication_row(
     }
 
 
-def waiting_adjudications(ws: Workspace, actor: Actor) -> dict[str, list[dict[str, Any]]]:
+def waiting_adjudications(s: Session, actor: Actor) -> dict[str, list[dict[str, Any]]]:
     """Adjudications in ``pending_second`` or ``blocked_conflict``, newest first, split into
     ``for_you`` (someone else's, which this supervisor may act on) and ``yours`` (their own,
     waiting for someone else)."""
-    with ws.sessions() as s:
-        rows = list(
-            s.execute(
-                select(AdjudicationRecord, SearchRecord)
-                .join(SearchRecord, SearchRecord.id == AdjudicationRecord.search_id)
-                .where(AdjudicationRecord.state.in_(WAITING_STATES))
-                .order_by(AdjudicationRecord.at.desc(), AdjudicationRecord.id.desc())
-            ).all()
+    rows = list(
+        s.execute(
+            select(AdjudicationRecord, SearchRecord)
+            .join(SearchRecord, SearchRecord.id == AdjudicationRecord.search_id)
+            .where(AdjudicationRecord.state.in_(WAITING_STATES))
+            .order_by(AdjudicationRecord.at.desc(), AdjudicationRecord.id.desc())
+        ).all()
+    )
+    pairs = {(a.search_id, a.person_id) for a, _ in rows if a.person_id is not None}
+    cands: dict[tuple[int, int], SearchCandidate] = {}
+    if pairs:
+        for c in s.scalars(
+            select(SearchCandidate).where(
+                SearchCandidate.search_id.in_(sorted({sid for sid, _ in pairs}))
+            )
+        ):
+            cands[(c.search_id, c.person_id)] = c
+    people = {
+        p.id: p
+        for p in s.scalars(select(Person).where(Person.id.in_(sorted({pid for _, pid in pairs}))))
+    }
+    out: dict[str, list[dict[str, Any]]] = {"for_you": [], "yours": []}
+    for a, search in rows:
+        key = (a.search_id, a.person_id) if a.person_id is not None else None
+        row = _adjudication_row(
+            a,
+            search,
+            cands.get(key) if key else None,
+            people.get(a.person_id) if a.person_id is not None else None,
         )
-        pairs = {(a.search_id, a.person_id) for a, _ in rows if a.person_id is not None}
-        cands: dict[tuple[int, int], SearchCandidate] = {}
-        if pairs:
-            for c in s.scalars(
-                select(SearchCandidate).where(
-                    SearchCandidate.search_id.in_(sorted({sid for sid, _ in pairs}))
-                )
-            ):
-                cands[(c.search_id, c.person_id)] = c
-        people = {
-            p.id: p
-            for p in s.scalars(
-                select(Person).where(Person.id.in_(sorted({pid for _, pid in pairs})))
-            )
-        }
-        out: dict[str, list[dict[str, Any]]] = {"for_you": [], "yours": []}
-        for a, search in rows:
-            key = (a.search_id, a.person_id) if a.person_id is not None else None
-            row = _adjudication_row(
-                a,
-                search,
-                cands.get(key) if key else None,
-                people.get(a.person_id) if a.person_id is not None else None,
-            )
-            out["yours" if a.actor_name == actor.name else "for_you"].append(row)
+        out["yours" if a.actor_name == actor.name else "for_you"].append(row)
     return out
 
 
 # --- possible duplicates -----------------------------------------------------------------------
 
 
-def open_review_items(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
+def open_review_items(s: Session, actor: Actor) -> list[dict[str, Any]]:
     """Open review items, newest first, each with both people's display names, external ids
     and whether an enrolled photo is on file (``/api/v1/persons/{id}/photo``)."""
-    from fieldid.records.review import list_review_items
-
-    items = list_review_items(ws, state="open", actor=actor)
+    require(actor, "review")
+    items = review_items(s, state="open")
     ids = {i for it in items for i in (it.person_id, it.other_person_id) if i is not None}
-    with ws.sessions() as s:
-        people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(sorted(ids))))}
-        with_photo = set(
-            s.scalars(
-                select(EnrollmentImage.person_id)
-                .where(
-                    EnrollmentImage.person_id.in_(sorted(ids)),
-                    EnrollmentImage.thumbnail.is_not(None),
-                )
-                .distinct()
+    people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(sorted(ids))))}
+    with_photo = set(
+        s.scalars(
+            select(EnrollmentImage.person_id)
+            .where(
+                EnrollmentImage.person_id.in_(sorted(ids)),
+                EnrollmentImage.thumbnail.is_not(None),
             )
+            .distinct()
         )
+    )
 
     def who(pid: int | None, external_id: str | None) -> dict[str, Any]:
         p = people.get(pid) if pid is not None else None
@@ -203,13 +205,10 @@ def open_review_items(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     return out
 
 
-def is_resolved(ws: Workspace, item_id: int) -> bool:
+def is_resolved(s: Session, item_id: int) -> bool:
     """Whether a review item exists and has a decision (the page says so only then)."""
-    from fieldid.records.schema import ReviewItem
-
-    with ws.sessions() as s:
-        item = s.get(ReviewItem, item_id)
-        return item is not None and item.state == "resolved"
+    item = s.get(ReviewItem, item_id)
+    return item is not None and item.state == "resolved"
 
 
 def review_item_answer(view: Any) -> dict[str, Any]:
@@ -222,30 +221,25 @@ def review_item_answer(view: Any) -> dict[str, Any]:
     return d
 
 
-def waiting_count(ws: Workspace, actor: Actor) -> int:
+def waiting_count(s: Session, actor: Actor) -> int:
     """What ``Review (N)`` counts: adjudications this supervisor may act on, plus open review
     items. Two COUNT queries, cheap enough for every page a supervisor opens."""
-    from fieldid.records.schema import ReviewItem
-
-    with ws.sessions() as s:
-        adjudications = s.scalar(
-            select(func.count())
-            .select_from(AdjudicationRecord)
-            .where(
-                AdjudicationRecord.state.in_(WAITING_STATES),
-                AdjudicationRecord.actor_name != actor.name,
-            )
+    adjudications = s.scalar(
+        select(func.count())
+        .select_from(AdjudicationRecord)
+        .where(
+            AdjudicationRecord.state.in_(WAITING_STATES),
+            AdjudicationRecord.actor_name != actor.name,
         )
-        items = s.scalar(
-            select(func.count()).select_from(ReviewItem).where(ReviewItem.state == "open")
-        )
+    )
+    items = s.scalar(select(func.count()).select_from(ReviewItem).where(ReviewItem.state == "open"))
     return int(adjudications or 0) + int(items or 0)
 
 
-def review_queue(ws: Workspace, actor: Actor) -> dict[str, Any]:
+def review_queue(s: Session, actor: Actor) -> dict[str, Any]:
     """Everything ``/review`` and ``GET /api/v1/reviews`` show."""
-    adj = waiting_adjudications(ws, actor)
-    items = open_review_items(ws, actor)
+    adj = waiting_adjudications(s, actor)
+    items = open_review_items(s, actor)
     return {
         "adjudications": adj["for_you"],
         "own_adjudications_waiting": adj["yours"],
@@ -304,7 +298,7 @@ def search_status_text(rec: SearchRecord, waiting: str | None) -> str:
 
 
 def list_searches(
-    ws: Workspace,
+    s: Session,
     principal: Principal,
     *,
     page: int = 1,
@@ -320,33 +314,32 @@ def list_searches(
         where.append(SearchRecord.operator == principal.actor.name)
     if status is not None:
         where.append(SearchRecord.status == status)
-    with ws.sessions() as s:
-        total = int(s.scalar(select(func.count()).select_from(SearchRecord).where(*where)) or 0)
-        recs = list(
-            s.scalars(
-                select(SearchRecord)
-                .where(*where)
-                .order_by(SearchRecord.started_at.desc(), SearchRecord.id.desc())
-                .limit(per_page)
-                .offset((page - 1) * per_page)
+    total = int(s.scalar(select(func.count()).select_from(SearchRecord).where(*where)) or 0)
+    recs = list(
+        s.scalars(
+            select(SearchRecord)
+            .where(*where)
+            .order_by(SearchRecord.started_at.desc(), SearchRecord.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    ids = [r.id for r in recs]
+    counts = dict(
+        s.execute(
+            select(SearchCandidate.search_id, func.count())
+            .where(SearchCandidate.search_id.in_(ids))
+            .group_by(SearchCandidate.search_id)
+        ).all()
+    )
+    waiting = dict(
+        s.execute(
+            select(AdjudicationRecord.search_id, AdjudicationRecord.state).where(
+                AdjudicationRecord.search_id.in_(ids),
+                AdjudicationRecord.state.in_(WAITING_STATES),
             )
-        )
-        ids = [r.id for r in recs]
-        counts = dict(
-            s.execute(
-                select(SearchCandidate.search_id, func.count())
-                .where(SearchCandidate.search_id.in_(ids))
-                .group_by(SearchCandidate.search_id)
-            ).all()
-        )
-        waiting = dict(
-            s.execute(
-                select(AdjudicationRecord.search_id, AdjudicationRecord.state).where(
-                    AdjudicationRecord.search_id.in_(ids),
-                    AdjudicationRecord.state.in_(WAITING_STATES),
-                )
-            ).all()
-        )
+        ).all()
+    )
     rows = [
         {
             "search_id": r.id,

@@ -23,44 +23,52 @@ from fieldid.errors import FieldidError
 from fieldid.service import queues
 from fieldid.service.api import ERRORS, PROBLEM
 from fieldid.service.auth import Need, Principal, app_state
+from fieldid.service.db import Uow
 from fieldid.service.problems import status_for
 from fieldid.service.state import AppState
 from fieldid.service.web import _when, render
+from fieldid.store import UnitOfWork
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/v1")
 
 
 def resolve_item(
-    state: AppState, principal: Principal, item_id: int, decision: str, note: str
+    state: AppState,
+    uow: UnitOfWork,
+    principal: Principal,
+    item_id: int,
+    decision: str,
+    note: str,
 ) -> dict[str, Any]:
     """Record a reviewer's decision on a review item (audited ``review_resolve`` by the core)."""
     from fieldid.records.review import resolve_review_item
 
     with state.work_lock:
         view = resolve_review_item(
-            state.workspace,
+            state.workspace.store,
             item_id,
             decision=decision.strip(),
             note=note.strip(),
             actor=principal.actor,
+            uow=uow,
         )
     state.metrics.outcome("review_resolve", view.decision or "")
     return queues.review_item_answer(view)
 
 
 def merge_item(
-    state: AppState, principal: Principal, item_id: int, keep: int, reason: str
+    state: AppState, uow: UnitOfWork, principal: Principal, item_id: int, keep: int, reason: str
 ) -> dict[str, Any]:
     """Merge the two people of a possible-duplicate item, keeping ``keep`` (one of the two): the
     explicit human action a "same person" decision calls for. The core
     (:func:`fieldid.records.merge.merge_people`) checks the role and the reason, moves images,
     templates, records and links, resolves the item and audits ``person_merge``."""
     from fieldid.records.merge import merge_people
-    from fieldid.records.review import list_review_items
+    from fieldid.records.review import review_items
 
     ws = state.workspace
-    item = next((i for i in list_review_items(ws, state=None) if i.id == item_id), None)
+    item = next((i for i in review_items(uow.session, state=None) if i.id == item_id), None)
     if item is None:
         raise FieldidError(f"no review item {item_id}", code="review.not_found")
     pair = {item.person_id, item.other_person_id}
@@ -73,12 +81,14 @@ def merge_item(
     assert merge is not None
     with state.work_lock:
         result = merge_people(
-            ws,
+            ws.store,
+            ws.gallery,
             keep=keep,
             merge=merge,
             actor=principal.actor,
             reason=reason.strip(),
             review_item=item_id,
+            uow=uow,
         )
     state.metrics.outcome("person_merge", "merged")
     return result.to_dict()
@@ -87,8 +97,8 @@ def merge_item(
 # --- pages ---------------------------------------------------------------------------------------
 
 
-def _review_context(request: Request, principal: Principal, **extra: Any) -> dict[str, Any]:
-    q = queues.review_queue(app_state(request).workspace, principal.actor)
+def _review_context(uow: UnitOfWork, principal: Principal, **extra: Any) -> dict[str, Any]:
+    q = queues.review_queue(uow.session, principal.actor)
     for a in q["adjudications"] + q["own_adjudications_waiting"]:
         a["at_text"] = _when(a["at"])
     for it in q["review_items"]:
@@ -108,20 +118,22 @@ def _review_context(request: Request, principal: Principal, **extra: Any) -> dic
 @pages.get("/review")
 def review_page(
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("review", page=True))],
     resolved: str = "",
     merged: str = "",
 ) -> HTMLResponse:
     """What waits for a supervisor, newest first."""
-    ws = app_state(request).workspace
-    done = int(resolved) if resolved.isdigit() and queues.is_resolved(ws, int(resolved)) else None
-    joined = int(merged) if merged.isdigit() and queues.is_resolved(ws, int(merged)) else None
-    ctx = _review_context(request, principal, resolved=done, merged=joined)
+    s = uow.session
+    done = int(resolved) if resolved.isdigit() and queues.is_resolved(s, int(resolved)) else None
+    joined = int(merged) if merged.isdigit() and queues.is_resolved(s, int(merged)) else None
+    ctx = _review_context(uow, principal, resolved=done, merged=joined)
     return render(request, "review.html", ctx)
 
 
 async def _review_form(
     request: Request,
+    uow: UnitOfWork,
     principal: Principal,
     item_id: int,
     act: Callable[[AppState, dict[str, str]], object],
@@ -136,7 +148,10 @@ async def _review_form(
     except FieldidError as e:
         if status_for(e.code) in (401, 403, 404):
             raise
-        ctx = _review_context(request, principal, error=e, error_item=item_id, form=form)
+        err = e
+        ctx = await run_in_threadpool(
+            lambda: _review_context(uow, principal, error=err, error_item=item_id, form=form)
+        )
         return render(request, "review.html", ctx, status=status_for(e.code))
     return RedirectResponse(f"/review?{done}={item_id}", status_code=303)
 
@@ -145,21 +160,23 @@ async def _review_form(
 async def review_item_form(
     item_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("review", page=True))],
 ) -> Response:
     """The web form's decision on a possible duplicate: same core, same audit as the API."""
 
     def act(state: AppState, form: dict[str, str]) -> object:
         decision, note = form.get("decision", ""), form.get("note", "")
-        return resolve_item(state, principal, item_id, decision, note)
+        return resolve_item(state, uow, principal, item_id, decision, note)
 
-    return await _review_form(request, principal, item_id, act, "resolved")
+    return await _review_form(request, uow, principal, item_id, act, "resolved")
 
 
 @pages.post("/review/items/{item_id}/merge")
 async def review_item_merge_form(
     item_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("review", page=True))],
 ) -> Response:
     """The web form's merge of a possible duplicate's two people (supervisors, with a reason)."""
@@ -168,9 +185,9 @@ async def review_item_merge_form(
         keep = form.get("keep", "")
         if not (keep.isascii() and keep.isdigit() and len(keep) <= 18):
             raise FieldidError("choose which person to keep", code="merge.keep")
-        return merge_item(state, principal, item_id, int(keep), form.get("reason", ""))
+        return merge_item(state, uow, principal, item_id, int(keep), form.get("reason", ""))
 
-    return await _review_form(request, principal, item_id, act, "merged")
+    return await _review_form(request, uow, principal, item_id, act, "merged")
 
 
 def _page_number(raw: str) -> int:
@@ -180,15 +197,14 @@ def _page_number(raw: str) -> int:
 @pages.get("/searches")
 def searches_page(
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
     page: str = "1",
     status: str = "",
 ) -> HTMLResponse:
     """The operator's own searches, newest first (supervisors: everyone's), 50 a page."""
     wanted = status if status in queues.SEARCH_STATUSES else None
-    got = queues.list_searches(
-        app_state(request).workspace, principal, page=_page_number(page), status=wanted
-    )
+    got = queues.list_searches(uow.session, principal, page=_page_number(page), status=wanted)
     for r in got.searches:
         r["at_text"] = _when(r["at"])
     return render(request, "searches.html", {"p": got, "status": wanted})
@@ -207,14 +223,14 @@ class ReviewDecisionIn(BaseModel):
 
 @api.get("/reviews", tags=["review"], responses=ERRORS)
 def get_reviews(
-    request: Request, principal: Annotated[Principal, Depends(Need("review"))]
+    uow: Uow, principal: Annotated[Principal, Depends(Need("review"))]
 ) -> dict[str, Any]:
     """What waits for this supervisor, newest first: ``adjudications`` (confirmations waiting
     for a second person, or blocked by a document conflict; act on them with
     ``POST /api/v1/adjudications/{id}/second-confirmation`` or ``.../override``), their own
     confirmations waiting for someone else (``own_adjudications_waiting``), and open
     possible-duplicate ``review_items`` (resolve with ``POST /api/v1/review-items/{id}``)."""
-    return queues.review_queue(app_state(request).workspace, principal.actor)
+    return queues.review_queue(uow.session, principal.actor)
 
 
 @api.post(
@@ -226,12 +242,13 @@ def post_review_item(
     item_id: int,
     body: ReviewDecisionIn,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("review"))],
 ) -> dict[str, Any]:
     """Record a decision on a review item, with a note; audited (``review_resolve``). Nothing
     is merged, relinked or deleted: the answer says ``merged: false``. Refusals: 422
     ``review.decision`` / ``review.no_note``, 404 ``review.not_found``, 409 ``review.resolved``."""
-    return resolve_item(app_state(request), principal, item_id, body.decision, body.note)
+    return resolve_item(app_state(request), uow, principal, item_id, body.decision, body.note)
 
 
 class MergeIn(BaseModel):
@@ -250,6 +267,7 @@ def post_review_item_merge(
     item_id: int,
     body: MergeIn,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("review"))],
 ) -> dict[str, Any]:
     """Merge the two people of a possible-duplicate item into ``keep``: their images, templates,
@@ -257,12 +275,12 @@ def post_review_item_merge(
     the item is resolved as ``same_person`` and ``person_merge`` is audited. Refusals: 422
     ``merge.*`` (short reason, synthetic and real mixed, an open confirmation naming the person),
     404 ``review.not_found``."""
-    return merge_item(app_state(request), principal, item_id, body.keep, body.reason)
+    return merge_item(app_state(request), uow, principal, item_id, body.keep, body.reason)
 
 
 @api.get("/searches", tags=["search"], responses=ERRORS)
 def get_searches(
-    request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search"))],
     page: Annotated[int, Query(ge=1, le=2**31)] = 1,
     per_page: Annotated[int, Query(ge=1, le=queues.MAX_PER_PAGE)] = queues.PER_PAGE,
@@ -273,7 +291,5 @@ def get_searches(
 ) -> dict[str, Any]:
     """The operator's own searches, newest first; a supervisor (``review``) sees everyone's.
     Each with its state in words, candidate count, receipt code and links."""
-    got = queues.list_searches(
-        app_state(request).workspace, principal, page=page, per_page=per_page, status=status
-    )
+    got = queues.list_searches(uow.session, principal, page=page, per_page=per_page, status=status)
     return got.to_dict()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fieldid.access.accounts import Accounts
-from fieldid.adjudication.service import DocumentConflicts
+from fieldid.adjudication.service import Adjudicator, DocumentConflicts
 from fieldid.facework import FaceWork
 from fieldid.search.service import SearchService
 from fieldid.service.metrics import Metrics
@@ -39,6 +39,11 @@ class AppState:
     searches: SearchService
     #: Compares documents presented with a candidate's records (None: the workspace default).
     conflicts: DocumentConflicts | None = None
+
+    def adjudicator(self) -> Adjudicator:
+        """The adjudicator with the workspace's rules as they are now in ``fieldid.toml``."""
+        return self.workspace.adjudicator(self.conflicts)
+
     metrics: Metrics = field(default_factory=Metrics)
     #: The face pipeline and the gallery run one request at a time: on a small machine running
     #: two in parallel only makes both slower, and the SQLite writer is single anyway.

@@ -1,9 +1,12 @@
 """What the service shows of a persisted search: read from the database, never from memory.
 
 Every page and API answer about a search after it ran comes from here: the search record
-(``searches``), its candidates (``search_candidates``), its probe (``probes``, whose image and
-template the retention purge nulls) and its human adjudications. A purged probe is a state to show
-("probe deleted under the retention policy"), not an error.
+(``searches``, with its read model: threshold in force, presented documents), its candidates
+(``search_candidates``, each with the meaning its score had), its probe (``probes``, whose image
+and template the retention purge nulls) and its human adjudications. A purged probe is a state to
+show ("probe deleted under the retention policy"), not an error. Nothing here reads the audit log:
+it is evidence, not storage. Every function reads through the session it is given (the request's
+unit of work).
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ from typing import Any
 
 from PIL import Image, ImageOps
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from fieldid.adjudication.schema import AdjudicationRecord, ProbeRecord, SearchRecord
 from fieldid.adjudication.store import candidates_of, find_by_receipt, get_search
 from fieldid.candidate import CANDIDATES, LEAD_NOTICE, LIST_LABELS
 from fieldid.errors import AuthorisationError, FieldidError
-from fieldid.gallery.schema import AuditEntry, Person
+from fieldid.records.assemble import assemble
+from fieldid.records.checks import stored_document
+from fieldid.records.documents import compare_documents
 from fieldid.service.auth import Principal
+from fieldid.store.repos.lineage import current_person
+from fieldid.store.schema import AdjudicationRecord, Person, ProbeRecord, SearchRecord
 from fieldid.workspace import Workspace
 
 #: Shown (and returned as ``probe.state_text``) where a purged probe photo would have been.
@@ -58,24 +65,16 @@ def check_visible(principal: Principal, rec: SearchRecord) -> None:
         )
 
 
-def visible_search(ws: Workspace, principal: Principal, search_id: int) -> SearchRecord:
-    rec = get_search(ws, search_id)
+def visible_search(s: Session, principal: Principal, search_id: int) -> SearchRecord:
+    rec = get_search(s, search_id)
     check_visible(principal, rec)
     return rec
 
 
-def visible_receipt(ws: Workspace, principal: Principal, code: str) -> SearchRecord:
-    rec = find_by_receipt(ws, code)
+def visible_receipt(s: Session, principal: Principal, code: str) -> SearchRecord:
+    rec = find_by_receipt(s, code)
     check_visible(principal, rec)
     return rec
-
-
-def search_payload(ws: Workspace, audit_seq: int) -> dict[str, Any]:
-    """What the search's audit entry recorded when it ran (empty once the entry is past its own
-    retention period): threshold in force, each candidate's rate, presented documents."""
-    with ws.sessions() as s:
-        payload = s.scalar(select(AuditEntry.payload).where(AuditEntry.seq == audit_seq))
-    return {} if payload is None else dict(json.loads(payload))
 
 
 #: What to do after a refusal, by code family, where the refusal's own message does not say it.
@@ -86,12 +85,12 @@ NEXT_STEP = {
 }
 
 
-def refusal_view(rec: SearchRecord, payload: dict[str, Any]) -> dict[str, Any] | None:
-    """Why an attempt was refused and what to do, as recorded in its audit entry (None for a
-    search that ran). Quality refusals list every finding, most useful first."""
+def refusal_view(rec: SearchRecord) -> dict[str, Any] | None:
+    """Why an attempt was refused and what to do, as recorded with it (None for a search that
+    ran). Quality refusals list every finding, most useful first."""
     if rec.outcome != "refused":
         return None
-    error = payload.get("error") or {}
+    error = rec.refusal or {}
     code = str(error.get("code") or rec.refusal_code or "refused")
     guidance = [
         {
@@ -113,41 +112,26 @@ def refusal_view(rec: SearchRecord, payload: dict[str, Any]) -> dict[str, Any] |
     }
 
 
-def _faces_in_frame(payload: dict[str, Any]) -> int | None:
-    probe = payload.get("probe") or {}
-    n = probe.get("faces_in_frame")
-    return int(n) if isinstance(n, int) else None
-
-
-def _records_space(ws: Workspace, training: bool) -> Workspace:
-    """Where a search's candidates' records live: the training gallery for training searches."""
-    if not training:
-        return ws
-    from fieldid.records.training import open_training
-
-    return open_training(ws)
-
-
 def candidates_records(
-    ws: Workspace, person_ids: list[int], presented: list[dict[str, Any]], *, training: bool
+    s: Session,
+    ws: Workspace,
+    person_ids: list[int],
+    presented: list[dict[str, Any]],
+    *,
+    training: bool,
 ) -> dict[int, dict[str, Any]]:
     """Each candidate's records (by source, most recent first), summary and conflicts, and how
     the documents presented at the search compare with them. Records are read as they are now;
-    a correction since the search shows as corrected."""
-    from fieldid.records.assemble import assemble
-    from fieldid.records.checks import stored_document
-    from fieldid.records.documents import compare_documents
-    from fieldid.records.kinds import workspace_key
-
+    a correction since the search shows as corrected. A training search's candidates are read
+    from the training gallery."""
     if not person_ids:
         return {}
-    space = _records_space(ws, training)
-    try:
-        found = assemble(space.sessions, person_ids)
-    finally:
-        if space is not ws:
-            space.close()
-    key = workspace_key(ws.root)
+    if training:
+        with ws.training().store.read() as ts:
+            found = assemble(ts, person_ids)
+    else:
+        found = assemble(s, person_ids)
+    key = ws.document_key()
     docs = [stored_document(d, key) for d in presented]
     out: dict[int, dict[str, Any]] = {}
     for pid in person_ids:
@@ -161,27 +145,26 @@ def candidates_records(
     return out
 
 
-def probe_state(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
+def probe_state(s: Session, rec: SearchRecord) -> dict[str, Any]:
     """Whether the probe photo can be shown, and if not why not."""
-    with ws.sessions() as s:
-        probe = s.get(ProbeRecord, rec.id)
-        if probe is None:
-            return {
-                "available": False,
-                "state": "never_kept",
-                "state_text": "no photo was kept: the search was refused",
-                "quality": None,
-                "purged_at": None,
-            }
-        quality = json.loads(probe.quality) if probe.quality else None
-        if probe.image is None:
-            return {
-                "available": False,
-                "state": "purged",
-                "state_text": PROBE_PURGED,
-                "quality": quality or None,
-                "purged_at": iso(probe.image_purged_at),
-            }
+    probe = s.get(ProbeRecord, rec.id)
+    if probe is None:
+        return {
+            "available": False,
+            "state": "never_kept",
+            "state_text": "no photo was kept: the search was refused",
+            "quality": None,
+            "purged_at": None,
+        }
+    quality = json.loads(probe.quality) if probe.quality else None
+    if probe.image is None:
+        return {
+            "available": False,
+            "state": "purged",
+            "state_text": PROBE_PURGED,
+            "quality": quality or None,
+            "purged_at": iso(probe.image_purged_at),
+        }
     return {
         "available": True,
         "state": "held",
@@ -191,12 +174,11 @@ def probe_state(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
     }
 
 
-def probe_display(ws: Workspace, search_id: int) -> bytes:
+def probe_display(s: Session, search_id: int) -> bytes:
     """The probe photo downscaled for display, made on each request (no copy is kept: the
     retention purge must leave nothing behind)."""
-    with ws.sessions() as s:
-        probe = s.get(ProbeRecord, search_id)
-        data = None if probe is None else probe.image
+    probe = s.get(ProbeRecord, search_id)
+    data = None if probe is None else probe.image
     if data is None:
         raise ProbeGone(
             f"the photo of search {search_id}: {PROBE_PURGED}"
@@ -241,14 +223,13 @@ def adjudication_dict(r: AdjudicationRecord) -> dict[str, Any]:
     }
 
 
-def adjudications(ws: Workspace, search_id: int) -> list[dict[str, Any]]:
-    with ws.sessions() as s:
-        rows = s.scalars(
-            select(AdjudicationRecord)
-            .where(AdjudicationRecord.search_id == search_id)
-            .order_by(AdjudicationRecord.id)
-        )
-        return [adjudication_dict(r) for r in rows]
+def adjudications(s: Session, search_id: int) -> list[dict[str, Any]]:
+    rows = s.scalars(
+        select(AdjudicationRecord)
+        .where(AdjudicationRecord.search_id == search_id)
+        .order_by(AdjudicationRecord.id)
+    )
+    return [adjudication_dict(r) for r in rows]
 
 
 def _cite(r: dict[str, Any]) -> str:
@@ -318,37 +299,33 @@ def records_by_source(recs: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
+def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
     """The whole of a persisted search as every surface shows it (the API's
-    ``GET /api/v1/searches/{id}``; the results, outcome and receipt pages)."""
-    cands = candidates_of(ws, rec.id)
-    payload = search_payload(ws, rec.audit_seq)
-    recorded = {c.get("rank"): c for c in payload.get("candidates", [])}
-    presented = list(payload.get("presented", []))
+    ``GET /api/v1/searches/{id}``; the results, outcome and receipt pages), read through ``s``;
+    ``ws`` for the training gallery and the document-number key."""
+    cands = candidates_of(s, rec.id)
+    presented = list(rec.presented_documents or [])
     # Candidates are history: each keeps the person id it was listed under. For what is shown
     # now (name, photo, records) follow any merge since to the person who holds them today.
-    from fieldid.records.lineage import current_person
-
-    with ws.sessions() as s:
-        if rec.training:  # training candidates belong to the training gallery, not this one
-            current: dict[int, int | None] = {c.person_id: c.person_id for c in cands}
-            people: dict[int, Person] = {}
-        else:
-            current = {c.person_id: current_person(s, c.person_id, c.external_id) for c in cands}
-            live = [v for v in current.values() if v is not None]
-            people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(live)))}
+    if rec.training:  # training candidates belong to the training gallery, not this one
+        current: dict[int, int | None] = {c.person_id: c.person_id for c in cands}
+        people: dict[int, Person] = {}
+    else:
+        current = {c.person_id: current_person(s, c.person_id, c.external_id) for c in cands}
+        live = [v for v in current.values() if v is not None]
+        people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(live)))}
     records = candidates_records(
+        s,
         ws,
         sorted({v for v in current.values() if v is not None}),
         presented,
         training=bool(rec.training),
     )
-    probe = probe_state(ws, rec)
+    probe = probe_state(s, rec)
     candidates = []
     for c in cands:
         now = current.get(c.person_id)
         p = people.get(now) if now is not None else None
-        seen = recorded.get(c.rank, {})
         recs = records.get(now, {}) if now is not None else {}
         candidates.append(
             {
@@ -361,11 +338,11 @@ def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
                 "synthetic": bool(p.synthetic) if p else None,
                 "in_gallery": p is not None,
                 "score": round(c.score, 4),
-                "above_threshold": seen.get("above_threshold", True),
+                "above_threshold": True if c.above_threshold is None else c.above_threshold,
                 "fmr": c.fmr,
                 # What the score meant at the gallery size and probe quality of the search, as
-                # recorded then (calibration.meaning); None when the audit entry is gone.
-                "rate_text": seen.get("meaning"),
+                # recorded then (calibration.meaning).
+                "rate_text": c.meaning,
                 "presented_document_conflicts": recs.get("presented_document_conflicts", []),
                 "presented_document_agreements": recs.get("presented_document_agreements", []),
                 "conflicts": recs.get("conflicts", []),
@@ -389,8 +366,8 @@ def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         }
         for i, d in enumerate(presented)
     ]
-    tif = payload.get("threshold_in_force") or {}
-    adjs = adjudications(ws, rec.id)
+    tif = rec.threshold_in_force or {}
+    adjs = adjudications(s, rec.id)
     documents = [d for a in adjs for d in a["documents"]]
     return {
         "search_id": rec.id,
@@ -409,13 +386,13 @@ def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         "refusal_code": rec.refusal_code,
         "status": rec.status,
         "closed_at": iso(rec.closed_at),
-        "faces_in_frame": _faces_in_frame(payload),
+        "faces_in_frame": rec.faces_in_frame,
         "list_kind": rec.list_kind,
         "list_label": LIST_LABELS.get(rec.list_kind, LIST_LABELS[CANDIDATES]),
         "training": bool(rec.training),
         "threshold_in_force": tif,
         "threshold_text": tif.get("text"),
-        "rates_unavailable": payload.get("rates_unavailable"),
+        "rates_unavailable": rec.rates_unavailable,
         "documents_at_search": documents_at_search,
         "quality": probe.pop("quality"),
         "probe": probe,
@@ -423,11 +400,11 @@ def search_view(ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         "adjudications": adjs,
         "documents_presented": documents,
         # Refused: why, and what to do; the photo was compared with nothing and not kept.
-        "refusal": refusal_view(rec, payload),
+        "refusal": refusal_view(rec),
         # An investigation list run on a photo below the quality gate: the reason given and the
         # gate's findings (labelled low quality wherever the list is shown).
-        "below_gate": payload.get("below_gate"),
-        "low_quality": payload.get("below_gate") is not None,
+        "below_gate": rec.below_gate,
+        "low_quality": rec.below_gate is not None,
         "links": links(rec.id, rec.receipt_code),
     }
 

@@ -33,8 +33,10 @@ from fieldid.service.auth import (
     client_address,
     is_secure,
 )
+from fieldid.service.db import Uow
 from fieldid.service.problems import status_for
 from fieldid.service.queues import search_status_text
+from fieldid.store import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
@@ -95,11 +97,21 @@ def nav(request: Request, principal: Principal | None) -> list[dict[str, Any]]:
         label = "Searches" if principal.can("review") else "My searches"
         items.append({"href": "/searches", "text": label, "testid": "nav-searches"})
     if principal.can("review"):
-        n = queues.waiting_count(app_state(request).workspace, principal.actor)
+        n = _waiting_count(request, principal)
         items.append({"href": "/review", "text": f"Review ({n})", "testid": "nav-review"})
     for item in items:
         item["current"] = here == item["href"] or (item["href"] == "/start" and here == "/capture")
     return items
+
+
+def _waiting_count(request: Request, principal: Principal) -> int:
+    """Read through the request's unit of work when the handler has one (an error page may be
+    rendered before it exists)."""
+    uow = getattr(request.state, "uow", None)
+    if uow is not None:
+        return queues.waiting_count(uow.session, principal.actor)
+    with app_state(request).workspace.store.read() as s:
+        return queues.waiting_count(s, principal.actor)
 
 
 def error_page(request: Request, status: int, err: FieldidError) -> HTMLResponse:
@@ -292,6 +304,7 @@ def capture(
 @router.post("/capture")
 async def capture_upload(
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
     image: Annotated[UploadFile, File()],
     purpose: Annotated[str, Form()] = "",
@@ -309,6 +322,7 @@ async def capture_upload(
         body = await run_in_threadpool(
             lambda: api.run_search(
                 state,
+                uow,
                 principal,
                 data,
                 purpose,
@@ -357,12 +371,14 @@ def headline(view: dict[str, Any]) -> str:
     return "leads" if view["candidates"] else "no_candidate"
 
 
-def _search_context(request: Request, principal: Principal, search_id: int) -> dict[str, Any]:
+def _search_context(
+    request: Request, uow: UnitOfWork, principal: Principal, search_id: int
+) -> dict[str, Any]:
     """Everything the results and outcome pages show of a persisted search."""
-    state = app_state(request)
-    ws = state.workspace
-    rec = views.visible_search(ws, principal, search_id)
-    view = views.search_view(ws, rec)
+    ws = app_state(request).workspace
+    s = uow.session
+    rec = views.visible_search(s, principal, search_id)
+    view = views.search_view(s, ws, rec)
     for a in view["adjudications"]:
         a["at_text"] = _when(a["at"])
         a["second_at_text"] = _when(a["second_at"])
@@ -412,9 +428,10 @@ def _search_context(request: Request, principal: Principal, search_id: int) -> d
 def results(
     search_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
 ) -> HTMLResponse:
-    return render(request, "results.html", _search_context(request, principal, search_id))
+    return render(request, "results.html", _search_context(request, uow, principal, search_id))
 
 
 def _document_from_form(form: dict[str, str]) -> list[dict[str, str]]:
@@ -447,6 +464,7 @@ def _document_from_form(form: dict[str, str]) -> list[dict[str, str]]:
 async def adjudicate_form(
     search_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("adjudicate", page=True))],
 ) -> Response:
     """The web form's adjudication: the same rules and audit as the API."""
@@ -458,6 +476,7 @@ async def adjudicate_form(
         await run_in_threadpool(
             api.adjudicate,
             state,
+            uow,
             principal,
             search_id,
             form.get("decision", ""),
@@ -468,7 +487,7 @@ async def adjudicate_form(
     except FieldidError as e:
         if status_for(e.code) in (401, 403) or e.code == "search.not_found":
             raise
-        ctx = _search_context(request, principal, search_id)
+        ctx = await run_in_threadpool(_search_context, request, uow, principal, search_id)
         ctx["error"], ctx["form"] = e, form
         return render(request, "results.html", ctx, status=status_for(e.code))
     return RedirectResponse(f"/outcome/{search_id}", status_code=303)
@@ -478,45 +497,51 @@ async def adjudicate_form(
 def outcome(
     search_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
 ) -> HTMLResponse:
     """The decisions recorded on a search: who decided, when, why, on which documents, and
     what is still waiting (a second confirmation, or a supervisor's override of a conflict)."""
-    return render(request, "outcome.html", _search_context(request, principal, search_id))
+    return render(request, "outcome.html", _search_context(request, uow, principal, search_id))
 
 
-def _search_of_adjudication(request: Request, adjudication_id: int) -> int:
-    from fieldid.adjudication.schema import AdjudicationRecord
+def _search_of_adjudication(uow: UnitOfWork, adjudication_id: int) -> int:
+    from fieldid.store.schema import AdjudicationRecord
 
-    with app_state(request).workspace.sessions() as s:
-        row = s.get(AdjudicationRecord, adjudication_id)
+    row = uow.session.get(AdjudicationRecord, adjudication_id)
     if row is None:
         raise FieldidError(f"no adjudication {adjudication_id}", code="adjudication.not_found")
     return row.search_id
 
 
 async def _outcome_action(
-    request: Request, principal: Principal, adjudication_id: int, act: str
+    request: Request, uow: UnitOfWork, principal: Principal, adjudication_id: int, act: str
 ) -> Response:
     state = app_state(request)
-    search_id = _search_of_adjudication(request, adjudication_id)
-    views.visible_search(state.workspace, principal, search_id)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+    def check() -> int:
+        search_id = _search_of_adjudication(uow, adjudication_id)
+        views.visible_search(uow.session, principal, search_id)
+        uow.rollback()  # the act below is a unit of its own
+        return search_id
+
+    search_id = await run_in_threadpool(check)
 
     def work() -> None:
         with state.work_lock:
-            adj = api.adjudicator(state)
+            adj = state.adjudicator()
             if act == "second":
-                adj.second_confirm(adjudication_id, principal.actor)
+                adj.second_confirm(adjudication_id, principal.actor, uow=uow)
             else:
-                adj.override(adjudication_id, principal.actor, form.get("reason", ""))
+                adj.override(adjudication_id, principal.actor, form.get("reason", ""), uow=uow)
 
     try:
         await run_in_threadpool(work)
     except FieldidError as e:
         if status_for(e.code) in (401, 403):
             raise
-        ctx = _search_context(request, principal, search_id)
+        ctx = await run_in_threadpool(_search_context, request, uow, principal, search_id)
         ctx["error"], ctx["form"] = e, form
         return render(request, "outcome.html", ctx, status=status_for(e.code))
     return RedirectResponse(f"/outcome/{search_id}", status_code=303)
@@ -526,18 +551,20 @@ async def _outcome_action(
 async def second_confirm_form(
     adjudication_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("second_confirm", page=True))],
 ) -> Response:
-    return await _outcome_action(request, principal, adjudication_id, "second")
+    return await _outcome_action(request, uow, principal, adjudication_id, "second")
 
 
 @router.post("/adjudications/{adjudication_id}/override")
 async def override_form(
     adjudication_id: int,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("override_conflict", page=True))],
 ) -> Response:
-    return await _outcome_action(request, principal, adjudication_id, "override")
+    return await _outcome_action(request, uow, principal, adjudication_id, "override")
 
 
 # --- receipt ------------------------------------------------------------------------------------
@@ -555,6 +582,7 @@ def qr_svg(payload: str) -> str:
 def receipt(
     code: str,
     request: Request,
+    uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
 ) -> HTMLResponse:
     """The receipt for the person photographed: the code to quote, when, why, and how to ask
@@ -563,9 +591,9 @@ def receipt(
     from fieldid.retention.policy import RetentionPolicy
 
     ws = app_state(request).workspace
-    rec = views.visible_receipt(ws, principal, code)
+    rec = views.visible_receipt(uow.session, principal, code)
     text = ws.config.receipt
-    retention = RetentionPolicy.load(ws)
+    retention = RetentionPolicy.load(ws.root)
     return render(
         request,
         "receipt.html",

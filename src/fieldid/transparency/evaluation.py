@@ -16,7 +16,7 @@ NOT_MEASURED = "No evaluation has been recorded: the accuracy of this system is 
 
 def summary(ws: Workspace) -> dict[str, Any]:
     """``{"available": False}``, or the evaluation's date, model, set and rates."""
-    ev = load_evaluation(ws)
+    ev = load_evaluation(ws.root)
     if not ev.get("available"):
         return {"available": False}
     op = ev.get("operating_point") or {}

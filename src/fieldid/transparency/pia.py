@@ -409,7 +409,7 @@ def generate(
     elif agency_path.is_file():
         given = parse_agency_markdown(agency_path.read_text(encoding="utf-8"))
 
-    entries = list(ws.audit.entries())
+    entries = list(ws.store.audit_entries())
     head = entries[-1] if entries else None
     config_text = (root / CONFIG_NAME).read_text(encoding="utf-8")
     sections = collect(ws)
@@ -462,21 +462,22 @@ def generate(
             encoding="utf-8",
         )
         sign_file(out, private, kind="pia-rendering", signed_at=now)
-    entry = ws.audit.append(
-        "pia",
-        operator=actor.name,
-        payload={
-            "role": actor.role.value,
-            "version": version,
-            "path": str(path),
-            "sha256": sig["sha256"],
-            "key_id": sig["key_id"],
-            "previous": None if previous is None else previous["version"],
-            "out": None if out is None else str(out),
-        },
-    )
-    if out is not None:
-        register_export(ws, "pia", out, entry.seq)
+    with ws.store.unit_of_work() as uow:  # the entry and the export's registration together
+        entry = uow.audit(
+            "pia",
+            operator=actor.name,
+            payload={
+                "role": actor.role.value,
+                "version": version,
+                "path": str(path),
+                "sha256": sig["sha256"],
+                "key_id": sig["key_id"],
+                "previous": None if previous is None else previous["version"],
+                "out": None if out is None else str(out),
+            },
+        )
+        if out is not None:
+            register_export(uow, "pia", out, entry.seq)
     return PiaResult(version, path, doc, sig, entry.seq, out, written_agency)
 
 

@@ -104,10 +104,10 @@ def purposes(ws: Workspace) -> Section:
 
 def data_classes(ws: Workspace) -> Section:
     from fieldid.retention.policy import MIN_AUDIT, RetentionPolicy
-    from fieldid.retention.purge import SCHEDULE_INTERVAL_S, oldest_retained
+    from fieldid.retention.purge import SCHEDULE_INTERVAL_S
 
-    policy = RetentionPolicy.load(ws)
-    held = oldest_retained(ws, policy)
+    policy = RetentionPolicy.load(ws.root)
+    held = ws.retention.oldest_retained(policy)
     minutes = SCHEDULE_INTERVAL_S // 60
     purge = (
         "fieldid.retention.purge.purge: `fieldid purge` (role admin), and the server's scheduled "
@@ -183,7 +183,7 @@ def data_classes(ws: Workspace) -> Section:
 def record_sources(ws: Workspace) -> Section:
     from fieldid.records.sources import list_sources
 
-    sources = list_sources(ws)
+    sources = list_sources(ws.store)
     rows = [
         [
             s.name,
@@ -233,7 +233,7 @@ def record_sources(ws: Workspace) -> Section:
 def access(ws: Workspace) -> Section:
     from fieldid.access.accounts import Accounts
 
-    users = Accounts(ws).list_users()
+    users = Accounts(ws.store, ws.clock).list_users()
     active = {r.value: 0 for r in Role}
     disabled = {r.value: 0 for r in Role}
     for u in users:
@@ -314,7 +314,7 @@ def presentation(ws: Workspace) -> Section:
     from fieldid.candidate import LEAD_NOTICE
 
     cfg = ws.config
-    rules = AdjudicationRules.load(ws)
+    rules = AdjudicationRules.load(ws.root)
     threshold_text, data = _threshold(ws)
     two = sorted(rules.two_person_purposes)
     statements = [
@@ -486,14 +486,16 @@ def security(ws: Workspace) -> Section:
     from fieldid.audit.export import KEY_DIR, KEY_NAME, key_id
     from fieldid.audit.verify import verify_log
 
-    chain = verify_log(ws.sessions)
+    chain = verify_log(ws.store)
     key_file = ws.root / KEY_DIR / KEY_NAME
     kid = None
     if key_file.is_file():
         from fieldid.audit.export import load_or_create_key
 
         kid = key_id(load_or_create_key(ws.root)[0].public_key())
-    exports = [e for e in ws.audit.entries("export") if (e.payload or {}).get("kind") == "audit"]
+    exports = [
+        e for e in ws.store.audit_entries("export") if (e.payload or {}).get("kind") == "audit"
+    ]
     statements = [
         "Audit log: every use, refusal, adjudication, purge and configuration change is an "
         "entry in a hash chain (each entry's SHA-256 covers the one before). It is "

@@ -42,7 +42,6 @@ from fieldid.report.data import (
     is_training,
     search_outcome,
 )
-from fieldid.retention.purge import oldest_retained
 from fieldid.transparency import evaluation
 from fieldid.transparency.cells import Counts, min_values, protect
 from fieldid.workspace import Workspace
@@ -98,7 +97,7 @@ class _Resolver:
             from fieldid.records.merge import find_person
 
             try:
-                self._people[ref] = find_person(self.ws, ref, follow_merges=True)
+                self._people[ref] = find_person(self.ws.store, ref, follow_merges=True)
             except FieldidError:
                 self._people[ref] = None
         return self._people[ref]
@@ -108,7 +107,7 @@ class _Resolver:
             from fieldid.records.api import get_record
 
             try:
-                self._records[record_id] = int(get_record(self.ws, record_id)["person_id"])
+                self._records[record_id] = int(get_record(self.ws.store, record_id)["person_id"])
             except (FieldidError, KeyError, TypeError, ValueError):
                 self._records[record_id] = None
         return self._records[record_id]
@@ -187,7 +186,7 @@ def build_public_report(
     if end <= start:
         raise FieldidError("--to must not be before --from", code="transparency.bad_period")
     k = configured_min_cell(ws) if k is None else k
-    entries = list(ws.audit.entries())
+    entries = list(ws.store.audit_entries())
     within = [e for e in entries if start <= entry_time(e) < end]
     searches = [e for e in within if e.event == "search"]
     training = sum(1 for e in searches if is_training(e))
@@ -265,7 +264,7 @@ def build_public_report(
     for e in purges:
         for cls, n in (e.payload.get("classes") or {}).items():
             items[str(cls)] += int(n)
-    retention = oldest_retained(ws)
+    retention = ws.retention.oldest_retained()
     for cls in retention:
         c.add(f"purged|{cls}", items[cls])
 
@@ -356,7 +355,7 @@ def overlapping_reports(ws: Workspace, period: dict[str, str]) -> list[dict[str,
     """Earlier transparency reports (from the audit log) whose period overlaps ``period`` without
     being the same: the difference of two such reports is not protected by suppression."""
     out = []
-    for e in ws.audit.entries("export"):
+    for e in ws.store.audit_entries("export"):
         p = (e.payload or {}).get("period") or {}
         if (e.payload or {}).get("kind") != "transparency" or not p.get("from"):
             continue
@@ -510,18 +509,19 @@ def publish(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     sig = sign_file(out, private, kind="transparency-report", signed_at=data["generated_at"])
-    entry = ws.audit.append(
-        "export",
-        operator=actor.name,
-        payload={
-            "kind": "transparency",
-            "role": actor.role.value,
-            "path": str(out),
-            "period": data["period"],
-            "k": data["suppression"]["k"],
-            "sha256": sig["sha256"],
-            "key_id": sig["key_id"],
-        },
-    )
-    register_export(ws, "transparency", out, entry.seq)
+    with ws.store.unit_of_work() as uow:  # the entry and the export's registration together
+        entry = uow.audit(
+            "export",
+            operator=actor.name,
+            payload={
+                "kind": "transparency",
+                "role": actor.role.value,
+                "path": str(out),
+                "period": data["period"],
+                "k": data["suppression"]["k"],
+                "sha256": sig["sha256"],
+                "key_id": sig["key_id"],
+            },
+        )
+        register_export(uow, "transparency", out, entry.seq)
     return data, sig

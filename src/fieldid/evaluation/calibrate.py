@@ -1,4 +1,5 @@
-"""``fieldid calibrate``: fit a calibration for the workspace's model from a labelled set."""
+"""``fieldid calibrate``: fit a calibration for the workspace's model from a labelled set (here,
+beside the harness that computes the templates; the artefact and its rates are ``calibration``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Demo onboarding: a volunteer enrols their own face, with consent, then searches for it.
 
 Only in the demo (``ServiceSettings.demo_onboarding``). The volunteer is enrolled through the
-same path as an administrator's enrollment (:func:`fieldid.gallery.enroll.enroll_images`,
+same path as an administrator's enrollment (:meth:`fieldid.gallery.enroll.Enrollment.enroll`,
 audited as ``enroll``), under a neutral synthetic-labelled identity, "Demo volunteer 0007", with
 no record of any kind: nothing invented is attached to a real face. Their enrolment is deleted
 when they ask ("delete my enrollment"), or automatically after a day; both are audited.
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 
 from fieldid.dataset import LabelledImage
 from fieldid.errors import FieldidError
-from fieldid.gallery.schema import AuditEntry, Person
 from fieldid.retention.policy import RetentionPolicy
+from fieldid.store.schema import AuditEntry, Person
 from fieldid.workspace import Workspace
 
 PREFIX = "demo-volunteer-"
@@ -52,21 +52,11 @@ class Volunteer:
         }
 
 
-def keeps_photo(ws: Workspace) -> bool:
-    """Whether enrollment keeps a small crop of the face (records stream's thumbnail column)."""
-    cols = inspect(ws.engine).get_columns("enrollment_images")
-    return any(c["name"] == "thumbnail" for c in cols)
-
-
 def consent_text(ws: Workspace, ttl_s: int) -> list[str]:
     """What the volunteer agrees to, in plain words, from what this installation really does."""
-    retention = RetentionPolicy.load(ws).human()
+    retention = RetentionPolicy.load(ws.root).human()
     hours = max(1, round(ttl_s / 3600))
-    crop = (
-        " and a small crop of your face, shown beside search results"
-        if keeps_photo(ws)
-        else "; the photo itself is not kept in the gallery"
-    )
+    crop = " and a small crop of your face, shown beside search results"
     return [
         'What is stored: under a made-up label such as "Demo volunteer 0007", a face template '
         "(128 numbers computed from your photo) and the photo's fingerprint (a SHA-256 hash)"
@@ -84,7 +74,7 @@ def consent_text(ws: Workspace, ttl_s: int) -> list[str]:
 def _next_number(ws: Workspace) -> int:
     """Numbers are never reused (counted from the audit log), so a volunteer's label in an old
     search record never points at someone enrolled later."""
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         done = s.scalar(
             select(func.count(AuditEntry.seq)).where(
                 AuditEntry.event == "enroll", AuditEntry.payload.like(f"%{SOURCE}%")
@@ -107,13 +97,10 @@ def enrol_volunteer(ws: Workspace, data: bytes, *, operator: str, consent: bool)
     ws.config.gate.enforce(processed.quality)
     n = _next_number(ws)
     external_id, display = f"{PREFIX}{n:04d}", f"Demo volunteer {n:04d}"
-    from fieldid.gallery.enroll import enroll_images
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "volunteer.jpg"
         path.write_bytes(data)
-        summary = enroll_images(
-            ws,
+        summary = ws.enrollment.enroll_images(
             [LabelledImage(path, external_id, display)],
             operator=operator,
             source_name=f"{SOURCE} ({external_id})",
@@ -127,7 +114,7 @@ def enrol_volunteer(ws: Workspace, data: bytes, *, operator: str, consent: bool)
 
 
 def get_volunteer(ws: Workspace, person_id: int) -> Volunteer:
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         p = s.get(Person, person_id)
     if p is None or not p.external_id.startswith(PREFIX):
         raise OnboardingError(
@@ -138,7 +125,7 @@ def get_volunteer(ws: Workspace, person_id: int) -> Volunteer:
 
 
 def list_volunteers(ws: Workspace) -> list[Volunteer]:
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         rows = s.scalars(
             select(Person).where(Person.external_id.like(f"{PREFIX}%")).order_by(Person.id)
         )
@@ -149,20 +136,21 @@ def delete_volunteer(ws: Workspace, person_id: int, *, operator: str, reason: st
     """Remove a volunteer from the gallery (person, images, templates) and audit it. Returns
     the number of templates removed."""
     v = get_volunteer(ws, person_id)
-    removed = ws.gallery.delete_person(v.person_id)
+    with ws.store.unit_of_work() as uow:
+        removed = ws.gallery.delete_person(uow, v.person_id)
+        uow.audit(
+            "enroll",
+            operator=operator,
+            payload={
+                "action": "delete",
+                "demo_onboarding": True,
+                "person_id": v.person_id,
+                "external_id": v.external_id,
+                "templates_removed": removed,
+                "reason": reason,
+            },
+        )
     ws.gallery.flush()
-    ws.audit.append(
-        "enroll",
-        operator=operator,
-        payload={
-            "action": "delete",
-            "demo_onboarding": True,
-            "person_id": v.person_id,
-            "external_id": v.external_id,
-            "templates_removed": removed,
-            "reason": reason,
-        },
-    )
     return removed
 
 

@@ -7,13 +7,19 @@ can null them and keep the record that a search happened.
 
 "Identified" exists only as an adjudication whose decision is ``confirm`` and whose state is
 ``final``; no column of a search or a candidate says so.
+
+A search's read model is here, in its own columns (migration ``0007``): the threshold in force,
+each candidate's calibrated meaning, the documents presented. Pages and the API read these; the
+audit entry of the search records the same facts as evidence, not as storage.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     Float,
@@ -22,10 +28,11 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.gallery.schema import Base
+from fieldid.store.schema.base import Base
 
 
 class SearchRecord(Base):
@@ -61,6 +68,42 @@ class SearchRecord(Base):
     #: open | identified | not_identified | inconclusive
     status: Mapped[str] = mapped_column(String(20), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: How the threshold was set (``ThresholdInForce.to_dict()``: target, gallery size, band,
+    #: calibration, the sentence shown), None for searches made before migration 0007 whose
+    #: audit entry was already gone.
+    threshold_in_force: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: Why rates are not shown (uncalibrated model), else None.
+    rates_unavailable: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The calibration behind the candidates' rates (its id), else None.
+    calibration: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: Documents the person presented at the search, as stored (numbers hashed): a JSON list.
+    presented_documents: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    #: Faces the detector found in the frame (None: refused before detection).
+    faces_in_frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: A refused attempt: the refusal as the officer was told it (code, message, the gate's
+    #: guidance, capture), so its page says why and what to do. None for a search that ran.
+    refusal: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: An investigation list run on a probe below the quality gate: the reason given and the
+    #: gate's findings (the list is labelled low quality wherever it is shown).
+    below_gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class SearchRequest(Base):
+    """A search request's idempotency key and the search it made (short-lived; migration 0007,
+    ``adjudication/idempotency.py``)."""
+
+    __tablename__ = "search_requests"
+    __table_args__ = (UniqueConstraint("operator", "key", name="uq_search_requests_operator_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operator: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(100))
+    #: SHA-256 over the request (image bytes and form fields): a reused key must mean the same.
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    #: The persisted search (``searches.id``); not a foreign key, so a purge of the search is
+    #: never blocked by this short-lived row.
+    search_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class SearchCandidate(Base):
@@ -79,10 +122,18 @@ class SearchCandidate(Base):
     external_id: Mapped[str] = mapped_column(String(200), index=True)
     score: Mapped[float] = mapped_column(Float)
     fmr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Whether the score reached the threshold in force (an investigation list shows both).
+    above_threshold: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    #: What the score meant at the search's gallery size and probe quality, in words
+    #: (``calibration.meaning``), or why rates are unavailable.
+    meaning: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ProbeRecord(Base):
-    """The probe photo and its template. Both are nulled by a purge; the row says when."""
+    """The probe photo and its template. Both are nulled by a purge; the row says when.
+
+    ``image`` and ``template`` are this table's biometric columns (encrypted at rest by issue 15).
+    """
 
     __tablename__ = "probes"
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.gallery.schema import Base
+from fieldid.store.schema.base import Base
 
 
 class Operator(Base):

@@ -1,7 +1,11 @@
-"""The gallery's tables (SQLAlchemy 2). Alembic migrations in ``gallery/migrations`` create them.
+"""People, their enrolled images and templates, and the gallery's own facts.
 
 The database is the source of truth for people, enrolled images and templates; the vector index
 beside it is derived and rebuilt from here whenever it is missing or stale.
+
+Biometric data lives in two columns only: ``templates.vector`` (the face template) and
+``enrollment_images.thumbnail`` (a small face crop). The probe of a search is in
+``searches.ProbeRecord``. Encryption at rest (issue 15) wraps exactly these columns.
 """
 
 from __future__ import annotations
@@ -20,11 +24,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-class Base(DeclarativeBase):
-    pass
+from fieldid.store.schema.base import Base
 
 
 class GalleryMeta(Base):
@@ -94,25 +96,3 @@ class TemplateRow(Base):
     #: float32 little-endian, L2-normalised.
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class AuditEntry(Base):
-    """One attributable use or change. Append-only; each entry's hash covers the previous one."""
-
-    __tablename__ = "audit_entries"
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    event: Mapped[str] = mapped_column(String(40), index=True)
-    operator: Mapped[str] = mapped_column(String(200))
-    purpose: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    case_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    #: Canonical JSON of everything else the entry records.
-    payload: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-
-# The identity-record tables (``records/schema.py``) belong to the same metadata; imported here,
-# after Base is defined, so that every user of this module sees the complete schema.
-from fieldid.records import schema as _records_schema  # noqa: E402, F401

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.gallery.schema import Base
+from fieldid.store.schema.base import Base
 
 
 class Source(Base):
@@ -144,7 +144,7 @@ class PersonMerge(Base):
     what moved. The person ids are plain integers, not foreign keys: the merged id no longer exists,
     and searches recorded under it (``search_candidates``, never rewritten) are found through here.
     Chains are followed by external id (stable and unique), not by numeric id, which SQLite may
-    give to a new person once the highest one is deleted (``records/lineage.py``). Rows live as
+    give to a new person once the highest one is deleted (``store/repos/lineage.py``). Rows live as
     long as the kept person: deleting the kept person deletes its merge history.
     """
 

@@ -10,7 +10,7 @@ reused while a merge names it (enrollment and import by that external id reach t
 Numeric ids are not trusted across a merge: SQLite may give the highest deleted id to the next
 new person, so an old numeric id is only believed together with its external id or its time.
 
-Session-level functions only (no workspace), so the gallery can use them too.
+Session-level functions only, so the gallery, records, redress and the pages share them.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fieldid.gallery.schema import Person
-from fieldid.records.schema import PersonMerge
+from fieldid.store.schema import Person, PersonMerge
 
 #: More merges in one chain than this means the table was edited by hand into a loop.
 _MAX_CHAIN = 1000

@@ -1,12 +1,11 @@
-"""Alembic environment: run against the connection fieldid hands over (see gallery.db)."""
+"""Alembic environment: run against the connection fieldid hands over (``store.migrate``)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-import fieldid.access.schema  # noqa: F401  (operators, tokens, sessions: metadata complete)
-from fieldid.gallery.schema import Base
+from fieldid.store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

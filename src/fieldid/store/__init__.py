@@ -1,0 +1,185 @@
+"""The storage kernel: one home for every table, migration, transaction and audit append.
+
+- :func:`open_store` (``url``) -> :class:`Store`: the engine for SQLite or PostgreSQL, schema
+  brought to the current migration.
+- :meth:`Store.unit_of_work` -> :class:`UnitOfWork`: one session, one transaction; a use and its
+  audit entry commit together (``uow.audit``), effects outside the database follow the commit
+  (``uow.after_commit``).
+- :meth:`Store.read`: a session for reading (no audit, nothing written).
+- :meth:`Store.append_audit`: one audit entry in its own small unit of work (refusals, events
+  with nothing else to write).
+
+Layout: ``schema/`` (tables by area), ``migrations/`` (Alembic), ``engine.py`` (URL -> engine),
+``uow.py``, ``audit.py`` (appender, reader), ``people.py`` (merge lineage queries),
+``copy.py`` (``fieldid db copy``). See docs/storage.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from fieldid.errors import FieldidError
+from fieldid.store import audit as _audit
+from fieldid.store.audit import AuditRecord, utcnow
+from fieldid.store.engine import WRITE_OPTION, is_postgres, make_engine, parse_url, shown
+from fieldid.store.migrate import current_revision, head_revision, upgrade
+from fieldid.store.uow import UnitOfWork
+
+
+class StoreError(FieldidError):
+    """The database cannot be used (unreachable, behind its migrations, …). Codes ``database.*``."""
+
+    code = "database.error"
+
+
+class Store:
+    """One database: its engine, its units of work and its reads. Built once per process by
+    ``Workspace`` (the composition root) and handed to every service that stores anything."""
+
+    def __init__(
+        self,
+        url: URL | str,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        pool: bool = True,
+    ) -> None:
+        self.url = parse_url(url)
+        self.engine: Engine = make_engine(self.url, pool=pool)
+        self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
+        self.now = now
+
+    # -- what it is ----------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return "postgresql" if is_postgres(self.url) else "sqlite"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its password masked."""
+        return shown(self.url)
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Apply every pending migration."""
+        try:
+            upgrade(self.engine)
+        except FieldidError:
+            raise
+        except Exception as e:
+            raise StoreError(
+                f"could not bring {self.shown_url} to the current schema: {type(e).__name__}: {e}",
+                code="database.migrate",
+            ) from e
+
+    def revision(self) -> str | None:
+        return current_revision(self.engine)
+
+    @staticmethod
+    def head() -> str | None:
+        return head_revision()
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work (use it as a context manager; see :mod:`fieldid.store.uow`)."""
+        return UnitOfWork(self._writer, self.now)
+
+    @contextmanager
+    def using(self, uow: UnitOfWork | None) -> Iterator[UnitOfWork]:
+        """The unit of work of one use: ``uow`` if the caller hands one in (the API's
+        request-scoped one; committed at the end of the block, rolled back on an exception),
+        else a new one."""
+        if uow is None:
+            with self.unit_of_work() as own:
+                yield own
+            return
+        try:
+            yield uow
+            uow.commit()
+        except BaseException:
+            uow.rollback()
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; whatever it is asked to write is rolled back. Objects read
+        stay usable (detached, loaded) after the block."""
+        with Session(bind=self.engine, expire_on_commit=False, autoflush=False) as s:
+            yield s
+
+    def append_audit(
+        self,
+        event: str,
+        *,
+        operator: str,
+        purpose: str | None = None,
+        case_ref: str | None = None,
+        payload: dict[str, Any] | None = None,
+        releasing: UnitOfWork | None = None,
+    ) -> AuditRecord:
+        """One audit entry in its own small unit of work: a refusal, or an event that writes
+        nothing else. A use that writes appends with ``uow.audit`` instead, atomically.
+        ``releasing``: a unit of work the caller holds, rolled back first (a refused use writes
+        nothing of its own, and must not hold the database's write lock meanwhile)."""
+        if releasing is not None:
+            releasing.rollback()
+        with self.unit_of_work() as uow:
+            return uow.audit(
+                event, operator=operator, purpose=purpose, case_ref=case_ref, payload=payload
+            )
+
+    def audit_entries(self, event: str | None = None) -> list[AuditRecord]:
+        """The audit log in seq order (``event``: only those entries)."""
+        with self.read() as s:
+            return list(_audit.entries(s, event))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(
+    url: URL | str,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    pool: bool = True,
+    migrate: bool = True,
+) -> Store:
+    """The store at ``url``, its schema migrated to the current revision (unless ``migrate`` is
+    false: then a database behind its migrations is refused with ``database.behind``)."""
+    store = Store(url, now=now, pool=pool)
+    try:
+        if migrate:
+            store.migrate()
+        elif store.revision() != store.head():
+            raise StoreError(
+                f"{store.shown_url} is at schema revision {store.revision()}, this fieldid needs "
+                f"{store.head()}: run `fieldid upgrade`",
+                code="database.behind",
+            )
+    except Exception:
+        store.close()
+        raise
+    return store
+
+
+__all__ = [
+    "AuditRecord",
+    "Store",
+    "StoreError",
+    "UnitOfWork",
+    "open_store",
+]

@@ -1,0 +1,119 @@
+"""The unit of work: one session, one transaction, the use and its audit entry together.
+
+::
+
+    with store.unit_of_work() as uow:               # BEGIN (IMMEDIATE on SQLite)
+        uow.session.add(...)                        # the use's rows
+        entry = uow.audit("search", operator=..., payload={...})   # same transaction
+        uow.after_commit(lambda: index.apply(...))  # effects outside the database
+    # COMMIT: the use and its audit entry exist together, or neither does; then the effects run
+
+Leaving the block with an exception rolls everything back and drops the effects. A unit of work
+may also be handed in (the API's request-scoped one): :meth:`commit` ends the current transaction
+and the next statement begins another. Effects outside the database (the vector index, files)
+run only after a commit; one that fails is logged, never undoes the commit: the database is the
+truth, and what follows it (the index) detects that it is behind and catches up.
+
+Rules that keep units of work from waiting on each other: one use, one unit of work (a helper
+that writes takes the caller's ``uow``, it does not open its own); slow work (the face pipeline)
+is done before the unit of work begins; the audit entry is appended last, just before commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from fieldid.store import audit as _audit
+from fieldid.store.audit import AuditRecord
+
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine, now: Callable[[], datetime]) -> None:
+        self.session = Session(bind=engine, expire_on_commit=False, autoflush=True)
+        self._now = now
+        self._after: list[Callable[[], Any]] = []
+        #: Entries appended in the current transaction.
+        self.appended: list[AuditRecord] = []
+
+    # -- the use ---------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The store's clock (every time a use records comes from it)."""
+        return self._now()
+
+    def audit(
+        self,
+        event: str,
+        *,
+        operator: str,
+        purpose: str | None = None,
+        case_ref: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Append an audit entry in this transaction (committed with the use, or not at all)."""
+        rec = _audit.append(
+            self.session,
+            self._now,
+            event,
+            operator=operator,
+            purpose=purpose,
+            case_ref=case_ref,
+            payload=payload,
+        )
+        self.appended.append(rec)
+        return rec
+
+    def after_commit(self, effect: Callable[[], Any]) -> None:
+        """Run ``effect`` once this transaction has committed (never if it rolls back)."""
+        self._after.append(effect)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    # -- the transaction --------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        self.session.commit()
+        effects, self._after = self._after, []
+        self.appended = []
+        for effect in effects:
+            try:
+                effect()
+            except Exception:
+                log.exception("an effect after commit failed; what follows the database catches up")
+
+    def rollback(self) -> None:
+        self._after = []
+        self.appended = []
+        self.session.rollback()
+
+    def close(self) -> None:
+        """End the unit of work: anything uncommitted is rolled back; objects it loaded stay
+        readable (detached)."""
+        self._after = []
+        self.appended = []
+        self.session.close()
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+        finally:
+            self.close()
