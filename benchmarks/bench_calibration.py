@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 
 from fieldid.calibration.fit import SPLIT_SALT
-from fieldid.evaluation.calibrate import calibrate_templates
 from fieldid.calibration.store import slug, write
 from fieldid.dataset import read_labelled
 from fieldid.evaluation.calcheck import calibration_check
+from fieldid.evaluation.calibrate import calibrate_templates
 from fieldid.evaluation.harness import compute_templates
 from fieldid.gallery.distractors import DistractorModel
 from fieldid.pipeline import DEFAULT_EMBEDDER, FacePipeline, PipelineSpec

@@ -3,7 +3,7 @@
 Both use dlib's models from face-recognition-models (HOG detector, 5-point landmarks, 128-d ResNet);
 what differs is the path around them:
 
-* **fieldid**: a fresh workspace (``Workspace.init``), ``enroll_images`` and
+* **fieldid**: a fresh workspace (``Workspace.init``), ``Enrollment.enroll_images`` and
   ``SearchService.search`` on the image file, exactly as the CLI does (decode with intake checks,
   FaceFinder: HOG on a copy ≤ 480 px with upsampling 0→1→2, quality measures, embedding, exact
   cosine search of the gallery, audit-log write). The workspace's ``fieldid.toml`` is edited so the
@@ -45,8 +45,6 @@ from numpy.typing import NDArray
 from fieldid.audit.log import Attribution
 from fieldid.dataset import LabelledImage, read_labelled
 from fieldid.errors import FieldidError
-from fieldid.gallery.enroll import enroll_images
-from fieldid.search.service import SearchService
 from fieldid.workspace import Workspace
 
 #: Quality-gate settings that admit every acquired face, and a threshold that returns every top-k.
@@ -163,8 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fr_refused: list[str] = []
         for n, item in enumerate(gallery_items):
             t = time.perf_counter()
-            summary = enroll_images(
-                ws, [item], operator="bench", source_name="bench", synthetic=True
+            summary = ws.enrollment.enroll_images(
+                [item], operator="bench", source_name="bench", synthetic=True
             )
             fid_enrol_ms.append((time.perf_counter() - t) * 1000)
             for r in summary.refused:
@@ -176,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.progress and (n + 1) % (args.progress * 4) == 0:
                 print(f"enrolled {n + 1}/{len(gallery_items)}", file=sys.stderr, flush=True)
 
-        service = SearchService(ws)
+        service = ws.searches
         attr = Attribution("bench", "evaluation", "bench-face-recognition")
         # warm-up: load the index and the models' first-call costs, untimed
         for item in probes[: args.warmup]:
@@ -251,7 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gallery": {"fieldid": size.persons, "face_recognition": len(frs.names)},
         "enrolment_refused": {"fieldid": fid_refused, "face_recognition": fr_refused},
         "probes": n,
-        "fieldid_path": "Workspace + enroll_images + SearchService.search (gate opened, "
+        "fieldid_path": "Workspace + Enrollment.enroll_images + SearchService.search (gate opened, "
         "threshold -1)",
         "top1": {
             "fieldid": sum(fid_ok) / n if n else float("nan"),

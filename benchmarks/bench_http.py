@@ -70,20 +70,18 @@ def build(root: Path, distractors: int, chunk: int = 100_000) -> dict[str, Any]:
     from fieldid.dataset import LabelledImage
     from fieldid.demo import astronaut_path
     from fieldid.gallery.distractors import bundled
-    from fieldid.gallery.enroll import enroll_images
     from fieldid.workspace import Workspace
 
     out: dict[str, Any] = {"distractors": distractors}
     t0 = time.perf_counter()
     ws = Workspace.init(root)
-    enroll_images(
-        ws,
+    ws.enrollment.enroll_images(
         [LabelledImage(astronaut_path(), "subject-0001", "Subject 0001 (synthetic)")],
         operator="bench",
         source_name="benchmark: NASA public-domain portrait (no records)",
         synthetic=True,
     )
-    Accounts(ws).add_user(OFFICER, Role.OFFICER, "bench-password-1", by="bench")
+    Accounts(ws.store, ws.clock).add_user(OFFICER, Role.OFFICER, "bench-password-1", by="bench")
     model = bundled(str(ws.pipeline.model))
     assert model is not None
     ws.close()
@@ -96,7 +94,9 @@ def build(root: Path, distractors: int, chunk: int = 100_000) -> dict[str, Any]:
             (f"synthetic-{start + i + 2:07d}", f"Subject {start + i + 2:07d} (synthetic)")
             for i in range(n)
         ]
-        ws.gallery.add_template_only(people, model.sample(n, seed=start + 1))
+        with ws.store.unit_of_work() as uow:
+            ws.gallery.add_template_only(uow, people, model.sample(n, seed=start + 1))
+            uow.audit("synth", operator="bench", payload={"added": n, "synthetic": True})
         print(f"  {start + n:,} distractors, {time.perf_counter() - t:.0f} s", flush=True)
     out["add_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ws = Workspace.open(root)
     size = ws.gallery.size()
     token = (
-        Accounts(ws)
+        Accounts(ws.store, ws.clock)
         .issue_token(OFFICER, scopes=["search"], lifetime=timedelta(days=1), by="bench")
         .secret
     )

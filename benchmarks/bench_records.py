@@ -4,7 +4,7 @@
    across four sources, each row naming its person by ``person_external_id`` and the source's
    subject key, so the links are created on import; the ``--people`` persons are created first,
    untimed, as the gallery would hold them) are written to one
-   CSV per source, then imported with ``records.importer.import_file`` (parse, validate, bulk
+   CSV per source, then imported with ``Importer.import_file`` (parse, validate, bulk
    upsert); rows/s is the total rows over the summed import time. A re-import of the same files
    (every row unchanged) is timed too.
 2. Assembly latency: the database is grown to ``--people`` people with ``--records`` records in
@@ -34,7 +34,7 @@ from typing import Any
 
 from fieldid.records.assemble import assemble
 from fieldid.records.documents import PresentedDocument, compare_documents
-from fieldid.records.importer import ImportReport, RecordWriter, import_file, import_rows
+from fieldid.records.importer import ImportReport, RecordWriter
 from fieldid.records.kinds import workspace_key
 from fieldid.records.synth import SOURCES, ensure_sources, generate, person_key
 from fieldid.workspace import Workspace
@@ -49,17 +49,22 @@ def rows_for(people: int, start: int, seed: int) -> Any:
 def create_people(ws: Workspace, people: int, seed: int) -> None:
     """The synthetic people the records name (``person_external_id``), as the gallery would hold
     them (persons only: the benchmark is about records, not templates)."""
-    from sqlalchemy import DateTime
+    from sqlalchemy import insert
 
-    with ws.engine.begin() as conn:
-        proc = DateTime(timezone=True).bind_processor(conn.dialect)
-        now = proc(ws.clock.now()) if proc else ws.clock.now()
+    from fieldid.store.schema import Person
+
+    with ws.store.unit_of_work() as uow:
+        now = uow.now()
         for start in range(0, people, 100_000):
-            conn.exec_driver_sql(
-                "INSERT INTO persons (external_id, display_name, synthetic, created_at) "
-                "VALUES (?, ?, 1, ?)",
+            uow.session.execute(
+                insert(Person),
                 [
-                    (person_key(seed, i), f"Subject {i:07d} (synthetic)", now)
+                    {
+                        "external_id": person_key(seed, i),
+                        "display_name": f"Subject {i:07d} (synthetic)",
+                        "synthetic": True,
+                        "created_at": now,
+                    }
                     for i in range(start, min(people, start + 100_000))
                 ],
             )
@@ -102,7 +107,7 @@ def main() -> None:
         sys.exit(f"--records must be {RPP} × --people (the generator makes {RPP} per person)")
     work = a.dir or Path(tempfile.mkdtemp(prefix="bench-records-"))
     ws = Workspace.init(work / "ws")
-    sources = ensure_sources(ws, "bench")
+    sources = ensure_sources(ws.store, "bench")
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
     create_people(ws, a.people, a.seed)
@@ -116,14 +121,14 @@ def main() -> None:
     imported, import_s = 0, 0.0
     for name, p in paths.items():
         t = time.perf_counter()
-        rep = import_file(ws, name, p, operator="bench")
+        rep = ws.importer.import_file(name, p, operator="bench")
         import_s += time.perf_counter() - t
         assert not rep.bad_rows, rep.bad_rows[:3]
         imported += rep.inserted
     reimport_s = 0.0
     for name, p in paths.items():
         t = time.perf_counter()
-        rep = import_file(ws, name, p, operator="bench")
+        rep = ws.importer.import_file(name, p, operator="bench")
         reimport_s += time.perf_counter() - t
         assert rep.inserted == 0 and rep.updated == 0
     print(f"import: {imported:,} rows in {import_s:.1f} s = {imported / import_s:,.0f} rows/s")
@@ -131,7 +136,7 @@ def main() -> None:
 
     # 2. grow to --people / --records through the same upsert, from the generator
     t = time.perf_counter()
-    writers = {n: RecordWriter(ws, s) for n, s in sources.items()}
+    writers = {n: RecordWriter(s) for n, s in sources.items()}
     reports = {n: ImportReport(n, "bench", "generated") for n in sources}
     chunk = 50_000
     for start in range(import_people, a.people, chunk):
@@ -139,17 +144,18 @@ def main() -> None:
         for line, (src, row) in enumerate(rows_for(min(a.people, start + chunk), start, a.seed)):
             by_src[src].append((line + 1, row, None))
         for n, rows in by_src.items():
-            import_rows(ws, sources[n], rows, reports[n], operator="bench", writer=writers[n])
+            ws.importer.import_rows(
+                sources[n], rows, reports[n], operator="bench", writer=writers[n]
+            )
         done = min(a.people, start + chunk)
         if done % 200_000 == 0:
             print(f"  grown to {done:,} people", flush=True)
     grow_s = time.perf_counter() - t
     grown = sum(r.inserted for r in reports.values())
-    with ws.sessions() as s:
+    with ws.store.read() as s:
         from sqlalchemy import func, select
 
-        from fieldid.gallery.schema import Person
-        from fieldid.records.schema import Record
+        from fieldid.store.schema import Person, Record
 
         n_people = s.scalar(select(func.count(Person.id))) or 0
         n_records = s.scalar(select(func.count(Record.id))) or 0
@@ -167,7 +173,8 @@ def main() -> None:
     for q in range(a.queries + 20):
         ids = rng.sample(range(1, max_pid + 1), 10)
         t = time.perf_counter()
-        found = assemble(ws.sessions, ids)
+        with ws.store.read() as s:
+            found = assemble(s, ids)
         out = []
         for pid in ids:
             pr = found[pid]

