@@ -178,6 +178,21 @@ def _budget(p: dict[str, Any]) -> DetectBudget:
     )
 
 
+def with_database_url(toml: str, url: str) -> str:
+    """``toml`` (a fieldid.toml's text) with ``[database] url`` set to ``url``."""
+    value = '"' + url.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    lines = toml.splitlines()
+    section = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        elif section == "[database]" and stripped.split("=")[0].strip() in ("url", "# url"):
+            lines[i] = f"url = {value}"
+            return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", "[database]", f"url = {value}"]) + "\n"
+
+
 def _rate(value: Any, name: str) -> float:
     v = float(value)
     if not 0.0 < v < 1.0:

@@ -30,7 +30,7 @@ from fieldid.adjudication.service import Adjudicator, DocumentConflicts
 from fieldid.audit.config_watch import record_config_if_changed
 from fieldid.calibration.store import CalibrationSource
 from fieldid.clock import Clock, SystemClock
-from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig
+from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig, with_database_url
 from fieldid.errors import WorkspaceError
 from fieldid.facework import FaceWork
 from fieldid.gallery.enroll import Enrollment
@@ -100,9 +100,7 @@ class Workspace:
         text = DEFAULT_TOML
         if database_url:
             url = parse_url(database_url)  # refused before anything is written
-            text = text.replace(
-                '# url = ""', f"url = {_toml_string(url.render_as_string(hide_password=False))}"
-            )
+            text = with_database_url(text, url.render_as_string(hide_password=False))
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG_NAME).write_text(text, encoding="utf-8")
         (path / INDEX_DIR).mkdir(exist_ok=True)
@@ -267,7 +265,3 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _toml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -23,6 +23,7 @@ from fieldid.cli.common import (
 )
 from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.documents import register as register_documents
+from fieldid.cli.database import register as register_database
 from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
@@ -43,6 +44,7 @@ app.add_typer(token_app, name="token")
 register_records(app)
 register_person(app)
 register_documents(app)
+register_database(app)
 app.command("calibrate")(calibrate)
 
 OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (required).")]
@@ -61,16 +63,28 @@ def _quality_table(q: dict[str, Any]) -> Table:
 
 
 @app.command()
-def init(workspace: Annotated[Path, typer.Argument(help="Folder to create.")]) -> None:
+def init(
+    workspace: Annotated[Path, typer.Argument(help="Folder to create.")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Keep the data in this database (postgresql://user@host:5432/db) instead of "
+            "W/fieldid.db; written to [database] url.",
+        ),
+    ] = None,
+) -> None:
     """Create a workspace: configuration, database and index folder."""
     from fieldid.workspace import Workspace
 
     try:
-        ws = Workspace.init(workspace)
+        ws = Workspace.init(workspace, database_url=database_url)
     except FieldidError as e:
         fail(e)
+    where = ws.store.shown_url
     ws.close()
     console.print(f"workspace created at {workspace} (configuration: {workspace}/fieldid.toml)")
+    console.print(f"database: {escape(where)}")
 
 
 @app.command()

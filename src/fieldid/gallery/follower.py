@@ -99,18 +99,14 @@ class IndexFollower:
             self.flush()
             self.last_source = "caught_up"
             return base
-        ids, vecs = vectors(None)
-        index = FaissIndex.build(ids, vecs, dim=self.dim, params=self.params, revision=revision)
-        index.save(self.directory, revision=revision)
-        self._set(index, revision, dirty=False)
         self.last_source = "rebuilt"
-        return index
+        return self.rebuild(revision, vectors(None))
 
     def rebuild(self, revision: str, vectors: Vectors) -> FaissIndex:
         ids, vecs = vectors
         index = FaissIndex.build(ids, vecs, dim=self.dim, params=self.params, revision=revision)
-        index.save(self.directory, revision=revision)
-        self._set(index, revision, dirty=False)
+        self._set(index, revision, dirty=True)
+        self.flush()
         return index
 
     def apply(
@@ -139,9 +135,16 @@ class IndexFollower:
         return True
 
     def flush(self) -> None:
-        """Persist the index in memory, labelled with the revision it reflects."""
+        """Persist the index in memory, labelled with the revision it reflects. Saving is a
+        cache for the next start: when it fails (another process saving into the same folder
+        at the same moment, a full disk) the index in memory is still right, and the next
+        start catches up from whatever is on disk."""
         if self._index is not None and self._dirty and self._revision is not None:
-            self._index.save(self.directory, revision=self._revision)
+            try:
+                self._index.save(self.directory, revision=self._revision)
+            except (OSError, RuntimeError) as e:
+                log.warning("the vector index was not saved (%s); it is caught up later", e)
+                return
             self._dirty = False
 
     def _set(self, index: FaissIndex, revision: str, *, dirty: bool) -> None:
