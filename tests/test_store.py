@@ -266,6 +266,10 @@ def test_db_copy_moves_an_embedded_workspace_into_postgresql_and_proves_it(
         # A second copy into the same (now full) database is refused, and changes nothing.
         r = runner.invoke(app, ["db", "copy", "--from", str(tmp_path / "ws"), "--to", target])
         assert r.exit_code == 2 and "database.not_empty" in r.output
+        # And back: PostgreSQL into a new SQLite file, proven the same way.
+        back = f"sqlite:///{tmp_path / 'back.db'}"
+        r = runner.invoke(app, ["db", "copy", "--from", str(tmp_path / "ws"), "--to", back])
+        assert r.exit_code == 0 and "audit log of the copy intact" in r.output, r.output
     finally:
         pg.drop_made()
 
