@@ -77,6 +77,22 @@ def test_a_use_and_its_audit_entry_commit_together_or_not_at_all(enrolled: Works
     assert verify_log(store).head_seq == rec.seq + 1
 
 
+def test_a_request_unit_reads_without_holding_the_write_lock(enrolled: Workspace):
+    """The API's request-scoped unit of work reads without locking out writers (on SQLite a
+    deferred transaction), and a use through it begins its own write transaction."""
+    store = enrolled.store
+    request = store.unit_of_work(reads_first=True)
+    try:
+        assert request.session.scalars(select(Person)).first() is not None  # reading…
+        other = store.append_audit("note", operator="another process")  # …never blocks this
+        with store.using(request) as uow:  # the use: a write transaction of its own
+            mine = uow.audit("note", operator="the request")
+        assert mine.seq == other.seq + 1
+    finally:
+        request.close()
+    assert verify_log(store).ok
+
+
 def test_threads_of_one_process_append_one_chain_without_a_lock_of_their_own(
     enrolled: Workspace,
 ):

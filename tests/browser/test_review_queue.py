@@ -68,7 +68,7 @@ def _waiting_work(browser: Any, server: Server) -> tuple[int, int]:
     officer.close()
     sid = body["search_id"]
     rules = AdjudicationRules(two_person_purposes=frozenset({"field-identification"}))
-    adj = Adjudicator(server.ws, rules=rules).adjudicate(
+    adj = Adjudicator(server.ws.store, conflicts=server.ws.conflicts, rules=rules).adjudicate(
         sid,
         Actor("demo-officer", Role.OFFICER),
         "confirm",
@@ -94,7 +94,8 @@ def test_supervisor_finds_and_clears_the_review_queue(playwright, server, artifa
     sid, item = _waiting_work(browser, server)
     # Earlier browser tests may have left work too (the onboarding test enrols the same
     # portrait as a volunteer, which the enrollment check also flags).
-    n = waiting_count(server.ws, Actor("demo-supervisor", Role.SUPERVISOR))
+    with server.ws.store.read() as s:
+        n = waiting_count(s, Actor("demo-supervisor", Role.SUPERVISOR))
     assert n >= 2
     ctx = _context(browser, server)
     page = ctx.new_page()

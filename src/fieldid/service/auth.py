@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from fieldid.access import Actor
 from fieldid.access.accounts import AuthenticationError, require_scoped
@@ -111,7 +112,9 @@ class Need:
 
     async def __call__(self, request: Request) -> Principal:
         request.state.page = self.page
-        principal = authenticate(request)
+        # In a worker thread: checking a session writes to the database, and waiting for its
+        # lock on the event loop would stall every other request, the one holding it included.
+        principal = await run_in_threadpool(authenticate, request)
         if (
             principal.via == "session"
             and request.method not in SAFE_METHODS

@@ -5,6 +5,8 @@
 the request ends. Handlers read through ``uow.session`` and hand the unit of work to the service
 they call; the service commits the use together with its audit entry before the handler
 answers, so an answer never reports a use that was not stored. Handlers never open sessions.
+Reads take no lock (on SQLite a deferred transaction); a use begins its write transaction
+itself (``Store.using``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fieldid.store import UnitOfWork
 
 
 def request_unit(request: Request) -> Iterator[UnitOfWork]:
-    uow = app_state(request).workspace.store.unit_of_work()
+    uow = app_state(request).workspace.store.unit_of_work(reads_first=True)
     request.state.uow = uow  # the page header's counts read through it too
     try:
         yield uow

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from fieldid.errors import FieldidError
 from fieldid.store import audit as _audit
 from fieldid.store.audit import AuditRecord, utcnow
-from fieldid.store.engine import WRITE_OPTION, is_postgres, make_engine, parse_url, shown
+from fieldid.store.engine import is_postgres, make_engine, parse_url, shown
 from fieldid.store.migrate import current_revision, head_revision, upgrade
 from fieldid.store.uow import UnitOfWork
 
@@ -52,7 +52,6 @@ class Store:
     ) -> None:
         self.url = parse_url(url)
         self.engine: Engine = make_engine(self.url, pool=pool)
-        self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self.now = now
 
     # -- what it is ----------------------------------------------------------------------------
@@ -94,9 +93,10 @@ class Store:
 
     # -- transactions ----------------------------------------------------------------------------
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A new unit of work (use it as a context manager; see :mod:`fieldid.store.uow`)."""
-        return UnitOfWork(self._writer, self.now)
+    def unit_of_work(self, *, reads_first: bool = False) -> UnitOfWork:
+        """A new unit of work (use it as a context manager; see :mod:`fieldid.store.uow`).
+        ``reads_first``: one that reads before a use writes through it (a request's)."""
+        return UnitOfWork(self.engine, self.now, reads_first=reads_first)
 
     @contextmanager
     def using(self, uow: UnitOfWork | None) -> Iterator[UnitOfWork]:
@@ -108,6 +108,7 @@ class Store:
                 yield own
             return
         try:
+            uow.begin_write()
             yield uow
             uow.commit()
         except BaseException:

@@ -32,13 +32,26 @@ from sqlalchemy.orm import Session
 
 from fieldid.store import audit as _audit
 from fieldid.store.audit import AuditRecord
+from fieldid.store.engine import WRITE_OPTION
 
 log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine, now: Callable[[], datetime]) -> None:
-        self.session = Session(bind=engine, expire_on_commit=False, autoflush=True)
+    """``reads_first``: a unit of work that may read before it writes (the API's request-scoped
+    one). On SQLite its reads run in a plain deferred transaction, which takes no lock, and a use
+    calls :meth:`begin_write` before writing; otherwise every transaction of the unit of work is
+    a write transaction from its first statement (``BEGIN IMMEDIATE``)."""
+
+    def __init__(
+        self, engine: Engine, now: Callable[[], datetime], *, reads_first: bool = False
+    ) -> None:
+        self.session = Session(
+            bind=engine,
+            expire_on_commit=False,
+            autoflush=True,
+            execution_options={} if reads_first else {WRITE_OPTION: True},
+        )
         self._now = now
         self._after: list[Callable[[], Any]] = []
         #: Entries appended in the current transaction.
@@ -78,6 +91,17 @@ class UnitOfWork:
 
     def flush(self) -> None:
         self.session.flush()
+
+    def begin_write(self) -> None:
+        """Start the write transaction of a use: what was only read so far is committed (it
+        wrote nothing; the objects read stay loaded), and the next transaction takes the write
+        lock at once on SQLite (``BEGIN IMMEDIATE``), so a reader never has to upgrade."""
+        s = self.session
+        if s.in_transaction():
+            if s.new or s.dirty or s.deleted:
+                raise RuntimeError("a unit of work wrote before its use began (begin_write)")
+            s.commit()
+        s.connection(execution_options={WRITE_OPTION: True})
 
     # -- the transaction --------------------------------------------------------------------------
 
