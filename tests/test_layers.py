@@ -5,7 +5,7 @@ Layers, lowest first (docs/storage.md; the team's guide):
 
     errors, clock -> probe, detect, quality, template -> pipeline -> store, index
     -> gallery, records, search, documents, adjudication, audit, retention, redress, report
-    -> service, cli, demo
+    -> workspace, transparency, service, cli, demo
 
 with the packages the list does not name placed where their imports put them. Every import
 counts (also one inside a function) except under ``if TYPE_CHECKING``. A new package must be
@@ -40,7 +40,9 @@ LAYERS: list[set[str]] = [
         "candidate",
         "evaluation",
     },
-    {"workspace", "service", "cli", "demo"},
+    # transparency: the PIA and the public report draw on the whole workspace (configuration,
+    # retention, accounts, the audit log) through the composition root.
+    {"workspace", "transparency", "service", "cli", "demo"},
 ]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 

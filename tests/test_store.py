@@ -146,12 +146,12 @@ def test_ids_come_from_the_database(enrolled: Workspace):
 def test_a_workspace_from_before_the_kernel_opens_and_its_searches_read_from_columns(
     enrolled: Workspace,
 ):
-    """Revision 0006 (before the kernel): no audit head, search facts only in the audit log.
+    """Revision 0007 (before the kernel): no audit head, search facts only in the audit log.
     Opening it migrates: the head row is made from the log, each search's threshold, meanings
     and documents are read back from its audit entry into columns."""
     result = enrolled.searches.search(subject_images("subject-0004")[1], ATTR)
     assert result.search_id is not None and result.candidates
-    downgrade(enrolled.store.engine, "0006")
+    downgrade(enrolled.store.engine, "0007")
     root = enrolled.root
     enrolled.close()
     ws = Workspace.open(root)
