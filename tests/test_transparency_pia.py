@@ -84,7 +84,7 @@ def test_the_assessment_of_the_demo_states_its_configuration_and_latest_evaluati
     assert pres["target_fpir"] == demo.config.target_fpir and pres["fixed_threshold"] is None
     assert pres["two_person_purposes"] == [] and pres["document_rules"] == {}
     assert section(doc, "face_model")["data"]["model"] == str(demo.pipeline.model)
-    ev = load_evaluation(demo)
+    ev = load_evaluation(demo.root)
     acc = section(doc, "accuracy")["data"]
     assert acc["evaluated"] and acc["at"] == ev["at"] and acc["model"] == ev["model"]
     assert acc["operating_point"] == {

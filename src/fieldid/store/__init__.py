@@ -10,7 +10,7 @@
   with nothing else to write).
 
 Layout: ``schema/`` (tables by area), ``migrations/`` (Alembic), ``engine.py`` (URL -> engine),
-``uow.py``, ``audit.py`` (appender, reader), ``people.py`` (merge lineage queries),
+``uow.py``, ``audit.py`` (appender, reader), ``repos/`` (shared queries: merge lineage),
 ``copy.py`` (``fieldid db copy``). See docs/storage.md.
 """
 
