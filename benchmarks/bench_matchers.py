@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fieldid.calibration.run import calibrate_templates
 from numpy.typing import NDArray
 
 from fieldid.calibration.fit import (
@@ -60,7 +61,6 @@ from fieldid.calibration.fit import (
     pair_scores,
 )
 from fieldid.calibration.model import Calibration
-from fieldid.calibration.run import calibrate_templates
 from fieldid.calibration.store import bundled
 from fieldid.dataset import read_labelled
 from fieldid.errors import FieldidError

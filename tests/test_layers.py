@@ -21,7 +21,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "fieldid"
 
 LAYERS: list[set[str]] = [
-    {"errors", "clock"},
+    # models: the bundled model files; not_checked: what fieldid does not check, as data.
+    {"errors", "clock", "models", "not_checked"},
     {"probe", "detect", "quality", "template", "dataset"},
     {"pipeline", "config", "policy_file"},
     {"store", "index"},

@@ -22,8 +22,8 @@ from fieldid.cli.common import (
     progress_bar,
 )
 from fieldid.cli.common import open_workspace as _open
-from fieldid.cli.documents import register as register_documents
 from fieldid.cli.database import register as register_database
+from fieldid.cli.documents import register as register_documents
 from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
