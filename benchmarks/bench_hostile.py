@@ -167,18 +167,16 @@ def build(root: Path) -> str:
     from fieldid.access.accounts import Accounts
     from fieldid.dataset import LabelledImage
     from fieldid.demo import astronaut_path
-    from fieldid.gallery.enroll import enroll_images
     from fieldid.workspace import Workspace
 
     ws = Workspace.init(root)
-    enroll_images(
-        ws,
+    ws.enrollment.enroll_images(
         [LabelledImage(astronaut_path(), "subject-0001", "Subject 0001 (synthetic)")],
         operator="bench",
         source_name="benchmark: NASA public-domain portrait (no records)",
         synthetic=True,
     )
-    accounts = Accounts(ws)
+    accounts = Accounts(ws.store, ws.clock)
     accounts.add_user(OFFICER, Role.OFFICER, "bench-password-1", by="bench")
     token = accounts.issue_token(
         OFFICER, scopes=["search"], lifetime=timedelta(days=1), by="bench"

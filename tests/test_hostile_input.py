@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -36,6 +35,7 @@ from fieldid.demo import DEMO_SUBJECT
 from fieldid.workspace import Workspace
 from helpers_live import LiveServer, live_server
 from helpers_service import service_root  # noqa: F401  (module fixture)
+from helpers_storage import Backend
 from hostile_images import Case, gps_jpeg, hostile_cases, no_face_12mp_jpeg, zero_png
 
 #: Generous bounds (MB): the server holds the models, the index and the uploads in flight; a
@@ -52,17 +52,20 @@ def cases() -> list[Case]:
 
 
 @pytest.fixture(scope="module")
-def live_root(service_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    root = tmp_path_factory.mktemp("hostile") / "ws"
-    shutil.copytree(service_root, root)
-    return root
+def live_root(
+    service_root: Path,  # noqa: F811
+    backend_kind: Backend,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    root = tmp_path_factory.mktemp(f"hostile-{backend_kind.name}") / "ws"
+    return backend_kind.copy(service_root, root, keep=True)
 
 
 @pytest.fixture(scope="module")
 def tokens(live_root: Path) -> dict[str, str]:
     ws = Workspace.open(live_root)
     try:
-        accounts = Accounts(ws)
+        accounts = Accounts(ws.store, ws.clock)
         return {
             role: accounts.issue_token(
                 f"u-{role}", lifetime=timedelta(hours=2), label="hostile tests", by="test"
@@ -124,20 +127,22 @@ def test_every_hostile_file_gets_a_right_answer_and_never_a_server_error(
     assert 0 < mem.max_worker_mb < WORKER_RSS_BOUND_MB
 
 
-def _scan(root: Path, needles: dict[str, bytes]) -> dict[str, list[str]]:
-    """Which needles occur in which files under ``root`` (every file: database, WAL, index)."""
+def _scan(root: Path, needles: dict[str, bytes], backend: Backend) -> dict[str, list[str]]:
+    """Which needles occur in which files under ``root`` (every file: database, WAL, index),
+    and on PostgreSQL in the workspace's database (a dump of it)."""
     found: dict[str, list[str]] = {}
-    for path in root.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            for name, needle in needles.items():
-                if needle in data:
-                    found.setdefault(name, []).append(path.name)
+    blobs = [(p.name, p.read_bytes()) for p in root.rglob("*") if p.is_file()]
+    if backend.is_pg:
+        blobs.append(("the PostgreSQL database", backend.raw_bytes(root)))
+    for where, data in blobs:
+        for name, needle in needles.items():
+            if needle in data:
+                found.setdefault(name, []).append(where)
     return found
 
 
 def test_nothing_but_the_pixels_of_an_uploaded_probe_reaches_storage(
-    live: LiveServer, live_root: Path, tokens: dict[str, str]
+    live: LiveServer, live_root: Path, tokens: dict[str, str], backend_kind: Backend
 ) -> None:
     marker = "Q7XK-HOSTILE-GPS"
     data = gps_jpeg(marker)
@@ -162,15 +167,15 @@ def test_nothing_but_the_pixels_of_an_uploaded_probe_reaches_storage(
     # The search kept its probe (re-encoded), and nothing of the rest, in any file.
     ws = Workspace.open(live_root)
     try:
-        from fieldid.adjudication.schema import ProbeRecord
+        from fieldid.store.schema import ProbeRecord
 
-        with ws.sessions() as s:
+        with ws.store.read() as s:
             kept = s.get(ProbeRecord, r.json()["search_id"])
             assert kept is not None and kept.image is not None
             assert kept.image[:3] == b"\xff\xd8\xff" and kept.image != data
     finally:
         ws.close()
-    assert _scan(live_root, needles) == {}
+    assert _scan(live_root, needles, backend_kind) == {}
 
 
 def test_cli_answers_every_hostile_file_without_a_traceback(

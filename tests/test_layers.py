@@ -24,7 +24,8 @@ LAYERS: list[set[str]] = [
     # models: the bundled model files; not_checked: what fieldid does not check, as data.
     {"errors", "clock", "models", "not_checked"},
     {"probe", "detect", "quality", "template", "dataset"},
-    {"pipeline", "config", "policy_file"},
+    # facework: where the pipeline runs (in the calling thread, or worker processes).
+    {"pipeline", "config", "policy_file", "facework"},
     {"store", "index"},
     {
         "gallery",

@@ -32,6 +32,7 @@ from fieldid.service.auth import (
     is_secure,
 )
 from fieldid.service.db import Uow
+from fieldid.service.guards import MAX_ID
 from fieldid.service.state import AppState
 from fieldid.store import UnitOfWork
 from fieldid.store.schema import AdjudicationRecord, EnrollmentImage, Person
@@ -480,7 +481,7 @@ class DocumentIn(BaseModel):
 class AdjudicationIn(BaseModel):
     decision: str = Field(max_length=20, description="confirm | reject | inconclusive")
     person_id: int | None = Field(
-        None, ge=1, le=2**63 - 1, description="The candidate decided on (required to confirm)."
+        None, ge=1, le=MAX_ID, description="The candidate decided on (required to confirm)."
     )
     reason: str = Field(max_length=4000, description="Why: every decision needs one.")
     documents: list[DocumentIn] = Field(default_factory=list, max_length=10)

@@ -25,8 +25,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: The largest id a path may carry (SQLite and PostgreSQL bigint).
-MAX_ID = 2**63 - 1
+#: The largest id a path may carry: ids are INTEGER columns (``fieldid.store.schema``), 32-bit
+#: on PostgreSQL; a larger number names no record on either backend.
+MAX_ID = 2**31 - 1
 _MIB = 1024 * 1024
 
 
@@ -58,9 +59,19 @@ async def send_problem(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+def as_id(text: str) -> int | None:
+    """A form field's id: plain ASCII digits naming a number from 1 to :data:`MAX_ID`, else
+    None (a longer number names no record)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
 def out_of_range_id(path: str) -> str | None:
     """The first path segment that reads as a whole number (sign, underscores and surrounding
-    blanks allowed, as the id parser allows them) beyond ±(2^63 − 1), if any."""
+    blanks allowed, as the id parser allows them) beyond ±MAX_ID, if any."""
     for segment in path.split("/"):
         digits = segment.strip().replace("_", "")
         if digits[:1] in ("+", "-"):
@@ -68,7 +79,7 @@ def out_of_range_id(path: str) -> str | None:
         if not (digits.isascii() and digits.isdigit()):
             continue
         significant = digits.lstrip("0")
-        if len(significant) > 19 or int(significant or "0") > MAX_ID:
+        if len(significant) > len(str(MAX_ID)) or int(significant or "0") > MAX_ID:
             return segment
     return None
 

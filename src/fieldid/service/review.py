@@ -24,6 +24,7 @@ from fieldid.service import queues
 from fieldid.service.api import ERRORS, PROBLEM
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.db import Uow
+from fieldid.service.guards import MAX_ID, as_id
 from fieldid.service.problems import status_for
 from fieldid.service.state import AppState
 from fieldid.service.web import _when, render
@@ -125,8 +126,9 @@ def review_page(
 ) -> HTMLResponse:
     """What waits for a supervisor, newest first."""
     s = uow.session
-    done = int(resolved) if resolved.isdigit() and queues.is_resolved(s, int(resolved)) else None
-    joined = int(merged) if merged.isdigit() and queues.is_resolved(s, int(merged)) else None
+    done, joined = as_id(resolved), as_id(merged)
+    done = done if done is not None and queues.is_resolved(s, done) else None
+    joined = joined if joined is not None and queues.is_resolved(s, joined) else None
     ctx = _review_context(uow, principal, resolved=done, merged=joined)
     return render(request, "review.html", ctx)
 
@@ -183,9 +185,10 @@ async def review_item_merge_form(
 
     def act(state: AppState, form: dict[str, str]) -> object:
         keep = form.get("keep", "")
-        if not (keep.isascii() and keep.isdigit() and len(keep) <= 18):
+        kept = as_id(keep)
+        if kept is None:
             raise FieldidError("choose which person to keep", code="merge.keep")
-        return merge_item(state, uow, principal, item_id, int(keep), form.get("reason", ""))
+        return merge_item(state, uow, principal, item_id, kept, form.get("reason", ""))
 
     return await _review_form(request, uow, principal, item_id, act, "merged")
 
@@ -253,7 +256,7 @@ def post_review_item(
 
 class MergeIn(BaseModel):
     keep: int = Field(
-        ge=1, le=2**63 - 1, description="The person to keep: one of the item's two person ids."
+        ge=1, le=MAX_ID, description="The person to keep: one of the item's two person ids."
     )
     reason: str = Field(max_length=4000, description="Why they are one person (15+ characters).")
 

@@ -34,6 +34,7 @@ from fieldid.service.auth import (
     is_secure,
 )
 from fieldid.service.db import Uow
+from fieldid.service.guards import as_id
 from fieldid.service.problems import status_for
 from fieldid.service.queues import search_status_text
 from fieldid.store import UnitOfWork
@@ -480,7 +481,7 @@ async def adjudicate_form(
             principal,
             search_id,
             form.get("decision", ""),
-            int(person) if person.isascii() and person.isdigit() and len(person) <= 18 else None,
+            as_id(person),
             form.get("reason", ""),
             docs,
         )
