@@ -94,9 +94,15 @@ def make_workspace(
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    """One throwaway PostgreSQL server for the session (see helpers_storage)."""
+    """The session's one PostgreSQL server (see helpers_storage), shared by the storage and the
+    vector-index tests."""
+    from fieldid.index.servers import ServerUnavailable
+
     os.environ.pop("FIELDID_DATABASE_URL", None)
-    server = PgServer()
+    try:
+        server = PgServer()
+    except ServerUnavailable as e:
+        pytest.fail(f"PostgreSQL is needed by the storage tests and did not start: {e}")
     yield server
     server.stop()
 

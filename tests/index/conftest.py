@@ -1,4 +1,5 @@
-"""Fixtures for the vector-index adapters: one PostgreSQL and one Milvus per test session.
+"""Fixtures for the vector-index adapters: one PostgreSQL (the storage tests' own, from
+tests/conftest.py) and one Milvus per test session.
 
 ``index_factory(backend)`` makes a fresh, empty adapter in its own namespace (a faiss directory,
 a pgvector table, a Milvus collection prefix) on the session's server, and removes it afterwards.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fieldid.index.servers import STARTS, ServerUnavailable, milvus, postgresql
+from fieldid.index.servers import STARTS, ServerUnavailable, milvus
 
 #: Milvus test server: growing segments searched brute force (no interim IVF index), so tests
 #: of small galleries see exact answers whether or not a segment is sealed yet.
@@ -23,12 +24,10 @@ MILVUS_TEST_CONFIG = {"queryNode.segcore.interimIndex.enableIndex": "false"}
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    try:
-        with postgresql() as url:
-            yield url
-    except ServerUnavailable as e:
-        pytest.skip(str(e))
+def pg_url(pg_server: Any) -> str:
+    """A database of its own on the session's one PostgreSQL server (tests/conftest.py)."""
+    url: str = pg_server.url(pg_server.empty_database())
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from fieldid.gallery.index import MANIFEST, FaissIndex, IndexParams
+from fieldid.index.faiss_engine import MANIFEST, FaissIndex, IndexParams
 
 log = logging.getLogger(__name__)
 

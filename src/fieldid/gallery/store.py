@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from fieldid.errors import ModelMismatch
 from fieldid.gallery.follower import IndexFollower
-from fieldid.gallery.index import FaissIndex, IndexParams
+from fieldid.index.faiss_engine import FaissIndex, IndexParams
 from fieldid.store import Store, UnitOfWork
 from fieldid.store.repos import lineage
 from fieldid.store.schema import EnrollmentImage, GalleryMeta, Person, PersonMerge, TemplateRow
