@@ -42,7 +42,7 @@ def main() -> None:
             )
             out("note", rec.seq)
         result = ws.searches.search(probes[(worker + i) % len(probes)], attr)
-        out("search", result.search_ref, search_id=result.search_id)
+        out("search", result.audit_seq, search_id=result.search_id)
         identity = f"w{worker}-{i}"
         image = images[(worker * 7 + i) % len(images)]
         summary = ws.enrollment.enroll_images(

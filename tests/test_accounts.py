@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from fieldid.access import Role
 from fieldid.access.accounts import (
@@ -18,11 +18,11 @@ from fieldid.access.accounts import (
     AuthenticationError,
     sha256_hex,
 )
-from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.errors import AuthorisationError
 from fieldid.store.schema import ApiToken, Operator, WebSession
 from fieldid.workspace import Workspace
+from helpers_cli import cli
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -161,6 +161,7 @@ def test_tokens_are_hashed_scoped_and_expire(accounts):
         "verify",
         "adjudicate",
         "record_read",
+        "account_self",
     }
     with pytest.raises(AuthorisationError) as e:
         acc.issue_token("olive", scopes=["enroll"], by="root")
@@ -192,27 +193,114 @@ def test_policy_is_configurable(backend, tmp_path: Path):
     ws.close()
 
 
-def test_cli_user_add_list_and_token_issue(tmp_path: Path):
-    runner = CliRunner()
-    root = tmp_path / "ws"
-    assert runner.invoke(app, ["init", str(root)]).exit_code == 0
-    r = runner.invoke(
-        app,
-        ["user", "add", "sam", "--role", "supervisor", "-w", str(root), "--password-stdin"],
-        input="sam-password-1\n",
-    )
+def test_cli_access_lifecycle(tmp_path: Path) -> None:
+    """init makes the first admin (with a token for scripts); the admin adds operators, issues,
+    lists and revokes tokens, disables and enables accounts, resets passwords; each act is
+    audited under the admin's account; a revoked token and a disabled account's token stop
+    working at once."""
+    root, token_file = tmp_path / "ws", tmp_path / "admin.token"
+    r = cli(["init", str(root), "--password-stdin", "--token-out", str(token_file)],
+            stdin="admin-password-1\n")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "admin account: admin" in r.output and oct(token_file.stat().st_mode)[-3:] == "600"
+    admin = token_file.read_text().strip()
+    w = ["-w", str(root)]
+    add = ["user", "add", "sam", "--role", "supervisor", *w, "--password-stdin"]
+    r = cli(add, stdin="sam-password-1\n")
+    assert r.exit_code == 2 and "access.unauthenticated" in r.output  # an admin exists now
+    r = cli(add, admin, stdin="sam-password-1\n")
     assert r.exit_code == 0 and "sam added (supervisor)" in r.output
-    r = runner.invoke(
-        app,
-        ["user", "add", "tim", "--role", "officer", "-w", str(root), "--password-stdin"],
-        input="short\n",
-    )
+    r = cli(["user", "add", "tim", "--role", "officer", *w, "--password-stdin"], admin,
+            stdin="short\n")  # fmt: skip
     assert r.exit_code == 2 and "account.weak_password" in r.output
-    r = runner.invoke(app, ["user", "list", "-w", str(root), "--json"])
+    r = cli(["user", "list", *w, "--json"], admin)
     assert r.exit_code == 0 and '"role": "supervisor"' in r.output
-    r = runner.invoke(app, ["token", "issue", "sam", "-w", str(root), "--scope", "review"])
+    r = cli(["token", "issue", "sam", *w, "--scope", "review"], admin)
     assert r.exit_code == 0
     secret = r.stdout.strip().splitlines()[-1]
     assert secret.startswith("fid_")
     with Workspace.open(root) as ws:
         assert Accounts(ws.store, ws.clock).token(secret).scopes == {"review"}
+    r = cli(["token", "list", *w, "--json"], admin)
+    listed = {t["operator"]: t for t in json.loads(r.stdout)}
+    assert listed["sam"]["state"] == "active" and secret not in r.stdout
+    # sam's token works for what it is scoped for, not beyond, and not for user management.
+    assert cli(["review", "list", *w], secret).exit_code == 0
+    r = cli(["user", "list", *w], secret)
+    assert r.exit_code == 2 and "access.forbidden" in r.output
+    r = cli(["token", "revoke", str(listed["sam"]["id"]), *w], admin)
+    assert r.exit_code == 0
+    r = cli(["review", "list", *w], secret)
+    assert r.exit_code == 2 and "access.token_invalid" in r.output
+    # Disabling revokes every token and ends every session at once; enabling revives none.
+    r = cli(["token", "issue", "sam", *w], admin)
+    second = r.stdout.strip().splitlines()[-1]
+    assert cli(["review", "list", *w], second).exit_code == 0
+    r = cli(["user", "disable", "sam", *w], admin)
+    assert r.exit_code == 0 and "1 token(s) revoked" in r.output
+    assert "access.token_invalid" in cli(["review", "list", *w], second).output
+    assert cli(["user", "enable", "sam", *w], admin).exit_code == 0
+    assert "access.token_invalid" in cli(["review", "list", *w], second).output
+    r = cli(["user", "passwd", "sam", *w, "--password-stdin"], admin, stdin="sam-password-2\n")
+    assert r.exit_code == 0, r.output
+    # The last active admin cannot be disabled.
+    r = cli(["user", "disable", "admin", *w], admin)
+    assert r.exit_code == 2 and "account.last_admin" in r.output
+    with Workspace.open(root) as ws:
+        acts = [
+            (e.event, e.operator)
+            for e in ws.store.audit_entries()
+            if e.event.startswith(("user_", "token_"))
+        ]
+        assert (
+            Accounts(ws.store, ws.clock).authenticate("sam", "sam-password-2", client="test").name
+            == "sam"
+        )
+    assert ("user_add", "admin") in acts and ("token_revoke", "admin") in acts
+    assert ("user_disable", "admin") in acts and ("user_enable", "admin") in acts
+    assert ("user_password_reset", "admin") in acts
+
+
+def test_cli_bootstraps_an_admin_only_where_there_is_none(backend, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    backend.init(root).close()  # a workspace made before accounts were required
+    w = ["-w", str(root), "--password-stdin"]
+    r = cli(["user", "add", "o", "--role", "officer", *w], stdin="o-password-12\n")
+    assert r.exit_code == 2 and "account.no_admin" in r.output
+    r = cli(["user", "add", "root", "--role", "admin", *w], stdin="root-password-1\n")
+    assert r.exit_code == 0, r.output
+    with Workspace.open(root) as ws:
+        entry = ws.store.audit_entries("user_add")[-1]
+    assert entry.operator.startswith("bootstrap:local:")
+    r = cli(["user", "add", "root2", "--role", "admin", *w], stdin="root-password-2\n")
+    assert r.exit_code == 2 and "access.unauthenticated" in r.output
+
+
+def test_cli_asks_for_name_and_password_at_a_terminal(
+    backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a token, at a terminal: the operator's name and password, checked like a web
+    login (a wrong password is audited and refused)."""
+    from fieldid.cli import auth
+
+    root = tmp_path / "ws"
+    ws = backend.init(root)
+    Accounts(ws.store, ws.clock, hasher=FAST).add_user(
+        "ann", Role.AUDITOR, "ann-password-1", by="t"
+    )
+    ws.close()
+    monkeypatch.setattr(auth, "_interactive", lambda: True)
+    typed = iter(["ann-password-1", "wrong-password", "ann-password-1"])
+    monkeypatch.setattr(auth.getpass, "getpass", lambda prompt="": next(typed))
+    args = ["audit", "verify", "-w", str(root), "--user", "ann"]
+    r = cli(args)
+    assert r.exit_code == 0 and "intact" in r.output, r.output
+    r = cli(args)
+    assert r.exit_code == 2 and "access.bad_credentials" in r.output
+    r = cli(["audit", "verify", "-w", str(root)], stdin="ann\n")  # the name asked too
+    assert r.exit_code == 0, r.output
+    with Workspace.open(root) as ws:
+        entries = ws.store.audit_entries()
+    assert [e.operator for e in entries if e.event == "audit_verify"] == ["ann", "ann"]
+    failed = [e for e in entries if e.event == "login_failed"]
+    assert failed and failed[-1].payload["client"].startswith("cli:")

@@ -65,7 +65,8 @@ def test_search_is_persisted_with_probe_candidates_and_receipt(ws: Workspace) ->
     assert len(result.receipt_code or "") == 9 and result.receipt_code[4] == "-"
     assert all("identified" not in c for c in d["candidates"])
     rec = held(ws, find_by_receipt, (result.receipt_code or "").lower().replace("-", " "))
-    assert rec.id == result.search_id and rec.audit_seq == result.search_ref
+    assert rec.public_id == result.search_id and rec.audit_seq == result.audit_seq
+    assert len(rec.public_id) >= 22 and not rec.public_id.isdigit()
     assert rec.status == "open" and rec.outcome == "candidates"
     assert last(ws, "search").payload["receipt_code"] == result.receipt_code
     with ws.store.read() as s:
@@ -91,7 +92,7 @@ def test_refused_search_is_recorded_without_its_probe(ws: Workspace) -> None:
     code = e.value.details["receipt_code"]
     rec = held(ws, find_by_receipt, code)
     assert rec.outcome == "refused" and rec.refusal_code == "quality.too_far"
-    assert rec.status == "not_identified"
+    assert rec.status == "refused"
     with ws.store.read() as s:
         assert s.get(ProbeRecord, rec.id) is None
 
@@ -131,10 +132,12 @@ def test_only_a_human_with_the_role_records_an_identification(ws: Workspace) -> 
     entry = last(ws, "adjudicate")
     assert entry.payload["state"] == "final" and entry.payload["person_id"] == pid
     assert entry.payload["documents"] == [{"type": "id-card", "number": "D-77"}]
-    assert entry.payload["search_seq"] == result.search_ref
+    assert entry.payload["search_seq"] == result.audit_seq
+    assert entry.payload["search_id"] == result.search_id
+    assert entry.payload["search_status"] == "identified"
     # Identified searches keep their probe (until the probe's own retention ends).
     with ws.store.read() as s:
-        assert s.get(ProbeRecord, result.search_id).image is not None  # type: ignore[union-attr]
+        assert s.get(ProbeRecord, rec.id).image is not None  # type: ignore[union-attr]
     with pytest.raises(AdjudicationRefused) as e4:
         adj.adjudicate(result.search_id, SUPERVISOR, "reject", reason="second thoughts")
     assert e4.value.code == "adjudication.search_closed"
@@ -174,21 +177,24 @@ def test_two_person_rule(ws: Workspace) -> None:
     a = adj.adjudicate(result.search_id, OFFICER, "confirm", person_id=pid, reason="same face")
     assert a.state == "pending_second" and not a.is_identification
     assert identification_of(ws.store, result.search_id) is None
-    assert held(ws, find_by_receipt, result.receipt_code or "").status == "open"
+    assert held(ws, find_by_receipt, result.receipt_code or "").status == "awaiting_second"
     with pytest.raises(AuthorisationError):
-        adj.second_confirm(a.id, OFFICER_2)  # second-person confirmation is a supervisor's
+        adj.second_confirm(a.id, OFFICER_2, "checked")  # a second person is a supervisor
     with pytest.raises(AuthorisationError):
-        adj.second_confirm(a.id, AUDITOR)
+        adj.second_confirm(a.id, AUDITOR, "checked")
+    with pytest.raises(AdjudicationRefused) as e1:
+        adj.second_confirm(a.id, SUPERVISOR, " ")
+    assert e1.value.code == "adjudication.no_reason"
     with pytest.raises(AdjudicationRefused) as e2:
         adj.adjudicate(result.search_id, SUPERVISOR, "confirm", person_id=pid, reason="also me")
     assert e2.value.code == "adjudication.pending"
-    b = adj.second_confirm(a.id, SUPERVISOR)
-    assert b.state == "final" and b.is_identification
+    b = adj.second_confirm(a.id, SUPERVISOR, "ears, scar and document agree")
+    assert b.state == "final" and b.is_identification and b.search_status == "identified"
     assert identification_of(ws.store, result.search_id) is not None
     entry = last(ws, "second_confirm")
     assert entry.operator == SUPERVISOR.name and entry.payload["first_by"] == "officer-7"
     with pytest.raises(AdjudicationRefused) as e3:
-        adj.second_confirm(a.id, Actor("sup-2", Role.SUPERVISOR))
+        adj.second_confirm(a.id, Actor("sup-2", Role.SUPERVISOR), "me too")
     assert e3.value.code == "adjudication.not_pending"
     # Nobody confirms their own identification a second time.
     again = search(ws, "subject-0002", image=2)
@@ -196,7 +202,7 @@ def test_two_person_rule(ws: Workspace) -> None:
         again.search_id, SUPERVISOR, "confirm", person_id=pid, reason="same face again"
     )
     with pytest.raises(AdjudicationRefused) as e:
-        adj.second_confirm(first.id, SUPERVISOR)
+        adj.second_confirm(first.id, SUPERVISOR, "my own, again")
     assert e.value.code == "adjudication.same_person"
 
 
@@ -211,7 +217,9 @@ def test_document_conflict_blocks_until_a_supervisor_overrides_with_a_reason(
     a = adj.adjudicate(
         result.search_id, OFFICER, "confirm", person_id=pid, reason="same face", documents=docs
     )
-    assert checker.calls == [(result.search_id, pid, docs)]
+    rec = held(ws, find_by_receipt, result.receipt_code or "")
+    assert checker.calls == [(rec.id, pid, docs)]
+    assert rec.status == "blocked_conflict"
     assert a.state == "blocked_conflict" and a.conflicts and not a.is_identification
     entry = last(ws, "adjudicate")
     assert entry.payload["outcome"] == "blocked"
@@ -251,14 +259,32 @@ def test_supervisor_cannot_override_own_blocked_confirmation(ws: Workspace) -> N
     assert e.value.code == "adjudication.same_person"
 
 
-def test_reject_closes_the_search_and_purges_its_probe_at_once(ws: Workspace) -> None:
+def test_a_reject_rules_out_one_lead_and_closing_purges_the_probe(ws: Workspace) -> None:
     result = search(ws, "subject-0002")
-    a = ws.adjudicator().adjudicate(
-        result.search_id, OFFICER, "reject", reason="documents show another person"
+    lead = result.candidates[0].person_id
+    adj = ws.adjudicator()
+    with pytest.raises(AdjudicationRefused) as e:
+        adj.adjudicate(result.search_id, OFFICER, "reject", reason="not this one")
+    assert e.value.code == "adjudication.not_a_candidate"  # a reject names its lead
+    a = adj.adjudicate(
+        result.search_id, OFFICER, "reject", person_id=lead, reason="ears and jaw differ"
     )
-    assert a.state == "final" and not a.is_identification
+    assert a.state == "final" and not a.is_identification and a.search_status == "open"
     rec = held(ws, find_by_receipt, result.receipt_code or "")
-    assert rec.status == "not_identified"
+    assert rec.status == "open" and rec.closed_at is None
+    with ws.store.read() as s:
+        probe = s.get(ProbeRecord, rec.id)
+        assert probe is not None and probe.image is not None  # kept while the search is open
+    with pytest.raises(AdjudicationRefused) as e2:
+        adj.adjudicate(result.search_id, OFFICER, "confirm", person_id=lead, reason="after all")
+    assert e2.value.code == "adjudication.lead_ruled_out"
+    with pytest.raises(AdjudicationRefused) as e3:
+        adj.close(result.search_id, OFFICER, "no_lead")
+    assert e3.value.code == "adjudication.has_leads"
+    c = adj.close(result.search_id, OFFICER, "not_identified", reason="documents show another")
+    assert c.search_status == "not_identified" and c.person_id is None
+    rec = held(ws, find_by_receipt, result.receipt_code or "")
+    assert rec.status == "not_identified" and rec.closed_at is not None
     with ws.store.read() as s:
         probe = s.get(ProbeRecord, rec.id)
         assert probe is not None and probe.image is None and probe.template is None
@@ -266,3 +292,4 @@ def test_reject_closes_the_search_and_purges_its_probe_at_once(ws: Workspace) ->
     purge = last(ws, "purge")
     assert purge.payload["trigger"] == "adjudication"
     assert purge.payload["classes"] == {"probe_images": 1, "probe_templates": 1}
+    assert purge.payload["search_id"] == result.search_id

@@ -22,6 +22,7 @@ from fieldid.audit.verify import read_rows
 from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 from helpers_storage import behind_the_back
 
 AUDITOR = Actor("aud-1", Role.AUDITOR)
@@ -107,12 +108,15 @@ def test_cli_export_and_verify_export(backend, tmp_path: Path) -> None:
     ws = backend.init(ws_path)
     fill(ws, 4)
     ws.close()
-    args = ["audit", "export", "--workspace", str(ws_path), "--operator", "a", "--role"]
-    r = runner.invoke(app, [*args, "auditor", "--out", str(tmp_path / "1.jsonl")])
+    tok = tokens(ws_path)
+    args = ["audit", "export", "--workspace", str(ws_path)]
+    r = cli([*args, "--out", str(tmp_path / "1.jsonl")], tok[Role.AUDITOR])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, [*args, "officer", "--out", str(tmp_path / "x.jsonl")])
+    r = cli([*args, "--out", str(tmp_path / "x.jsonl")], tok[Role.OFFICER])
     assert r.exit_code == 2 and "access.forbidden" in r.output
-    r = runner.invoke(app, [*args, "auditor", "--out", str(tmp_path / "2.jsonl")])
+    r = cli([*args, "--out", str(tmp_path / "x.jsonl")])
+    assert r.exit_code == 2 and "access.unauthenticated" in r.output
+    r = cli([*args, "--out", str(tmp_path / "2.jsonl")], tok[Role.AUDITOR])
     assert r.exit_code == 0
     pub = str(tmp_path / "1.jsonl.pub.pem")
     r = runner.invoke(
@@ -144,8 +148,9 @@ def test_cli_export_and_verify_export(backend, tmp_path: Path) -> None:
             )
         )
     ws.close()
-    r = runner.invoke(
-        app, ["audit", "verify", "--workspace", str(ws_path), "--head", str(tmp_path / "2.jsonl")]
+    r = cli(
+        ["audit", "verify", "--workspace", str(ws_path), "--head", str(tmp_path / "2.jsonl")],
+        tok[Role.AUDITOR],
     )
     assert r.exit_code == 1 and "truncated" in r.output, r.output
 

@@ -15,14 +15,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from fieldid.access import Role
 from fieldid.audit.log import canonical_json, entry_hash
 from fieldid.audit.ops import verify_store
 from fieldid.audit.verify import read_rows, verify_entries
-from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 
 N = 40
 TRIALS = 8
@@ -235,10 +235,16 @@ def test_truncated_tail_is_detected_against_a_known_head(base: Path, tmp_path: P
 
 def test_cli_verify_names_the_first_bad_entry(base: Path, tmp_path: Path) -> None:
     root = copy(base, tmp_path)
+    auditor = tokens(root)[Role.AUDITOR]
     sql(root, ("update audit_entries set operator = 'x' where seq = 17", ()))
-    res = CliRunner().invoke(app, ["audit", "verify", "--workspace", str(root), "--json"])
+    res = cli(["audit", "verify", "--workspace", str(root), "--json"], auditor)
     assert res.exit_code == 1
     problem = json.loads(res.stdout)["problem"]
     assert problem["kind"] == "edited" and problem["first_bad_seq"] == 17
-    ok = CliRunner().invoke(app, ["audit", "verify", "--workspace", str(base)])
+    intact = copy(base, tmp_path)
+    ok = cli(["audit", "verify", "--workspace", str(intact)], tokens(intact)[Role.AUDITOR])
     assert ok.exit_code == 0 and "intact" in ok.stdout
+    # Reading the log is a use too: audited under the auditor's account.
+    with Workspace.open(intact) as ws:
+        entry = ws.store.audit_entries("audit_verify")[-1]
+    assert entry.operator == "cli-auditor" and entry.payload["ok"] is True

@@ -22,6 +22,7 @@ from fieldid.dataset import read_labelled
 from fieldid.errors import AuthorisationError, WorkspaceError
 from fieldid.gallery.distractors import bundled as bundled_distractors
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 from helpers_onnx import configure_onnx, linear_embedder, projection
 from helpers_storage import add_template_people, delete_person
 
@@ -72,7 +73,7 @@ def test_the_threshold_in_force_is_in_the_search_audit_entry(enrolled: Workspace
     add_distractors(enrolled, 2000)
     result = enrolled.searches.search(subject_images("subject-0002")[1], ATTR, top_k=5)
     entry = list(enrolled.store.audit_entries("search"))[-1]
-    assert entry.seq == result.search_ref
+    assert entry.seq == result.audit_seq
     p = entry.payload
     tif = p["threshold_in_force"]
     assert p["threshold"] == result.threshold == tif["value"]
@@ -249,8 +250,13 @@ def test_eval_writes_latest_with_group_differentials_and_calibration_check(backe
         "--cache",
         str(tmp_path / "t.npz"),
     ]
-    r = runner.invoke(app, args)
+    r = cli(args)
+    assert r.exit_code == 2 and "access.unauthenticated" in r.output  # it reads the gallery
+    tok = tokens(root)
+    r = cli(args, tok[Role.AUDITOR])
     assert r.exit_code == 0, r.output
+    with Workspace.open(root) as ws:
+        assert ws.store.audit_entries("evaluate")[-1].operator == "cli-auditor"
     doc = json.loads((root / "evaluation" / "latest.json").read_text())
     assert doc["model"] == DEFAULT_MODEL and doc["n_images"] == 40 and doc["n_identities"] == 20
     assert doc["fta"] == 0.0
@@ -294,20 +300,22 @@ def test_search_cli_investigation_and_meaning(backend, tmp_path):
     first = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]
     ws.enrollment.enroll_images(first, operator="t", source_name="t", synthetic=True)
     ws.close()
+    tok = tokens(root)
     probe = str(subject_images("subject-0002")[1])
-    use = ["--operator", "o-1", "--purpose", "field-identification", "--case", "C-6"]
-    r = runner.invoke(app, ["search", "--workspace", str(root), probe, *use])
+    use = ["--purpose", "field-identification", "--case", "C-6"]
+    r = cli(["search", "--workspace", str(root), probe, *use], tok[Role.OFFICER])
     assert r.exit_code == 0, r.output
     assert "what each score means" in r.output and "in a gallery of 20 templates" in r.output
-    r = runner.invoke(app, ["search", "--workspace", str(root), probe, *use, "--investigation"])
-    assert r.exit_code == 2 and "access.forbidden" in r.output
     args = ["search", "--workspace", str(root), probe, *use, "--investigation"]
-    r = runner.invoke(app, [*args, "--role", "supervisor", "--top", "4", "--json"])
+    r = cli(args, tok[Role.OFFICER])
+    assert r.exit_code == 2 and "access.forbidden" in r.output
+    r = cli([*args, "--top", "4", "--json"], tok[Role.SUPERVISOR])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["list_kind"] == "investigation" and len(out["candidates"]) == 4
     assert out["list_label"].startswith("INVESTIGATION LIST")
-    r = runner.invoke(app, [*args, "--role", "supervisor", "--top", "4"])
+    r = cli([*args, "--top", "4"], tok[Role.SUPERVISOR])
     assert "INVESTIGATION LIST" in r.output and "below" in r.output
-    r = runner.invoke(app, [*args, "--role", "chief"])
-    assert r.exit_code == 2 and "access.unknown_role" in r.output
+    # The role comes from the account: the command line has no --role to claim one.
+    r = cli([*args, "--role", "supervisor"], tok[Role.OFFICER])
+    assert r.exit_code == 2 and "No such option" in r.output

@@ -54,7 +54,7 @@ def uses_match_their_audit(ws: Workspace) -> None:
     by_seq = {e.seq: e for e in entries}
     assert len(by_seq) == len(entries)
     with ws.store.read() as s:
-        searches = {r.id: r.audit_seq for r in s.scalars(select(SearchRecord))}
+        searches = {r.public_id: r.audit_seq for r in s.scalars(select(SearchRecord))}
         images = set(s.scalars(select(EnrollmentImage.id)))
         templates = set(s.scalars(select(TemplateRow.id)))
     for sid, seq in searches.items():

@@ -153,7 +153,7 @@ def test_search_audit_row_holds_what_it_should(enrolled: Workspace):
     probe = subject_images("subject-0002")[1]
     result = enrolled.searches.search(probe, ATTR, top_k=5)
     entry = [e for e in enrolled.store.audit_entries("search")][-1]
-    assert entry.seq == result.search_ref
+    assert entry.seq == result.audit_seq
     assert (entry.operator, entry.purpose, entry.case_ref) == (
         "officer-7",
         "field-identification",

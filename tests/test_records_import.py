@@ -8,16 +8,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from conftest import make_workspace
 from fieldid.access import Actor, Role
-from fieldid.cli.app import app
 from fieldid.errors import AuthorisationError
 from fieldid.records.api import get_record
 from fieldid.records.correct import correct_record, record_history
 from fieldid.records.sources import RecordsError
 from fieldid.store.schema import PersonLink, Record
+from helpers_cli import cli, tokens
 from helpers_records import register, write_csv, write_jsonl
 
 GOOD = {
@@ -223,10 +222,11 @@ def test_correction_keeps_history_and_is_audited(ws, tmp_path):
 def test_cli_import_reports_bad_lines_and_exits_non_zero(ws, tmp_path):
     ws.close()
     path = write_csv(tmp_path / "border.csv", rows_with_bad_ones())
-    res = CliRunner().invoke(
-        app,
-        ["import", str(path), "--source", "border-test", "--workspace", str(ws.root), "--json"],
-    )
+    args = ["import", str(path), "--source", "border-test", "--workspace", str(ws.root), "--json"]
+    tok = tokens(ws.root)
+    res = cli(args, tok[Role.SUPERVISOR])
+    assert res.exit_code == 2 and "access.forbidden" in res.output  # imports are an admin's
+    res = cli(args, tok[Role.ADMIN])
     assert res.exit_code == 1, res.output
     import json
 
@@ -242,22 +242,21 @@ def test_cli_source_synth_and_training_search(backend, tmp_path):
 
     root = tmp_path / "ws"
     make_workspace(root).close()
-    r = CliRunner()
+    tok = tokens(root)
     w = ["--workspace", str(root)]
     add = ["source", "add", "poe-1", "--kind", "port_of_entry", "--authority", "A"]
-    res = r.invoke(app, [*add, "--refresh", "m", *w])
+    res = cli([*add, "--refresh", "m", *w], tok[Role.ADMIN])
     assert res.exit_code == 0, res.output
-    res = r.invoke(app, ["source", "list", "--json", *w])
+    res = cli(["source", "list", "--json", *w], tok[Role.OFFICER])
     assert json.loads(res.stdout)[0]["name"] == "poe-1"
-    res = r.invoke(app, ["synth", "--people", "20", "--distractors", "10", "--training", *w])
+    synth = ["synth", "--people", "20", "--distractors", "10", "--training", *w]
+    assert "access.unauthenticated" in cli(synth).output
+    res = cli(synth, tok[Role.ADMIN])
     assert res.exit_code == 0, res.output
-    res = r.invoke(
-        app,
+    res = cli(
         [
             "search",
             str(subject_images("subject-0001")[1]),
-            "--operator",
-            "o",
             "--purpose",
             "field-identification",
             "--case",
@@ -268,10 +267,12 @@ def test_cli_source_synth_and_training_search(backend, tmp_path):
             "--json",
             *w,
         ],
+        tok[Role.OFFICER],
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["training"] is True and out["gallery"]["persons"] == 30
     assert out["presented_documents"][0]["number_hash"].startswith("hmac-sha256:")
-    res = r.invoke(app, ["synth", "--export", str(tmp_path / "csv"), "--people", "5"])
+    # Writing CSV files touches no workspace: no account needed.
+    res = cli(["synth", "--export", str(tmp_path / "csv"), "--people", "5"])
     assert res.exit_code == 0 and (tmp_path / "csv" / "synthetic-border.csv").is_file()

@@ -10,13 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import delete, func, select
-from typer.testing import CliRunner
 
 from conftest import subject_images
 from fieldid.access import Actor, Role
 from fieldid.audit import Attribution
 from fieldid.audit.verify import verify_log
-from fieldid.cli.app import app
 from fieldid.dataset import LabelledImage
 from fieldid.errors import FieldidError
 from fieldid.gallery.store import Gallery
@@ -33,6 +31,7 @@ from fieldid.store.schema import (
     TemplateRow,
 )
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 from helpers_records import register, write_csv
 from helpers_storage import add_template_people, behind_the_back, delete_person
 
@@ -239,8 +238,9 @@ def test_redress_finds_a_purged_search_of_the_merged_person_in_the_audit_log(dup
     assert [c.person_id for c in only.candidates] == [merged]
     merge_people(dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON)
     with behind_the_back(dup) as s:  # as the retention purge does at the end of its period
-        seq = s.get(SearchRecord, only.search_id).audit_seq  # type: ignore[union-attr]
-        s.execute(delete(SearchRecord).where(SearchRecord.id == only.search_id))
+        rec = s.scalars(select(SearchRecord).where(SearchRecord.public_id == only.search_id)).one()
+        seq = rec.audit_seq
+        s.execute(delete(SearchRecord).where(SearchRecord.id == rec.id))
     out = dup.redress.export(AUDITOR, person=KEPT)
     from_log = [x for x in out["searches"] if x["audit_seq"] == seq]
     assert len(from_log) == 1 and from_log[0]["source"].startswith("audit log")
@@ -339,40 +339,37 @@ def test_person_merge_and_history_on_the_command_line(dup: Workspace):
     item = _item(dup, kept, merged)
     root = str(dup.root)
     dup.close()
-    runner = CliRunner()
-    base = ["-w", root, "--operator", "sup-1"]
-    r = runner.invoke(
-        app,
-        ["person", "merge", "--keep", KEPT, "--merge", DUP, "--reason", "short", *base],
-    )
+    tok = tokens(Path(root))
+    sup = tok[Role.SUPERVISOR]
+    base = ["-w", root]
+    r = cli(["person", "merge", "--keep", KEPT, "--merge", DUP, "--reason", "short", *base], sup)
     assert r.exit_code == 2 and "merge.reason" in r.output
-    r = runner.invoke(
-        app,
-        ["person", "merge", "--keep", KEPT, "--merge", DUP, "--reason", REASON,
-         "--role", "officer", *base[:2], "--operator", "o-1"],
-    )  # fmt: skip
+    r = cli(
+        ["person", "merge", "--keep", KEPT, "--merge", DUP, "--reason", REASON, *base],
+        tok[Role.OFFICER],
+    )
     assert r.exit_code == 2 and "access.forbidden" in r.output
-    r = runner.invoke(
-        app,
+    r = cli(
         ["person", "merge", "--keep", str(kept), "--merge", DUP, "--reason", REASON,
-         "--review-item", str(item), "--role", "supervisor", "--json", *base],
+         "--review-item", str(item), "--json", *base],
+        sup,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert (out["kept_external_id"], out["merged_external_id"]) == (KEPT, DUP)
     assert out["review_item"] == item and out["records_moved"] == 2
-    r = runner.invoke(app, ["person", "history", DUP, "--json", *base])
+    r = cli(["person", "history", DUP, "--json", *base], sup)
     assert r.exit_code == 0, r.output
     hist = json.loads(r.output)
     assert [h["merged_external_id"] for h in hist] == [DUP]
-    assert hist[0]["by"] == "sup-1" and hist[0]["reason"] == REASON
-    r = runner.invoke(app, ["person", "history", KEPT, *base])
+    assert hist[0]["by"] == "cli-supervisor" and hist[0]["reason"] == REASON
+    r = cli(["person", "history", KEPT, *base], sup)
     assert r.exit_code == 0 and DUP in r.output
     # A merged person cannot be merged again; the refusal says where it went.
-    r = runner.invoke(
-        app, ["person", "merge", "--keep", "subject-0004", "--merge", DUP, "--reason", REASON,
-              *base],
-    )  # fmt: skip
+    r = cli(
+        ["person", "merge", "--keep", "subject-0004", "--merge", DUP, "--reason", REASON, *base],
+        sup,
+    )
     assert r.exit_code == 2 and "merge.unknown_person" in r.output and KEPT in r.output
 
 

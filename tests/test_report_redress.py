@@ -10,16 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from conftest import DEFAULT_MODEL
 from fieldid.access import Actor, Role
-from fieldid.cli.app import app
 from fieldid.clock import ManualClock
 from fieldid.errors import AuthorisationError, QualityRefused
 from fieldid.report import build_report, render_html
 from fieldid.workspace import Workspace
 from helpers_account import open_copy, search
+from helpers_cli import cli, tokens
 
 OFFICER = Actor("officer-7", Role.OFFICER)
 OFFICER_2 = Actor("officer-9", Role.OFFICER)
@@ -81,7 +80,9 @@ def busy(enrolled_template: Path, tmp_path: Path, clock: ManualClock) -> Iterato
     )
     clock.advance(hours=5)
     r = search(ws, "subject-0002", image=2, operator="officer-9")
-    adj.adjudicate(r.search_id, OFFICER_2, "reject", reason="documents show another person")
+    lead = r.candidates[0].person_id
+    adj.adjudicate(r.search_id, OFFICER_2, "reject", person_id=lead, reason="another person")
+    adj.close(r.search_id, OFFICER_2, "not_identified", reason="documents show another person")
     clock.advance(days=1)
     r = search(ws, "subject-0002", image=0)
     adj.adjudicate(r.search_id, OFFICER, "inconclusive", reason="person left before checks")
@@ -116,8 +117,8 @@ def test_report_data_counts_outcomes_and_excludes_training(busy: Workspace) -> N
     days = {(T0 + timedelta(hours=h)).date().isoformat() for h in (0, 5, 29, 53)}
     assert set(s["by_day"]) == days
     o = data["outcomes"]
-    assert (o["identified"], o["rejected"], o["inconclusive"], o["refused"]) == (1, 1, 1, 1)
-    assert o["not adjudicated"] + o["no candidate above threshold"] == 1
+    assert (o["identified"], o["not identified"], o["inconclusive"], o["refused"]) == (1, 1, 1, 1)
+    assert o["open"] + o["no candidate above threshold"] == 1
     assert data["quality"]["refusals_by_code"] == {"quality.too_far": 1}
     assert len(data["quality"]["accepted_unified"]) == 4
     assert len(data["quality"]["refused_unified"]) == 1
@@ -141,14 +142,12 @@ def test_report_renders_html_with_inline_png_charts(busy: Workspace, tmp_path: P
     (busy.root / "evaluation").mkdir()
     (busy.root / "evaluation" / "latest.json").write_text(json.dumps(EVALUATION))
     out = tmp_path / "report.html"
-    res = CliRunner().invoke(
-        app,
-        ["report", "--workspace", str(busy.root), "--out", str(out), "--operator", "aud-1"],
-    )
+    tok = tokens(busy.root)
+    res = cli(["report", "--workspace", str(busy.root), "--out", str(out)], tok[Role.AUDITOR])
     assert res.exit_code == 0, res.output
     html = out.read_text()
     pngs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(pngs) == 5  # per day, outcomes, quality, DET, groups
+    assert len(pngs) == 6  # per day, outcomes, quality, uses per day, DET, groups
     for i, b64 in enumerate(pngs):
         raw = base64.b64decode(b64)
         assert raw[:8] == b"\x89PNG\r\n\x1a\n"
@@ -157,11 +156,8 @@ def test_report_renders_html_with_inline_png_charts(busy: Workspace, tmp_path: P
     assert "http" not in html.replace("http-equiv", "")  # self-contained
     assert "training searches" in html
     last = list(busy.store.audit_entries("export"))[-1]
-    assert last.payload["kind"] == "report" and last.operator == "aud-1"
-    officer = CliRunner().invoke(
-        app,
-        ["report", "--workspace", str(busy.root), "--json", "--role", "officer"],
-    )
+    assert last.payload["kind"] == "report" and last.operator == "cli-auditor"
+    officer = cli(["report", "--workspace", str(busy.root), "--json"], tok[Role.OFFICER])
     assert officer.exit_code == 2 and "access.forbidden" in officer.output
 
 
@@ -184,7 +180,7 @@ def test_report_names_the_model_and_what_is_not_checked(busy: Workspace) -> None
 def test_report_without_evaluation_says_so(busy: Workspace) -> None:
     html = render_html(build_report(busy.store, busy.root, busy.clock))
     assert "no evaluation has been recorded" in html
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == 4
 
 
 def test_redress_export_for_a_person_with_several_searches(
@@ -204,7 +200,7 @@ def test_redress_export_for_a_person_with_several_searches(
     assert len(searches) == 3
     assert all(x["as_candidate"]["score"] > 0 for x in searches)
     decisions = sorted(a["decision"] for x in searches for a in x["adjudications"])
-    assert decisions == ["confirm", "inconclusive", "reject"]
+    assert decisions == ["confirm", "inconclusive", "not_identified", "reject"]
     confirm = next(a for x in searches for a in x["adjudications"] if a["decision"] == "confirm")
     assert confirm["documents_presented"] == [{"type": "id-card", "number": "D-1"}]
     assert confirm["by"] == "officer-7" and confirm["state"] == "final"
@@ -237,6 +233,7 @@ def test_redress_export_survives_search_purge_through_the_audit_log(
     assert len(purged) == 2
     assert sorted(a["decision"] for x in purged for a in x["adjudications"]) == [
         "inconclusive",
+        "not_identified",
         "reject",
     ]
 
@@ -248,18 +245,9 @@ def test_redress_by_receipt_withholds_other_candidates(busy: Workspace) -> None:
     assert item["receipt_code"] == r.receipt_code
     assert item["probe"]["image_held"] is True
     assert all(c["person"] == "withheld" for c in item["candidates"])
-    res = CliRunner().invoke(
-        app,
-        [
-            "redress",
-            "export",
-            "--workspace",
-            str(busy.root),
-            "--receipt",
-            str(r.receipt_code),
-            "--operator",
-            "aud-1",
-        ],
+    res = cli(
+        ["redress", "export", "--workspace", str(busy.root), "--receipt", str(r.receipt_code)],
+        tokens(busy.root)[Role.AUDITOR],
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["searches"][0]["receipt_code"] == r.receipt_code

@@ -40,16 +40,23 @@ def ws(enrolled_template: Path, tmp_path: Path, clock: ManualClock) -> Iterator[
     w.close()
 
 
-def probe(ws: Workspace, search_id: int) -> ProbeRecord:
+def row_id(ws: Workspace, search_id: str | None) -> int | None:
     with ws.store.read() as s:
-        p = s.get(ProbeRecord, search_id)
+        rec = s.scalars(select(SearchRecord).where(SearchRecord.public_id == search_id)).first()
+        return None if rec is None else rec.id
+
+
+def probe(ws: Workspace, search_id: str | None) -> ProbeRecord:
+    with ws.store.read() as s:
+        rec = s.scalars(select(SearchRecord).where(SearchRecord.public_id == search_id)).first()
+        assert rec is not None
+        p = s.get(ProbeRecord, rec.id)
     assert p is not None
     return p
 
 
-def search_exists(ws: Workspace, search_id: int) -> bool:
-    with ws.store.read() as s:
-        return s.get(SearchRecord, search_id) is not None
+def search_exists(ws: Workspace, search_id: str | None) -> bool:
+    return row_id(ws, search_id) is not None
 
 
 def nothing_overdue(ws: Workspace) -> None:
@@ -80,7 +87,7 @@ def test_every_class_is_emptied_past_its_period(
     ws: Workspace, clock: ManualClock, tmp_path: Path
 ) -> None:
     rejected = search(ws, "subject-0002")
-    ws.adjudicator().adjudicate(rejected.search_id, OFFICER, "reject", reason="not this person")
+    ws.adjudicator().close(rejected.search_id, OFFICER, "not_identified", reason="not this person")
     confirmed = search(ws, "subject-0003")
     ws.adjudicator().adjudicate(
         confirmed.search_id,
@@ -133,7 +140,7 @@ def test_audit_entries_stay_their_full_period_then_go_keeping_the_chain_verifiab
     assert rep.audit_anchor is not None
     entries = list(ws.store.audit_entries())
     assert entries[0].seq == rep.audit_anchor["first_seq"] == first_purge.audit_seq
-    assert later.search_ref in [e.seq for e in entries]
+    assert later.audit_seq in [e.seq for e in entries]
     assert all(as_utc(e.at) >= clock.now() - timedelta(days=183) for e in entries)
     result = verify_store(ws.store)
     assert result.ok and result.start_seq == first_purge.audit_seq, result

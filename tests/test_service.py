@@ -328,9 +328,13 @@ def test_admin_enrols_over_the_api(client):
     assert r.status_code == 415 and r.json()["code"] == "probe.not_an_image"
 
 
-def test_person_photo_absent_is_a_clear_404(client):
-    login(client, Role.OFFICER)
-    r = client.get("/api/v1/persons/2/photo")  # a template-only distractor
-    assert r.status_code == 404 and r.json()["code"] == "person.no_photo"
-    r = client.get("/api/v1/persons/999999/photo")
-    assert r.status_code == 404 and r.json()["code"] == "person.not_found"
+def test_no_gallery_photo_by_person_id_and_search_ids_are_opaque(client):
+    """The old ``/api/v1/persons/{id}/photo`` is gone: a face is served only through a use
+    (tests/test_accountable_service.py). A search is known by one opaque id."""
+    csrf = login(client, Role.OFFICER)
+    assert client.get("/api/v1/persons/2/photo").status_code == 404
+    body = search(client, csrf, closer_crop(astronaut_path())).json()
+    sid = body["search_id"]
+    assert isinstance(sid, str) and len(sid) >= 22 and not sid.isdigit()
+    assert isinstance(body["audit_seq"], int) and "search_ref" not in body
+    assert all(sid in link for k, link in body["links"].items() if k != "receipt")

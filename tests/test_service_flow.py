@@ -52,7 +52,7 @@ def _search(c: TestClient, role: Role = Role.OFFICER, **form: str) -> tuple[str,
     return csrf, r.json()
 
 
-def _adjudicate(c: TestClient, csrf: str, sid: int, **body: Any) -> Any:
+def _adjudicate(c: TestClient, csrf: str, sid: str, **body: Any) -> Any:
     return c.post(
         f"/api/v1/searches/{sid}/adjudications", headers={"X-CSRF-Token": csrf}, json=body
     )
@@ -103,7 +103,7 @@ def test_a_purged_probe_is_shown_as_deleted_not_as_an_error(client):
     assert f"/api/v1/searches/{sid}/probe" not in page.text
 
 
-def test_reject_with_documents_is_recorded_closes_the_search_and_purges_the_probe(client):
+def test_a_reject_rules_out_one_lead_the_search_stays_open_and_closing_purges(client):
     csrf, body = _search(client)
     sid, cand = body["search_id"], body["candidates"][0]["person_id"]
     r = _adjudicate(
@@ -118,19 +118,32 @@ def test_reject_with_documents_is_recorded_closes_the_search_and_purges_the_prob
     assert r.status_code == 201, r.text
     adj = r.json()["adjudication"]
     assert adj["decision"] == "reject" and adj["state"] == "final"
-    assert adj["by"] == "u-officer"
-    assert adj["summary"] == "rejected by u-officer (human adjudication)"
+    assert adj["by"] == "u-officer" and adj["search_id"] == sid
+    assert adj["summary"] == "ruled out by u-officer (human adjudication)"
     assert adj["documents"] == [PASSPORT]
     view = r.json()["search"]
-    assert view["status"] == "not_identified"
-    assert view["probe"]["state"] == "purged"  # a reject purges the probe at once
+    assert view["status"] == "open"  # the other leads wait
+    assert view["probe"]["state"] == "held"  # kept while the search is open
+    assert view["candidates"][0]["ruled_out"]["by"] == "u-officer"
     assert view["documents_presented"] == [PASSPORT]
     ws = workspace_of(client)
     entry = [e for e in ws.store.audit_entries("adjudicate")][-1]
     assert entry.payload["documents"] == [PASSPORT] and entry.operator == "u-officer"
+    assert entry.payload["search_status"] == "open"
+    # The results page shows the lead ruled out, with who and why, and no form on it.
+    page = client.get(f"/results/{sid}").text
+    assert 'data-testid="ruled-out"' in page and "face shape differs" in page
+    assert 'data-testid="adjudicate-form"' not in page  # the only lead is decided
+    assert 'data-testid="close-form"' in page
+    # Close the search: not identified. The probe goes at once.
+    r = _adjudicate(client, csrf, sid, decision="not_identified", reason="no lead is the person")
+    assert r.status_code == 201, r.text
+    view = r.json()["search"]
+    assert view["status"] == "not_identified" and view["probe"]["state"] == "purged"
     # The outcome screen says who decided, and the documents come first.
     page = client.get(f"/outcome/{sid}").text
-    assert "Rejected by u-officer (human adjudication)" in page
+    assert "Ruled out by u-officer (human adjudication)" in page
+    assert "Closed without an identification by u-officer (human adjudication)" in page
     assert "X1234567" in page and "Utopia" in page
     assert page.index('data-testid="presented"') < page.index('data-testid="adjudication"')
     assert "probe deleted under the retention policy" in page
@@ -152,28 +165,39 @@ def test_confirm_under_the_two_person_rule_shows_who_decided(service_root, tmp_p
         )
         assert r.status_code == 201, r.text
         adj = r.json()["adjudication"]
-        assert adj["state"] == "pending_second" and r.json()["search"]["status"] == "open"
+        assert adj["state"] == "pending_second"
+        assert r.json()["search"]["status"] == "awaiting_second"
+        assert r.json()["search"]["status_text"] == "open: a confirmation waits for a second person"
         aid = adj["adjudication_id"]
         page = c.get(f"/outcome/{sid}").text
         assert "Confirmed by u-officer (human adjudication)" in page
-        assert "Waiting for a second confirmation" in page
-        assert 'data-testid="second-confirm"' not in page  # not for the first adjudicator
+        assert "A confirmation waits for a second person" in page
+        assert 'data-testid="second-form"' not in page  # not for the first adjudicator
         same = c.post(
-            f"/api/v1/adjudications/{aid}/second-confirmation", headers={"X-CSRF-Token": csrf}
+            f"/api/v1/searches/{sid}/adjudications/{aid}/second",
+            headers={"X-CSRF-Token": csrf},
+            json={"decision": "confirm", "reason": "I am sure"},
         )
         # Second-person confirmation is a supervisor's (access.PERMISSIONS).
         assert same.status_code == 403 and same.json()["code"] == "access.forbidden"
         csrf = login_fresh(c, Role.SUPERVISOR)
-        assert 'data-testid="second-confirm"' in c.get(f"/outcome/{sid}").text
-        # The supervisor confirms through the web form (CSRF in the form).
+        page = c.get(f"/outcome/{sid}").text
+        # The second person sees both photos, the score and its meaning, the first reason.
+        assert 'data-testid="second-form"' in page and 'data-testid="second-enrolled"' in page
+        assert 'data-testid="second-probe"' in page and 'data-testid="second-meaning"' in page
+        assert "features agree closely" in page
+        # The supervisor confirms through the web form (CSRF in the form), with a reason.
+        form = {"csrf_token": csrf, "decision": "confirm", "reason": ""}
+        r = c.post(f"/outcome/{sid}/adjudications/{aid}/second", data=form)
+        assert r.status_code == 422 and "say why you confirm or disagree" in r.text
+        form["reason"] = "ear shape and the scar agree with the enrolled photo"
         r = c.post(
-            f"/adjudications/{aid}/second-confirmation",
-            data={"csrf_token": csrf},
-            follow_redirects=False,
+            f"/outcome/{sid}/adjudications/{aid}/second", data=form, follow_redirects=False
         )
         assert r.status_code == 303 and r.headers["location"] == f"/outcome/{sid}"
         page = c.get(f"/outcome/{sid}").text
         assert "Second confirmation by u-supervisor (human adjudication)" in page
+        assert "ear shape and the scar agree" in page
         assert "Confirmed by u-officer (human adjudication)" in page
         main = page.split("<main>")[1].lower()
         for word in ("verdict", "identified", "match confirmed", "positive match"):
@@ -209,7 +233,7 @@ def test_a_conflicting_document_blocks_until_a_supervisor_overrides(service_root
         assert "Blocked: the documents presented conflict" in page
         assert 'data-testid="override-form"' not in page  # officers cannot override
         r = c.post(
-            f"/api/v1/adjudications/{aid}/override",
+            f"/api/v1/searches/{sid}/adjudications/{aid}/override",
             headers={"X-CSRF-Token": csrf},
             json={"reason": "I say so, as the officer"},
         )
@@ -217,7 +241,7 @@ def test_a_conflicting_document_blocks_until_a_supervisor_overrides(service_root
         csrf = login_fresh(c, Role.SUPERVISOR)
         assert 'data-testid="override-form"' in c.get(f"/outcome/{sid}").text
         short = c.post(
-            f"/api/v1/adjudications/{aid}/override",
+            f"/api/v1/searches/{sid}/adjudications/{aid}/override",
             headers={"X-CSRF-Token": csrf},
             json={"reason": "fine"},
         )
@@ -225,7 +249,7 @@ def test_a_conflicting_document_blocks_until_a_supervisor_overrides(service_root
         assert short.json()["code"] == "adjudication.override_needs_reason"
         # Through the web form, with a real reason.
         r = c.post(
-            f"/adjudications/{aid}/override",
+            f"/outcome/{sid}/adjudications/{aid}/override",
             data={
                 "csrf_token": csrf,
                 "reason": "passport checked with issuer: reported stolen, so the name is false",
@@ -266,14 +290,17 @@ def test_adjudication_refusals_are_problems_with_rule_codes(client):
         r = _adjudicate(client, csrf, sid, **payload)
         assert r.status_code == status and r.json()["code"] == code, (payload, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
-    assert _adjudicate(client, csrf, 99999, decision="reject", reason="x").status_code == 404
+    gone = _adjudicate(client, csrf, "no-such-search-id", decision="reject", reason="x")
+    assert gone.status_code == 404 and gone.json()["code"] == "search.not_found"
     # Another officer may neither see nor adjudicate it.
     ws = workspace_of(client)
     Accounts(ws.store, ws.clock, hasher=FAST_HASHER).add_user(
         "u-officer2", Role.OFFICER, PASSWORD, by="t"
     )
     csrf2 = _as(client, "u-officer2")
-    r = _adjudicate(client, csrf2, sid, decision="reject", reason="not mine to decide")
+    r = _adjudicate(
+        client, csrf2, sid, decision="reject", person_id=cand, reason="not mine to decide"
+    )
     assert r.status_code == 403 and r.json()["code"] == "adjudication.not_own_search"
     assert client.get(f"/outcome/{sid}").status_code == 403
     refusals = [
@@ -303,7 +330,11 @@ def test_the_web_form_records_a_decision_and_reexplains_a_refusal(client):
     r = client.post(f"/results/{sid}/adjudications", data=form, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/outcome/{sid}"
     with workspace_of(client).store.read() as s:
-        rec = s.scalars(select(AdjudicationRecord).where(AdjudicationRecord.search_id == sid)).one()
+        rec = s.scalars(
+            select(AdjudicationRecord)
+            .join(SearchRecord, SearchRecord.id == AdjudicationRecord.search_id)
+            .where(SearchRecord.public_id == sid)
+        ).one()
         assert rec.decision == "confirm" and rec.actor_name == "u-officer"
         assert '"number": "ID-991"' in rec.documents
     page = client.get(f"/outcome/{sid}").text
@@ -381,7 +412,10 @@ def test_notice_is_recorded_and_its_policy_lives_in_the_workspace(service_root, 
         ws = workspace_of(c)
         assert [e for e in ws.store.audit_entries("search")][-1].payload["notice_given"] is False
         with ws.store.read() as s:
-            assert s.get(SearchRecord, r.json()["search_id"]).notice_given is False  # type: ignore[union-attr]
+            rec = s.scalars(
+                select(SearchRecord).where(SearchRecord.public_id == r.json()["search_id"])
+            ).one()
+            assert rec.notice_given is False
         page = c.get(r.json()["links"]["page"]).text
         assert "not given" in page
 

@@ -108,7 +108,7 @@ def test_a_pending_second_confirmation_waits_on_review_for_supervisors_only(serv
         assert len(cards) == 1
         card = cards[0]
         assert f'data-search="{sid}"' in card and 'data-state="pending_second"' in card
-        assert "Waiting for a second confirmation (two-person rule)" in card
+        assert "A confirmation waits for a second person (two-person rule)" in card
         assert "u-officer (officer)" in card and "CASE-TWO" in card
         assert "field identification" in card
         assert "Subject 0001 (synthetic)" in card
@@ -144,8 +144,8 @@ def test_a_pending_second_confirmation_waits_on_review_for_supervisors_only(serv
         assert [x["search_id"] for x in api["adjudications"]] == [mine["search_id"], sid]
         # Once confirmed (the form on the outcome page), it no longer waits.
         r = c.post(
-            f"/adjudications/{adj['adjudication_id']}/second-confirmation",
-            data={"csrf_token": csrf2},
+            f"/outcome/{sid}/adjudications/{adj['adjudication_id']}/second",
+            data={"csrf_token": csrf2, "decision": "confirm", "reason": "checked: same person"},
             follow_redirects=False,
         )
         assert r.status_code == 303
@@ -213,10 +213,15 @@ def test_possible_duplicates_are_shown_and_resolved_by_form_and_api(client):
     assert len(cards) == 2
     card = cards[1]
     assert f'data-item="{older["id"]}"' in card
-    for who in (older["enrolled"], older["matched"]):
-        assert f'src="/api/v1/persons/{who["person_id"]}/photo"' in card
-        photo = client.get(f"/api/v1/persons/{who['person_id']}/photo")
+    for side, who in (("enrolled", older["enrolled"]), ("matched", older["matched"])):
+        url = f"/api/v1/review-items/{older['id']}/photos/{side}"
+        assert who["photo"] == url and f'src="{url}"' in card
+        photo = client.get(url)
         assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+        entry = workspace_of(client).store.audit_entries("photo_access")[-1]
+        assert entry.operator == "u-supervisor" and entry.payload["kind"] == "review_item"
+        assert entry.payload["person_id"] == who["person_id"]
+        assert entry.payload["review_item"] == older["id"] and entry.payload["reason"]
     assert "Subject 0901 (synthetic)" in card and "subject-0001" in card
     assert f"Score {older['score']:.3f}" in card
     assert 'name="csrf_token"' in card and f'action="/review/items/{older["id"]}"' in card
@@ -312,7 +317,7 @@ def test_officers_list_their_own_searches_supervisors_all(client):
     r = client.post(
         f"/api/v1/searches/{a2['search_id']}/adjudications",
         headers={"X-CSRF-Token": csrf},
-        json={"decision": "reject", "reason": "not the person in front of me"},
+        json={"decision": "not_identified", "reason": "not the person in front of me"},
     )
     assert r.status_code == 201, r.text
     a2 = a2["search_id"]
@@ -325,10 +330,11 @@ def test_officers_list_their_own_searches_supervisors_all(client):
     row = own["searches"][1]
     assert row["case_ref"] == "CASE-A1" and row["operator"] == "u-officer"
     assert row["purpose"] == "field-identification" and row["candidates"] >= 1
-    assert row["status"] == "open" and row["status_text"] == "open: no human decision recorded yet"
+    assert row["status"] == "open"
+    assert row["status_text"] == "open: leads to check; no confirmation recorded yet"
     assert re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}", row["receipt_code"])
     assert row["links"]["outcome"] == f"/outcome/{a1}"
-    assert own["searches"][0]["status_text"] == "closed: no candidate confirmed"
+    assert own["searches"][0]["status_text"] == "closed: no lead confirmed"
     assert _ids(client.get("/api/v1/searches?status=open").json()["searches"]) == [a1]
     bad = client.get("/api/v1/searches?status=verdict")
     assert bad.status_code == 422 and bad.json()["code"] == "request.invalid"
@@ -337,7 +343,7 @@ def test_officers_list_their_own_searches_supervisors_all(client):
 
     page = client.get("/searches").text
     rows = _cards(page, "search-row")
-    assert [int(re.search(r'data-search="(\d+)"', x).group(1)) for x in rows] == [a2, a1]  # type: ignore[union-attr]
+    assert [re.search(r'data-search="([^"]+)"', x).group(1) for x in rows] == [a2, a1]  # type: ignore[union-attr]
     assert f"/results/{a1}" in page and f"/outcome/{a1}" in page and "/receipt/" in page
     assert "CASE-B1" not in page and "CASE-S1" not in page
     assert "My searches" in page and 'aria-current="page"' in page
@@ -378,7 +384,7 @@ def test_search_list_pages_fifty_at_a_time(client):
                 refusal_code="quality.too_far",
             )
             rec.audit_seq = uow.audit(
-                "search", operator=attr.operator, payload={"search_id": rec.id}
+                "search", operator=attr.operator, payload={"search_id": rec.public_id}
             ).seq
     _as(client, Role.OFFICER)
     first = client.get("/searches").text

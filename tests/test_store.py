@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from conftest import make_workspace, subject_images
+from fieldid.access import Role
 from fieldid.audit import Attribution
 from fieldid.audit.verify import verify_log
 from fieldid.cli.app import app
@@ -22,6 +23,7 @@ from fieldid.store.engine import database_url, parse_url, shown
 from fieldid.store.migrate import alembic_config, downgrade
 from fieldid.store.schema import AuditEntry, AuditHead, Person, SearchCandidate, SearchRecord
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-1")
 runner = CliRunner()
@@ -158,7 +160,11 @@ def test_a_workspace_from_before_the_kernel_opens_and_its_searches_read_from_col
     try:
         assert ws.store.revision() == ws.store.head()
         with ws.store.read() as s:
-            rec = s.get(SearchRecord, result.search_id)
+            # The search keeps its public id through the round trip (0009 reads it back from
+            # the search's audit entry), and its read model is filled again from that entry.
+            rec = s.scalars(
+                select(SearchRecord).where(SearchRecord.public_id == result.search_id)
+            ).first()
             assert rec is not None and rec.threshold_in_force == result.threshold_in_force
             cand = s.scalars(
                 select(SearchCandidate).where(SearchCandidate.search_id == rec.id)
@@ -169,7 +175,7 @@ def test_a_workspace_from_before_the_kernel_opens_and_its_searches_read_from_col
         assert head is not None and last is not None and head.hash == last.hash
         assert verify_log(ws.store).ok
         again = ws.searches.search(subject_images("subject-0004")[1], ATTR)
-        assert again.search_ref == head.seq + 1
+        assert again.audit_seq == head.seq + 1
     finally:
         ws.close()
 
@@ -255,12 +261,13 @@ def test_db_copy_moves_an_embedded_workspace_into_postgresql_and_proves_it(
     ws.searches.search(subject_images("subject-0001")[1], ATTR)
     Accounts(ws.store, ws.clock).add_user("sam", Role.SUPERVISOR, "sam-password-1", by="t")
     ws.close()
+    admin = tokens(tmp_path / "ws")[Role.ADMIN]
     try:
         target = pg.database_url()
         assert target is not None
-        r = runner.invoke(
-            app,
+        r = cli(
             ["db", "copy", "--from", str(tmp_path / "ws"), "--to", target, "--switch", "--json"],
+            admin,
         )
         assert r.exit_code == 0, r.output
         proof = json.loads(r.stdout[r.stdout.index("{") :])
@@ -280,11 +287,11 @@ def test_db_copy_moves_an_embedded_workspace_into_postgresql_and_proves_it(
         finally:
             ws.close()
         # A second copy into the same (now full) database is refused, and changes nothing.
-        r = runner.invoke(app, ["db", "copy", "--from", str(tmp_path / "ws"), "--to", target])
+        r = cli(["db", "copy", "--from", str(tmp_path / "ws"), "--to", target], admin)
         assert r.exit_code == 2 and "database.not_empty" in r.output
         # And back: PostgreSQL into a new SQLite file, proven the same way.
         back = f"sqlite:///{tmp_path / 'back.db'}"
-        r = runner.invoke(app, ["db", "copy", "--from", str(tmp_path / "ws"), "--to", back])
+        r = cli(["db", "copy", "--from", str(tmp_path / "ws"), "--to", back], admin)
         assert r.exit_code == 0 and "audit log of the copy intact" in r.output, r.output
     finally:
         pg.drop_made()
@@ -296,6 +303,9 @@ def test_db_copy_refuses_a_failed_proof_exit_1(pg_server, tmp_path: Path):
 
     with using(Backend("sqlite")):
         ws = make_workspace(tmp_path / "ws")
+    ws.close()
+    admin = tokens(tmp_path / "ws")[Role.ADMIN]
+    ws = Workspace.open(tmp_path / "ws")
     ws.store.append_audit("note", operator="t")
     with ws.store.unit_of_work() as uow:  # tampered before the copy
         uow.session.execute(text("update audit_entries set operator = 'x' where seq = 1"))
@@ -304,9 +314,7 @@ def test_db_copy_refuses_a_failed_proof_exit_1(pg_server, tmp_path: Path):
     try:
         target = pg.database_url()
         assert target is not None
-        r = runner.invoke(
-            app, ["db", "copy", "--from", str(tmp_path / "ws"), "--to", target, "--switch"]
-        )
+        r = cli(["db", "copy", "--from", str(tmp_path / "ws"), "--to", target, "--switch"], admin)
         assert r.exit_code == 1, r.output
         assert "does not verify" in r.output
         from fieldid.config import WorkspaceConfig

@@ -29,6 +29,7 @@ from fieldid.transparency.pia import (
 )
 from fieldid.transparency.signing import verify_file
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 from helpers_storage import Backend, active
 
 AUDITOR = Actor("privacy-office", Role.AUDITOR)
@@ -50,8 +51,9 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory, backend_kind: Backen
         group = "group-a" if int(d.name[-4:]) % 2 else "group-b"
         rows += [f"{img},{d.name},{group}" for img in sorted(d.glob("*.jpg"))]
     (base / "faces.csv").write_text("\n".join(rows) + "\n")
-    res = CliRunner().invoke(
-        app, ["eval", "--workspace", str(root), "--dataset", str(base / "faces.csv")]
+    res = cli(
+        ["eval", "--workspace", str(root), "--dataset", str(base / "faces.csv")],
+        tokens(root, prefix="pia")[Role.AUDITOR],
     )
     assert res.exit_code == 0, res.output
     return root
@@ -258,15 +260,15 @@ def test_only_auditors_and_admins_write_it_and_the_cli_does(
         generate(demo, Actor("officer-1", Role.OFFICER))
     root = str(demo.root)
     demo.close()
-    runner = CliRunner()
-    res = runner.invoke(
-        app, ["pia", "-w", root, "--out", str(tmp_path / "pia.html"), "--operator", "dpo"]
-    )
+    tok = tokens(Path(root))
+    res = cli(["pia", "-w", root, "--out", str(tmp_path / "pia.html")], tok[Role.AUDITOR])
     assert res.exit_code == 0, res.output
     assert "assessment version 1 written" in res.output and "for the agency to write" in res.output
-    res = runner.invoke(app, ["pia", "-w", root, "--json", "--operator", "dpo", "--role", "admin"])
+    res = cli(["pia", "-w", root, "--json"], tok[Role.ADMIN])
     assert res.exit_code == 0 and json.loads(res.output)["version"] == 2
-    res = runner.invoke(app, ["pia", "-w", root, "--out", str(tmp_path / "pia.pdf")])
+    res = cli(["pia", "-w", root, "--out", str(tmp_path / "pia.pdf")], tok[Role.AUDITOR])
     assert res.exit_code == 2 and "pia.bad_output" in res.output
-    res = runner.invoke(app, ["pia", "-w", root, "--role", "officer"])
+    res = cli(["pia", "-w", root], tok[Role.OFFICER])
     assert res.exit_code == 2 and "access.forbidden" in res.output
+    res = cli(["pia", "-w", root])
+    assert res.exit_code == 2 and "access.unauthenticated" in res.output

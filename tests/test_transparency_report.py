@@ -26,6 +26,7 @@ from fieldid.transparency.public_report import build_public_report, publish
 from fieldid.transparency.signing import verify_file
 from fieldid.workspace import Workspace
 from helpers_account import T0, open_copy, search
+from helpers_cli import cli, tokens
 from helpers_records import register, write_csv
 
 OFFICER = Actor("officer-quill", Role.OFFICER)
@@ -96,7 +97,12 @@ def busy(enrolled_template: Path, tmp_path: Path) -> Iterator[Workspace]:
     )
     clock.advance(hours=2)
     r2 = search(ws, "subject-0005", operator="officer-quill")
-    adj.adjudicate(r2.search_id, OFFICER, "reject", reason="documents show another person")
+    adj.close(
+        r2.search_id,
+        OFFICER,
+        "not_identified" if r2.candidates else "no_lead",
+        reason="documents show another person",
+    )
     clock.advance(hours=1)
     ws.redress.export(AUDITOR, person="subject-0002")
     with ws.store.read() as s:
@@ -231,7 +237,7 @@ def test_counts_are_right_and_small_cells_are_suppressed(busy: Workspace) -> Non
     assert s["total"] in (53, "withheld")
     assert s["training_excluded"] == "< 10"
     o = data["outcomes"]
-    assert o["identified"] == "< 10" and o["rejected"] == "< 10"
+    assert o["identified"] == "< 10" and o["not identified"] == "< 10"
     assert o["no candidate above threshold"] in (34, "withheld")
     assert o["refused"] in (14, "withheld")
     assert o["inconclusive"] == "< 10"
@@ -294,7 +300,7 @@ def test_a_configured_k_is_used(busy: Workspace) -> None:
     start, end = period(busy)
     data = build_public_report(busy, start, end)
     assert data["suppression"]["k"] == 3
-    assert data["outcomes"]["not adjudicated"] in (3, "withheld")  # 3 is not under k = 3
+    assert data["outcomes"]["open"] in (3, "withheld")  # 3 is not under k = 3
     assert data["identifications"]["confirmed"] == "< 3"
     (busy.root / "fieldid.toml").write_text(cfg.replace("min_cell = 10", "min_cell = 2"))
     with pytest.raises(WorkspaceError) as e:
@@ -353,11 +359,13 @@ def test_cli_writes_html_and_refuses_a_bad_request(busy: Workspace, tmp_path: Pa
     end = (MONTH_B + timedelta(days=1)).date().isoformat()
     out = tmp_path / "public.html"
 
+    auditor = tokens(Path(root))[Role.AUDITOR]
+
     def run(first: str, last: str, to: Path, *more: str):  # type: ignore[no-untyped-def]
         args = ["transparency", "-w", root, "--from", first, "--to", last, "--out", str(to)]
-        return CliRunner().invoke(app, [*args, *more])
+        return cli([*args, *more], auditor)
 
-    res = run(start, end, out, "--operator", "aud-vance")
+    res = run(start, end, out)
     assert res.exit_code == 0, res.output
     html = out.read_text()
     assert "<table>" in html and "&lt; 10" in html and "Measured error rates" in html

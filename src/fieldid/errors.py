@@ -81,3 +81,26 @@ class DatasetError(FieldidError):
     """An enrollment source or evaluation set is malformed."""
 
     code = "dataset.invalid"
+
+
+def combined(errors: list[FieldidError]) -> FieldidError:
+    """Every problem of one request as one error, so a client hears of all of them at once.
+
+    One problem: that error, with ``problems`` listing it. Several: an error whose code is
+    ``<family>.several`` when they share a family (``use.several``), else ``request.several``,
+    whose message joins theirs and whose ``problems`` lists each (code, message, details)."""
+    if not errors:
+        raise ValueError("no problems to combine")
+    listed = [e.to_dict() for e in errors]
+    if len(errors) == 1:
+        err = errors[0]
+        err.details.setdefault("problems", listed)
+        return err
+    families = {e.code.split(".", 1)[0] for e in errors}
+    family = families.pop() if len(families) == 1 else "request"
+    kind = type(errors[0]) if all(type(e) is type(errors[0]) for e in errors) else FieldidError
+    return kind(
+        f"{len(errors)} problems: " + "; ".join(e.message for e in errors),
+        code=f"{family}.several",
+        problems=listed,
+    )

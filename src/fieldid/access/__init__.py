@@ -7,6 +7,10 @@ Roles (from the product's users):
   written reason; may also search and ask for investigation lists;
 - *auditor*: reads the audit log and reports; cannot search;
 - *admin*: users, sources, policy, enrollment and import; does not search.
+
+Every surface checks with :func:`require` against :data:`PERMISSIONS`: the API and the pages
+(``Need(action)``), the command line (an account's token or password, ``fieldid.cli.auth``) and
+the services themselves. No surface compares role names of its own.
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "metrics": frozenset({Role.AUDITOR, Role.ADMIN}),
     "record_correct": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "record_read": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
+    #: An enrolled photo outside any search (the roles that manage the gallery), with a reason.
+    "gallery_photo": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    #: Measure accuracy against the workspace's own gallery (``fieldid eval --workspace``).
+    "evaluate": frozenset({Role.AUDITOR, Role.ADMIN}),
+    #: Copy the whole database elsewhere (``fieldid db copy``).
+    "db_copy": frozenset({Role.ADMIN}),
+    #: One's own account: change one's password.
+    "account_self": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
 }
 
 

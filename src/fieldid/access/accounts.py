@@ -11,9 +11,14 @@
   further failure doubles the wait before the next attempt is accepted (up to a cap), and every
   failure is audited as ``login_failed``.
 
+Lifecycle: disabling an account ends its sessions and revokes its tokens in the same unit of
+work, so nothing it held works a moment later (enabling it again brings none of them back: new
+tokens are issued); the last active admin cannot be disabled. A password reset ends the
+account's sessions.
+
 Audited events: ``login``, ``login_failed``, ``logout``, ``user_add``, ``user_disable``,
-``user_enable``, ``user_password_reset``, ``token_issue``, ``token_revoke``; each in the unit of
-work of the change it records.
+``user_enable``, ``user_password_reset``, ``user_password_change``, ``token_issue``,
+``token_revoke``; each in the unit of work of the change it records.
 """
 
 from __future__ import annotations
@@ -93,6 +98,38 @@ class IssuedToken:
     operator: str
     scopes: tuple[str, ...]
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as listed (never its secret)."""
+
+    id: int
+    operator: str
+    label: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if now >= self.expires_at else "active"
+
+    def to_dict(self, now: datetime) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "operator": self.operator,
+            "label": self.label,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
+            "last_used_at": None if self.last_used_at is None else self.last_used_at.isoformat(),
+            "state": self.state(now),
+        }
 
 
 @dataclass(frozen=True)
@@ -203,23 +240,118 @@ class Accounts:
         with self.store.read() as s:
             return [_info(op) for op in s.scalars(select(Operator).order_by(Operator.name))]
 
-    def set_disabled(self, name: str, disabled: bool, *, by: str) -> None:
-        """Disable (or re-enable) an operator; disabling also ends their sessions."""
+    def has_admin(self) -> bool:
+        """Whether the workspace has an active admin account (else it may be bootstrapped)."""
+        with self.store.read() as s:
+            found = s.scalar(
+                select(Operator.id)
+                .where(Operator.role == Role.ADMIN.value, Operator.disabled.is_(False))
+                .limit(1)
+            )
+        return found is not None
+
+    def set_disabled(self, name: str, disabled: bool, *, by: str) -> list[int]:
+        """Disable (or re-enable) an operator. Disabling ends their sessions and revokes their
+        tokens at once, in the same unit of work; the last active admin cannot be disabled.
+        Returns the ids of the tokens revoked."""
+        now = self._now()
+        revoked: list[int] = []
+        with self.store.unit_of_work() as uow:
+            s = uow.session
+            op = s.scalar(select(Operator).where(Operator.name == name).with_for_update())
+            if op is None:
+                raise AccountError(f"no operator named {name}", code="account.unknown")
+            if disabled and op.role == Role.ADMIN.value and not op.disabled:
+                others = s.scalar(
+                    select(func.count(Operator.id)).where(
+                        Operator.role == Role.ADMIN.value,
+                        Operator.disabled.is_(False),
+                        Operator.id != op.id,
+                    )
+                )
+                if not others:
+                    raise AccountError(
+                        f"{name} is the last active admin: add or enable another admin first",
+                        code="account.last_admin",
+                    )
+            if op.disabled == disabled:
+                raise AccountError(
+                    f"{name} is already {'disabled' if disabled else 'enabled'}",
+                    code="account.unchanged",
+                )
+            op.disabled = disabled
+            sessions = 0
+            if disabled:
+                sessions = len(
+                    list(
+                        s.scalars(select(WebSession.id_hash).where(WebSession.operator_id == op.id))
+                    )
+                )
+                s.execute(delete(WebSession).where(WebSession.operator_id == op.id))
+                for tok in s.scalars(
+                    select(ApiToken).where(
+                        ApiToken.operator_id == op.id, ApiToken.revoked_at.is_(None)
+                    )
+                ):
+                    tok.revoked_at = now
+                    revoked.append(tok.id)
+            uow.audit(
+                "user_disable" if disabled else "user_enable",
+                operator=by,
+                payload={
+                    "user": name,
+                    **(
+                        {"sessions_ended": sessions, "tokens_revoked": sorted(revoked)}
+                        if disabled
+                        else {}
+                    ),
+                },
+            )
+        return sorted(revoked)
+
+    def list_tokens(self, operator: str | None = None) -> list[TokenInfo]:
+        """API tokens (all, or one operator's), newest first; never their secrets."""
+        with self.store.read() as s:
+            q = select(ApiToken, Operator.name).join(Operator, Operator.id == ApiToken.operator_id)
+            if operator is not None:
+                q = q.where(Operator.name == operator)
+            rows = s.execute(q.order_by(ApiToken.id.desc())).all()
+        return [
+            TokenInfo(
+                t.id,
+                name,
+                t.label,
+                tuple(t.scopes.split()),
+                _aware(t.created_at),
+                _aware(t.expires_at),
+                _aware(t.revoked_at) if t.revoked_at else None,
+                _aware(t.last_used_at) if t.last_used_at else None,
+            )
+            for t, name in rows
+        ]
+
+    def change_password(self, name: str, old: str, new: str, *, client: str) -> None:
+        """An operator changes their own password (the old one checked, with the login's
+        throttling); their other sessions end. Audited ``user_password_change``."""
+        self.authenticate(name, old, client=client)
+        if len(new) < MIN_PASSWORD:
+            raise AccountError(
+                f"the password needs at least {MIN_PASSWORD} characters",
+                code="account.weak_password",
+            )
+        password_hash = self.hasher.hash(new)
         with self.store.unit_of_work() as uow:
             s = uow.session
             op = s.scalar(select(Operator).where(Operator.name == name))
-            if op is None:
-                raise AccountError(f"no operator named {name}", code="account.unknown")
-            op.disabled = disabled
-            if disabled:
-                s.execute(delete(WebSession).where(WebSession.operator_id == op.id))
-            uow.audit(
-                "user_disable" if disabled else "user_enable", operator=by, payload={"user": name}
-            )
+            assert op is not None
+            op.password_hash = password_hash
+            s.execute(delete(WebSession).where(WebSession.operator_id == op.id))
+            uow.audit("user_password_change", operator=name, payload={"user": name})
 
     def reset_password(self, name: str, password: str, *, by: str) -> None:
-        """Give an operator a new password (and re-enable them); audited
-        (``user_password_reset``, never the password), their sessions ended."""
+        """Give an operator a new password (an admin's reset, or a bootstrap); audited
+        (``user_password_reset``, never the password), their sessions ended. A disabled account
+        stays disabled (``enable`` is its own, audited, act)."""
         if len(password) < MIN_PASSWORD:
             raise AccountError(
                 f"the password needs at least {MIN_PASSWORD} characters",
@@ -231,7 +363,7 @@ class Accounts:
             op = s.scalar(select(Operator).where(Operator.name == name))
             if op is None:
                 raise AccountError(f"no operator named {name}", code="account.unknown")
-            op.password_hash, op.disabled = password_hash, False
+            op.password_hash = password_hash
             s.execute(delete(WebSession).where(WebSession.operator_id == op.id))
             uow.audit("user_password_reset", operator=by, payload={"user": name})
 
@@ -469,12 +601,22 @@ class Accounts:
             return TokenGrant(Actor(op.name, Role(op.role)), frozenset(row.scopes.split()), row.id)
 
     def revoke_token(self, token_id: int, *, by: str) -> None:
+        """Revoke a token: it stops working at once. Audited ``token_revoke``."""
         with self.store.unit_of_work() as uow:
             row = uow.session.get(ApiToken, token_id)
             if row is None:
                 raise AccountError(f"no token {token_id}", code="account.unknown_token")
+            if row.revoked_at is not None:
+                raise AccountError(
+                    f"token {token_id} was already revoked", code="account.token_revoked"
+                )
+            op = uow.session.get(Operator, row.operator_id)
             row.revoked_at = self._now()
-            uow.audit("token_revoke", operator=by, payload={"token_id": token_id})
+            uow.audit(
+                "token_revoke",
+                operator=by,
+                payload={"token_id": token_id, "user": op.name if op else None},
+            )
 
 
 def require_scoped(actor: Actor, action: str, scopes: frozenset[str] | None) -> None:

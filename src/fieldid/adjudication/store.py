@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from fieldid.audit.log import Attribution
@@ -32,8 +32,25 @@ RECEIPT_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 RECEIPT_LEN = 8
 
 
+#: A search as callers name it: its public id (what the API, pages and command line show), or
+#: its row id (code inside fieldid that already holds the row).
+SearchRef = int | str
+
+
 class SearchNotFound(FieldidError):
     code = "search.not_found"
+
+
+def new_public_id() -> str:
+    """A search's public id: 128 random bits, URL-safe (22 characters), never guessable."""
+    return secrets.token_urlsafe(16)
+
+
+def search_where(ref: SearchRef) -> ColumnElement[bool]:
+    """The WHERE clause for a search named by public id (str) or row id (int)."""
+    if isinstance(ref, int):
+        return SearchRecord.id == ref
+    return SearchRecord.public_id == ref
 
 
 def new_receipt_code() -> str:
@@ -106,6 +123,7 @@ def record_search(
     refused = outcome == "refused"
     unified = None if quality is None else quality.get("unified")
     rec = SearchRecord(
+        public_id=new_public_id(),
         audit_seq=0,
         receipt_code=receipt_code,
         operator=attr.operator,
@@ -123,10 +141,10 @@ def record_search(
         list_kind=list_kind,
         training=training,
         notice_given=notice_given,
-        # A search with no candidate above the threshold has nothing to adjudicate; it stays open
-        # until the officer closes it or the retention purge takes its probe, so that the officer
-        # can still record "inconclusive" with the documents the person presented.
-        status="not_identified" if refused else "open",
+        # A search with no candidate above the threshold stays open until the officer closes it
+        # as "no lead" (with the documents the person presented, if any), or the retention purge
+        # takes it. A refused attempt was never a search: it is "refused" from the start.
+        status="refused" if refused else "open",
         closed_at=now if refused else None,
         threshold_in_force=threshold_in_force,
         rates_unavailable=rates_unavailable,
@@ -166,8 +184,9 @@ def record_search(
     return rec
 
 
-def get_search(s: Session, search_id: int) -> SearchRecord:
-    rec = s.get(SearchRecord, search_id)
+def get_search(s: Session, search_id: SearchRef) -> SearchRecord:
+    """A search by public id (or row id)."""
+    rec = s.scalars(select(SearchRecord).where(search_where(search_id))).first()
     if rec is None:
         raise SearchNotFound(
             f"no search {search_id} in this workspace (it may have been purged under the "

@@ -100,7 +100,8 @@ class Candidate:
 class CandidateList:
     """The answer to one search: the probe's quality, the threshold in force, the candidates."""
 
-    search_ref: int
+    #: Seq of the ``search`` audit entry that records the search.
+    audit_seq: int
     model: str
     threshold: float
     gallery_persons: int
@@ -112,7 +113,7 @@ class CandidateList:
     notice: str = LEAD_NOTICE
     #: The persisted search a human adjudicates (fieldid.adjudication), and the code printed on
     #: the receipt for the person photographed (redress lookup).
-    search_id: int | None = None
+    search_id: str | None = None
     receipt_code: str | None = None
     #: Documents the person presented (numbers as keyed hashes), shown before the candidates;
     #: each lists the ranks of candidates whose records it conflicts with.
@@ -140,7 +141,7 @@ class CandidateList:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "search_ref": self.search_ref,
+            "audit_seq": self.audit_seq,
             "notice": self.notice,
             "list_kind": self.list_kind,
             "list_label": self.list_label,

@@ -1,8 +1,8 @@
 """Accountability commands: ``audit verify|export|verify-export``, ``purge``, ``report``,
-``redress export``, and ``adjudicate`` / ``second-confirm`` / ``override``.
+``redress export``, and ``adjudicate`` / ``close`` / ``second`` / ``override``.
 
-The command line has no login of its own: ``--operator`` and ``--role`` name who acts, and the core
-enforces what that role may do and records it in the audit log.
+Each acts as an authenticated account (:mod:`fieldid.cli.auth`); the core enforces what its role
+may do and records it in the audit log under its name.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from fieldid.cli.auth import no_account, operator, requires
 from fieldid.cli.common import (
     JsonOpt,
-    RoleOpt,
     WorkspaceOpt,
     console,
     err_console,
     fail,
 )
-from fieldid.cli.common import actor as _actor
 from fieldid.cli.common import open_workspace as _open
 from fieldid.errors import FieldidError
 
@@ -33,13 +32,11 @@ redress_app = typer.Typer(
     help="What was done with a person's face and records.", no_args_is_help=True
 )
 
-OperatorOpt = Annotated[str, typer.Option(help="Who is acting (default: your login).")]
-
-
 # -- audit ---------------------------------------------------------------------------------------
 
 
 @audit_app.command("verify")
+@requires("audit_read")
 def audit_verify(
     workspace: WorkspaceOpt = Path("."),
     head: Annotated[
@@ -61,7 +58,13 @@ def audit_verify(
             h = read_export(head).head
             known = (int(h["seq"]), str(h["hash"]))
         ws = _open(workspace)
+        who = operator(ws)
         result = verify_store(ws.store, known)
+        ws.store.append_audit(
+            "audit_verify",
+            operator=who.name,
+            payload={"role": who.role.value, "ok": result.ok, "checked": result.checked},
+        )
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -84,6 +87,7 @@ def audit_verify(
 
 
 @audit_app.command("export")
+@requires("audit_read")
 def audit_export(
     workspace: WorkspaceOpt = Path("."),
     out: Annotated[
@@ -93,8 +97,6 @@ def audit_export(
         Path | None,
         typer.Option(help="Ed25519 private key (PEM). Default: W/keys/audit-ed25519.pem."),
     ] = None,
-    operator: OperatorOpt = "",
-    role: RoleOpt = "auditor",
     as_json: JsonOpt = False,
 ) -> None:
     """Write the audit log with an Ed25519-signed head, and the public key beside it."""
@@ -102,7 +104,7 @@ def audit_export(
 
     try:
         ws = _open(workspace)
-        res = export_audit(ws.store, ws.root, ws.clock, _actor(operator, role), out, key)
+        res = export_audit(ws.store, ws.root, ws.clock, operator(ws), out, key)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -117,6 +119,7 @@ def audit_export(
 
 
 @audit_app.command("verify-export")
+@no_account("checks export files against their signature: no workspace")
 def audit_verify_export(
     old: Annotated[Path, typer.Argument(help="An export (the earlier one when giving two).")],
     new: Annotated[Path | None, typer.Argument(help="A later export that must extend OLD.")] = None,
@@ -154,16 +157,15 @@ def audit_verify_export(
 # -- purge ---------------------------------------------------------------------------------------
 
 
+@requires("purge")
 def purge(
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: RoleOpt = "admin",
     as_json: JsonOpt = False,
 ) -> None:
     """Remove everything held past its retention period (every data class), and audit it."""
     try:
         ws = _open(workspace)
-        report = ws.retention.purge(actor=_actor(operator, role), trigger="manual")
+        report = ws.retention.purge(actor=operator(ws), trigger="manual")
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -186,6 +188,7 @@ def purge(
 # -- report --------------------------------------------------------------------------------------
 
 
+@requires("report")
 def report(
     workspace: WorkspaceOpt = Path("."),
     date_from: Annotated[
@@ -195,23 +198,20 @@ def report(
         str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD, UTC).")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="HTML file to write.")] = None,
-    operator: OperatorOpt = "",
-    role: RoleOpt = "auditor",
     as_json: JsonOpt = False,
 ) -> None:
-    """The oversight report: searches, outcomes, quality, accuracy, retention, audit state."""
-    from fieldid.access import require
+    """The oversight report: every use (searches, verifications, photo accesses, investigation
+    lists, wiped captures), outcomes, quality, accuracy, accounts, retention, audit state."""
     from fieldid.report import build_report, parse_day, record_report, render_html
     from fieldid.report.data import STEPS
 
     if out is None and not as_json:
         fail(FieldidError("give --out report.html, or --json", code="report.no_output"))
     try:
-        actor = _actor(operator, role)
-        require(actor, "report")
         start = parse_day(date_from) if date_from else None
         end = parse_day(date_to, end=True) if date_to else None
         ws = _open(workspace)
+        actor = operator(ws)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -219,7 +219,7 @@ def report(
             console=err_console,
             transient=True,
         ) as bar:
-            task = bar.add_task("report", total=STEPS + (6 if out else 0))
+            task = bar.add_task("report", total=STEPS + (7 if out else 0))
 
             def tick(name: str) -> None:
                 bar.update(task, advance=1, description=name)
@@ -248,6 +248,7 @@ def report(
 
 
 @redress_app.command("export")
+@requires("redress")
 def redress_export_cmd(
     workspace: WorkspaceOpt = Path("."),
     person: Annotated[
@@ -257,14 +258,12 @@ def redress_export_cmd(
         str | None, typer.Option(help="The receipt code given to the person photographed.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON here (else print it).")] = None,
-    operator: OperatorOpt = "",
-    role: RoleOpt = "auditor",
 ) -> None:
     """Every search in which the person was a candidate (or the receipt's search), the
     adjudications, the records and their sources."""
     try:
         ws = _open(workspace)
-        data = ws.redress.export(_actor(operator, role), person=person, receipt=receipt, out=out)
+        data = ws.redress.export(operator(ws), person=person, receipt=receipt, out=out)
         ws.close()
     except FieldidError as e:
         fail(e, True)
@@ -304,53 +303,79 @@ def _documents(values: list[str]) -> list[dict[str, Any]]:
 
 
 def _print_adjudication(a: Any, as_json: bool) -> None:
+    from fieldid.adjudication.states import STATE_TEXT, SearchState
+
     if as_json:
         print(json.dumps(a.to_dict(), indent=2))
         return
     msg = {
         "final": "recorded",
-        "pending_second": "recorded; a second, different operator must confirm it "
-        f"(fieldid second-confirm --adjudication {a.id})",
+        "pending_second": "recorded; a confirmation waits for a second person "
+        f"(fieldid second --search {a.search_id} --adjudication {a.id} --decision "
+        "confirm|disagree --reason …)",
         "blocked_conflict": "BLOCKED: the documents presented conflict with the candidate's "
-        f"records; only a supervisor can override (fieldid override --adjudication {a.id})",
-    }[a.state]
+        f"records; only a supervisor can override (fieldid override --search {a.search_id} "
+        f"--adjudication {a.id} --reason …)",
+        "disagreed": "the second person disagreed: the confirmation does not stand and the search "
+        "is open again",
+    }.get(a.state, a.state)
     console.print(f"adjudication {a.id} ({a.decision}) on search {a.search_id}: {msg}")
     for c in a.conflicts:
         console.print(f"  [red]conflict[/]: {escape(c)}")
+    console.print(f"search {a.search_id}: {STATE_TEXT[SearchState(a.search_status)]}")
     if a.is_identification:
         console.print("identification recorded by a human adjudication")
 
 
+SearchOpt = Annotated[
+    str, typer.Option("--search", help="The search's id (as fieldid search shows it).")
+]
+ReasonOpt = Annotated[str, typer.Option(help="Why (required).")]
+
+
+@requires("adjudicate")
 def adjudicate(
-    search: Annotated[int, typer.Option("--search", help="The search id.")],
-    decision: Annotated[str, typer.Option(help="confirm, reject or inconclusive.")],
-    reason: Annotated[str, typer.Option(help="Why (required).")],
+    search: SearchOpt,
+    decision: Annotated[
+        str,
+        typer.Option(
+            help="confirm or reject one lead (--person), or close the search: not_identified, "
+            "inconclusive, or no_lead (when it listed no candidate)."
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why (required; optional for no_lead).")] = "",
     workspace: WorkspaceOpt = Path("."),
     person: Annotated[
-        str | None, typer.Option(help="The candidate confirmed (external or internal id).")
+        str | None,
+        typer.Option(help="The lead decided on (external or internal id, or its rank as #N)."),
     ] = None,
     document: Annotated[
         list[str] | None,
         typer.Option(help="A document the person presented: TYPE:NUMBER or JSON (repeat)."),
     ] = None,
-    operator: OperatorOpt = "",
-    role: RoleOpt = "officer",
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a human decision on a search (the only way an identification comes to exist)."""
-    from fieldid.adjudication.store import candidates_of
+    """Record a human decision on a search (the only way an identification comes to exist).
+
+    A reject rules out one lead and leaves the search open for the others."""
+    from fieldid.adjudication.store import candidates_of, get_search
 
     try:
         ws = _open(workspace)
+        who = operator(ws)
         pid: int | None = None
         if person is not None:
             with ws.store.read() as s:
-                cands = candidates_of(s, search)
-            match = [c for c in cands if c.external_id == person or str(c.person_id) == person]
+                cands = candidates_of(s, get_search(s, search).id)
+            match = [
+                c
+                for c in cands
+                if c.external_id == person or str(c.person_id) == person or f"#{c.rank}" == person
+            ]
             pid = match[0].person_id if match else (int(person) if person.isdigit() else -1)
         a = ws.adjudicator().adjudicate(
             search,
-            _actor(operator, role),
+            who,
             decision,
             person_id=pid,
             reason=reason,
@@ -362,37 +387,64 @@ def adjudicate(
     _print_adjudication(a, as_json)
 
 
-def second_confirm(
-    adjudication: Annotated[int, typer.Option(help="The adjudication id awaiting a second.")],
+@requires("adjudicate")
+def close(
+    search: SearchOpt,
+    outcome: Annotated[
+        str,
+        typer.Option(
+            help="not_identified (no lead is the person), inconclusive (cannot tell), or no_lead "
+            "(the search listed no candidate)."
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why (required; optional for no_lead).")] = "",
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: RoleOpt = "supervisor",
     as_json: JsonOpt = False,
 ) -> None:
-    """Give the second confirmation the two-person rule requires (not by the first adjudicator)."""
-
+    """Close a search without an identification; its probe photo is deleted."""
     try:
         ws = _open(workspace)
-        a = ws.adjudicator().second_confirm(adjudication, _actor(operator, role))
+        a = ws.adjudicator().close(search, operator(ws), outcome, reason=reason)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
     _print_adjudication(a, as_json)
 
 
+@requires("second_confirm")
+def second(
+    search: SearchOpt,
+    adjudication: Annotated[int, typer.Option(help="The confirmation waiting for you.")],
+    decision: Annotated[str, typer.Option(help="confirm or disagree.")],
+    reason: ReasonOpt,
+    workspace: WorkspaceOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """The second person's answer to a confirmation (someone other than the first person):
+    confirm it, or disagree (the search is open again); with a reason either way."""
+
+    try:
+        ws = _open(workspace)
+        a = ws.adjudicator().second(adjudication, operator(ws), decision, reason, search_id=search)
+        ws.close()
+    except FieldidError as e:
+        fail(e, as_json)
+    _print_adjudication(a, as_json)
+
+
+@requires("override_conflict")
 def override(
+    search: SearchOpt,
     adjudication: Annotated[int, typer.Option(help="The blocked adjudication id.")],
     reason: Annotated[str, typer.Option(help="Why the conflict does not outweigh the match.")],
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: RoleOpt = "supervisor",
     as_json: JsonOpt = False,
 ) -> None:
     """A supervisor lifts a document-conflict block, with a written reason."""
 
     try:
         ws = _open(workspace)
-        a = ws.adjudicator().override(adjudication, _actor(operator, role), reason)
+        a = ws.adjudicator().override(adjudication, operator(ws), reason, search_id=search)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -406,5 +458,6 @@ def register(app: typer.Typer) -> None:
     app.command()(purge)
     app.command()(report)
     app.command()(adjudicate)
-    app.command("second-confirm")(second_confirm)
+    app.command()(close)
+    app.command()(second)
     app.command()(override)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,11 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from fieldid.cli.accountability import register as register_accountability
+from fieldid.cli.auth import client_name, no_account, operator, requires
 from fieldid.cli.calibration import calibrate
 from fieldid.cli.common import (
     JsonOpt,
     WorkspaceOpt,
     console,
+    err_console,
     fail,
     progress_bar,
 )
@@ -28,7 +30,7 @@ from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
 from fieldid.cli.transparency import register as register_transparency
-from fieldid.cli.users import token_app, user_app
+from fieldid.cli.users import token_app, user_app, write_secret
 from fieldid.errors import FieldidError
 
 app = typer.Typer(
@@ -47,7 +49,6 @@ register_documents(app)
 register_database(app)
 app.command("calibrate")(calibrate)
 
-OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (required).")]
 PurposeOpt = Annotated[str, typer.Option(help="Why: one of the workspace's permitted purposes.")]
 CaseOpt = Annotated[str, typer.Option("--case", help="Case reference this use belongs to.")]
 
@@ -63,6 +64,7 @@ def _quality_table(q: dict[str, Any]) -> Table:
 
 
 @app.command()
+@no_account("creates the workspace and its first admin account")
 def init(
     workspace: Annotated[Path, typer.Argument(help="Folder to create.")],
     database_url: Annotated[
@@ -73,39 +75,93 @@ def init(
             "W/fieldid.db; written to [database] url.",
         ),
     ] = None,
+    admin: Annotated[str, typer.Option(help="Name of the first admin account.")] = "admin",
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the admin's password from standard input."),
+    ] = False,
+    generate_password: Annotated[
+        bool,
+        typer.Option(
+            "--generate-password",
+            help="Generate the admin's password and show it once (the default without a terminal).",
+        ),
+    ] = False,
+    token_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-out",
+            help="Also issue the admin an API token and write it to this file (mode 600), for "
+            "scripts: fieldid … --token-file FILE.",
+        ),
+    ] = None,
 ) -> None:
-    """Create a workspace: configuration, database and index folder."""
+    """Create a workspace (configuration, database, index folder) and its first admin account.
+
+    The admin's password is asked twice at a terminal, read with --password-stdin, or generated
+    and shown once (--generate-password, or without a terminal). The admin then adds the
+    operators: fieldid user add NAME --role officer."""
+    from fieldid.access import Role
+    from fieldid.access.accounts import Accounts
+    from fieldid.cli.users import read_new_password
     from fieldid.workspace import Workspace
 
+    generated = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif generate_password or not sys.stdin.isatty():
+        password = generated = secrets.token_urlsafe(15)
+    else:
+        password = read_new_password(f"password for the admin {admin}")
     try:
         ws = Workspace.init(workspace, database_url=database_url)
     except FieldidError as e:
+        fail(e)
+    try:
+        accounts = Accounts(ws.store, ws.clock)
+        info = accounts.add_user(admin, Role.ADMIN, password, by=f"init:{client_name()}")
+        token = None
+        if token_out is not None:
+            token = accounts.issue_token(admin, label="fieldid init --token-out", by=admin)
+            write_secret(token_out, token.secret)
+    except FieldidError as e:
+        ws.close()
         fail(e)
     where = ws.store.shown_url
     ws.close()
     console.print(f"workspace created at {workspace} (configuration: {workspace}/fieldid.toml)")
     console.print(f"database: {escape(where)}")
+    console.print(f"admin account: {info.name}")
+    if generated is not None:
+        err_console.print(
+            f"the admin's password, shown once (store it now): {generated}",
+            markup=False,
+            highlight=False,
+        )
+    if token is not None:
+        console.print(f"admin API token {token.id} written to {token_out} (mode 600)")
 
 
 @app.command()
+@requires("enroll")
 def enroll(
     source: Annotated[Path, typer.Argument(help="Folder <identity>/<image> or CSV path,identity.")],
     workspace: WorkspaceOpt = Path("."),
-    operator: Annotated[str, typer.Option(help="Who enrols (default: your login).")] = "",
     synthetic: Annotated[bool, typer.Option(help="Mark the people enrolled as synthetic.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enrol a labelled image set. Running it again enrols nothing twice."""
+    """Enrol a labelled image set (admin). Running it again enrols nothing twice."""
     from fieldid.dataset import read_labelled
 
     try:
         ws = _open(workspace)
+        who = operator(ws)
         items = read_labelled(source)
         with progress_bar() as bar:
             task = bar.add_task("enrolling", total=len(items))
             summary = ws.enrollment.enroll_images(
                 items,
-                operator=operator or getpass.getuser(),
+                operator=who.name,
                 source_name=str(source),
                 synthetic=synthetic,
                 progress=lambda n: bar.advance(task, n),
@@ -141,16 +197,16 @@ def enroll(
         console.print(t)
 
 
-def _attr(operator: str, purpose: str, case: str) -> Any:
+def _attr(name: str, purpose: str, case: str) -> Any:
     from fieldid.audit import Attribution
 
-    return Attribution(operator=operator, purpose=purpose, case_ref=case)
+    return Attribution(operator=name, purpose=purpose, case_ref=case)
 
 
 @app.command()
+@requires("search")
 def search(
     photo: Annotated[Path, typer.Argument(help="The probe photo (JPEG, PNG or WebP).")],
-    operator: OperatorOpt,
     purpose: PurposeOpt,
     case: CaseOpt,
     workspace: WorkspaceOpt = Path("."),
@@ -174,32 +230,25 @@ def search(
             "labelled as an investigation list here and in the audit.",
         ),
     ] = False,
-    role: Annotated[str, typer.Option(help="Your role: officer or supervisor.")] = "officer",
     as_json: JsonOpt = False,
 ) -> None:
-    """Search one face against the gallery: the probe's quality, then candidates (leads)."""
-    from fieldid.access import Actor, Role
-    from fieldid.errors import AuthorisationError
+    """Search one face against the gallery: the probe's quality, then candidates (leads).
+
+    Acts as your account (FIELDID_TOKEN, --token-file, or your name and password)."""
     from fieldid.records.documents import PresentedDocument
 
     try:
-        try:
-            actor = Actor(operator, Role(role))
-        except ValueError:
-            raise AuthorisationError(
-                f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}",
-                code="access.unknown_role",
-            ) from None
         ws = _open(workspace)
+        who = operator(ws, "investigation" if investigation else None)
         presented = [PresentedDocument.parse(d) for d in document or []]
         result = ws.searches.search(
             photo,
-            _attr(operator, purpose, case),
+            _attr(who.name, purpose, case),
             top_k=top or None,
             presented=presented,
             training=training,
             investigation=investigation,
-            actor=actor,
+            actor=who,
         )
         ws.close()
     except FieldidError as e:
@@ -215,7 +264,7 @@ def search(
         else "configured"
     )
     console.print(
-        f"search {result.search_id} (audit entry {result.search_ref}): gallery of "
+        f"search {result.search_id} (audit entry {result.audit_seq}): gallery of "
         f"{result.gallery_persons:,} people "
         f"({result.gallery_templates:,} templates), model {result.model}, threshold "
         f"{result.threshold:.4f} ({how})"
@@ -280,10 +329,10 @@ def search(
 
 
 @app.command()
+@requires("verify")
 def verify(
     photo_a: Annotated[Path, typer.Argument(help="First photo.")],
     photo_b: Annotated[Path, typer.Argument(help="Second photo.")],
-    operator: OperatorOpt,
     purpose: PurposeOpt,
     case: CaseOpt,
     workspace: WorkspaceOpt = Path("."),
@@ -293,7 +342,8 @@ def verify(
 
     try:
         ws = _open(workspace)
-        v = ws.searches.verify(photo_a, photo_b, _attr(operator, purpose, case))
+        who = operator(ws)
+        v = ws.searches.verify(photo_a, photo_b, _attr(who.name, purpose, case))
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -302,7 +352,7 @@ def verify(
         return
     side = "at or above" if v.above_threshold else "below"
     console.print(
-        f"verification #{v.verify_ref}: score {v.score:.4f}, {side} the threshold "
+        f"verification (audit entry {v.audit_seq}): score {v.score:.4f}, {side} the threshold "
         f"{v.threshold:.4f} ({v.threshold_set_by}; {v.model}). A score to weigh, not an "
         "identification."
     )
@@ -311,6 +361,11 @@ def verify(
 
 
 @app.command("eval")
+@requires(
+    "evaluate",
+    except_when="without --workspace it measures the bundled pipeline on a labelled dataset and "
+    "touches no workspace",
+)
 def evaluate(
     dataset: Annotated[Path, typer.Option(help="Labelled set: folder <identity>/<image> or CSV.")],
     seed: Annotated[int, typer.Option(help="Seed for sampling and splits.")] = 0,
@@ -353,6 +408,8 @@ def evaluate(
             from fieldid.evaluation.calcheck import evaluate_workspace
 
             ws = _open(workspace)
+            # Checks the calibration against this workspace's own gallery: a use, audited.
+            who = operator(ws)
             with progress_bar() as bar:
                 task = bar.add_task("templates", total=len(items))
                 report, doc, path = evaluate_workspace(
@@ -363,6 +420,16 @@ def evaluate(
                     cache=cache,
                     progress=lambda n: bar.advance(task, n),
                 )
+            ws.store.append_audit(
+                "evaluate",
+                operator=who.name,
+                payload={
+                    "role": who.role.value,
+                    "dataset": str(dataset),
+                    "images": len(items),
+                    "written": str(path),
+                },
+            )
             ws.close()
         else:
             cfg = WorkspaceConfig()
@@ -427,6 +494,10 @@ def _latest_summary(doc: dict[str, Any]) -> str:
 
 
 @app.command()
+@no_account(
+    "makes or reuses its own demo workspace and creates its demo operators; the app it serves "
+    "authenticates every request"
+)
 def demo(
     workspace: Annotated[
         Path | None,
@@ -459,6 +530,7 @@ def demo(
 
 
 @app.command()
+@no_account("the server it starts authenticates every request against the workspace's accounts")
 def serve(
     workspace: WorkspaceOpt = Path("."),
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fieldid.cli.auth import local_name, no_account
 from fieldid.errors import FieldidError
 
 console = Console()
@@ -19,6 +19,10 @@ console = Console()
 SHOWN_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 
 
+@no_account(
+    "fits what the model's scores mean on a labelled dataset; touches no gallery (audited as the "
+    "local login that ran it)"
+)
 def calibrate(
     dataset: Annotated[Path, typer.Option(help="Labelled set: folder <identity>/<image> or CSV.")],
     workspace: Annotated[
@@ -35,7 +39,6 @@ def calibrate(
         ),
     ] = 0.5,
     cache: Annotated[Path | None, typer.Option(help="Cache templates in this .npz file.")] = None,
-    operator: Annotated[str, typer.Option(help="Who calibrates (default: your login).")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Fit score → FMR/FNMR per probe-quality band for the workspace's model and store it."""
@@ -60,7 +63,8 @@ def calibrate(
             )
         ws.store.append_audit(
             "calibrate",
-            operator=operator or getpass.getuser(),
+            # No account: who ran it is the local login, marked so (never taken for an account).
+            operator=local_name(),
             payload={
                 "calibration": cal.id,
                 "model": cal.model,

@@ -1,13 +1,10 @@
 """What every ``fieldid`` command shares: consoles, the common options, how a refusal is printed,
-the progress bar, opening a workspace and naming the acting operator.
-
-The command line has no login of its own: ``--operator`` and ``--role`` name who acts, and the core
-enforces what that role may do and records it in the audit log.
+the progress bar and opening a workspace. Who acts is an authenticated account
+(:mod:`fieldid.cli.auth`), never a name typed on the command line.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -20,7 +17,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fieldid.errors import FieldidError
 
 if TYPE_CHECKING:
-    from fieldid.access import Actor
     from fieldid.workspace import Workspace
 
 console = Console()
@@ -33,9 +29,6 @@ WorkspaceOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-RoleOpt = Annotated[
-    str, typer.Option(help="The role you act in: officer, supervisor, auditor or admin.")
-]
 
 
 def fail(err: FieldidError, as_json: bool = False) -> NoReturn:
@@ -65,20 +58,3 @@ def open_workspace(workspace: Path) -> Workspace:
     from fieldid.workspace import Workspace
 
     return Workspace.open(workspace)
-
-
-def actor(operator: str, role: str) -> Actor:
-    """The operator named (default: the login) acting in ``role``; an unknown role is refused
-    with ``access.unknown_role``."""
-    from fieldid.access import Actor, Role
-
-    try:
-        r = Role(role)
-    except ValueError:
-        fail(
-            FieldidError(
-                f"unknown role {role!r}: one of {', '.join(x.value for x in Role)}",
-                code="access.unknown_role",
-            )
-        )
-    return Actor(operator or getpass.getuser(), r)

@@ -17,12 +17,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from fieldid.cli.auth import no_account, operator, requires
 from fieldid.cli.common import JsonOpt, WorkspaceOpt, console, fail, progress_bar
 from fieldid.errors import FieldidError
 
 db_app = typer.Typer(help="The workspace's database: copy it to another one.", no_args_is_help=True)
 
 
+@no_account("brings the database's schema to the current migration; reads no face or record")
 def upgrade(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Bring the workspace's database to the current schema (Alembic migrations, SQLite or
     PostgreSQL). Opening a workspace does it too; run it on its own before a new version of
@@ -57,6 +59,7 @@ def upgrade(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> No
 
 
 @db_app.command("copy")
+@requires("db_copy")
 def db_copy(
     source: Annotated[Path, typer.Option("--from", help="The workspace whose database is copied.")],
     target: Annotated[str, typer.Option("--to", help="Database URL to copy into (new and empty).")],
@@ -76,14 +79,21 @@ def db_copy(
     from fieldid.audit.verify import verify_log
     from fieldid.store import open_store
     from fieldid.store.copy import copy_database
-    from fieldid.store.engine import parse_url
+    from fieldid.store.engine import parse_url, shown
     from fieldid.workspace import Workspace
 
     proof: dict[str, Any] = {}
     try:
         ws = Workspace.open(source)
         try:
+            who = operator(ws)
             dst_url = parse_url(target)
+            # Audited before the copy, so the copy holds its own record and both heads match.
+            ws.store.append_audit(
+                "db_copy",
+                operator=who.name,
+                payload={"role": who.role.value, "to": shown(dst_url), "switch": switch},
+            )
             dst = open_store(dst_url, pool=False)
             try:
                 with progress_bar() as bar:

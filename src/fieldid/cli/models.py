@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fieldid.cli.auth import no_account
 from fieldid.errors import CatalogueError, ModelError
 from fieldid.template.bundled import bundled_model, bundled_models, model_card, verify_file
 from fieldid.template.catalogue import (
@@ -92,6 +93,7 @@ def _bundled_table() -> Table:
 
 
 @models_app.command("list")
+@no_account("lists the model catalogue: no workspace")
 def list_command(models_dir: DirOption = None, catalogue: CatalogueOption = None) -> None:
     """Show the bundled models with their licence and provenance, then the catalogue's models
     and whether each is installed."""
@@ -122,6 +124,7 @@ def list_command(models_dir: DirOption = None, catalogue: CatalogueOption = None
 
 
 @models_app.command("install")
+@no_account("installs a model file from the catalogue: no workspace")
 def install_command(
     name: Annotated[str, typer.Argument(help="Model name, as `fieldid models list` shows it.")],
     models_dir: DirOption = None,
@@ -159,6 +162,7 @@ def install_command(
 
 
 @models_app.command("show")
+@no_account("prints a bundled model's card and licence: no workspace")
 def show_command(
     name: Annotated[str, typer.Argument(help="A bundled model's name (`fieldid models list`).")],
 ) -> None:

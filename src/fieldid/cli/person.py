@@ -1,8 +1,10 @@
 """Person commands: ``fieldid person merge`` and ``fieldid person history``.
 
 A merge is a supervisor's explicit decision that two people are one (``records/merge.py``); the
-command line acts as the named ``--operator`` in ``--role`` and everything is audited under that
-name. People are named by external id (what lists show) or numeric id.
+command line acts as an authenticated account (:mod:`fieldid.cli.auth`) and everything is
+audited under its name. People are named by external id (what lists show) or numeric id.
+``fieldid person photo`` gives a gallery-managing role an enrolled photo outside any search,
+with a reason, audited.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from fieldid.cli.common import JsonOpt, WorkspaceOpt, actor, console, fail, open_workspace
+from fieldid.cli.auth import operator, requires
+from fieldid.cli.common import JsonOpt, WorkspaceOpt, console, fail, open_workspace
 from fieldid.errors import FieldidError
 
 person_app = typer.Typer(
@@ -22,11 +25,9 @@ person_app = typer.Typer(
     no_args_is_help=True,
 )
 
-OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (default: your login).")]
-RoleOpt = Annotated[str, typer.Option(help="The role you act in.")]
-
 
 @person_app.command("merge")
+@requires("review")
 def person_merge(
     keep: Annotated[str, typer.Option("--keep", help="The person kept (external or numeric id).")],
     merge: Annotated[
@@ -38,17 +39,15 @@ def person_merge(
         typer.Option("--review-item", help="The possible-duplicate item this decides."),
     ] = None,
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: RoleOpt = "supervisor",
     as_json: JsonOpt = False,
 ) -> None:
     """Merge one person into another: images, templates, records and links move; audited."""
     from fieldid.records.merge import find_person, merge_people
 
-    who = actor(operator, role)
     try:
         ws = open_workspace(workspace)
         try:
+            who = operator(ws)
             result = merge_people(
                 ws.store,
                 ws.gallery,
@@ -81,21 +80,25 @@ def person_merge(
 
 
 @person_app.command("history")
+@requires("record_read")
 def person_history(
     person: Annotated[str, typer.Argument(help="External or numeric id (an old one too).")],
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: RoleOpt = "supervisor",
     as_json: JsonOpt = False,
 ) -> None:
     """Merges behind a person: who was merged into them, by whom, when and why."""
     from fieldid.records.merge import merge_history
 
-    who = actor(operator, role)
     try:
         ws = open_workspace(workspace)
         try:
+            who = operator(ws)
             views = merge_history(ws.store, person, actor=who)
+            ws.store.append_audit(
+                "merge_history_view",
+                operator=who.name,
+                payload={"role": who.role.value, "person": person, "merges": len(views)},
+            )
         finally:
             ws.close()
     except FieldidError as e:
@@ -125,6 +128,55 @@ def person_history(
         console.print(f"  reason: {escape(v.reason)}")
         if v.audit_seq is not None:
             console.print(f"  audit entry {v.audit_seq}")
+
+
+@person_app.command("photo")
+@requires("gallery_photo")
+def person_photo(
+    person: Annotated[str, typer.Argument(help="External or numeric id.")],
+    reason: Annotated[
+        str, typer.Option(help="Why you need the photo outside a search (15+ characters).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Write the JPEG here.")],
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """An enrolled photo outside any search (roles that manage the gallery), with a reason:
+    audited (``photo_access``, kind ``gallery``)."""
+    from fieldid.gallery.photos import best_photo
+    from fieldid.records.merge import find_person
+
+    try:
+        ws = open_workspace(workspace)
+        try:
+            who = operator(ws)
+            if len(reason.strip()) < 15:
+                raise FieldidError(
+                    "say why you need this photo outside a search (at least 15 characters): the "
+                    "reason is audited",
+                    code="photo.no_reason",
+                )
+            pid = find_person(ws.store, person)
+            with ws.store.unit_of_work() as uow:
+                data = best_photo(uow.session, pid)
+                uow.audit(
+                    "photo_access",
+                    operator=who.name,
+                    payload={
+                        "role": who.role.value,
+                        "via": "cli",
+                        "kind": "gallery",
+                        "person_id": pid,
+                        "person": person,
+                        "reason": reason.strip(),
+                        "out": str(out),
+                    },
+                )
+        finally:
+            ws.close()
+    except FieldidError as e:
+        fail(e)
+    out.write_bytes(data)
+    console.print(escape(f"enrolled photo of {person} written to {out} (audited)"))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,13 +1,11 @@
 """Records commands: ``import``, ``synth``, ``source``, ``review``, ``record``.
 
-Registered on the main app by :func:`register`. Until operators authenticate (another stream),
-the command line acts as the named ``--operator`` in the role the command needs (``--role``
-where more than one role may act); every action is audited under that name.
+Registered on the main app by :func:`register`. Each acts as an authenticated account
+(:mod:`fieldid.cli.auth`) and is audited under its name.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,20 +14,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from fieldid.cli.auth import operator, requires
 from fieldid.cli.common import JsonOpt, WorkspaceOpt, console
-from fieldid.cli.common import actor as _actor
 from fieldid.cli.common import fail as _fail
 from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.common import progress_bar as _bar
 from fieldid.errors import FieldidError
-
-OperatorOpt = Annotated[str, typer.Option(help="Who is doing this (default: your login).")]
 
 source_app = typer.Typer(help="Record sources: register and list them.", no_args_is_help=True)
 review_app = typer.Typer(help="Review items (possible duplicates).", no_args_is_help=True)
 record_app = typer.Typer(help="Show and correct identity records.", no_args_is_help=True)
 
 
+@requires("import")
 def import_command(
     file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file of records.")],
     source: Annotated[str, typer.Option("--source", help="Registered source name.")],
@@ -40,7 +37,6 @@ def import_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")] = (
         False
     ),
-    operator: OperatorOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Import a source's records: good rows go in, every bad row is reported with its line."""
@@ -48,7 +44,7 @@ def import_command(
 
     try:
         ws = _open(workspace)
-        actor = _actor(operator, "admin")
+        actor = operator(ws)
         total = count_rows(file) if file.exists() else None
         with _bar() as bar:
             task = bar.add_task("importing" + (" (dry run)" if dry_run else ""), total=total)
@@ -98,6 +94,7 @@ def import_command(
         raise typer.Exit(code=1)
 
 
+@requires("enroll", except_when="--export writes CSV files only and touches no workspace")
 def synth_command(
     workspace: WorkspaceOpt = Path("."),
     people: Annotated[int, typer.Option(help="Synthetic people with records.")] = 1000,
@@ -113,7 +110,6 @@ def synth_command(
         Path | None,
         typer.Option(help="Write the records as one CSV per source here instead (no workspace)."),
     ] = None,
-    operator: OperatorOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Make reproducible synthetic people and records (all marked synthetic)."""
@@ -128,6 +124,7 @@ def synth_command(
         return
     try:
         ws = _open(workspace)
+        who = operator(ws)
         with _bar() as bar:
             tasks: dict[str, Any] = {}
 
@@ -145,7 +142,7 @@ def synth_command(
                 distractors=distractors,
                 seed=seed,
                 training=training,
-                operator=operator or getpass.getuser(),
+                operator=who.name,
                 progress=progress,
             )
         ws.close()
@@ -164,6 +161,7 @@ def synth_command(
 
 
 @source_app.command("add")
+@requires("admin_sources")
 def source_add(
     name: Annotated[str, typer.Argument(help="Source name used with --source.")],
     kind: Annotated[
@@ -173,7 +171,6 @@ def source_add(
     refresh: Annotated[str, typer.Option(help="How and when the copy here is refreshed.")],
     workspace: WorkspaceOpt = Path("."),
     synthetic: Annotated[bool, typer.Option(help="The source holds synthetic data.")] = False,
-    operator: OperatorOpt = "",
 ) -> None:
     """Register a record source (imports name a registered source)."""
     from fieldid.records.sources import add_source
@@ -187,7 +184,7 @@ def source_add(
             authority=authority,
             refresh=refresh,
             synthetic=synthetic,
-            actor=_actor(operator, "admin"),
+            actor=operator(ws),
         )
         ws.close()
     except FieldidError as e:
@@ -196,13 +193,16 @@ def source_add(
 
 
 @source_app.command("list")
+@requires("record_read")
 def source_list(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> None:
     """List registered sources."""
     from fieldid.records.sources import list_sources
 
     try:
         ws = _open(workspace)
+        who = operator(ws)
         sources = list_sources(ws.store)
+        ws.store.append_audit("source_list", operator=who.name, payload={"role": who.role.value})
         ws.close()
     except FieldidError as e:
         _fail(e, as_json)
@@ -219,10 +219,10 @@ def source_list(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -
 
 
 @review_app.command("list")
+@requires("review")
 def review_list(
     workspace: WorkspaceOpt = Path("."),
     all_items: Annotated[bool, typer.Option("--all", help="Resolved items too.")] = False,
-    operator: OperatorOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """List open review items (possible duplicates)."""
@@ -230,8 +230,12 @@ def review_list(
 
     try:
         ws = _open(workspace)
-        items = list_review_items(
-            ws.store, state=None if all_items else "open", actor=_actor(operator, "supervisor")
+        who = operator(ws)
+        items = list_review_items(ws.store, state=None if all_items else "open", actor=who)
+        ws.store.append_audit(
+            "review_view",
+            operator=who.name,
+            payload={"role": who.role.value, "review_items": [i.id for i in items]},
         )
         ws.close()
     except FieldidError as e:
@@ -257,6 +261,7 @@ def review_list(
 
 
 @review_app.command("resolve")
+@requires("review")
 def review_resolve(
     item: Annotated[int, typer.Argument(help="Review item id.")],
     decision: Annotated[
@@ -265,17 +270,13 @@ def review_resolve(
     ],
     note: Annotated[str, typer.Option(help="Why (required).")],
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: Annotated[str, typer.Option(help="Your role.")] = "supervisor",
 ) -> None:
     """Record a decision on a review item (nothing is merged automatically)."""
     from fieldid.records.review import resolve_review_item
 
     try:
         ws = _open(workspace)
-        view = resolve_review_item(
-            ws.store, item, decision=decision, note=note, actor=_actor(operator, role)
-        )
+        view = resolve_review_item(ws.store, item, decision=decision, note=note, actor=operator(ws))
         ws.close()
     except FieldidError as e:
         _fail(e)
@@ -283,6 +284,7 @@ def review_resolve(
 
 
 @record_app.command("show")
+@requires("record_read")
 def record_show(
     record_id: Annotated[int, typer.Argument(help="Record id.")],
     workspace: WorkspaceOpt = Path("."),
@@ -292,7 +294,13 @@ def record_show(
 
     try:
         ws = _open(workspace)
-        out = get_record(ws.store, record_id)
+        who = operator(ws)
+        out = get_record(ws.store, record_id, actor=who)
+        ws.store.append_audit(
+            "record_view",
+            operator=who.name,
+            payload={"role": who.role.value, "record_id": record_id},
+        )
         ws.close()
     except FieldidError as e:
         _fail(e, True)
@@ -300,6 +308,7 @@ def record_show(
 
 
 @record_app.command("correct")
+@requires("record_correct")
 def record_correct(
     record_id: Annotated[int, typer.Argument(help="Record id.")],
     set_: Annotated[
@@ -307,8 +316,6 @@ def record_correct(
     ],
     reason: Annotated[str, typer.Option(help="Why the record is corrected (required).")],
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: Annotated[str, typer.Option(help="Your role.")] = "supervisor",
 ) -> None:
     """Correct a record's fields; the old value, who, when and why are kept and audited."""
     from fieldid.records.correct import correct_record
@@ -321,9 +328,7 @@ def record_correct(
         changes[k.strip()] = v if v != "" else None
     try:
         ws = _open(workspace)
-        c = correct_record(
-            ws.store, ws.root, record_id, changes, actor=_actor(operator, role), reason=reason
-        )
+        c = correct_record(ws.store, ws.root, record_id, changes, actor=operator(ws), reason=reason)
         ws.close()
     except FieldidError as e:
         _fail(e)

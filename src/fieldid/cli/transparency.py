@@ -1,8 +1,8 @@
 """Transparency commands: ``fieldid pia`` (the privacy impact assessment, versioned and signed)
 and ``fieldid transparency`` (the publishable report), each with ``verify``.
 
-The command line has no login of its own: ``--operator`` and ``--role`` name who acts, and the core
-enforces what that role may do and records it in the audit log.
+Writing either acts as an authenticated account (:mod:`fieldid.cli.auth`), audited under its
+name; checking a signed file needs none.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from fieldid.cli.common import JsonOpt, RoleOpt, WorkspaceOpt, console, fail
-from fieldid.cli.common import actor as _actor
+from fieldid.cli.auth import no_account, operator, requires
+from fieldid.cli.common import JsonOpt, WorkspaceOpt, console, fail
 from fieldid.cli.common import open_workspace as _open
 from fieldid.errors import FieldidError
 
-OperatorOpt = Annotated[str, typer.Option(help="Who is acting (default: your login).")]
 KeyOpt = Annotated[
     Path | None,
     typer.Option(help="Ed25519 private key (PEM). Default: W/keys/audit-ed25519.pem."),
@@ -52,6 +51,7 @@ def _print_checks(checks: list[dict[str, object]], as_json: bool) -> None:
 
 
 @pia_app.callback()
+@requires("pia")
 def pia(
     ctx: typer.Context,
     workspace: WorkspaceOpt = Path("."),
@@ -66,8 +66,6 @@ def pia(
         ),
     ] = None,
     key: KeyOpt = None,
-    operator: OperatorOpt = "",
-    role: RoleOpt = "auditor",
     as_json: JsonOpt = False,
 ) -> None:
     """Write the next version of the privacy impact assessment (W/pia/NNNN.json, signed)."""
@@ -77,7 +75,7 @@ def pia(
 
     try:
         ws = _open(workspace)
-        res = generate(ws, _actor(operator, role), out=out, agency=agency, key=key)
+        res = generate(ws, operator(ws), out=out, agency=agency, key=key)
         ws.close()
     except FieldidError as e:
         fail(e, as_json)
@@ -101,6 +99,7 @@ def pia(
 
 
 @pia_app.command("verify")
+@no_account("checks the signed assessment files against their signatures; no personal data")
 def pia_verify(
     file: Annotated[
         Path | None,
@@ -133,6 +132,7 @@ def pia_verify(
 
 
 @transparency_app.callback()
+@requires("report")
 def transparency(
     ctx: typer.Context,
     workspace: WorkspaceOpt = Path("."),
@@ -146,8 +146,6 @@ def transparency(
         Path | None, typer.Option(help="report.html or report.json (signed: FILE.sig).")
     ] = None,
     key: KeyOpt = None,
-    operator: OperatorOpt = "",
-    role: RoleOpt = "auditor",
 ) -> None:
     """Write the transparency report: aggregate counts only, small cells suppressed, signed."""
     if ctx.invoked_subcommand is not None:
@@ -165,7 +163,7 @@ def transparency(
     try:
         start, end = parse_day(date_from), parse_day(date_to, end=True)
         ws = _open(workspace)
-        data, sig = publish(ws, _actor(operator, role), start, end, out, key=key)
+        data, sig = publish(ws, operator(ws), start, end, out, key=key)
         ws.close()
     except FieldidError as e:
         fail(e)
@@ -181,6 +179,7 @@ def transparency(
 
 
 @transparency_app.command("verify")
+@no_account("checks a published report against its signature: no workspace")
 def transparency_verify(
     file: Annotated[Path, typer.Argument(help="The report (HTML or JSON).")],
     public_key: PublicKeyOpt = None,

@@ -9,6 +9,8 @@ of synthetic template-only identities. No record is attached to anyone: the only
 from __future__ import annotations
 
 import io
+import os
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -84,16 +86,21 @@ def run_demo(
         ws = Workspace.open(root)
     else:
         ws = Workspace.init(root, database_url=database_url)
+    from fieldid.access.accounts import Accounts
+    from fieldid.demo.server import DEMO_SETUP, reset_operators
+
     out.print(f"[bold]fieldid demo[/] in {root} (all identities are synthetic)")
+    # The walkthrough acts as the demo's own operators, accounts like any other.
+    reset_operators(ws)
     portrait = astronaut_path()
     summary = ws.enrollment.enroll_images(
         [LabelledImage(portrait, DEMO_SUBJECT, "Subject 0001 (synthetic)")],
-        operator="demo",
+        operator=DEMO_SETUP,
         source_name="demo",
         synthetic=True,
     )
     out.print(f"enrolled {summary.enrolled} image, {summary.already_enrolled} already enrolled")
-    add_distractors(ws, distractors, operator="demo")
+    add_distractors(ws, distractors, operator=DEMO_SETUP)
     size = ws.gallery.size()
     out.print(f"gallery: {size.persons} people ({size.persons - 1} template-only distractors)")
 
@@ -129,9 +136,16 @@ def run_demo(
     out.print(f"   score {v.score:.4f} (threshold {v.threshold:.4f}): {escape(v.meaning_text)}")
     chain = verify_log(ws.store)
     out.print(f"\naudit log: {chain.checked} entries, chain intact: {chain.ok}")
-    out.print("try it yourself (in the virtualenv: . .venv/bin/activate):")
+    token = root / "demo-officer.token"
+    issued = Accounts(ws.store, ws.clock).issue_token(
+        "demo-officer", lifetime=timedelta(days=1), label="fieldid demo --console", by=DEMO_SETUP
+    )
+    fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(issued.secret + "\n")
+    out.print("try it yourself (in the virtualenv: . .venv/bin/activate), as demo-officer:")
     out.print(
-        f"  fieldid search --workspace {root} PHOTO --operator you "
+        f"  fieldid search --workspace {root} --token-file {token} PHOTO "
         "--purpose field-identification --case CASE-1",
         soft_wrap=True,
     )

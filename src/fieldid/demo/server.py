@@ -25,6 +25,8 @@ from fieldid.workspace import Workspace
 DEMO_SUBJECT = "subject-0001"
 DEMO_BANNER = "DEMO: synthetic identities only; no record is attached to any face"
 DEMO_OPERATORS = (("demo-officer", Role.OFFICER), ("demo-supervisor", Role.SUPERVISOR))
+#: Who the demo's own set-up is in the audit log: the system, never taken for an account.
+DEMO_SETUP = "system:demo-setup"
 
 
 def default_workspace() -> Path:
@@ -52,7 +54,7 @@ def prepare(
         ws = Workspace.init(root, database_url=database_url)
     summary = ws.enrollment.enroll_images(
         [LabelledImage(astronaut_path(), DEMO_SUBJECT, "Subject 0001 (synthetic)")],
-        operator="demo-setup",
+        operator=DEMO_SETUP,
         source_name="demo: NASA public-domain portrait (no records)",
         synthetic=True,
     )
@@ -61,10 +63,10 @@ def prepare(
         raise WorkspaceError(f"demo portrait refused: {r.message}", code="demo.enroll")
     # Synthetic people with synthetic records across the four kinds of source (template-only:
     # no face, so no real face ever carries an invented record); idempotent for the seed.
-    synth(ws, people=min(DEMO_RECORD_PEOPLE, distractors), seed=0, operator="demo-setup")
+    synth(ws, people=min(DEMO_RECORD_PEOPLE, distractors), seed=0, operator=DEMO_SETUP)
     if ws.gallery.size().persons - 1 < distractors:
         console.print("generating synthetic template-only distractors…")
-        add_distractors(ws, distractors, operator="demo-setup")
+        add_distractors(ws, distractors, operator=DEMO_SETUP)
     passwords = reset_operators(ws)
     return ws, passwords
 
@@ -76,9 +78,9 @@ def reset_operators(ws: Workspace) -> dict[str, str]:
     for name, role in DEMO_OPERATORS:
         password = secrets.token_urlsafe(9)
         if accounts.get_user(name) is None:
-            accounts.add_user(name, role, password, by="demo-setup")
+            accounts.add_user(name, role, password, by=DEMO_SETUP)
         else:
-            accounts.reset_password(name, password, by="demo-setup")
+            accounts.reset_password(name, password, by=DEMO_SETUP)
         out[name] = password
     return out
 

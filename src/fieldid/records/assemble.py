@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fieldid.records.kinds import KIND_LABELS
+from fieldid.store.repos.lineage import as_utc
 from fieldid.store.schema import Record, Source
 
 #: Person attributes compared across records.
@@ -69,7 +70,7 @@ class RecordView:
             "date": None if self.event_date is None else self.event_date.isoformat(),
             "source_record_id": self.source_record_id,
             "fields": self.fields,
-            "imported_at": self.imported_at.isoformat(),
+            "imported_at": as_utc(self.imported_at).isoformat(),
             "corrected": self.corrected,
             "synthetic": self.synthetic,
         }

@@ -23,6 +23,7 @@ from fieldid.records.assemble import assemble, load_records
 from fieldid.records.documents import PresentedDocument, StoredDocument, compare_documents
 from fieldid.store import Store
 from fieldid.store.repos import lineage
+from fieldid.store.repos.lineage import as_utc
 from fieldid.store.schema import EnrollmentImage, Person, SearchCandidate, SearchRecord
 
 #: Accepted spellings of a presented document's fields in an adjudication request.
@@ -168,13 +169,13 @@ class GalleryRecordSource:
                     "external_id": p.external_id,
                     "display_name": p.display_name,
                     "synthetic": p.synthetic,
-                    "enrolled_at": p.created_at.isoformat(),
+                    "enrolled_at": as_utc(p.created_at).isoformat(),
                     "images": [
                         {
                             "image_id": im.id,
                             "source": im.source,
                             "sha256": im.sha256,
-                            "enrolled_at": im.created_at.isoformat(),
+                            "enrolled_at": as_utc(im.created_at).isoformat(),
                             "quality_unified": im.quality_unified,
                         }
                         for im in images

@@ -21,6 +21,7 @@ from fieldid.access import Actor, require
 from fieldid.records.kinds import describe_errors, validate_row, workspace_key
 from fieldid.records.sources import RecordsError
 from fieldid.store import Store
+from fieldid.store.repos.lineage import as_utc
 from fieldid.store.schema import Record, RecordCorrection
 
 
@@ -39,7 +40,7 @@ class Correction:
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        d["at"] = self.at.isoformat()
+        d["at"] = as_utc(self.at).isoformat()
         for k in ("old_event_date", "new_event_date"):
             d[k] = None if d[k] is None else d[k].isoformat()
         return d

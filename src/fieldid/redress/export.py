@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,8 +52,13 @@ class RecordSource(Protocol):
     def records_for(self, person_id: int) -> list[dict[str, Any]]: ...
 
 
-def _iso(dt: Any) -> str | None:
-    return None if dt is None else dt.isoformat()
+def _iso(dt: datetime | None) -> str | None:
+    """Every time in an export is timezone-aware UTC (SQLite hands back naive datetimes; all
+    fieldid stores is UTC), so one export never mixes naive and aware times."""
+    if dt is None:
+        return None
+    aware = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return aware.isoformat()
 
 
 def _adjudication(a: AdjudicationRecord, *, withhold_other: int | None) -> dict[str, Any]:
@@ -71,9 +76,14 @@ def _adjudication(a: AdjudicationRecord, *, withhold_other: int | None) -> dict[
         "at": _iso(a.at),
         "documents_presented": json.loads(a.documents),
         "conflicts": json.loads(a.conflicts),
-        "second_confirmation": None
+        "second_person": None
         if a.second_by is None
-        else {"by": a.second_by, "at": _iso(a.second_at)},
+        else {
+            "by": a.second_by,
+            "at": _iso(a.second_at),
+            "decision": a.second_decision or "confirm",
+            "reason": a.second_reason,
+        },
         "override": None
         if a.override_by is None
         else {"by": a.override_by, "reason": a.override_reason, "at": _iso(a.override_at)},
@@ -82,7 +92,7 @@ def _adjudication(a: AdjudicationRecord, *, withhold_other: int | None) -> dict[
 
 def _search(rec: SearchRecord, probe: ProbeRecord | None) -> dict[str, Any]:
     return {
-        "search_id": rec.id,
+        "search_id": rec.public_id,
         "audit_seq": rec.audit_seq,
         "receipt_code": rec.receipt_code,
         "started_at": _iso(rec.started_at),
@@ -236,7 +246,7 @@ def _for_person(store: Store, person: str, records: RecordSource) -> dict[str, A
             {
                 "search_id": None,
                 "audit_seq": e.seq,
-                "started_at": e.at.isoformat(),
+                "started_at": _iso(e.at),
                 "operator": e.operator,
                 "purpose": e.purpose,
                 "case_ref": e.case_ref,
@@ -251,7 +261,7 @@ def _for_person(store: Store, person: str, records: RecordSource) -> dict[str, A
                         "state": a.payload.get("state"),
                         "reason": a.payload.get("reason"),
                         "by": a.operator,
-                        "at": a.at.isoformat(),
+                        "at": _iso(a.at),
                     }
                     for a in adjudicated
                     if a.payload.get("search_seq") == e.seq
@@ -325,7 +335,7 @@ def _for_receipt(store: Store, receipt: str) -> dict[str, Any]:
             {
                 "search_id": None,
                 "audit_seq": e.seq,
-                "started_at": e.at.isoformat(),
+                "started_at": _iso(e.at),
                 "operator": e.operator,
                 "purpose": e.purpose,
                 "case_ref": e.case_ref,
@@ -389,7 +399,7 @@ class Redress:
             data = {
                 "notice": "candidates are leads, never identifications; an identification "
                 "exists only as a human adjudication recorded here",
-                "generated_at": self.clock.now().isoformat(),
+                "generated_at": _iso(self.clock.now()),
                 "audit_seq": entry.seq,
                 **found,
             }

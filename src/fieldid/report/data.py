@@ -1,9 +1,16 @@
 """The oversight report's content, as a plain dict (``fieldid report --json`` prints it as is).
 
 Everything comes from the audit log, which is kept longest (183 days by default) and records every
-search, adjudication and purge, plus the latest evaluation (``W/evaluation/latest.json``) and the
-retention state. Training searches (audit payload ``training: true``) are left out of every
-statistic and only counted.
+use (searches, verifications, every photo served, every search viewed or listed, adjudications,
+wiped captures, enrolments, imports, exports…), plus the latest evaluation
+(``W/evaluation/latest.json``), the operator accounts and the retention state. Training searches
+(audit payload ``training: true``) are left out of every statistic and only counted.
+
+Every use is counted by kind, by operator and by day (the trend); uses by accounts that were
+disabled at the time, or by names that are no account of the workspace, are listed one by one
+(there should be none). Entries made by the system itself (``system:…``), by a local command that
+needs no account (``local:…``, e.g. ``fieldid calibrate``), at set-up (``init:…``,
+``bootstrap:…``) and failed logins are not uses.
 """
 
 from __future__ import annotations
@@ -27,15 +34,50 @@ from fieldid.store import Store
 EVALUATION_FILE = ("evaluation", "latest.json")
 OUTCOMES = (
     "identified",
-    "rejected",
+    "not identified",
     "inconclusive",
+    "no lead",
     "awaiting second confirmation",
     "blocked by document conflict",
-    "not adjudicated",
+    "open",
     "no candidate above threshold",
     "refused",
 )
-STEPS = 6
+#: The search's state (``fieldid.adjudication.states``) as the report names it.
+STATUS_LABELS = {
+    "identified": "identified",
+    "not_identified": "not identified",
+    "inconclusive": "inconclusive",
+    "no_lead": "no lead",
+    "awaiting_second": "awaiting second confirmation",
+    "blocked_conflict": "blocked by document conflict",
+    "open": "open",
+}
+#: Uses the report counts by kind: kind -> the audit events it is made of.
+USE_KINDS: dict[str, tuple[str, ...]] = {
+    "searches": ("search",),
+    "verifications": ("verify",),
+    "photo accesses": ("photo_access",),
+    "searches viewed": ("search_view",),
+    "search lists viewed": ("search_list",),
+    "review queue viewed": ("review_view",),
+    "adjudication acts": ("adjudicate", "second_confirm", "second_disagree", "override"),
+    "wiped captures": ("capture_wiped",),
+    "document-first encounters": (),  # filled from DOCUMENT_FIRST_EVENTS below
+    "enrolments and imports": ("enroll", "import", "synth", "volunteer_enrol"),
+    "records read or corrected": ("record_view", "record_correct", "merge_history_view"),
+    "merges and review decisions": ("person_merge", "review_resolve"),
+    "exports and reports": ("export", "redress_export", "db_copy", "evaluate", "audit_verify"),
+}
+#: Document-first encounters (a document checked before, or instead of, any face search) are
+#: not recorded by this version; the stream that adds them audits them under one of these
+#: events, and the report counts them here with no other change.
+DOCUMENT_FIRST_EVENTS: tuple[str, ...] = ("document_check", "document_first")
+#: Operator-name prefixes of entries that are not an account's use.
+NOT_ACCOUNTS = ("system:", "local:", "init:", "bootstrap:")
+#: Events that are not uses even when an account's name is on them.
+NOT_USES = frozenset({"login", "login_failed", "logout"})
+STEPS = 7
 
 
 def parse_day(text: str, *, end: bool = False) -> datetime:
@@ -56,12 +98,18 @@ def entry_time(e: AuditRecord) -> datetime:
 
 
 def adjudication_states(entries: list[AuditRecord]) -> dict[int, str]:
-    """search audit seq -> the outcome its adjudications reached (latest wins)."""
+    """search audit seq -> the state its adjudications left it in (latest wins), as a label of
+    :data:`OUTCOMES`. Entries record the search's state after each act (``search_status``);
+    older entries, made before the states were named, are read as they were meant then."""
     state: dict[int, str] = {}
     for e in entries:
         p = e.payload
         seq = p.get("search_seq")
         if seq is None or p.get("outcome") == "refused":
+            continue
+        status = p.get("search_status")
+        if isinstance(status, str) and status in STATUS_LABELS:
+            state[seq] = STATUS_LABELS[status]
             continue
         if e.event == "adjudicate":
             st, decision = p.get("state"), p.get("decision")
@@ -72,7 +120,7 @@ def adjudication_states(entries: list[AuditRecord]) -> dict[int, str]:
             elif decision == "confirm":
                 state[seq] = "identified"
             elif decision == "reject":
-                state[seq] = "rejected"
+                state[seq] = "not identified"
             else:
                 state[seq] = "inconclusive"
         elif e.event == "second_confirm":
@@ -89,9 +137,11 @@ def search_outcome(e: AuditRecord, states: dict[int, str]) -> str:
     o = e.payload.get("outcome")
     if o == "refused":
         return "refused"
+    if e.seq in states:
+        return states[e.seq]
     if o == "no_candidate_above_threshold":
         return "no candidate above threshold"
-    return states.get(e.seq, "not adjudicated")
+    return "open"
 
 
 def is_training(e: AuditRecord) -> bool:
@@ -170,7 +220,9 @@ def build_report(
         if (start is None or entry_time(e) >= start) and (end is None or entry_time(e) < end)
     ]
     adjudication_events = [
-        e for e in every if e.event in ("adjudicate", "second_confirm", "override")
+        e
+        for e in every
+        if e.event in ("adjudicate", "second_confirm", "second_disagree", "override")
     ]
     step("audit log read")
 
@@ -210,7 +262,7 @@ def build_report(
 
     rules: Counter[str] = Counter()
     for e in entries:
-        if e.event not in ("adjudicate", "second_confirm", "override"):
+        if e.event not in ("adjudicate", "second_confirm", "second_disagree", "override"):
             continue
         p = e.payload
         if p.get("outcome") == "refused":
@@ -221,6 +273,10 @@ def build_report(
             rules["override by supervisor (with reason)"] += 1
         elif e.event == "second_confirm":
             rules["second confirmation"] += 1
+        elif e.event == "second_disagree":
+            rules["second person disagreed (search open again)"] += 1
+        elif e.event == "adjudicate" and p.get("decision") == "reject":
+            rules["lead ruled out (search stays open)"] += 1
         elif e.event == "adjudicate" and p.get("state") == "pending_second":
             rules["awaiting second confirmation (two-person rule)"] += 1
         elif e.event == "adjudicate":
@@ -239,6 +295,10 @@ def build_report(
             purged[k] += int(v)
     chain = verify_log(store)
     step("retention and audit chain")
+
+    uses = count_uses(entries)
+    accounts = account_checks(store, every, entries)
+    step("every use, by account")
 
     return {
         "title": "fieldid oversight report",
@@ -265,6 +325,8 @@ def build_report(
             "refusals_by_code": dict(refusal_codes.most_common()),
         },
         "adjudication_rules": dict(rules.most_common()),
+        "uses": uses,
+        "accounts": accounts,
         "evaluation": evaluation,
         "retention": {
             "policy": policy.to_dict(),
@@ -275,6 +337,156 @@ def build_report(
         "audit_chain": chain.to_dict(),
         "matcher": matcher_section(model, searches),
         "not_checked": [{"what": what, "statement": text} for what, text in NOT_CHECKED],
+    }
+
+
+def is_account_use(e: AuditRecord) -> bool:
+    """An entry an account made as a use (not the system's, a local command's, or a login)."""
+    return e.event not in NOT_USES and not e.operator.startswith(NOT_ACCOUNTS)
+
+
+def _series(items: list[AuditRecord]) -> dict[str, Any]:
+    by_day: Counter[str] = Counter(entry_time(e).date().isoformat() for e in items)
+    by_operator: Counter[str] = Counter(e.operator for e in items)
+    return {
+        "total": len(items),
+        "by_day": dict(sorted(by_day.items())),
+        "by_operator": dict(by_operator.most_common()),
+    }
+
+
+def count_uses(entries: list[AuditRecord]) -> dict[str, Any]:
+    """Every use in the period by kind (:data:`USE_KINDS`), each with its total, its trend
+    (per day) and who; and the details oversight asks for: verifications by result, photo
+    accesses by kind (with every reason given outside a search), investigation lists by
+    operator, wiped captures, document-first encounters."""
+    kinds = {**USE_KINDS, "document-first encounters": DOCUMENT_FIRST_EVENTS}
+    by_kind: dict[str, Any] = {}
+    for kind, events in kinds.items():
+        items = [e for e in entries if e.event in events and not is_training(e)]
+        by_kind[kind] = _series(items)
+    known = {ev for events in kinds.values() for ev in events}
+    other = [e for e in entries if is_account_use(e) and e.event not in known]
+    by_kind["other account actions"] = {
+        **_series(other),
+        "events": dict(Counter(e.event for e in other).most_common()),
+    }
+
+    verifications = [e for e in entries if e.event == "verify"]
+    verify_results: Counter[str] = Counter()
+    for e in verifications:
+        p = e.payload
+        if p.get("outcome") == "refused":
+            verify_results["refused"] += 1
+        elif p.get("score") is not None and p.get("threshold") is not None:
+            above = float(p["score"]) >= float(p["threshold"])
+            verify_results["at or above threshold" if above else "below threshold"] += 1
+    photos = [e for e in entries if e.event == "photo_access"]
+    investigations = [
+        e
+        for e in entries
+        if e.event == "search"
+        and e.payload.get("list_kind") == "investigation"
+        and not is_training(e)
+    ]
+    wiped = [e for e in entries if e.event == "capture_wiped"]
+    document_first = [e for e in entries if e.event in DOCUMENT_FIRST_EVENTS]
+    return {
+        "by_kind": by_kind,
+        "verifications": {
+            **_series(verifications),
+            "results": dict(verify_results.most_common()),
+        },
+        "photo_accesses": {
+            **_series(photos),
+            "by_kind": dict(Counter(str(e.payload.get("kind", "?")) for e in photos).most_common()),
+            "outside_a_search": [
+                {
+                    "seq": e.seq,
+                    "at": entry_time(e).isoformat(),
+                    "operator": e.operator,
+                    "kind": e.payload.get("kind"),
+                    "person_id": e.payload.get("person_id"),
+                    "reason": e.payload.get("reason"),
+                }
+                for e in photos
+                if e.payload.get("search_id") is None
+            ],
+        },
+        "investigation_lists": {
+            **_series(investigations),
+            "low_quality": sum(1 for e in investigations if e.payload.get("below_gate")),
+            "refused": sum(1 for e in investigations if e.payload.get("outcome") == "refused"),
+        },
+        "capture_wiped": {
+            **_series(wiped),
+            "maybe_sent": sum(1 for e in wiped if e.payload.get("maybe_sent")),
+        },
+        "document_first": {
+            **_series(document_first),
+            "recorded": bool(document_first),
+            "note": "document-first encounters are not recorded by this version of fieldid; "
+            f"once they are (audit events {', '.join(DOCUMENT_FIRST_EVENTS)}) they are counted "
+            "here",
+        },
+    }
+
+
+def account_checks(
+    store: Store, every: list[AuditRecord], entries: list[AuditRecord]
+) -> dict[str, Any]:
+    """Uses by accounts disabled at the time, and by names that are no account of the
+    workspace: each listed (there should be none). Disabled periods come from the audit log
+    (``user_disable`` / ``user_enable``)."""
+    from sqlalchemy import select
+
+    from fieldid.store.schema import Operator
+
+    with store.read() as s:
+        accounts = {op.name: op for op in s.scalars(select(Operator))}
+    disabled_since: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+    for e in every:
+        user = e.payload.get("user")
+        if not isinstance(user, str):
+            continue
+        if e.event == "user_disable":
+            disabled_since[user].append((e.seq, None))
+        elif e.event == "user_enable" and disabled_since[user]:
+            start, _ = disabled_since[user][-1]
+            disabled_since[user][-1] = (start, e.seq)
+
+    def was_disabled(name: str, seq: int) -> bool:
+        return any(
+            start < seq and (end is None or seq < end) for start, end in disabled_since[name]
+        )
+
+    def row(e: AuditRecord) -> dict[str, Any]:
+        return {
+            "seq": e.seq,
+            "at": entry_time(e).isoformat(),
+            "operator": e.operator,
+            "event": e.event,
+        }
+
+    uses = [e for e in entries if is_account_use(e)]
+    unknown = [e for e in uses if e.operator not in accounts]
+    disabled = [e for e in uses if e.operator in accounts and was_disabled(e.operator, e.seq)]
+    return {
+        "accounts": len(accounts),
+        "active": sum(1 for a in accounts.values() if not a.disabled),
+        "disabled_now": sorted(a.name for a in accounts.values() if a.disabled),
+        "uses": len(uses),
+        "uses_by_operator": dict(Counter(e.operator for e in uses).most_common()),
+        "by_unknown_accounts": {
+            "count": len(unknown),
+            "names": dict(Counter(e.operator for e in unknown).most_common()),
+            "entries": [row(e) for e in unknown[:200]],
+        },
+        "by_disabled_accounts": {
+            "count": len(disabled),
+            "names": dict(Counter(e.operator for e in disabled).most_common()),
+            "entries": [row(e) for e in disabled[:200]],
+        },
     }
 
 

@@ -17,11 +17,12 @@ from fieldid.report.data import OUTCOMES
 
 OUTCOME_COLOURS = {
     "identified": "#1b7837",
-    "rejected": "#762a83",
+    "not identified": "#762a83",
     "inconclusive": "#999999",
+    "no lead": "#92c5de",
     "awaiting second confirmation": "#f1a340",
     "blocked by document conflict": "#d73027",
-    "not adjudicated": "#c2a5cf",
+    "open": "#c2a5cf",
     "no candidate above threshold": "#4393c3",
     "refused": "#2d2d2d",
 }
@@ -72,6 +73,33 @@ def chart_outcomes(outcomes: dict[str, int]) -> str:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, max([*vals, 1]) * 1.12)
     return _img(_png(fig), "search outcomes")
+
+
+def chart_uses(by_kind: dict[str, dict[str, Any]]) -> str | None:
+    """Uses per day, one line per kind: the trend of every use."""
+    series = {k: v["by_day"] for k, v in by_kind.items() if v["total"]}
+    days = sorted({d for v in series.values() for d in v})
+    if not days:
+        return None
+    fig = Figure(figsize=(8, 3.4))
+    ax = fig.add_subplot()
+    for i, (kind, by_day) in enumerate(series.items()):
+        ax.plot(
+            days,
+            [by_day.get(d, 0) for d in days],
+            marker="o",
+            ms=3,
+            label=kind,
+            color=PALETTE[i % len(PALETTE)],
+            linestyle="-" if i < len(PALETTE) else "--",
+        )
+    ax.set_ylabel("uses")
+    ax.set_title("Uses per day, by kind")
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(days) > 8:
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    return _img(_png(fig), "uses per day by kind")
 
 
 def chart_quality(accepted: Sequence[int], refused: Sequence[int]) -> str:
@@ -213,6 +241,9 @@ def render_html(data: dict[str, Any], progress: Callable[[str], None] | None = N
         else "<p>No adjudication in the period.</p>"
     )
     parts.append(_matcher_html(data["matcher"]))
+    parts.append(_uses_html(data["uses"]))
+    parts.append(_accounts_html(data["accounts"]))
+    step("chart: uses")
     parts.append(_evaluation_html(data["evaluation"]))
     step("chart: evaluation")
     parts.append(_retention_html(data["retention"]))
@@ -406,3 +437,109 @@ def _retention_html(r: dict[str, Any]) -> str:
         + _table(rows, ["data class", "policy", "oldest held", "age (hours)", "status"])
         + f"<p>{r['purges_in_period']} purges in the period removed {html.escape(purged)}.</p>"
     )
+
+
+def _by_operator(series: dict[str, Any]) -> str:
+    rows = list(series["by_operator"].items())
+    return _table(rows, ["operator", "count"]) if rows else ""
+
+
+def _uses_html(u: dict[str, Any]) -> str:
+    out = ["<h2>Every use</h2>"]
+    kinds = u["by_kind"]
+    out.append(
+        "<p class='note'>Every use is in the audit log: each search, verification, photo "
+        "served, search viewed or listed, adjudication act, wiped capture, enrolment, import, "
+        "record read and export. Counted by kind, with the trend per day.</p>"
+    )
+    chart = chart_uses(kinds)
+    if chart:
+        out.append(chart)
+    rows = []
+    for kind, v in kinds.items():
+        days = v["by_day"]
+        busiest = max(days.items(), key=lambda kv: kv[1]) if days else None
+        rows.append(
+            [
+                kind,
+                v["total"],
+                len(days),
+                "" if busiest is None else f"{busiest[0]} ({busiest[1]})",
+                ", ".join(f"{k} {n}" for k, n in list(v["by_operator"].items())[:5]),
+            ]
+        )
+    out.append(_table(rows, ["use", "count", "days with uses", "busiest day", "by operator"]))
+
+    v = u["verifications"]
+    out.append("<h3>1:1 verifications</h3>")
+    res = ", ".join(f"{k}: {n}" for k, n in v["results"].items()) or "none"
+    out.append(f"<p>{v['total']} verifications ({html.escape(res)}).</p>")
+    out.append(_by_operator(v))
+
+    p = u["photo_accesses"]
+    out.append("<h3>Face photos served</h3>")
+    kinds_text = ", ".join(f"{k}: {n}" for k, n in p["by_kind"].items()) or "none"
+    out.append(
+        f"<p>{p['total']} photos served, each audited with its search or a reason "
+        f"({html.escape(kinds_text)}; probe = the photo taken, enrolled = a candidate's "
+        "enrolled photo in a search).</p>"
+    )
+    out.append(_by_operator(p))
+    outside = p["outside_a_search"]
+    if outside:
+        out.append("<p>Enrolled photos served outside a search, each with its reason:</p>")
+        out.append(
+            _table(
+                [[r["at"], r["operator"], r["kind"], r["person_id"], r["reason"]] for r in outside],
+                ["when", "operator", "kind", "person", "reason"],
+            )
+        )
+    i = u["investigation_lists"]
+    out.append("<h3>Investigation lists</h3>")
+    out.append(
+        f"<p>{i['total']} investigation lists (ranked regardless of the threshold), "
+        f"{i['low_quality']} of them on photos below the quality gate.</p>"
+    )
+    out.append(_by_operator(i))
+    w = u["capture_wiped"]
+    out.append("<h3>Captures wiped unsent</h3>")
+    out.append(
+        f"<p>{w['total']} photos taken in the field were wiped on the phone unsent after waiting "
+        f"past the queue limit ({w['maybe_sent']} may have been sent before the wipe).</p>"
+    )
+    out.append(_by_operator(w))
+    d = u["document_first"]
+    out.append("<h3>Document-first encounters</h3>")
+    if d["recorded"]:
+        out.append(f"<p>{d['total']} document-first encounters.</p>")
+        out.append(_by_operator(d))
+    else:
+        out.append(f"<p class='note'>{html.escape(d['note'])}.</p>")
+    return "".join(out)
+
+
+def _accounts_html(a: dict[str, Any]) -> str:
+    out = ["<h2>Accounts behind the uses</h2>"]
+    out.append(
+        f"<p>{a['uses']} uses by {len(a['uses_by_operator'])} operators; {a['accounts']} "
+        f"accounts, {a['active']} active"
+        + (f", disabled: {html.escape(', '.join(a['disabled_now']))}" if a["disabled_now"] else "")
+        + ".</p>"
+    )
+    for key, what in (
+        ("by_unknown_accounts", "by names that are no account of this workspace"),
+        ("by_disabled_accounts", "by accounts that were disabled at the time"),
+    ):
+        found = a[key]
+        if not found["count"]:
+            out.append(f"<p class='ok'>No use {what}.</p>")
+            continue
+        names = ", ".join(f"{k} ({n})" for k, n in found["names"].items())
+        out.append(f"<p class='warn'>{found['count']} uses {what}: {html.escape(names)}.</p>")
+        out.append(
+            _table(
+                [[r["seq"], r["at"], r["operator"], r["event"]] for r in found["entries"]],
+                ["audit seq", "when", "operator", "event"],
+            )
+        )
+    return "".join(out)

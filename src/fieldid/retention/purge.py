@@ -34,7 +34,17 @@ SYSTEM_OPERATOR = "system:retention"
 #: by default; a quarter-hour cadence keeps any of them at most 15 minutes past its period.
 SCHEDULE_INTERVAL_S = 900
 
-UNIDENTIFIED = ("open", "not_identified", "inconclusive")
+#: Every state but ``identified``: searches that did not end in a human's final confirmation
+#: (open ones too: retention does not wait for a decision), refused attempts included.
+UNIDENTIFIED = (
+    "open",
+    "awaiting_second",
+    "blocked_conflict",
+    "not_identified",
+    "inconclusive",
+    "no_lead",
+    "refused",
+)
 
 
 def as_utc(dt: datetime) -> datetime:
@@ -113,6 +123,7 @@ def purge_probe(
         probe.template, probe.template_purged_at = None, now
         counts["probe_templates"] = 1
     if sum(counts.values()):
+        rec = uow.session.get(SearchRecord, search_id)
         uow.audit(
             "purge",
             operator=operator,
@@ -120,7 +131,8 @@ def purge_probe(
                 "trigger": trigger,
                 "at": now.isoformat(),
                 "classes": counts,
-                "search_id": search_id,
+                "search_id": None if rec is None else rec.public_id,
+                "search_seq": None if rec is None else rec.audit_seq,
                 "adjudication_id": adjudication_id,
             },
         )

@@ -33,7 +33,7 @@ from fieldid.calibration.store import CalibrationSource
 from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate, CandidateList
 from fieldid.clock import Clock
 from fieldid.config import WorkspaceConfig
-from fieldid.errors import AuthorisationError, FieldidError
+from fieldid.errors import AuthorisationError, FieldidError, combined
 from fieldid.facework import FaceWork, InlineFaceWork
 from fieldid.gallery.store import Gallery
 from fieldid.pipeline import FacePipeline, FaceResult
@@ -51,20 +51,41 @@ ImageSource = bytes | str | Path
 MIN_BELOW_GATE_REASON = 15
 
 
-def check_attribution(attr: Attribution, permitted: tuple[str, ...]) -> None:
+def use_problems(attr: Attribution, permitted: tuple[str, ...]) -> list[FieldidError]:
+    """Everything that keeps a use from being attributable: no operator, no case reference, a
+    purpose the workspace does not permit (each its own ``use.*`` problem)."""
+    problems: list[FieldidError] = []
     if not attr.operator.strip():
-        raise AuthorisationError("an operator must be named for every use", code="use.no_operator")
+        problems.append(
+            AuthorisationError("an operator must be named for every use", code="use.no_operator")
+        )
     if not attr.case_ref.strip():
-        raise AuthorisationError(
-            "a case reference is required for every search and verification", code="use.no_case"
+        problems.append(
+            AuthorisationError(
+                "a case reference is required for every search and verification",
+                code="use.no_case",
+            )
         )
     if attr.purpose not in permitted:
-        raise AuthorisationError(
-            f"purpose {attr.purpose!r} is not permitted in this workspace; permitted: "
-            f"{', '.join(permitted)}",
-            code="use.purpose_not_permitted",
-            permitted=list(permitted),
+        problems.append(
+            AuthorisationError(
+                f"purpose {attr.purpose!r} is not permitted in this workspace; permitted: "
+                f"{', '.join(permitted)}",
+                code="use.purpose_not_permitted",
+                permitted=list(permitted),
+            )
         )
+    return problems
+
+
+def check_attribution(
+    attr: Attribution, permitted: tuple[str, ...], more: list[FieldidError] | None = None
+) -> None:
+    """Refuse an unattributable use, naming every problem at once (``fieldid.errors.combined``;
+    ``more``: problems the caller found in the same request)."""
+    problems = use_problems(attr, permitted) + list(more or [])
+    if problems:
+        raise combined(problems)
 
 
 def _probe_summary(p: FaceResult) -> dict[str, Any]:
@@ -80,7 +101,8 @@ def _probe_summary(p: FaceResult) -> dict[str, Any]:
 class Verification:
     """A 1:1 comparison: the score, the threshold in force, and each image's quality."""
 
-    verify_ref: int
+    #: Seq of the ``verify`` audit entry that records it (a verification keeps no other row).
+    audit_seq: int
     model: str
     score: float
     threshold: float
@@ -109,7 +131,7 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "verify_ref": self.verify_ref,
+            "audit_seq": self.audit_seq,
             "notice": "a similarity score for a person to weigh, not an identification",
             "model": self.model,
             "score": round(self.score, 4),
@@ -382,13 +404,13 @@ class SearchService:
                         "outcome": "refused",
                         "error": err.to_dict(),
                         **base,
-                        "search_id": rec.id,
+                        "search_id": rec.public_id,
                         "ended": time.time(),
                     },
                 )
                 rec.audit_seq = entry.seq
             err.details.setdefault("receipt_code", receipt)
-            err.details.setdefault("search_id", rec.id)
+            err.details.setdefault("search_id", rec.public_id)
             raise
         band = processed.quality.band
         tif = self.threshold(band, size.templates)
@@ -488,7 +510,7 @@ class SearchService:
                 case_ref=attr.case_ref,
                 payload={
                     **base,
-                    "search_id": saved.id,
+                    "search_id": saved.public_id,
                     "threshold": threshold,
                     "threshold_in_force": tif.to_dict(),
                     "ended": time.time(),
@@ -514,8 +536,8 @@ class SearchService:
             )
             saved.audit_seq = entry.seq
         return CandidateList(
-            search_ref=entry.seq,
-            search_id=saved.id,
+            audit_seq=entry.seq,
+            search_id=saved.public_id,
             receipt_code=receipt,
             presented_documents=documents,
             training=training,

@@ -12,16 +12,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.access.accounts import AuthenticationError
 from fieldid.adjudication import idempotency
 from fieldid.adjudication.store import get_search as get_stored_search
 from fieldid.audit import Attribution
-from fieldid.errors import AuthorisationError, FieldidError, ProbeRejected
+from fieldid.errors import AuthorisationError, FieldidError, ProbeRejected, combined
 from fieldid.records.checks import presented_document
 from fieldid.records.documents import PresentedDocument
+from fieldid.search.service import use_problems
 from fieldid.service import views
 from fieldid.service.auth import (
     SESSION_COOKIE,
@@ -35,7 +35,7 @@ from fieldid.service.db import Uow
 from fieldid.service.guards import MAX_ID
 from fieldid.service.state import AppState
 from fieldid.store import UnitOfWork
-from fieldid.store.schema import AdjudicationRecord, EnrollmentImage, Person
+from fieldid.store.schema import AdjudicationRecord
 
 router = APIRouter(prefix="/api/v1")
 
@@ -131,7 +131,7 @@ def replay(
         error = dict(rec.refusal or {})
         code = str(error.pop("code", rec.refusal_code or "search.refused"))
         message = str(error.pop("message", "the photo could not be searched"))
-        error.update(receipt_code=rec.receipt_code, search_id=rec.id, replayed=True)
+        error.update(receipt_code=rec.receipt_code, search_id=rec.public_id, replayed=True)
         raise FieldidError(message, code=code, **error)
     return {**views.search_view(uow.session, state.workspace, rec), "replayed": True}
 
@@ -159,12 +159,29 @@ def run_search(
     (``replayed: true``) and runs nothing (``fieldid.adjudication.idempotency``). The key is
     looked up and remembered under the work lock, so a retry that arrives while the first
     request is still running waits for it and then gets its answer."""
-    check_notice(state, notice_given)
     attr = Attribution(principal.actor.name, purpose.strip(), case_ref.strip())
-    presented = parse_documents(documents)
-    reason = below_gate_reason.strip() if below_gate_reason and below_gate_reason.strip() else None
-    key = None if idempotency_key is None else idempotency.check_key(idempotency_key)
     ws = state.workspace
+    # Every problem of the request at once: the use (purpose, case, notice), the documents, the
+    # idempotency key; one problem+json lists them all (``problems``).
+    problems = use_problems(attr, ws.config.purposes)
+    presented: list[PresentedDocument] = []
+    key = None
+    try:
+        check_notice(state, notice_given)
+    except FieldidError as e:
+        problems.append(e)
+    try:
+        presented = parse_documents(documents)
+    except FieldidError as e:
+        problems.append(e)
+    if idempotency_key is not None:
+        try:
+            key = idempotency.check_key(idempotency_key)
+        except FieldidError as e:
+            problems.append(e)
+    if problems:
+        raise combined(problems)
+    reason = below_gate_reason.strip() if below_gate_reason and below_gate_reason.strip() else None
     digest = idempotency.request_digest(
         data,
         {
@@ -415,37 +432,127 @@ def capture_wiped(
 
 @router.get("/searches/{search_id}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
 def get_search(
-    search_id: int,
+    search_id: str,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("search"))],
 ) -> dict[str, Any]:
     """A search as persisted: who, why, the probe's quality and whether its photo is still held,
     the candidates (leads), and every human adjudication. The officer's own, or any for a
-    supervisor (``review``)."""
+    supervisor (``review``). Reading it is audited (``search_view``)."""
+    state = app_state(request)
     s = uow.session
-    return views.search_view(
-        s, app_state(request).workspace, views.visible_search(s, principal, search_id)
+    rec = views.visible_search(s, principal, search_id)
+    view = views.search_view(s, state.workspace, rec)
+    views.audit_access(
+        uow, state.workspace.store, principal, "search_view", rec, {"via_route": "api"}
     )
+    return view
+
+
+IMAGE = {**ERRORS, 404: PROBLEM, 410: PROBLEM, 200: {"content": {"image/jpeg": {}}}}
+NO_STORE = {"Cache-Control": "private, no-store"}
 
 
 @router.get(
-    "/searches/{search_id}/probe",
-    tags=["search"],
-    responses={**ERRORS, 404: PROBLEM, 410: PROBLEM, 200: {"content": {"image/jpeg": {}}}},
-    response_class=Response,
+    "/searches/{search_id}/probe", tags=["search"], responses=IMAGE, response_class=Response
 )
 def get_probe(
-    search_id: int, uow: Uow, principal: Annotated[Principal, Depends(Need("search"))]
+    search_id: str,
+    request: Request,
+    uow: Uow,
+    principal: Annotated[Principal, Depends(Need("search"))],
 ) -> Response:
     """The probe photo of a search, downscaled for display; 410 ``probe.purged`` once the
-    retention policy has deleted it."""
-    views.visible_search(uow.session, principal, search_id)
-    return Response(
-        views.probe_display(uow.session, search_id),
-        media_type="image/jpeg",
-        headers={"Cache-Control": "private, no-store"},
+    retention policy has deleted it. Every photo served is audited (``photo_access``, kind
+    ``probe``) with its search."""
+    state = app_state(request)
+    rec = views.visible_search(uow.session, principal, search_id)
+    data = views.probe_display(uow.session, rec)
+    views.audit_access(
+        uow, state.workspace.store, principal, "photo_access", rec, {"kind": "probe"}
     )
+    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+
+
+@router.get(
+    "/searches/{search_id}/candidates/{rank}/photo",
+    tags=["search"],
+    responses=IMAGE,
+    response_class=Response,
+)
+def get_candidate_photo(
+    search_id: str,
+    rank: int,
+    request: Request,
+    uow: Uow,
+    principal: Annotated[Principal, Depends(Need("search"))],
+) -> Response:
+    """The enrolled photo of the candidate at ``rank``, to compare with the probe: served only
+    as part of a search the caller may see, and audited (``photo_access``, kind ``enrolled``)
+    with that search. Template-only (synthetic) identities have none: 404 ``person.no_photo``."""
+    state = app_state(request)
+    rec = views.visible_search(uow.session, principal, search_id)
+    data, cand, person = views.candidate_photo(uow.session, rec, rank)
+    views.audit_access(
+        uow,
+        state.workspace.store,
+        principal,
+        "photo_access",
+        rec,
+        {"kind": "enrolled", "rank": rank, "person_id": person, "external_id": cand.external_id},
+    )
+    return Response(views._jpeg(data), media_type="image/jpeg", headers=NO_STORE)
+
+
+class GalleryPhotoIn(BaseModel):
+    person: str = Field(
+        min_length=1, max_length=200, description="The person's external id (or person id)."
+    )
+    reason: str = Field(
+        max_length=2000, description="Why the photo is needed outside a search (15+ characters)."
+    )
+
+
+#: Shortest reason for seeing an enrolled photo outside a search.
+MIN_PHOTO_REASON = 15
+
+
+@router.post("/gallery/photo", tags=["gallery"], responses=IMAGE, response_class=Response)
+def gallery_photo(
+    body: GalleryPhotoIn,
+    request: Request,
+    uow: Uow,
+    principal: Annotated[Principal, Depends(Need("gallery_photo"))],
+) -> Response:
+    """An enrolled photo outside any search, for the roles that manage the gallery
+    (``gallery_photo``), with a written reason: audited (``photo_access``, kind ``gallery``,
+    the reason). The person is named in the body, so no id travels in a URL."""
+    from fieldid.records.merge import find_person
+
+    state = app_state(request)
+    if len(body.reason.strip()) < MIN_PHOTO_REASON:
+        raise FieldidError(
+            f"say why you need this photo outside a search (at least {MIN_PHOTO_REASON} "
+            "characters): the reason is audited",
+            code="photo.no_reason",
+        )
+    person = find_person(state.workspace.store, body.person.strip())
+    data = views.person_photo(uow.session, person)
+    views.audit_access(
+        uow,
+        state.workspace.store,
+        principal,
+        "photo_access",
+        None,
+        {
+            "kind": "gallery",
+            "person_id": person,
+            "person": body.person.strip(),
+            "reason": body.reason.strip(),
+        },
+    )
+    return Response(views._jpeg(data), media_type="image/jpeg", headers=NO_STORE)
 
 
 # --- adjudication -------------------------------------------------------------------------------
@@ -479,12 +586,30 @@ class DocumentIn(BaseModel):
 
 
 class AdjudicationIn(BaseModel):
-    decision: str = Field(max_length=20, description="confirm | reject | inconclusive")
-    person_id: int | None = Field(
-        None, ge=1, le=MAX_ID, description="The candidate decided on (required to confirm)."
+    decision: str = Field(
+        max_length=20,
+        description="confirm | reject (one lead: person_id) | not_identified | inconclusive | "
+        "no_lead (close the whole search)",
     )
-    reason: str = Field(max_length=4000, description="Why: every decision needs one.")
+    person_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="The lead decided on (required to confirm or reject)."
+    )
+    reason: str = Field(
+        "",
+        max_length=4000,
+        description="Why: every decision needs one (closing as no_lead excepted).",
+    )
     documents: list[DocumentIn] = Field(default_factory=list, max_length=10)
+
+
+class SecondIn(BaseModel):
+    decision: Literal["confirm", "disagree"] = Field(
+        description="The second person confirms the first person's confirmation, or disagrees."
+    )
+    reason: str = Field(max_length=4000, description="Why (required either way).")
 
 
 class OverrideIn(BaseModel):
@@ -495,13 +620,14 @@ def adjudicate(
     state: AppState,
     uow: UnitOfWork,
     principal: Principal,
-    search_id: int,
+    search_id: str,
     decision: str,
     person_id: int | None,
     reason: str,
     documents: list[dict[str, str]],
 ) -> dict[str, Any]:
-    """Record a human decision (the Adjudicator enforces and audits every rule)."""
+    """Record a human decision (the Adjudicator enforces and audits every rule, an officer
+    deciding on someone else's search included)."""
     with state.work_lock:
         adj = state.adjudicator().adjudicate(
             search_id,
@@ -516,13 +642,39 @@ def adjudicate(
     return adjudication_answer(state, uow, adj.id)
 
 
+def second_opinion(
+    state: AppState,
+    uow: UnitOfWork,
+    principal: Principal,
+    search_id: str,
+    adjudication_id: int,
+    decision: str,
+    reason: str,
+) -> dict[str, Any]:
+    """The second person's answer (confirm or disagree, with a reason)."""
+    views.visible_search(uow.session, principal, search_id)
+    with state.work_lock:
+        state.adjudicator().second(
+            adjudication_id,
+            principal.actor,
+            decision.strip(),
+            reason.strip(),
+            search_id=search_id,
+            uow=uow,
+        )
+    state.metrics.outcome("second", decision)
+    return adjudication_answer(state, uow, adjudication_id)
+
+
 def adjudication_answer(state: AppState, uow: UnitOfWork, adjudication_id: int) -> dict[str, Any]:
     s = uow.session
     row = s.get(AdjudicationRecord, adjudication_id)
     assert row is not None
-    adj = views.adjudication_dict(row)
-    rec = get_stored_search(s, adj["search_id"])
-    return {"adjudication": adj, "search": views.search_view(s, state.workspace, rec)}
+    rec = get_stored_search(s, row.search_id)
+    return {
+        "adjudication": views.adjudication_dict(row, rec),
+        "search": views.search_view(s, state.workspace, rec),
+    }
 
 
 @router.post(
@@ -532,16 +684,18 @@ def adjudication_answer(state: AppState, uow: UnitOfWork, adjudication_id: int) 
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def post_adjudication(
-    search_id: int,
+    search_id: str,
     body: AdjudicationIn,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("adjudicate"))],
 ) -> JSONResponse:
-    """A human decision on a search: ``confirm`` a candidate, ``reject``, or ``inconclusive``,
-    with a reason and the documents the person presented. Only this records an identification,
-    and only as "confirmed by <operator> (human adjudication)". A confirmation may wait for a
-    second person (state ``pending_second``) or be blocked by a conflict with a document
+    """A human decision on a search: ``confirm`` or ``reject`` one lead (``person_id``), or
+    close the search as ``not_identified``, ``inconclusive`` or (no candidate listed)
+    ``no_lead``, with a reason and the documents the person presented. A reject rules out one
+    lead and leaves the search open for the others. Only a confirmation records an
+    identification, and only as "confirmed by <operator> (human adjudication)"; it may wait for
+    a second person (search ``awaiting_second``) or be blocked by a conflict with a document
     presented (``blocked_conflict``). Refusals: ``adjudication.*`` (422 rule, 409 state, 403 not
     the officer's own search)."""
     state = app_state(request)
@@ -563,30 +717,34 @@ def post_adjudication(
 
 
 @router.post(
-    "/adjudications/{adjudication_id}/second-confirmation",
+    "/searches/{search_id}/adjudications/{adjudication_id}/second",
     tags=["adjudication"],
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
-def second_confirmation(
+def second(
+    search_id: str,
     adjudication_id: int,
+    body: SecondIn,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("second_confirm"))],
 ) -> dict[str, Any]:
-    """The second person's confirmation under the two-person rule (someone other than the
-    first adjudicator)."""
+    """The second person's answer to a confirmation waiting under the two-person rule, by
+    someone other than the first person, with a reason: ``confirm`` (it becomes final) or
+    ``disagree`` (it does not stand; the search is open again and both see why)."""
     state = app_state(request)
-    with state.work_lock:
-        state.adjudicator().second_confirm(adjudication_id, principal.actor, uow=uow)
-    return adjudication_answer(state, uow, adjudication_id)
+    return second_opinion(
+        state, uow, principal, search_id, adjudication_id, body.decision, body.reason
+    )
 
 
 @router.post(
-    "/adjudications/{adjudication_id}/override",
+    "/searches/{search_id}/adjudications/{adjudication_id}/override",
     tags=["adjudication"],
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def override(
+    search_id: str,
     adjudication_id: int,
     body: OverrideIn,
     request: Request,
@@ -596,8 +754,11 @@ def override(
     """A supervisor, other than the adjudicator, lifts a document-conflict block with a written
     reason (at least 15 characters)."""
     state = app_state(request)
+    views.visible_search(uow.session, principal, search_id)
     with state.work_lock:
-        state.adjudicator().override(adjudication_id, principal.actor, body.reason, uow=uow)
+        state.adjudicator().override(
+            adjudication_id, principal.actor, body.reason, search_id=search_id, uow=uow
+        )
     return adjudication_answer(state, uow, adjudication_id)
 
 
@@ -688,36 +849,6 @@ async def quality(
     state = app_state(request)
     data = await read_upload(frame, state, "frame")
     return await run_in_threadpool(check_quality, state, data, scale)
-
-
-@router.get(
-    "/persons/{person_id}/photo",
-    tags=["gallery"],
-    responses={**ERRORS, 404: PROBLEM, 200: {"content": {"image/jpeg": {}}}},
-    response_class=Response,
-)
-def person_photo(
-    person_id: int, uow: Uow, principal: Annotated[Principal, Depends(Need("search"))]
-) -> Response:
-    """The enrolled face photo of a candidate (a small crop made at enrollment), to compare with
-    the probe. Template-only (synthetic) identities and people enrolled before photos were kept
-    have none: 404 ``person.no_photo``."""
-    s = uow.session
-    if s.get(Person, person_id) is None:
-        raise FieldidError(f"no person {person_id}", code="person.not_found")
-    blob = s.scalar(
-        select(EnrollmentImage.thumbnail)
-        .where(EnrollmentImage.person_id == person_id, EnrollmentImage.thumbnail.is_not(None))
-        .order_by(EnrollmentImage.quality_unified.desc(), EnrollmentImage.id)
-        .limit(1)
-    )
-    images = s.scalar(
-        select(EnrollmentImage.id).where(EnrollmentImage.person_id == person_id).limit(1)
-    )
-    if not blob:
-        why = "has no enrolled image" if images is None else "has no stored photo"
-        raise FieldidError(f"person {person_id} {why}", code="person.no_photo")
-    return Response(bytes(blob), media_type="image/jpeg", headers={"Cache-Control": "private"})
 
 
 @router.post("/enrollments", tags=["gallery"], status_code=201, responses=ERRORS)

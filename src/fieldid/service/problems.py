@@ -33,6 +33,15 @@ _STATUS_BY_CODE: dict[str, int] = {
     "search.not_found": 404,
     "person.not_found": 404,
     "person.no_photo": 404,
+    "search.no_candidate": 404,
+    "account.unknown": 404,
+    "account.unknown_token": 404,
+    "account.last_admin": 409,
+    "account.unchanged": 409,
+    "account.token_revoked": 409,
+    "adjudication.lead_ruled_out": 409,
+    "adjudication.refused_attempt": 409,
+    "adjudication.bad_state": 409,
     "account.exists": 409,
     "gallery.model_mismatch": 409,
     "search.bad_receipt": 400,
@@ -82,6 +91,9 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "merge": 422,
     "import": 422,
     "service": 503,
+    "photo": 422,
+    "person": 422,
+    "search": 422,
 }
 
 _TITLES: dict[str, str] = {
@@ -96,6 +108,7 @@ _TITLES: dict[str, str] = {
     "review": "The review decision was refused",
     "account": "Account request refused",
     "adjudication": "The adjudication was refused",
+    "photo": "The photo was not served",
     "request": "The request is malformed",
     "service": "The service is busy",
     "http": "HTTP error",

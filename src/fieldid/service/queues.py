@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, require
+from fieldid.adjudication.states import STATE_TEXT
 from fieldid.records.review import review_items
 from fieldid.service.auth import Principal
 from fieldid.service.views import iso, links
@@ -42,7 +43,7 @@ WAITING_STATES = ("pending_second", "blocked_conflict")
 
 #: How a waiting adjudication reads on screen.
 WAITING_TEXT = {
-    "pending_second": "waiting for a second confirmation (two-person rule)",
+    "pending_second": "a confirmation waits for a second person (two-person rule)",
     "blocked_conflict": (
         "blocked: a document the person presented conflicts with the candidate's records; "
         "waits for a supervisor's override with a written reason, or a rejection"
@@ -50,12 +51,7 @@ WAITING_TEXT = {
 }
 
 #: How a search's state reads on screen: never a verdict about the person.
-STATUS_TEXT = {
-    "open": "open: no human decision recorded yet",
-    "identified": "closed: a candidate was confirmed by a person (human adjudication)",
-    "not_identified": "closed: no candidate confirmed",
-    "inconclusive": "closed: inconclusive",
-}
+STATUS_TEXT = {str(k): v for k, v in STATE_TEXT.items()}
 
 #: Search states the list can be filtered by (``?status=``).
 SEARCH_STATUSES = tuple(STATUS_TEXT)
@@ -89,7 +85,7 @@ def _adjudication_row(
 ) -> dict[str, Any]:
     return {
         "adjudication_id": r.id,
-        "search_id": r.search_id,
+        "search_id": search.public_id,
         "state": r.state,
         "state_text": WAITING_TEXT.get(r.state, r.state),
         "decision": r.decision,
@@ -117,8 +113,10 @@ def _adjudication_row(
             "score": None if cand is None else round(cand.score, 4),
         },
         "links": {
-            "outcome": f"/outcome/{r.search_id}",
-            "search": f"/api/v1/searches/{r.search_id}",
+            "outcome": f"/outcome/{search.public_id}",
+            "search": f"/api/v1/searches/{search.public_id}",
+            "second": f"/api/v1/searches/{search.public_id}/adjudications/{r.id}/second",
+            "override": f"/api/v1/searches/{search.public_id}/adjudications/{r.id}/override",
         },
     }
 
@@ -166,7 +164,8 @@ def waiting_adjudications(s: Session, actor: Actor) -> dict[str, list[dict[str, 
 
 def open_review_items(s: Session, actor: Actor) -> list[dict[str, Any]]:
     """Open review items, newest first, each with both people's display names, external ids
-    and whether an enrolled photo is on file (``/api/v1/persons/{id}/photo``)."""
+    and whether an enrolled photo is on file (served, audited, by
+    ``/api/v1/review-items/{id}/photos/{side}``)."""
     require(actor, "review")
     items = review_items(s, state="open")
     ids = {i for it in items for i in (it.person_id, it.other_person_id) if i is not None}
@@ -182,7 +181,7 @@ def open_review_items(s: Session, actor: Actor) -> list[dict[str, Any]]:
         )
     )
 
-    def who(pid: int | None, external_id: str | None) -> dict[str, Any]:
+    def who(item: int, side: str, pid: int | None, external_id: str | None) -> dict[str, Any]:
         p = people.get(pid) if pid is not None else None
         return {
             "person_id": pid,
@@ -191,15 +190,15 @@ def open_review_items(s: Session, actor: Actor) -> list[dict[str, Any]]:
             "synthetic": bool(p.synthetic) if p else None,
             "in_gallery": p is not None,
             "has_photo": pid in with_photo,
-            "photo": f"/api/v1/persons/{pid}/photo" if pid in with_photo else None,
+            "photo": f"/api/v1/review-items/{item}/photos/{side}" if pid in with_photo else None,
         }
 
     out = []
     for it in sorted(items, key=lambda i: (i.created_at, i.id), reverse=True):
         d = it.to_dict()
         d["created_at"] = iso(it.created_at)
-        d["enrolled"] = who(it.person_id, it.person_external_id)
-        d["matched"] = who(it.other_person_id, it.other_person_external_id)
+        d["enrolled"] = who(it.id, "enrolled", it.person_id, it.person_external_id)
+        d["matched"] = who(it.id, "matched", it.other_person_id, it.other_person_external_id)
         d["links"] = {"resolve": f"/api/v1/review-items/{it.id}", "page": f"/review#item-{it.id}"}
         out.append(d)
     return out
@@ -283,17 +282,12 @@ class SearchPage:
         }
 
 
-def search_status_text(rec: SearchRecord, waiting: str | None) -> str:
+def search_status_text(rec: SearchRecord) -> str:
     """A search's outcome and state in words (never a verdict about the person)."""
     if rec.outcome == "refused":
         return f"refused: the photo could not be searched ({rec.refusal_code or 'no reason kept'})"
-    if rec.status == "open":
-        if waiting == "pending_second":
-            return "open: a confirmation waits for a second person"
-        if waiting == "blocked_conflict":
-            return "open: a confirmation is blocked by a document conflict"
-        if rec.outcome == "no_candidate_above_threshold":
-            return "open: no candidate at or above the threshold; no decision recorded yet"
+    if rec.status == "open" and rec.outcome == "no_candidate_above_threshold":
+        return "open: no candidate at or above the threshold; close it as no lead"
     return STATUS_TEXT.get(rec.status, rec.status)
 
 
@@ -342,7 +336,7 @@ def list_searches(
     )
     rows = [
         {
-            "search_id": r.id,
+            "search_id": r.public_id,
             "at": iso(r.started_at),
             "operator": r.operator,
             "purpose": r.purpose,
@@ -350,12 +344,12 @@ def list_searches(
             "outcome": r.outcome,
             "status": r.status,
             "waiting": waiting.get(r.id),
-            "status_text": search_status_text(r, waiting.get(r.id)),
+            "status_text": search_status_text(r),
             "candidates": int(counts.get(r.id, 0)),
             "list_kind": r.list_kind,
             "training": bool(r.training),
             "receipt_code": r.receipt_code,
-            "links": links(r.id, r.receipt_code),
+            "links": links(r.public_id, r.receipt_code),
         }
         for r in recs
     ]

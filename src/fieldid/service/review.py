@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.errors import FieldidError
-from fieldid.service import queues
-from fieldid.service.api import ERRORS, PROBLEM
+from fieldid.service import queues, views
+from fieldid.service.api import ERRORS, IMAGE, NO_STORE, PROBLEM
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.db import Uow
 from fieldid.service.guards import MAX_ID, as_id
@@ -130,6 +130,7 @@ def review_page(
     done = done if done is not None and queues.is_resolved(s, done) else None
     joined = joined if joined is not None and queues.is_resolved(s, joined) else None
     ctx = _review_context(uow, principal, resolved=done, merged=joined)
+    _audit_queue(request, uow, principal, ctx["q"])
     return render(request, "review.html", ctx)
 
 
@@ -208,6 +209,7 @@ def searches_page(
     """The operator's own searches, newest first (supervisors: everyone's), 50 a page."""
     wanted = status if status in queues.SEARCH_STATUSES else None
     got = queues.list_searches(uow.session, principal, page=_page_number(page), status=wanted)
+    _audit_list(request, uow, principal, got)
     for r in got.searches:
         r["at_text"] = _when(r["at"])
     return render(request, "searches.html", {"p": got, "status": wanted})
@@ -226,14 +228,17 @@ class ReviewDecisionIn(BaseModel):
 
 @api.get("/reviews", tags=["review"], responses=ERRORS)
 def get_reviews(
-    uow: Uow, principal: Annotated[Principal, Depends(Need("review"))]
+    request: Request, uow: Uow, principal: Annotated[Principal, Depends(Need("review"))]
 ) -> dict[str, Any]:
     """What waits for this supervisor, newest first: ``adjudications`` (confirmations waiting
     for a second person, or blocked by a document conflict; act on them with
-    ``POST /api/v1/adjudications/{id}/second-confirmation`` or ``.../override``), their own
+    ``POST /api/v1/searches/{id}/adjudications/{n}/second`` or ``.../override``), their own
     confirmations waiting for someone else (``own_adjudications_waiting``), and open
-    possible-duplicate ``review_items`` (resolve with ``POST /api/v1/review-items/{id}``)."""
-    return queues.review_queue(uow.session, principal.actor)
+    possible-duplicate ``review_items`` (resolve with ``POST /api/v1/review-items/{id}``).
+    Audited (``review_view``)."""
+    q = queues.review_queue(uow.session, principal.actor)
+    _audit_queue(request, uow, principal, q)
+    return q
 
 
 @api.post(
@@ -283,16 +288,110 @@ def post_review_item_merge(
 
 @api.get("/searches", tags=["search"], responses=ERRORS)
 def get_searches(
+    request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("search"))],
     page: Annotated[int, Query(ge=1, le=2**31)] = 1,
     per_page: Annotated[int, Query(ge=1, le=queues.MAX_PER_PAGE)] = queues.PER_PAGE,
     status: Annotated[
-        Literal["open", "identified", "not_identified", "inconclusive"] | None,
+        Literal[
+            "open",
+            "awaiting_second",
+            "blocked_conflict",
+            "identified",
+            "not_identified",
+            "inconclusive",
+            "no_lead",
+            "refused",
+        ]
+        | None,
         Query(description="Only searches in this state (e.g. open)."),
     ] = None,
 ) -> dict[str, Any]:
     """The operator's own searches, newest first; a supervisor (``review``) sees everyone's.
     Each with its state in words, candidate count, receipt code and links."""
     got = queues.list_searches(uow.session, principal, page=page, per_page=per_page, status=status)
+    _audit_list(request, uow, principal, got)
     return got.to_dict()
+
+
+def _audit_list(request: Request, uow: UnitOfWork, principal: Principal, got: Any) -> None:
+    """Listing searches shows who searched, for which case and purpose: audited
+    (``search_list``) with the searches shown."""
+    views.audit_access(
+        uow,
+        app_state(request).workspace.store,
+        principal,
+        "search_list",
+        None,
+        {
+            "scope": got.scope,
+            "page": got.page,
+            "status": got.status,
+            "searches": [r["search_id"] for r in got.searches],
+        },
+    )
+
+
+def _audit_queue(
+    request: Request, uow: UnitOfWork, principal: Principal, q: dict[str, Any]
+) -> None:
+    """The review queue shows leads (names, scores) and possible duplicates: audited
+    (``review_view``) with what was shown."""
+    views.audit_access(
+        uow,
+        app_state(request).workspace.store,
+        principal,
+        "review_view",
+        None,
+        {
+            "adjudications": [a["adjudication_id"] for a in q["adjudications"]],
+            "own_adjudications_waiting": [
+                a["adjudication_id"] for a in q["own_adjudications_waiting"]
+            ],
+            "review_items": [i["id"] for i in q["review_items"]],
+        },
+    )
+
+
+@api.get(
+    "/review-items/{item_id}/photos/{side}",
+    tags=["review"],
+    responses=IMAGE,
+    response_class=Response,
+)
+def review_item_photo(
+    item_id: int,
+    side: Literal["enrolled", "matched"],
+    request: Request,
+    uow: Uow,
+    principal: Annotated[Principal, Depends(Need("review"))],
+) -> Response:
+    """The enrolled photo of one of a possible-duplicate item's two people (``enrolled``: the
+    person enrolled; ``matched``: the person their image matched), for the supervisor deciding
+    it: audited (``photo_access``, kind ``review_item``, with the item as the reason)."""
+    from fieldid.store.schema import ReviewItem
+
+    state = app_state(request)
+    item = uow.session.get(ReviewItem, item_id)
+    if item is None:
+        raise FieldidError(f"no review item {item_id}", code="review.not_found")
+    person = item.person_id if side == "enrolled" else item.other_person_id
+    if person is None:
+        raise FieldidError("that person is no longer in the gallery", code="person.not_found")
+    data = views.person_photo(uow.session, person)
+    views.audit_access(
+        uow,
+        state.workspace.store,
+        principal,
+        "photo_access",
+        None,
+        {
+            "kind": "review_item",
+            "review_item": item_id,
+            "side": side,
+            "person_id": person,
+            "reason": f"deciding possible-duplicate review item {item_id}",
+        },
+    )
+    return Response(views._jpeg(data), media_type="image/jpeg", headers=NO_STORE)

@@ -20,15 +20,23 @@ from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fieldid.adjudication.store import candidates_of, find_by_receipt, get_search
+from fieldid.adjudication.store import SearchRef, candidates_of, find_by_receipt, get_search
 from fieldid.candidate import CANDIDATES, LEAD_NOTICE, LIST_LABELS
 from fieldid.errors import AuthorisationError, FieldidError
+from fieldid.gallery.photos import best_photo
 from fieldid.records.assemble import assemble
 from fieldid.records.checks import stored_document
 from fieldid.records.documents import compare_documents
 from fieldid.service.auth import Principal
+from fieldid.store import Store, UnitOfWork
 from fieldid.store.repos.lineage import current_person
-from fieldid.store.schema import AdjudicationRecord, Person, ProbeRecord, SearchRecord
+from fieldid.store.schema import (
+    AdjudicationRecord,
+    Person,
+    ProbeRecord,
+    SearchCandidate,
+    SearchRecord,
+)
 from fieldid.workspace import Workspace
 
 #: Shown (and returned as ``probe.state_text``) where a purged probe photo would have been.
@@ -65,7 +73,7 @@ def check_visible(principal: Principal, rec: SearchRecord) -> None:
         )
 
 
-def visible_search(s: Session, principal: Principal, search_id: int) -> SearchRecord:
+def visible_search(s: Session, principal: Principal, search_id: SearchRef) -> SearchRecord:
     rec = get_search(s, search_id)
     check_visible(principal, rec)
     return rec
@@ -174,18 +182,22 @@ def probe_state(s: Session, rec: SearchRecord) -> dict[str, Any]:
     }
 
 
-def probe_display(s: Session, search_id: int) -> bytes:
+def probe_display(s: Session, rec: SearchRecord) -> bytes:
     """The probe photo downscaled for display, made on each request (no copy is kept: the
     retention purge must leave nothing behind)."""
-    probe = s.get(ProbeRecord, search_id)
+    probe = s.get(ProbeRecord, rec.id)
     data = None if probe is None else probe.image
     if data is None:
         raise ProbeGone(
-            f"the photo of search {search_id}: {PROBE_PURGED}"
+            f"the photo of this search: {PROBE_PURGED}"
             if probe is not None
-            else f"search {search_id} kept no photo (it was refused)",
-            search_id=search_id,
+            else "this attempt kept no photo (it was refused)",
+            search_id=rec.public_id,
         )
+    return _jpeg(data)
+
+
+def _jpeg(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as opened:
         im = ImageOps.exif_transpose(opened).convert("RGB")
         im.thumbnail((PROBE_DISPLAY_SIDE, PROBE_DISPLAY_SIDE))
@@ -194,18 +206,85 @@ def probe_display(s: Session, search_id: int) -> bytes:
     return buf.getvalue()
 
 
-def adjudication_dict(r: AdjudicationRecord) -> dict[str, Any]:
-    words = {
-        "confirm": "confirmed",
-        "reject": "rejected",
-        "inconclusive": "marked inconclusive",
-    }[r.decision]
+def person_photo(s: Session, person_id: int) -> bytes:
+    """The enrolled photo of a person (``fieldid.gallery.photos.best_photo``)."""
+    return best_photo(s, person_id)
+
+
+def candidate_photo(s: Session, rec: SearchRecord, rank: int) -> tuple[bytes, SearchCandidate, int]:
+    """The enrolled photo of the candidate at ``rank`` of a search (of the person who holds the
+    candidate's identity today, after any merge): the photo, the candidate, that person's id."""
+    cand = s.scalars(
+        select(SearchCandidate).where(
+            SearchCandidate.search_id == rec.id, SearchCandidate.rank == rank
+        )
+    ).first()
+    if cand is None:
+        raise FieldidError(f"this search listed no candidate {rank}", code="search.no_candidate")
+    if rec.training:
+        raise FieldidError(
+            "training candidates are template-only synthetic identities: no photo",
+            code="person.no_photo",
+        )
+    now = current_person(s, cand.person_id, cand.external_id)
+    if now is None:
+        raise FieldidError("that person is no longer in the gallery", code="person.not_found")
+    return person_photo(s, now), cand, now
+
+
+def audit_access(
+    uow: UnitOfWork,
+    store: Store,
+    principal: Principal,
+    event: str,
+    rec: SearchRecord | None,
+    payload: dict[str, Any],
+) -> int:
+    """Audit a read of a face, a record or a search (``search_view``, ``photo_access``,
+    ``search_list``, ``review_view``…) under the principal, with the search it belongs to, in
+    the request's unit of work: the answer goes out only once the entry is committed."""
+    purpose = rec.purpose if rec is not None else None
+    case_ref = rec.case_ref if rec is not None else None
+    about = {} if rec is None else {"search_id": rec.public_id, "search_seq": rec.audit_seq}
+    with store.using(uow) as u:
+        entry = u.audit(
+            event,
+            operator=principal.actor.name,
+            purpose=purpose,
+            case_ref=case_ref,
+            payload={"role": principal.actor.role.value, "via": principal.via, **about, **payload},
+        )
+    return entry.seq
+
+
+#: How each decision reads, by whom (never a verdict: who decided, and that a human did).
+DECISION_WORDS = {
+    "confirm": "confirmed",
+    "reject": "ruled out",
+    "not_identified": "closed without an identification",
+    "inconclusive": "closed as inconclusive",
+    "no_lead": "closed as no lead",
+}
+
+#: What an adjudication's state means, in words.
+ADJUDICATION_STATE_TEXT = {
+    "final": "recorded",
+    "pending_second": "a confirmation waits for a second person",
+    "blocked_conflict": "blocked: a document presented conflicts with the records",
+    "disagreed": "a second person disagreed: the confirmation does not stand",
+    "withdrawn": "withdrawn: the lead was ruled out or the search closed",
+}
+
+
+def adjudication_dict(r: AdjudicationRecord, search: SearchRecord) -> dict[str, Any]:
+    words = DECISION_WORDS.get(r.decision, r.decision)
     return {
         "adjudication_id": r.id,
-        "search_id": r.search_id,
+        "search_id": search.public_id,
         "person_id": r.person_id,
         "decision": r.decision,
         "state": r.state,
+        "state_text": ADJUDICATION_STATE_TEXT.get(r.state, r.state),
         "by": r.actor_name,
         "by_role": r.actor_role,
         "at": iso(r.at),
@@ -214,22 +293,28 @@ def adjudication_dict(r: AdjudicationRecord) -> dict[str, Any]:
         "conflicts": json.loads(r.conflicts),
         "second_by": r.second_by,
         "second_at": iso(r.second_at),
+        "second_decision": r.second_decision,
+        "second_reason": r.second_reason,
         "override_by": r.override_by,
         "override_reason": r.override_reason,
         "override_at": iso(r.override_at),
         "audit_seq": r.audit_seq,
         # Never a verdict: who decided, and that a human did.
         "summary": f"{words} by {r.actor_name} (human adjudication)",
+        "links": {
+            "second": f"/api/v1/searches/{search.public_id}/adjudications/{r.id}/second",
+            "override": f"/api/v1/searches/{search.public_id}/adjudications/{r.id}/override",
+        },
     }
 
 
-def adjudications(s: Session, search_id: int) -> list[dict[str, Any]]:
+def adjudications(s: Session, search: SearchRecord) -> list[dict[str, Any]]:
     rows = s.scalars(
         select(AdjudicationRecord)
-        .where(AdjudicationRecord.search_id == search_id)
+        .where(AdjudicationRecord.search_id == search.id)
         .order_by(AdjudicationRecord.id)
     )
-    return [adjudication_dict(r) for r in rows]
+    return [adjudication_dict(r, search) for r in rows]
 
 
 def _cite(r: dict[str, Any]) -> str:
@@ -322,6 +407,10 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         training=bool(rec.training),
     )
     probe = probe_state(s, rec)
+    adjs = adjudications(s, rec)
+    ruled_out = {
+        a["person_id"]: a for a in adjs if a["decision"] == "reject" and a["state"] == "final"
+    }
     candidates = []
     for c in cands:
         now = current.get(c.person_id)
@@ -331,6 +420,11 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
             {
                 "rank": c.rank,
                 "person_id": c.person_id,
+                # A rejected lead: who ruled it out and why (the search stays open for the rest).
+                "ruled_out": ruled_out.get(c.person_id),
+                "photo": f"/api/v1/searches/{rec.public_id}/candidates/{c.rank}/photo"
+                if p is not None
+                else None,
                 "current_person_id": now,
                 "merged_into": now if now is not None and now != c.person_id else None,
                 "external_id": c.external_id,
@@ -367,11 +461,10 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         for i, d in enumerate(presented)
     ]
     tif = rec.threshold_in_force or {}
-    adjs = adjudications(s, rec.id)
     documents = [d for a in adjs for d in a["documents"]]
     return {
-        "search_id": rec.id,
-        "search_ref": rec.audit_seq,
+        "search_id": rec.public_id,
+        "audit_seq": rec.audit_seq,
         "receipt_code": rec.receipt_code,
         "notice": LEAD_NOTICE,
         "operator": rec.operator,
@@ -385,6 +478,7 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         "outcome": rec.outcome,
         "refusal_code": rec.refusal_code,
         "status": rec.status,
+        "status_text": status_text(rec, adjs),
         "closed_at": iso(rec.closed_at),
         "faces_in_frame": rec.faces_in_frame,
         "list_kind": rec.list_kind,
@@ -405,11 +499,39 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         # gate's findings (labelled low quality wherever the list is shown).
         "below_gate": rec.below_gate,
         "low_quality": rec.below_gate is not None,
-        "links": links(rec.id, rec.receipt_code),
+        "links": links(rec.public_id, rec.receipt_code),
     }
 
 
-def links(search_id: int, receipt_code: str) -> dict[str, str]:
+def status_text(rec: SearchRecord, adjs: list[dict[str, Any]]) -> str:
+    """A search's state in words (``fieldid.adjudication.states``), with what the officer
+    needs to know next: never a verdict about the person."""
+    from fieldid.adjudication.states import STATE_TEXT, SearchState
+
+    if rec.outcome == "refused":
+        return f"refused: the photo was not searched ({rec.refusal_code or 'no reason kept'})"
+    try:
+        state = SearchState(rec.status)
+    except ValueError:
+        return rec.status
+    if state == SearchState.OPEN:
+        last = adjs[-1] if adjs else None
+        if last is not None and last["state"] == "disagreed":
+            return (
+                f"open: {last['second_by']} disagreed with the confirmation by {last['by']}; "
+                "the leads can be decided again"
+            )
+        if rec.outcome == "no_candidate_above_threshold":
+            return "open: no candidate at or above the threshold; close it as no lead"
+        if any(a["decision"] == "reject" and a["state"] == "final" for a in adjs):
+            n = sum(1 for a in adjs if a["decision"] == "reject" and a["state"] == "final")
+            return (
+                f"open: {n} lead{'s' if n != 1 else ''} ruled out; the others wait for a decision"
+            )
+    return STATE_TEXT[state]
+
+
+def links(search_id: str, receipt_code: str) -> dict[str, str]:
     """Where a search's API resources and pages are."""
     return {
         "self": f"/api/v1/searches/{search_id}",

@@ -36,7 +36,6 @@ from fieldid.service.auth import (
 from fieldid.service.db import Uow
 from fieldid.service.guards import as_id
 from fieldid.service.problems import status_for
-from fieldid.service.queues import search_status_text
 from fieldid.store import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
@@ -51,7 +50,15 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def short(search_id: object) -> str:
+    """A search's public id as pages show it: its first 8 characters (the whole id is in the
+    URL, the API and the folded facts)."""
+    text = str(search_id)
+    return text if len(text) <= 10 else text[:8] + "…"
+
+
 templates.env.filters["sentence"] = sentence
+templates.env.filters["short"] = short
 
 
 def quote_next(target: str) -> str:
@@ -335,7 +342,7 @@ async def capture_upload(
         )
     except FieldidError as e:
         made = e.details.get("search_id")
-        if isinstance(made, int):
+        if isinstance(made, str):
             return RedirectResponse(f"/results/{made}", status_code=303)
         ctx = _capture_context(request, principal, purpose, case_ref, notice_given, error=e)
         ctx["camera"] = False
@@ -373,17 +380,23 @@ def headline(view: dict[str, Any]) -> str:
 
 
 def _search_context(
-    request: Request, uow: UnitOfWork, principal: Principal, search_id: int
+    request: Request, uow: UnitOfWork, principal: Principal, search_id: str, *, audit: str = ""
 ) -> dict[str, Any]:
-    """Everything the results and outcome pages show of a persisted search."""
+    """Everything the results and outcome pages show of a persisted search; ``audit``: the page
+    being shown, recorded as a ``search_view`` (a re-rendered form after a refusal is not a new
+    view)."""
+    from fieldid.adjudication.states import OPEN_STATES
+
     ws = app_state(request).workspace
     s = uow.session
     rec = views.visible_search(s, principal, search_id)
     view = views.search_view(s, ws, rec)
+    by_person = {c["person_id"]: c for c in view["candidates"]}
     for a in view["adjudications"]:
         a["at_text"] = _when(a["at"])
         a["second_at_text"] = _when(a["second_at"])
         a["override_at_text"] = _when(a["override_at"])
+        a["candidate"] = by_person.get(a["person_id"])
         a["may_second"] = (
             a["state"] == "pending_second"
             and principal.can("second_confirm")
@@ -395,27 +408,29 @@ def _search_context(
             and a["by"] != principal.actor.name
         )
     may_adjudicate = (
-        view["status"] == "open"
+        view["status"] in OPEN_STATES
         and view["outcome"] != "refused"
         and principal.can("adjudicate")
         and (principal.actor.name == view["operator"] or principal.can("review"))
     )
     waiting = next(
-        (
-            a["state"]
-            for a in view["adjudications"]
-            if a["state"] in ("pending_second", "blocked_conflict")
-        ),
+        (a for a in view["adjudications"] if a["state"] in ("pending_second", "blocked_conflict")),
         None,
     )
+    disagreed = [a for a in view["adjudications"] if a["state"] == "disagreed"]
     refusal = view["refusal"] or {}
+    if audit:
+        views.audit_access(uow, ws.store, principal, "search_view", rec, {"page": audit})
     return {
         "r": view,
         "candidates": view["candidates"],
         "at": _when(view["at"]),
         "may_adjudicate": may_adjudicate,
+        # A confirmation waits: no other lead can be confirmed until it is settled.
+        "waiting": waiting,
+        "disagreed": disagreed,
         "document_types": api.DOCUMENT_TYPES,
-        "status_text": search_status_text(rec, waiting),
+        "status_text": view["status_text"],
         "headline": headline(view),
         "retry": _retry_links(view),
         # A supervisor may search a refused file anyway as a low-quality investigation list.
@@ -427,12 +442,13 @@ def _search_context(
 
 @router.get("/results/{search_id}")
 def results(
-    search_id: int,
+    search_id: str,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
 ) -> HTMLResponse:
-    return render(request, "results.html", _search_context(request, uow, principal, search_id))
+    ctx = _search_context(request, uow, principal, search_id, audit="results")
+    return render(request, "results.html", ctx)
 
 
 def _document_from_form(form: dict[str, str]) -> list[dict[str, str]]:
@@ -463,24 +479,27 @@ def _document_from_form(form: dict[str, str]) -> list[dict[str, str]]:
 
 @router.post("/results/{search_id}/adjudications")
 async def adjudicate_form(
-    search_id: int,
+    search_id: str,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("adjudicate", page=True))],
 ) -> Response:
-    """The web form's adjudication: the same rules and audit as the API."""
+    """The web form's adjudication: the same rules and audit as the API. A reject goes back to
+    the leads (the search stays open for the others); a confirmation or a close goes to the
+    outcome."""
     state = app_state(request)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     person = form.get("person_id", "").strip()
+    decision = form.get("decision", "")
     try:
         docs = _document_from_form(form)
-        await run_in_threadpool(
+        out = await run_in_threadpool(
             api.adjudicate,
             state,
             uow,
             principal,
             search_id,
-            form.get("decision", ""),
+            decision,
             as_id(person),
             form.get("reason", ""),
             docs,
@@ -491,81 +510,94 @@ async def adjudicate_form(
         ctx = await run_in_threadpool(_search_context, request, uow, principal, search_id)
         ctx["error"], ctx["form"] = e, form
         return render(request, "results.html", ctx, status=status_for(e.code))
+    if decision == "reject" and out["search"]["status"] != "not_identified":
+        rank = next(
+            (c["rank"] for c in out["search"]["candidates"] if str(c["person_id"]) == person), ""
+        )
+        return RedirectResponse(f"/results/{search_id}?ruled_out={rank}", status_code=303)
     return RedirectResponse(f"/outcome/{search_id}", status_code=303)
 
 
 @router.get("/outcome/{search_id}")
 def outcome(
-    search_id: int,
+    search_id: str,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
 ) -> HTMLResponse:
     """The decisions recorded on a search: who decided, when, why, on which documents, and
-    what is still waiting (a second confirmation, or a supervisor's override of a conflict)."""
-    return render(request, "outcome.html", _search_context(request, uow, principal, search_id))
-
-
-def _search_of_adjudication(uow: UnitOfWork, adjudication_id: int) -> int:
-    from fieldid.store.schema import AdjudicationRecord
-
-    row = uow.session.get(AdjudicationRecord, adjudication_id)
-    if row is None:
-        raise FieldidError(f"no adjudication {adjudication_id}", code="adjudication.not_found")
-    return row.search_id
+    what is still waiting (a second person, or a supervisor's override of a conflict). A
+    confirmation waiting for this person shows both photos, the score and what it means, the
+    first person's reason, and the form to confirm or disagree."""
+    ctx = _search_context(request, uow, principal, search_id, audit="outcome")
+    return render(request, "outcome.html", ctx)
 
 
 async def _outcome_action(
-    request: Request, uow: UnitOfWork, principal: Principal, adjudication_id: int, act: str
+    request: Request,
+    uow: UnitOfWork,
+    principal: Principal,
+    search_id: str,
+    adjudication_id: int,
+    act: str,
 ) -> Response:
     state = app_state(request)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
 
-    def check() -> int:
-        search_id = _search_of_adjudication(uow, adjudication_id)
-        views.visible_search(uow.session, principal, search_id)
-        uow.rollback()  # the act below is a unit of its own
-        return search_id
-
-    search_id = await run_in_threadpool(check)
-
     def work() -> None:
+        views.visible_search(uow.session, principal, search_id)
         with state.work_lock:
             adj = state.adjudicator()
             if act == "second":
-                adj.second_confirm(adjudication_id, principal.actor, uow=uow)
+                adj.second(
+                    adjudication_id,
+                    principal.actor,
+                    form.get("decision", ""),
+                    form.get("reason", ""),
+                    search_id=search_id,
+                    uow=uow,
+                )
             else:
-                adj.override(adjudication_id, principal.actor, form.get("reason", ""), uow=uow)
+                adj.override(
+                    adjudication_id,
+                    principal.actor,
+                    form.get("reason", ""),
+                    search_id=search_id,
+                    uow=uow,
+                )
 
     try:
         await run_in_threadpool(work)
     except FieldidError as e:
-        if status_for(e.code) in (401, 403):
+        if status_for(e.code) in (401, 403) or e.code == "search.not_found":
             raise
         ctx = await run_in_threadpool(_search_context, request, uow, principal, search_id)
-        ctx["error"], ctx["form"] = e, form
+        ctx["error"], ctx["form"] = e, {**form, "adjudication_id": str(adjudication_id)}
         return render(request, "outcome.html", ctx, status=status_for(e.code))
     return RedirectResponse(f"/outcome/{search_id}", status_code=303)
 
 
-@router.post("/adjudications/{adjudication_id}/second-confirmation")
-async def second_confirm_form(
+@router.post("/outcome/{search_id}/adjudications/{adjudication_id}/second")
+async def second_form(
+    search_id: str,
     adjudication_id: int,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("second_confirm", page=True))],
 ) -> Response:
-    return await _outcome_action(request, uow, principal, adjudication_id, "second")
+    """The second person's answer: confirm or disagree, with a reason."""
+    return await _outcome_action(request, uow, principal, search_id, adjudication_id, "second")
 
 
-@router.post("/adjudications/{adjudication_id}/override")
+@router.post("/outcome/{search_id}/adjudications/{adjudication_id}/override")
 async def override_form(
+    search_id: str,
     adjudication_id: int,
     request: Request,
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("override_conflict", page=True))],
 ) -> Response:
-    return await _outcome_action(request, uow, principal, adjudication_id, "override")
+    return await _outcome_action(request, uow, principal, search_id, adjudication_id, "override")
 
 
 # --- receipt ------------------------------------------------------------------------------------
@@ -593,6 +625,7 @@ def receipt(
 
     ws = app_state(request).workspace
     rec = views.visible_receipt(uow.session, principal, code)
+    views.audit_access(uow, ws.store, principal, "search_view", rec, {"page": "receipt"})
     text = ws.config.receipt
     retention = RetentionPolicy.load(ws.root)
     return render(

@@ -41,6 +41,10 @@ class SearchRecord(Base):
     __tablename__ = "searches"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The one id the search is known by outside the database (API, pages, command line,
+    #: exports): 128 random bits, URL-safe, so a URL names a search without making it guessable
+    #: (migration 0009). The integer ``id`` never leaves the database.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, index=True)
     #: Seq of the ``search`` audit entry that records this search.
     audit_seq: Mapped[int] = mapped_column(Integer, index=True)
     #: Short code printed on the receipt handed to the person photographed (redress lookup).
@@ -65,7 +69,9 @@ class SearchRecord(Base):
     training: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Whether the officer said the person was told before the search (None: not asked).
     notice_given: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    #: open | identified | not_identified | inconclusive
+    #: The adjudication state (``fieldid.adjudication.states``): open | awaiting_second |
+    #: blocked_conflict | identified | not_identified | inconclusive | no_lead; a refused
+    #: attempt is ``refused``.
     status: Mapped[str] = mapped_column(String(20), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: How the threshold was set (``ThresholdInForce.to_dict()``: target, gallery size, band,
@@ -162,7 +168,8 @@ class AdjudicationRecord(Base):
     )
     #: The candidate confirmed (decision confirm) or rejected; None for a whole-list decision.
     person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
-    #: confirm | reject | inconclusive
+    #: confirm | reject (one lead, ``person_id``) | not_identified | inconclusive | no_lead
+    #: (the last three close the whole search; ``person_id`` None)
     decision: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     actor_name: Mapped[str] = mapped_column(String(200))
@@ -172,10 +179,14 @@ class AdjudicationRecord(Base):
     documents: Mapped[str] = mapped_column(Text)
     #: JSON list of the conflicts found between those documents and the candidate's records.
     conflicts: Mapped[str] = mapped_column(Text)
-    #: final | pending_second | blocked_conflict
+    #: final | pending_second | blocked_conflict | disagreed | withdrawn
     state: Mapped[str] = mapped_column(String(20))
     second_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     second_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The second person's answer: ``confirm`` or ``disagree`` (migration 0009).
+    second_decision: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    #: Why the second person confirmed or disagreed.
+    second_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     override_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     override_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
