@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from fieldid.access import Role
 from fieldid.access.accounts import Accounts
 from fieldid.service import ServiceSettings, create_app
+from fieldid.service.auth import Need
 from fieldid.workspace import Workspace
 from helpers_storage import Backend, active
 
@@ -106,3 +108,32 @@ class NameConflicts:
             for d in documents
             if d.get("name")
         ]
+
+
+def need_of(route: APIRoute) -> Need | None:
+    """The ``Need`` dependency a route declares (None when it declares none)."""
+    stack = list(route.dependant.dependencies)
+    while stack:
+        d = stack.pop()
+        if isinstance(d.call, Need):
+            return d.call
+        stack.extend(d.dependencies)
+    return None
+
+
+def _walk(items: list[Any], prefix: str = "") -> Iterator[APIRoute]:
+    for r in items:
+        if isinstance(r, APIRoute):
+            yield r
+        elif hasattr(r, "original_router"):  # FastAPI's included router (kept lazily)
+            assert r.include_context.prefix == prefix == ""  # paths are already complete
+            yield from _walk(r.original_router.routes, prefix)
+
+
+def routes(c: TestClient) -> list[tuple[str, str, APIRoute]]:
+    """Every (method, path, route) of the app, included routers too."""
+    return [
+        (m, r.path, r)
+        for r in _walk(list(c.app.routes))  # type: ignore[attr-defined]
+        for m in sorted(r.methods)
+    ]

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from fieldid.access import PERMISSIONS, Role
 from fieldid.access.accounts import Accounts
 from fieldid.demo import astronaut_path, closer_crop
-from fieldid.service.auth import Need
-from helpers_service import FAST_HASHER, PASSWORD, client, login, search, service_root
+from helpers_service import (
+    FAST_HASHER,
+    PASSWORD,
+    client,
+    login,
+    need_of,
+    routes,
+    search,
+    service_root,
+)
 
 __all__ = ["client", "service_root"]  # fixtures
 
@@ -31,38 +37,11 @@ PUBLIC = {
 }
 
 
-def need_of(route: APIRoute) -> Need | None:
-    """The ``Need`` dependency a route declares (None when it declares none)."""
-    stack = list(route.dependant.dependencies)
-    while stack:
-        d = stack.pop()
-        if isinstance(d.call, Need):
-            return d.call
-        stack.extend(d.dependencies)
-    return None
-
-
-def _walk(items: list[Any], prefix: str = "") -> Iterator[APIRoute]:
-    for r in items:
-        if isinstance(r, APIRoute):
-            yield r
-        elif hasattr(r, "original_router"):  # FastAPI's included router (kept lazily)
-            assert r.include_context.prefix == prefix == ""  # paths are already complete
-            yield from _walk(r.original_router.routes, prefix)
-
-
-def routes(c: TestClient) -> list[tuple[str, str, APIRoute]]:
-    """Every (method, path, route) of the app, included routers too."""
-    return [
-        (m, r.path, r)
-        for r in _walk(list(c.app.routes))  # type: ignore[attr-defined]
-        for m in sorted(r.methods)
-    ]
-
-
 def concrete(path: str) -> str:
-    for name in ("{search_id}", "{person_id}", "{adjudication_id}"):
+    for name in ("{search_id}", "{person_id}", "{adjudication_id}", "{rank}", "{item_id}"):
         path = path.replace(name, "1")
+    path = path.replace("{side}", "enrolled").replace("{name}", "nobody")
+    path = path.replace("{token_id}", "1")
     return path.replace("{code}", "K7QM-3HXA").replace("{volunteer_id}", "1")
 
 

@@ -191,9 +191,7 @@ def test_confirm_under_the_two_person_rule_shows_who_decided(service_root, tmp_p
         r = c.post(f"/outcome/{sid}/adjudications/{aid}/second", data=form)
         assert r.status_code == 422 and "say why you confirm or disagree" in r.text
         form["reason"] = "ear shape and the scar agree with the enrolled photo"
-        r = c.post(
-            f"/outcome/{sid}/adjudications/{aid}/second", data=form, follow_redirects=False
-        )
+        r = c.post(f"/outcome/{sid}/adjudications/{aid}/second", data=form, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == f"/outcome/{sid}"
         page = c.get(f"/outcome/{sid}").text
         assert "Second confirmation by u-supervisor (human adjudication)" in page
