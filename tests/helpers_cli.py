@@ -27,8 +27,8 @@ def tokens(root: Path, prefix: str = "cli") -> dict[Role, str]:
         for role in Role:
             name = f"{prefix}-{role.value}"
             if acc.get_user(name) is None:
-                acc.add_user(name, role, PASSWORD, by="test")
-            out[role] = acc.issue_token(name, by="test").secret
+                acc.add_user(name, role, PASSWORD, by="system:test-setup")
+            out[role] = acc.issue_token(name, by="system:test-setup").secret
     return out
 
 

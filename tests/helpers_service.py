@@ -39,7 +39,7 @@ def service_root(tmp_path_factory: pytest.TempPathFactory, backend_kind: Backend
     )
     accounts = Accounts(ws.store, ws.clock, hasher=FAST_HASHER)
     for role in Role:
-        accounts.add_user(f"u-{role.value}", role, PASSWORD, by="test")
+        accounts.add_user(f"u-{role.value}", role, PASSWORD, by="system:test-setup")
     ws.close()
     return root
 
