@@ -12,7 +12,9 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,22 +52,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextmanager
+def running(root: Path, ws: Any, passwords: dict[str, str], **settings: Any) -> Iterator[Server]:
+    """The app on ``ws`` served by uvicorn on a free port, in a thread, until the block ends."""
     import uvicorn
-    from rich.console import Console
 
-    from fieldid.access import Role
-    from fieldid.access.accounts import Accounts
-    from fieldid.demo.server import DEMO_BANNER, prepare
+    from fieldid.demo.server import DEMO_BANNER
     from fieldid.service import ServiceSettings, create_app
 
-    root = tmp_path_factory.mktemp("browser") / "demo"
-    ws, passwords = prepare(root, distractors=300, console=Console(quiet=True))
-    Accounts(ws.store, ws.clock).add_user("audrey", Role.AUDITOR, "auditor-password", by="test")
-    passwords["audrey"] = "auditor-password"
-    settings = ServiceSettings(banner=DEMO_BANNER, demo_onboarding=True)
-    app = create_app(ws, settings)
+    config = ServiceSettings(banner=DEMO_BANNER, **settings)
+    app = create_app(ws, config)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -75,15 +71,33 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         if time.time() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
-    yield Server(
-        f"http://127.0.0.1:{port}",
-        root,
-        passwords,
-        (settings.capture_width, settings.capture_height),
-        ws,
-    )
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield Server(
+            f"http://127.0.0.1:{port}",
+            root,
+            passwords,
+            (config.capture_width, config.capture_height),
+            ws,
+        )
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from rich.console import Console
+
+    from fieldid.access import Role
+    from fieldid.access.accounts import Accounts
+    from fieldid.demo.server import prepare
+
+    root = tmp_path_factory.mktemp("browser") / "demo"
+    ws, passwords = prepare(root, distractors=300, console=Console(quiet=True))
+    Accounts(ws.store, ws.clock).add_user("audrey", Role.AUDITOR, "auditor-password", by="test")
+    passwords["audrey"] = "auditor-password"
+    with running(root, ws, passwords, demo_onboarding=True) as srv:
+        yield srv
     ws.close()
 
 

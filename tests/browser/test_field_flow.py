@@ -77,11 +77,24 @@ def test_login_guidance_capture_candidates(playwright, server, videos, artifacts
     first.locator("[data-testid=doc-dob]").fill("1990-02-03")
     _shot(page, artifacts, "04b-adjudicate-form")
     first.locator("[data-testid=adjudicate-submit]").click()
+    # A reject rules out this lead only: back on the leads, the search stays open and the
+    # photo is kept; the officer then closes it.
+    page.wait_for_url("**/results/*")
+    assert "ruled out by demo-officer" in (
+        page.locator("[data-testid=ruled-out]").inner_text().lower()
+    )
+    assert page.evaluate("document.querySelector('.probe-img').naturalWidth") > 0
+    page.locator("[data-testid=close-not-identified]").check()
+    page.locator("[data-testid=close-reason]").fill("The only lead is ruled out.")
+    page.click("[data-testid=close-submit]")
     page.wait_for_url("**/outcome/*")
-    decided = page.locator("[data-testid=decided-by]").first.inner_text()
-    assert decided == "Rejected by demo-officer (human adjudication)"
+    decided = page.locator("[data-testid=decided-by]").all_inner_texts()
+    assert decided == [
+        "Closed without an identification by demo-officer (human adjudication)",
+        "Ruled out by demo-officer (human adjudication)",
+    ]
     assert "P-0042" in page.locator("[data-testid=presented]").inner_text()
-    # A reject purges the probe at once: the page says so instead of showing a broken image.
+    # Closing purges the probe at once: the page says so instead of showing a broken image.
     assert (
         "probe deleted under the retention policy"
         in page.locator("[data-testid=probe-gone]").inner_text()
@@ -109,7 +122,7 @@ def test_login_guidance_capture_candidates(playwright, server, videos, artifacts
     page.goto(results_url)
     assert page.locator("main h1").first.inner_text() == "1 lead listed"  # no longer "to check"
     assert (
-        "Rejected by demo-officer (human adjudication)"
+        "Ruled out by demo-officer (human adjudication)"
         in page.locator("[data-testid=decided]").inner_text()
     )
     assert page.locator("[data-testid=adjudicate-form]").count() == 0

@@ -116,7 +116,7 @@ def test_supervisor_finds_and_clears_the_review_queue(playwright, server, artifa
     page.wait_for_url("**/review")
 
     waiting = page.locator(f"[data-testid=waiting-adjudication][data-search='{sid}']")
-    assert "Waiting for a second confirmation" in waiting.inner_text()
+    assert "A confirmation waits for a second person" in waiting.inner_text()
     assert "demo-officer (officer)" in waiting.inner_text()
     assert CASE in waiting.inner_text()
     card = page.locator(f"[data-testid=review-item][data-item='{item}']")
@@ -148,7 +148,9 @@ def test_supervisor_finds_and_clears_the_review_queue(playwright, server, artifa
     # The waiting confirmation: the queue leads to the outcome page and its form.
     waiting.locator("[data-testid=to-outcome]").click()
     page.wait_for_url(f"**/outcome/{sid}")
-    page.click("[data-testid=second-confirm]")
+    page.check("[data-testid=second-confirm]")
+    page.fill("[data-testid=second-reason]", "The ears and the scar agree with the enrolled photo.")
+    page.click("[data-testid=second-submit]")
     page.wait_for_url(f"**/outcome/{sid}")
     assert "Second confirmation by demo-supervisor" in page.locator("main").inner_text()
     assert page.locator("[data-testid=nav-review]").inner_text() == f"Review ({n - 2})"
@@ -184,15 +186,13 @@ def test_officer_sees_only_their_own_searches_and_no_review(playwright, server, 
     page.wait_for_url("**/searches")
     from fieldid.store.schema import SearchRecord
 
-    shown = [
-        int(x)
-        for x in page.locator("[data-testid=search-row]").evaluate_all(
-            "rows => rows.map(r => r.dataset.search)"
-        )
-    ]
+    shown = page.locator("[data-testid=search-row]").evaluate_all(
+        "rows => rows.map(r => r.dataset.search)"
+    )
     with server.ws.store.read() as s:
-        ops = {r.id: r.operator for r in s.query(SearchRecord)}
-    assert shown == sorted((i for i, op in ops.items() if op == "demo-officer"), reverse=True)
+        mine = [r for r in s.query(SearchRecord) if r.operator == "demo-officer"]
+    newest_first = sorted(mine, key=lambda r: (r.started_at, r.id), reverse=True)
+    assert shown == [r.public_id for r in newest_first][:50]
     _fits_the_phone(page)
     _shot(page, artifacts, "23-my-searches")
     page.goto(server.url + "/review")

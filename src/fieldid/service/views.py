@@ -299,8 +299,15 @@ def adjudication_dict(r: AdjudicationRecord, search: SearchRecord) -> dict[str, 
         "override_reason": r.override_reason,
         "override_at": iso(r.override_at),
         "audit_seq": r.audit_seq,
-        # Never a verdict: who decided, and that a human did.
-        "summary": f"{words} by {r.actor_name} (human adjudication)",
+        # Never a verdict: who decided, and that a human did (and whether it still stands).
+        "summary": f"{words} by {r.actor_name} (human adjudication)"
+        + (
+            f"; {r.second_by} disagreed"
+            if r.state == "disagreed"
+            else "; withdrawn"
+            if r.state == "withdrawn"
+            else ""
+        ),
         "links": {
             "second": f"/api/v1/searches/{search.public_id}/adjudications/{r.id}/second",
             "override": f"/api/v1/searches/{search.public_id}/adjudications/{r.id}/override",
@@ -478,7 +485,7 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         "outcome": rec.outcome,
         "refusal_code": rec.refusal_code,
         "status": rec.status,
-        "status_text": status_text(rec, adjs),
+        "status_text": status_text(rec, adjs, len(candidates)),
         "closed_at": iso(rec.closed_at),
         "faces_in_frame": rec.faces_in_frame,
         "list_kind": rec.list_kind,
@@ -503,7 +510,7 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
     }
 
 
-def status_text(rec: SearchRecord, adjs: list[dict[str, Any]]) -> str:
+def status_text(rec: SearchRecord, adjs: list[dict[str, Any]], leads: int) -> str:
     """A search's state in words (``fieldid.adjudication.states``), with what the officer
     needs to know next: never a verdict about the person."""
     from fieldid.adjudication.states import STATE_TEXT, SearchState
@@ -523,11 +530,13 @@ def status_text(rec: SearchRecord, adjs: list[dict[str, Any]]) -> str:
             )
         if rec.outcome == "no_candidate_above_threshold":
             return "open: no candidate at or above the threshold; close it as no lead"
-        if any(a["decision"] == "reject" and a["state"] == "final" for a in adjs):
-            n = sum(1 for a in adjs if a["decision"] == "reject" and a["state"] == "final")
-            return (
-                f"open: {n} lead{'s' if n != 1 else ''} ruled out; the others wait for a decision"
-            )
+        n = sum(1 for a in adjs if a["decision"] == "reject" and a["state"] == "final")
+        if n:
+            left = max(leads - n, 0)
+            if left == 0:
+                return f"open: every lead ruled out ({n}); close the search"
+            rest = "the other waits" if left == 1 else "the others wait"
+            return f"open: {n} of {leads} leads ruled out; {rest} for a decision"
     return STATE_TEXT[state]
 
 
