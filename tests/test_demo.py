@@ -23,6 +23,22 @@ def test_demo_runs_end_to_end_and_is_rerunnable(tmp_path):
     assert "rank 1: Subject 0001 (synthetic)" in out
     assert "a lead, not an identification" in out
     assert "chain intact: True" in out
+    # The walkthrough acts as the demo's own officer; the command it suggests carries a token.
+    token = ws / "demo-officer.token"
+    assert f"--token-file {token}" in out.replace("\n", "")
+    assert oct(token.stat().st_mode)[-3:] == "600"
+    from fieldid.demo import astronaut_path, closer_crop
+
+    (tmp_path / "p.jpg").write_bytes(closer_crop(astronaut_path()))
+    use = ["--purpose", "field-identification", "--case", "CASE-1", "-w", str(ws)]
+    tried = runner.invoke(
+        app, ["search", str(tmp_path / "p.jpg"), *use, "--token-file", str(token), "--json"]
+    )
+    assert tried.exit_code == 0, tried.output
+    w = Workspace.open(ws)
+    searches = w.store.audit_entries("search")
+    w.close()
+    assert {e.operator for e in searches} == {"demo-officer"}
     again = runner.invoke(
         app, ["demo", "--console", "--workspace", str(ws), "--distractors", "500"]
     )

@@ -182,6 +182,8 @@ def run_search(
     if problems:
         raise combined(problems)
     reason = below_gate_reason.strip() if below_gate_reason and below_gate_reason.strip() else None
+    if principal.via == "token" and (investigation or reason is not None):
+        principal.require("investigation")  # a token's scopes too, not only its role
     digest = idempotency.request_digest(
         data,
         {
