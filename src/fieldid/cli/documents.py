@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from fieldid.cli.auth import no_account
 from fieldid.cli.common import JsonOpt, console, fail
 from fieldid.errors import FieldidError
 
@@ -89,6 +90,7 @@ def _print_chip(d: dict[str, Any]) -> None:
 
 
 @document_app.command("read")
+@no_account("reads a document photo on file: no workspace, nothing stored or audited")
 def read(
     image: Annotated[Path, typer.Argument(help="Photo of the data page (JPEG, PNG or WebP).")],
     as_json: JsonOpt = False,
@@ -108,6 +110,7 @@ def read(
 
 
 @document_app.command("chip")
+@no_account("checks chip files on disk: no workspace, nothing stored or audited")
 def chip(
     folder: Annotated[Path, typer.Argument(help="Folder with EF_SOD, DG1 (and DG2) files.")],
     csca: CscaOpt = None,
@@ -128,6 +131,10 @@ def chip(
 
 
 @document_app.command("verify")
+@no_account(
+    "compares two photos on file with the bundled model: no workspace, no gallery, nothing "
+    "stored or audited"
+)
 def verify(
     document: Annotated[Path, typer.Argument(help="Photo of the data page.")],
     face: Annotated[Path, typer.Argument(help="Photo of the person's face.")],

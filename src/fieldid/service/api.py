@@ -594,10 +594,7 @@ class AdjudicationIn(BaseModel):
         "no_lead (close the whole search)",
     )
     person_id: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_ID,
-        description="The lead decided on (required to confirm or reject)."
+        None, ge=1, le=MAX_ID, description="The lead decided on (required to confirm or reject)."
     )
     reason: str = Field(
         "",
