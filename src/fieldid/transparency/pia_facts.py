@@ -250,9 +250,12 @@ def access(ws: Workspace) -> Section:
             "acts; a refusal is audited.",
             "The web app and the API authenticate operators: argon2id password hashes, sessions "
             "that expire, API tokens scoped to actions, throttled logins.",
-            "The command line has no login of its own: whoever can run fieldid on the workspace "
-            "names an operator and a role (--operator, --role). What that role may do is enforced "
-            "and recorded, but the name given is not authenticated.",
+            "The command line authenticates against the same accounts: an API token or the "
+            "operator's password; the role is the account's, never a name typed in. Commands "
+            "that touch no gallery (evaluation on a dataset, documents on file) need no account.",
+            "Access has a lifecycle: tokens are listed and revoked, accounts disabled, enabled "
+            "and their passwords reset, each action audited; a disabled account's sessions and "
+            "tokens stop working at once.",
         ],
         {"permissions": may, "active_operators": active, "disabled_operators": disabled},
         [_table(["role", "active operators", "disabled", "may"], rows)],
