@@ -167,10 +167,11 @@ def test_nothing_but_the_pixels_of_an_uploaded_probe_reaches_storage(
     # The search kept its probe (re-encoded), and nothing of the rest, in any file.
     ws = Workspace.open(live_root)
     try:
+        from fieldid.adjudication.store import get_search
         from fieldid.store.schema import ProbeRecord
 
         with ws.store.read() as s:
-            kept = s.get(ProbeRecord, r.json()["search_id"])
+            kept = s.get(ProbeRecord, get_search(s, r.json()["search_id"]).id)
             assert kept is not None and kept.image is not None
             assert kept.image[:3] == b"\xff\xd8\xff" and kept.image != data
     finally:
@@ -179,9 +180,9 @@ def test_nothing_but_the_pixels_of_an_uploaded_probe_reaches_storage(
 
 
 def test_cli_answers_every_hostile_file_without_a_traceback(
-    live_root: Path, cases: list[Case], tmp_path: Path
+    live_root: Path, cases: list[Case], tmp_path: Path, tokens: dict[str, str]
 ) -> None:
-    runner = CliRunner()
+    runner = CliRunner(env={"FIELDID_TOKEN": tokens["officer"]})  # u-officer's account
     for case in cases:
         path = tmp_path / f"{case.name}.img"
         path.write_bytes(case.data)
@@ -190,8 +191,6 @@ def test_cli_answers_every_hostile_file_without_a_traceback(
             [
                 "search",
                 str(path),
-                "--operator",
-                "u-officer",
                 "--purpose",
                 "field-identification",
                 "--case",
@@ -211,8 +210,9 @@ def test_cli_answers_every_hostile_file_without_a_traceback(
             assert any(code in r.output for code in case.codes), (case.name, r.output[-300:])
 
 
-def _cli_peak_rss_mb(args: list[str]) -> tuple[int, float, str]:
-    """Run ``fieldid ARGS`` in a child and return its exit code, peak RSS (MB) and output."""
+def _cli_peak_rss_mb(args: list[str], token: str) -> tuple[int, float, str]:
+    """Run ``fieldid ARGS`` in a child (authenticated by ``token``) and return its exit code,
+    peak RSS (MB) and output."""
     wrapper = (
         "import resource, subprocess, sys\n"
         "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
@@ -225,6 +225,7 @@ def _cli_peak_rss_mb(args: list[str]) -> tuple[int, float, str]:
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "FIELDID_TOKEN": token},
     ).stdout
     head, _, rest = out.partition("\n")
     code, kb = head.split()
@@ -239,12 +240,12 @@ def _cli_peak_rss_mb(args: list[str]) -> tuple[int, float, str]:
     ],
 )
 def test_cli_memory_stays_bounded_on_the_largest_legal_photos(
-    live_root: Path, tmp_path: Path, name: str, make: Any
+    live_root: Path, tmp_path: Path, name: str, make: Any, tokens: dict[str, str]
 ) -> None:
     path = tmp_path / name
     path.write_bytes(make())
-    args = ["search", str(path), "--operator", "u-officer", "--purpose", "field-identification"]
-    code, peak_mb, output = _cli_peak_rss_mb([*args, "--case", "HOSTILE-CLI", "-w", str(live_root)])
+    args = ["search", str(path), "--purpose", "field-identification", "--case", "HOSTILE-CLI"]
+    code, peak_mb, output = _cli_peak_rss_mb([*args, "-w", str(live_root)], tokens["officer"])
     print(f"fieldid search {name}: exit {code}, peak RSS {peak_mb:.0f} MB")
     assert code != 0 and "acquire.no_face" in output and "Traceback" not in output
     assert peak_mb < CLI_RSS_BOUND_MB
@@ -316,9 +317,9 @@ def test_an_oversized_body_is_refused_before_it_is_read(live: LiveServer) -> Non
         "/api/v1/searches/9223372036854775808",
         "/api/v1/searches/99999999999999999999999999999",
         "/api/v1/searches/9223372036854775808/probe",
-        "/api/v1/persons/18446744073709551616/photo",
-        "/api/v1/searches/abc",
-        "/api/v1/persons/1e9/photo",
+        "/api/v1/searches/abc/candidates/18446744073709551616/photo",
+        "/api/v1/searches/abc/candidates/1e9/photo",
+        "/api/v1/review-items/1e9/photos/enrolled",
         "/outcome/9223372036854775808",
     ],
 )
@@ -330,6 +331,19 @@ def test_out_of_range_and_malformed_ids_are_404_problems(
     assert r.status_code == 404, (path, r.status_code, r.text[:200])
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "request.not_found"
+
+
+def test_a_search_id_that_names_no_search_is_a_404_problem(
+    live: LiveServer, tokens: dict[str, str]
+) -> None:
+    """Search ids are opaque (``fieldid.adjudication.store.new_public_id``): any text may be one,
+    and one that names no search is answered like any unknown record."""
+    with live.client() as c:
+        for path in ("/api/v1/searches/abc", "/api/v1/searches/1/probe"):
+            r = c.get(path, headers=bearer(tokens, "supervisor"))
+            assert r.status_code == 404, (path, r.status_code, r.text[:200])
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["code"] == "search.not_found"
 
 
 @pytest.mark.parametrize(
