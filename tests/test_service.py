@@ -140,6 +140,29 @@ def test_bearer_token_is_scoped(client):
     assert bad.status_code == 401 and bad.json()["code"] == "access.token_invalid"
 
 
+def test_a_token_without_the_investigation_scope_gets_no_investigation_list(client):
+    """A supervisor's role permits investigation lists; a token of theirs scoped to searches
+    alone does not, and asking for one runs nothing."""
+    ws = client.app.state.fieldid.workspace  # type: ignore[attr-defined]
+    tok = Accounts(ws.store, ws.clock, hasher=FAST_HASHER).issue_token(
+        "u-supervisor", scopes=["search"], by="t"
+    )
+    before = len(ws.store.audit_entries("search"))
+    r = client.post(
+        "/api/v1/searches",
+        headers={"Authorization": f"Bearer {tok.secret}"},
+        files={"image": ("a.jpg", closer_crop(astronaut_path()), "image/jpeg")},
+        data={
+            "purpose": "field-identification",
+            "case_ref": "C",
+            "notice_given": "true",
+            "investigation": "true",
+        },
+    )
+    assert r.status_code == 403 and r.json()["code"] == "access.scope", r.text
+    assert len(ws.store.audit_entries("search")) == before
+
+
 def test_search_returns_leads_with_quality_and_is_kept_for_its_officer(client):
     csrf = login(client, Role.OFFICER)
     r = search(client, csrf, closer_crop(astronaut_path()))
