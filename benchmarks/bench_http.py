@@ -102,7 +102,7 @@ def build(root: Path, distractors: int, chunk: int = 100_000) -> dict[str, Any]:
     t = time.perf_counter()
     index = ws.gallery.index()
     out["index_build_s"] = round(time.perf_counter() - t, 1)
-    out["index_mode"] = index.mode
+    out["index_mode"] = index.engine().mode if hasattr(index, "engine") else index.backend
     size = ws.gallery.size()
     out["persons"], out["templates"] = size.persons, size.templates
     ws.close()

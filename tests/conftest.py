@@ -21,6 +21,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FACES = FIXTURES / "faces"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BACKENDS = ("sqlite", "postgresql")
+#: Storage and vector-index backends of the tests marked ``index_backends``: the gallery's
+#: search, enrollment, deletion, merge and retention tests run on faiss-local (with SQLite and
+#: PostgreSQL), on pgvector (in the workspace's PostgreSQL database, same transaction) and on
+#: Milvus (a SQLite workspace, changes through the outbox).
+INDEX_BACKENDS = ("sqlite", "postgresql", "postgresql+pgvector", "sqlite+milvus")
 
 
 #: The model of a new workspace (``fieldid init``), as its templates name it (id@version).
@@ -107,11 +112,44 @@ def pg_server() -> Iterator[PgServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a storage backend runs on each of BACKENDS; tests marked
+    ``index_backends`` on every vector-index backend too (INDEX_BACKENDS), the others on the
+    default faiss-local only, to keep the suite lean."""
+    if "backend_kind" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker("index_backends") is not None
+        kinds = INDEX_BACKENDS if marked else BACKENDS
+        metafunc.parametrize("backend_kind", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def milvus_uri() -> Iterator[str]:
+    """The session's one Milvus standalone server (fieldid.index.servers: ephemeral ports, a
+    private data directory); tests that need it are skipped with the reason if it cannot
+    start here."""
+    from fieldid.index.servers import ServerUnavailable, milvus
+
+    try:
+        with milvus(MILVUS_TEST_CONFIG) as uri:
+            yield uri
+    except ServerUnavailable as e:
+        pytest.skip(str(e))
+
+
+#: Milvus test server: growing segments searched brute force (no interim IVF index), so tests
+#: of small galleries see exact answers whether or not a segment is sealed yet.
+MILVUS_TEST_CONFIG = {"queryNode.segcore.interimIndex.enableIndex": "false"}
+
+
+@pytest.fixture(scope="session")
 def backend_kind(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "postgresql":
-        return Backend("postgresql", request.getfixturevalue("pg_server"))
-    return Backend("sqlite")
+    storage, _, index = str(request.param).partition("+")
+    pg = request.getfixturevalue("pg_server") if storage == "postgresql" else None
+    if index == "milvus":
+        uri = request.getfixturevalue("milvus_uri")
+        return Backend(storage, pg, index="milvus", milvus_uri=uri)
+    return Backend(storage, pg, index=index or "faiss-local")
 
 
 @pytest.fixture(autouse=True)

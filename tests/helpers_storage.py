@@ -17,6 +17,7 @@ import itertools
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,11 +85,25 @@ class PgServer:
 class Backend:
     """One backend's way of making, copying and dropping a workspace's database."""
 
-    def __init__(self, name: str, pg: PgServer | None = None) -> None:
-        self.name = name
+    def __init__(
+        self,
+        name: str,
+        pg: PgServer | None = None,
+        *,
+        index: str = "faiss-local",
+        milvus_uri: str = "",
+    ) -> None:
+        #: ``sqlite`` or ``postgresql``, then ``+pgvector`` or ``+milvus`` when the gallery's
+        #: vector index is not the default faiss-local.
+        self.name = name if index == "faiss-local" else f"{name}+{index}"
         self.pg = pg
+        #: The vector-index backend the workspaces made here are configured with.
+        self.index = index
+        self.milvus_uri = milvus_uri
         #: Databases made during the current test (dropped at its end).
         self.made: list[str] = []
+        #: Milvus collection prefixes made during the current test (dropped at its end).
+        self.collections: list[str] = []
 
     def __repr__(self) -> str:
         return self.name
@@ -108,8 +123,36 @@ class Backend:
         return self.pg.url(name)
 
     def init(self, root: Path, clock: Clock | None = None, *, keep: bool = False) -> Workspace:
-        """``Workspace.init`` on this backend."""
-        return Workspace.init(root, clock, database_url=self.database_url(keep=keep))
+        """``Workspace.init`` on this backend (and this vector-index backend)."""
+        ws = Workspace.init(root, clock, database_url=self.database_url(keep=keep))
+        if self.index == "faiss-local":
+            return ws
+        ws.close()
+        self.configure_index(root, keep=keep)
+        return Workspace.open(root, clock)
+
+    def configure_index(self, root: Path, *, keep: bool = False) -> None:
+        """Point the workspace at this backend's vector index: pgvector in its own database,
+        or a Milvus collection prefix of its own on the session's server (a new one, so that
+        a copied workspace never writes into its original's collections)."""
+        from fieldid.index.config import with_index_settings
+
+        toml = root / "fieldid.toml"
+        text = toml.read_text()
+        if self.index == "pgvector":
+            text = with_index_settings(text, backend="pgvector", uri="")
+        elif self.index == "milvus":
+            prefix = f"t{uuid.uuid4().hex[:12]}"
+            if not keep:
+                self.collections.append(prefix)
+            text = with_index_settings(text, backend="milvus", uri=self.milvus_uri)
+            lines = [x for x in text.splitlines() if not x.startswith("collection_prefix = ")]
+            if "[index.milvus]" in lines:
+                lines.insert(lines.index("[index.milvus]") + 1, f'collection_prefix = "{prefix}"')
+            else:
+                lines += ["", "[index.milvus]", f'collection_prefix = "{prefix}"']
+            text = "\n".join(lines) + "\n"
+        toml.write_text(text)
 
     def copy(self, src: Path, dst: Path, *, keep: bool = False) -> Path:
         """A copy of the (closed) workspace at ``src``: its folder, and on PostgreSQL a new
@@ -129,6 +172,8 @@ class Backend:
                 )
                 + "\n"
             )
+        if self.index == "milvus":
+            self.configure_index(dst, keep=keep)
         return dst
 
     def raw_bytes(self, root: Path) -> bytes:
@@ -155,6 +200,24 @@ class Backend:
             for name in self.made:
                 self.pg.drop(name)
         self.made.clear()
+        if self.collections:
+            drop_milvus_collections(self.milvus_uri, self.collections)
+        self.collections.clear()
+
+
+def drop_milvus_collections(uri: str, prefixes: list[str]) -> None:
+    """Drop every collection of the given prefixes on the Milvus server at ``uri``."""
+    with contextlib.suppress(Exception):
+        from pymilvus import connections, utility
+
+        alias = f"drop-{uuid.uuid4().hex[:8]}"
+        connections.connect(alias=alias, uri=uri)
+        try:
+            for name in utility.list_collections(using=alias):
+                if any(name.startswith(f"{p}_") for p in prefixes):
+                    utility.drop_collection(name, using=alias)
+        finally:
+            connections.disconnect(alias)
 
 
 def database_of(toml: str) -> str:
@@ -218,3 +281,10 @@ def delete_person(ws: Workspace, person_id: int) -> int:
         removed = ws.gallery.delete_person(uow, person_id)
         uow.audit("enroll", operator="test", payload={"action": "delete", "person_id": person_id})
     return removed
+
+
+def indexed(gallery: Any, template_id: int) -> bool:
+    """Whether the gallery's vector index (any backend) holds ``template_id``: searched with
+    its own stored vector, it comes back first."""
+    found = gallery.index().search(gallery.template_vector(template_id), 1, gallery=gallery.name)
+    return int(found.ids[0][0]) == template_id

@@ -57,6 +57,7 @@ def test_enrollment_is_idempotent(enrolled: Workspace):
     assert enrolled.gallery.size() == before
 
 
+@pytest.mark.index_backends
 def test_enrolling_more_images_adds_templates_to_the_same_person(enrolled: Workspace):
     items = [i for i in read_labelled(FACES) if i.identity == "subject-0001"]
     summary = enrolled.enrollment.enroll_images(items, operator="t", source_name="more")
@@ -95,6 +96,7 @@ def test_deleted_index_is_rebuilt_from_the_database(enrolled: Workspace):
     ws.close()
 
 
+@pytest.mark.index_backends
 def test_a_stale_index_is_rebuilt(enrolled: Workspace):
     gallery = enrolled.gallery
     gallery.index()  # built and saved at the current revision
@@ -111,6 +113,7 @@ def test_a_stale_index_is_rebuilt(enrolled: Workspace):
     ws.close()
 
 
+@pytest.mark.index_backends
 def test_deletions_remove_a_person_from_search(enrolled: Workspace):
     service = enrolled.searches
     probe = subject_images("subject-0006")[2]

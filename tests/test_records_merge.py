@@ -33,7 +33,7 @@ from fieldid.store.schema import (
 from fieldid.workspace import Workspace
 from helpers_cli import cli, tokens
 from helpers_records import register, write_csv
-from helpers_storage import add_template_people, behind_the_back, delete_person
+from helpers_storage import add_template_people, behind_the_back, delete_person, indexed
 
 ATTR = Attribution("officer-7", "field-identification", "CASE-2026-031")
 SUP = Actor("sup-1", Role.SUPERVISOR)
@@ -163,7 +163,7 @@ def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Works
         raise AssertionError("the index was rebuilt")
 
     monkeypatch.setattr(Gallery, "rebuild_index", no_rebuild)
-    assert moved_tid in dup.gallery.index()
+    assert indexed(dup.gallery, moved_tid)
     after = dup.searches.search(subject_images(KEPT)[2], ATTR)
     same_face = [c for c in after.candidates if c.external_id in (KEPT, DUP)]
     assert [c.person_id for c in same_face] == [kept]
@@ -174,7 +174,7 @@ def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Works
     # Another process opening the workspace finds the saved index current.
     again = Workspace.open(dup.root)
     try:
-        assert moved_tid in again.gallery.index()
+        assert indexed(again.gallery, moved_tid)
     finally:
         again.close()
 

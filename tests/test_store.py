@@ -139,7 +139,7 @@ def test_ids_come_from_the_database(enrolled: Workspace):
     delete_person(enrolled, pid)
     more = add_template_people(enrolled, [("d-3", "D 3")], model.sample(1, seed=2))
     assert more[0] not in ids[:1]
-    assert enrolled.gallery.index().ntotal == enrolled.gallery.size().templates
+    assert enrolled.gallery.index().count() == enrolled.gallery.size().templates
 
 
 # -- migrations of an existing workspace --------------------------------------------------------

@@ -35,6 +35,7 @@ from fieldid.errors import WorkspaceError
 from fieldid.facework import FaceWork
 from fieldid.gallery.enroll import Enrollment
 from fieldid.gallery.store import Gallery
+from fieldid.index.port import OPERATIONAL, TRAINING
 from fieldid.pipeline import FacePipeline
 from fieldid.records.checks import RecordsConflictChecker, RecordsRecordSource
 from fieldid.records.importer import Importer
@@ -148,6 +149,8 @@ class Workspace:
                 embedder.model,
                 embedder.dim,
                 exact_below=self.config.exact_below,
+                index=self.config.index,
+                name=TRAINING if self.is_training else OPERATIONAL,
             )
         return self._gallery
 
@@ -257,7 +260,7 @@ class Workspace:
             self._training.close()
             self._training = None
         if self._gallery is not None:
-            self._gallery.flush()
+            self._gallery.close()
         self.store.close()
 
     def __enter__(self) -> Workspace:

@@ -1,8 +1,10 @@
 """Fixtures for the vector-index adapters: one PostgreSQL (the storage tests' own, from
 tests/conftest.py) and one Milvus per test session.
 
-``index_factory(backend)`` makes a fresh, empty adapter in its own namespace (a faiss directory,
-a pgvector table, a Milvus collection prefix) on the session's server, and removes it afterwards.
+The Milvus server (``milvus_uri``) is tests/conftest.py's, shared with the gallery tests that
+run on every index backend. ``index_factory(backend)`` makes a fresh, empty adapter in its own
+namespace (a faiss directory, a pgvector table, a Milvus collection prefix) on the session's
+server, and removes it afterwards.
 A backend whose server cannot start here is skipped with the reason; CI installs and starts both.
 """
 
@@ -16,11 +18,7 @@ from typing import Any
 
 import pytest
 
-from fieldid.index.servers import STARTS, ServerUnavailable, milvus
-
-#: Milvus test server: growing segments searched brute force (no interim IVF index), so tests
-#: of small galleries see exact answers whether or not a segment is sealed yet.
-MILVUS_TEST_CONFIG = {"queryNode.segcore.interimIndex.enableIndex": "false"}
+from fieldid.index.servers import STARTS
 
 
 @pytest.fixture(scope="session")
@@ -28,15 +26,6 @@ def pg_url(pg_server: Any) -> str:
     """A database of its own on the session's one PostgreSQL server (tests/conftest.py)."""
     url: str = pg_server.url(pg_server.empty_database())
     return url
-
-
-@pytest.fixture(scope="session")
-def milvus_uri() -> Iterator[str]:
-    try:
-        with milvus(MILVUS_TEST_CONFIG) as uri:
-            yield uri
-    except ServerUnavailable as e:
-        pytest.skip(str(e))
 
 
 IndexFactory = Callable[..., Any]

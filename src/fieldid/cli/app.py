@@ -26,6 +26,7 @@ from fieldid.cli.common import (
 from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.database import register as register_database
 from fieldid.cli.documents import register as register_documents
+from fieldid.cli.index import register as register_index
 from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
@@ -47,6 +48,7 @@ register_records(app)
 register_person(app)
 register_documents(app)
 register_database(app)
+register_index(app)
 app.command("calibrate")(calibrate)
 
 PurposeOpt = Annotated[str, typer.Option(help="Why: one of the workspace's permitted purposes.")]

@@ -1,9 +1,12 @@
 """The gallery: people, their enrolled images and templates (SQL), and the vector index beside it.
 
 The database is the source of truth. Every change to templates moves the gallery revision
-(``gallery_meta.revision``) inside the caller's unit of work, and the vector index follows after
-the commit (:mod:`fieldid.gallery.follower`): an index that is missing, half-written or behind the
-database is detected and caught up or rebuilt on its next use.
+(``gallery_meta.revision``) inside the caller's unit of work, and the vector index (the port,
+:mod:`fieldid.index.port`, on the backend ``[index]`` configures) follows it as that engine allows
+(:mod:`fieldid.gallery.vectors`: faiss-local after the commit, pgvector in the same transaction,
+Milvus through an outbox table): an index that is missing, half-written or behind the database
+is detected and caught up or rebuilt on its next use. Searches re-rank the engine's short list
+exactly from the stored templates, so scores are the same on every backend.
 
 Changes take the caller's :class:`~fieldid.store.UnitOfWork` (``enroll``, ``add_template_only``,
 ``delete_person``, ``delete_image``, ``owners_changed``), so a change and its audit entry commit
@@ -25,14 +28,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fieldid.errors import ModelMismatch
-from fieldid.gallery.follower import IndexFollower
-from fieldid.index.faiss_engine import FaissIndex, IndexParams
+from fieldid.gallery.vectors import IndexSync, open_sync
+from fieldid.index.config import IndexConfig
+from fieldid.index.maintenance import CheckReport, Progress
+from fieldid.index.port import OPERATIONAL, VectorIndex
+from fieldid.index.port import Gallery as GalleryName
+from fieldid.index.rerank import rerank
 from fieldid.store import Store, UnitOfWork
 from fieldid.store.repos import lineage
 from fieldid.store.schema import EnrollmentImage, GalleryMeta, Person, PersonMerge, TemplateRow
 from fieldid.template.types import ModelId, Template
 
 REVISION = "revision"
+#: Most candidates asked of an engine in one search (Milvus' top-k limit is 16384).
+MAX_CANDIDATES = 16_384
 
 
 @dataclass(frozen=True)
@@ -89,16 +98,32 @@ class Gallery:
         dim: int,
         *,
         exact_below: int = 50_000,
+        index: IndexConfig | None = None,
+        name: GalleryName = OPERATIONAL,
     ) -> None:
         self.store = store
         self.index_dir = index_dir
         self.model = model
         self.dim = dim
-        self._follower = IndexFollower(
-            self.index_dir, dim, IndexParams(exact_threshold=exact_below)
-        )
+        self.index_config = index or IndexConfig(exact_below=exact_below)
+        #: The port's gallery this one is: ``operational``, or ``training`` (W/training).
+        self.name: GalleryName = name
         self._size_cache: tuple[str, GallerySize] | None = None
         self._bind_model()
+        self._sync: IndexSync = open_sync(
+            store,
+            self.index_config,
+            directory=index_dir,
+            dim=dim,
+            gallery=name,
+            template_ids=self._template_ids,
+            vectors=self._vectors,
+        )
+
+    @property
+    def backend(self) -> str:
+        """The vector-index backend: faiss-local, pgvector or milvus."""
+        return self._sync.backend
 
     # -- model binding -------------------------------------------------------------------------
 
@@ -169,12 +194,10 @@ class Gallery:
             row.value = new
         change = IndexChange(old, new)
 
-        def follow() -> None:
-            change.followed = self._follower.apply(old, new, add, remove, from_disk=from_disk)
-            if from_disk:
-                self._follower.flush()
+        def done(followed: bool) -> None:
+            change.followed = followed
 
-        uow.after_commit(follow)
+        self._sync.changed(uow, old, new, add, remove, from_disk=from_disk, done=done)
         return change
 
     def _template_ids(self) -> NDArray[np.int64]:
@@ -203,28 +226,47 @@ class Gallery:
         """Every template id and vector, in id order (evaluation against the real gallery)."""
         return self._vectors(None)
 
-    def rebuild_index(self) -> FaissIndex:
-        """Build the index from the database and persist it at the current revision."""
-        rev = self.revision()
-        return self._follower.rebuild(rev, self._vectors(None))
+    def rebuild_index(self, progress: Progress | None = None) -> int:
+        """Reload the index from every template in the database, at its current revision;
+        returns how many templates it holds. ``progress(done)`` after each batch."""
+        return self._sync.rebuild(progress)
 
-    def index(self) -> FaissIndex:
-        """The vector index at the database's revision: in memory, from disk, caught up, or
-        rebuilt."""
-        return self._follower.current(self.revision(), self._template_ids, self._vectors)
+    def check_index(self, *, sample: int = 0) -> CheckReport:
+        """Compare the index with the database: revision, count, and ``sample`` templates
+        searched for themselves."""
+        return self._sync.check(sample=sample)
+
+    def repair_index(self) -> str:
+        """Bring the index to the database (drain an outbox, catch up, or rebuild); says what
+        was done."""
+        return self._sync.repair()
+
+    def index(self) -> VectorIndex:
+        """The vector index (the port) at the database's revision: as this process left it,
+        as stored, caught up, or rebuilt."""
+        return self._sync.current(self.revision())
 
     @property
-    def index_loaded(self) -> FaissIndex | None:
-        return self._follower.loaded
+    def index_loaded(self) -> VectorIndex | None:
+        return self._sync.loaded
 
     @property
     def index_source(self) -> str | None:
         """How the last :meth:`index` got its index (memory, disk, caught_up, rebuilt)."""
-        return self._follower.last_source
+        return self._sync.last_source
+
+    @property
+    def sync(self) -> IndexSync:
+        """How this gallery's index follows the database (:mod:`fieldid.gallery.vectors`)."""
+        return self._sync
 
     def flush(self) -> None:
         """Persist the in-memory index (after a batch of changes)."""
-        self._follower.flush()
+        self._sync.flush()
+
+    def close(self) -> None:
+        """Persist what is in memory and let go of the engine's connections."""
+        self._sync.close()
 
     # -- enrollment ----------------------------------------------------------------------------
 
@@ -428,33 +470,52 @@ class Gallery:
         return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
     def search(self, template: Template, top_k: int = 10) -> list[Hit]:
-        """The ``top_k`` people whose best template scores highest against ``template``."""
+        """The ``top_k`` people whose best template scores highest against ``template``.
+
+        The engine proposes a short list; every candidate is re-scored exactly from its stored
+        template (:func:`fieldid.index.rerank.rerank`) before people are ranked, so the scores,
+        and the calibration applied to them, are the same whichever backend is configured."""
         self._require(template)
-        index = self.index()
-        if index.ntotal == 0 or top_k <= 0:
+        if top_k <= 0:
             return []
-        k = min(index.ntotal, top_k * 4)
+        index = self.index()
+        total = self.size().templates
+        if total == 0:
+            return []
+        floor = top_k * 4
+        if self.backend != "faiss-local":  # approximate engines: a longer short list
+            floor = max(floor, self.index_config.candidates)
+        k = min(total, floor, MAX_CANDIDATES)
         with self.store.read() as s:
-            while True:
-                scores, ids = index.search(template.vector, k)
-                pairs = [
-                    (float(sc), int(t)) for sc, t in zip(scores[0], ids[0], strict=True) if t >= 0
-                ]
+            owner: dict[int, int] = {}
+
+            def lookup(ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+                found: list[int] = []
+                blobs: list[bytes] = []
                 rows = s.execute(
-                    select(TemplateRow.id, TemplateRow.person_id).where(
-                        TemplateRow.id.in_([t for _, t in pairs])
+                    select(TemplateRow.id, TemplateRow.person_id, TemplateRow.vector).where(
+                        TemplateRow.id.in_([int(i) for i in ids])
                     )
                 )
-                owner = {tid: pid for tid, pid in rows}
+                for tid, pid, blob in rows:
+                    owner[tid] = pid
+                    found.append(tid)
+                    blobs.append(blob)
+                vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(found), self.dim)
+                return np.asarray(found, dtype=np.int64), vecs.astype(np.float32)
+
+            while True:
+                proposed = index.search(template.vector, k, gallery=self.name)
+                exact = rerank(template.vector, proposed.ids, lookup, k)
                 best: dict[int, tuple[float, int]] = {}
-                for sc, t in pairs:
-                    pid = owner.get(t)
+                for sc, t in zip(exact.scores[0], exact.ids[0], strict=True):
+                    pid = owner.get(int(t)) if t >= 0 else None
                     if pid is not None and (pid not in best or sc > best[pid][0]):
-                        best[pid] = (sc, t)
-                if len(best) >= top_k or k >= index.ntotal:
+                        best[pid] = (float(sc), int(t))
+                if len(best) >= top_k or k >= min(total, MAX_CANDIDATES):
                     break
-                k = min(index.ntotal, k * 4)
-            ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:top_k]
+                k = min(total, k * 4, MAX_CANDIDATES)
+            ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:top_k]
             people = {
                 p.id: p
                 for p in s.scalars(select(Person).where(Person.id.in_([pid for pid, _ in ranked])))

@@ -95,6 +95,36 @@ class IndexConfig:
         )
 
 
+def with_index_settings(toml: str, **settings: str) -> str:
+    """``toml`` (a fieldid.toml's text) with top-level ``[index]`` settings set (``backend``,
+    ``uri``): each replaces its line in ``[index]``, or is added to the section (made if absent).
+    Other lines, comments and sections are kept as they are."""
+    lines = toml.splitlines()
+    values = {
+        k: '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in settings.items()
+    }
+    section = None
+    start: int | None = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.split("#")[0].strip()
+            if section == "[index]":
+                start = i
+        elif section == "[index]":
+            key = stripped.split("=")[0].strip()
+            if key in values:
+                comment = line.split("#", 1)[1] if "#" in line.split("=", 1)[-1] else ""
+                lines[i] = f"{key} = {values.pop(key)}" + (f"  #{comment}" if comment else "")
+    if values:
+        added = [f"{k} = {v}" for k, v in values.items()]
+        if start is None:
+            lines += ["", "[index]", *added]
+        else:
+            lines[start + 1 : start + 1] = added
+    return "\n".join(lines) + "\n"
+
+
 DEFAULT_INDEX_TOML = """\
 [index]
 backend = "faiss-local"        # faiss-local (in-process, the default) | pgvector | milvus
@@ -123,4 +153,4 @@ candidates = 100               # short list asked of the engine, then re-ranked 
 """
 
 
-__all__ = ["DEFAULT_INDEX_TOML", "IndexConfig"]
+__all__ = ["DEFAULT_INDEX_TOML", "IndexConfig", "with_index_settings"]

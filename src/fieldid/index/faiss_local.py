@@ -57,6 +57,15 @@ class FaissLocalIndex:
         for g in GALLERIES:
             self._indexes[g] = self._load(g, verify) or FaissIndex(self._dim, self.params)
 
+    @classmethod
+    def over(cls, engine: FaissIndex, *, gallery: Gallery = OPERATIONAL) -> FaissLocalIndex:
+        """The port over an engine the caller keeps and persists (the gallery's follower,
+        :mod:`fieldid.gallery.follower`): ``gallery`` is served by ``engine``, the other one
+        is empty."""
+        port = cls(engine.dim, engine.params)
+        port._indexes[check_gallery(gallery)] = engine
+        return port
+
     # ------------------------------------------------------------------ port
     @property
     def dim(self) -> int:

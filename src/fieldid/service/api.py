@@ -961,7 +961,14 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
     gallery = ws.gallery_loaded
     index = None if gallery is None else gallery.index_loaded
     gallery_loaded = index is not None
-    checks["index"] = f"{index.ntotal} templates" if index is not None else "not loaded"
+    if index is None or gallery is None:
+        checks["index"] = "not loaded"
+    else:
+        try:
+            checks["index"] = f"{index.count(gallery=gallery.name)} templates ({index.backend})"
+        except Exception as e:  # a remote engine down: not ready, and say so
+            checks["index"] = f"error: {type(e).__name__}"
+            gallery_loaded = False
     work = state.faces.stats() if state.faces is not None else None
     checks["face_work"] = None if work is None else work.to_dict()
     sched = state.purge

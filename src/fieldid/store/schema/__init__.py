@@ -19,7 +19,13 @@ Each module imports only :mod:`fieldid.store.schema.base`; this package imports 
 from fieldid.store.schema.access import ApiToken, LoginFailure, Operator, WebSession
 from fieldid.store.schema.audit import AuditEntry, AuditHead
 from fieldid.store.schema.base import Base
-from fieldid.store.schema.people import EnrollmentImage, GalleryMeta, Person, TemplateRow
+from fieldid.store.schema.people import (
+    EnrollmentImage,
+    GalleryMeta,
+    IndexOutbox,
+    Person,
+    TemplateRow,
+)
 from fieldid.store.schema.records import (
     PersonLink,
     PersonMerge,
@@ -46,6 +52,7 @@ __all__ = [
     "EnrollmentImage",
     "ExportRecord",
     "GalleryMeta",
+    "IndexOutbox",
     "LoginFailure",
     "Operator",
     "Person",

@@ -38,6 +38,22 @@ class GalleryMeta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class IndexOutbox(Base):
+    """Template changes committed but not yet applied to a vector index outside this database
+    (Milvus, or pgvector in another database): written in the same transaction as the change,
+    deleted once the index has it (:mod:`fieldid.gallery.vectors`). A crash between the commit
+    and the index update leaves the row here, and the next drain applies it."""
+
+    __tablename__ = "index_outbox"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The template added or removed: the drain upserts it if the database still holds it,
+    #: else deletes it from the index (the database is the truth, so replaying is idempotent).
+    template_id: Mapped[int] = mapped_column(Integer)
+    #: The gallery revision the change moved to (diagnostics: how far behind an index is).
+    revision: Mapped[str] = mapped_column(String(64))
+
+
 class Person(Base):
     __tablename__ = "persons"
 
