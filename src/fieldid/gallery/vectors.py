@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from fieldid.gallery.follower import IndexFollower
@@ -55,6 +55,8 @@ REVISION = "revision"
 Vectors = tuple[NDArray[np.int64], NDArray[np.float32]]
 #: Outbox rows applied per step of a drain.
 DRAIN_BATCH = 5_000
+#: Galleries at least this large are rebuilt through the engine's bulk path.
+BULK_FROM = 20_000
 #: Templates read per batch when a rebuild streams them from the database.
 STREAM_BATCH = 10_000
 
@@ -371,6 +373,28 @@ class TransactionalSync(_RemoteSync):
         return "rebuilt"
 
 
+class _Plain:
+    """An engine seen through the port and ``clear`` only (no bulk-load hooks)."""
+
+    def __init__(self, index: Clearable) -> None:
+        self._index = index
+        self.backend = index.backend
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("insert_new", "bulk_begin", "bulk_end"):
+            raise AttributeError(name)
+        return getattr(self._index, name)
+
+    def clear(self, *, gallery: Gallery) -> None:
+        # A new collection (no revision, nothing in it) has nothing to clear: dropping and
+        # making it again would cost seconds.
+        if self._index.revision(gallery=gallery) is None and not self._index.count(
+            gallery=gallery
+        ):
+            return
+        self._index.clear(gallery=gallery)
+
+
 class OutboxSync(_RemoteSync):
     """Milvus (or pgvector in another database): changes through the ``index_outbox`` table."""
 
@@ -405,8 +429,6 @@ class OutboxSync(_RemoteSync):
 
     def pending(self) -> int:
         """Outbox rows not yet applied to the engine."""
-        from sqlalchemy import func
-
         with self.store.read() as s:
             return int(s.scalar(select(func.count()).select_from(IndexOutbox)) or 0)
 
@@ -469,8 +491,12 @@ class OutboxSync(_RemoteSync):
             self._known = None
             with self.store.read() as s:
                 rev = db_revision(s)
+                total = int(s.scalar(select(func.count(TemplateRow.id))) or 0)
+                # A small gallery is loaded by plain upserts into the live collection: the bulk
+                # path (release, seal, index, reload) costs seconds of fixed waiting.
+                target: Any = self.index if total >= BULK_FROM else _Plain(self.index)
                 n = rebuild(
-                    self.index,
+                    target,
                     stream_templates(s, self.dim),
                     revision=rev,
                     gallery=self.gallery,
@@ -521,7 +547,8 @@ def open_sync(
         return OutboxSync(store, PgvectorIndex(config.uri, dim, config.pgvector), dim, gallery)
     from fieldid.index.milvus import MilvusIndex
 
-    return OutboxSync(store, MilvusIndex(config.uri, dim, config.milvus), dim, gallery)
+    index = MilvusIndex(config.uri, dim, config.milvus, galleries=(gallery,))
+    return OutboxSync(store, index, dim, gallery)
 
 
 __all__ = [
