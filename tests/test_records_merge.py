@@ -108,6 +108,7 @@ def _count(ws: Workspace, model: Any, person_id: int) -> int:
         return int(s.scalar(q) or 0)
 
 
+@pytest.mark.index_backends
 def test_merge_moves_everything_and_a_search_then_shows_one_candidate(dup: Workspace, monkeypatch):
     kept, merged = _ids(dup)
     before = dup.searches.search(subject_images(KEPT)[2], ATTR)
@@ -373,6 +374,7 @@ def test_person_merge_and_history_on_the_command_line(dup: Workspace):
     assert r.exit_code == 2 and "merge.unknown_person" in r.output and KEPT in r.output
 
 
+@pytest.mark.index_backends
 def test_deleting_the_kept_person_deletes_its_merge_history(dup: Workspace):
     kept, merged = _ids(dup)
     merge_people(dup.store, dup.gallery, keep=kept, merge=merged, actor=SUP, reason=REASON)

@@ -64,6 +64,7 @@ def nothing_overdue(ws: Workspace) -> None:
     assert not [k for k, v in status.items() if v["overdue"]], status
 
 
+@pytest.mark.index_backends
 def test_unadjudicated_probe_goes_after_24_hours(ws: Workspace, clock: ManualClock) -> None:
     r = search(ws, "subject-0002")
     clock.advance(hours=23, minutes=59)
