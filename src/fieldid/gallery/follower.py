@@ -12,8 +12,9 @@ templates). This process's index is kept at the database's revision:
   ones it no longer has, gives the index at the new revision), else one rebuilt from scratch.
 
 So a crash between a commit and the index update, or another process (CLI, another worker)
-changing the gallery, leaves an index that is detected as behind and caught up. The vector index
-port of issue 11 replaces :class:`FaissIndex` here and nowhere else.
+changing the gallery, leaves an index that is detected as behind and caught up. This is the
+``faiss-local`` backend's persistence and catch-up; the gallery sees it through the port
+(:class:`fieldid.gallery.vectors.LocalSync`), like pgvector and Milvus.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The gallery's in-process vector index (moved to :mod:`fieldid.index.faiss_engine`).
 
-Kept so that the gallery and its callers work unchanged until the Gallery depends on the port
-(:class:`fieldid.index.port.VectorIndex`); ``FaissIndex`` is the engine behind the
-``faiss-local`` adapter (:mod:`fieldid.index.faiss_local`).
+Kept for the faiss engine's own tests and benchmarks. The Gallery itself depends on the port
+(:class:`fieldid.index.port.VectorIndex`, :mod:`fieldid.gallery.vectors`); ``FaissIndex`` is the
+engine behind the ``faiss-local`` adapter (:mod:`fieldid.index.faiss_local`).
 """
 
 from __future__ import annotations

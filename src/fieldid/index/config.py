@@ -22,8 +22,9 @@
     ef = 256
 
 Unknown keys are refused with their name, so a typo never silently leaves a default in force.
-(The Workspace builds the configured adapter from this in the next step; today it reads only
-``exact_below``.)
+The Workspace builds the configured backend for its gallery (:mod:`fieldid.gallery.vectors`);
+``fieldid index rebuild --backend …`` moves a gallery and rewrites ``backend`` and ``uri``
+(:func:`with_index_settings`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Rebuild and check an index from the database's templates, whatever the backend.
 
-The logic behind ``fieldid index rebuild`` and ``fieldid index check`` (the commands themselves
-come with the storage kernel). Both take the templates as an iterable of ``(id, vector)`` (the
-database streams them) and the port; neither loads the whole gallery into memory.
+The logic behind ``fieldid index rebuild`` and ``fieldid index check`` (:mod:`fieldid.cli.index`,
+through :mod:`fieldid.gallery.vectors`). Both take the templates as an iterable of
+``(id, vector)`` (the database streams them) and the port; neither loads the whole gallery into
+memory.
 
 * :func:`rebuild` clears the gallery in the index, loads every template in batches (an engine's
   bulk path when it has one: COPY for pgvector, plain insert for Milvus) between the engine's
