@@ -279,3 +279,30 @@ def test_pgvector_needs_a_postgresql_database(tmp_path: Path) -> None:
         assert e.value.code == "index.pgvector_needs_postgresql"
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("kind", ["pgvector", "milvus"])
+def test_the_training_gallery_keeps_its_own_vectors(
+    kinds: dict[str, Backend], tmp_path: Path, kind: str
+) -> None:
+    with using(kinds[kind]):
+        ws = make_workspace(tmp_path / "ws")
+    try:
+        rng = np.random.default_rng(5)
+        v = rng.standard_normal((2, ws.gallery.dim)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        (real,) = add_template_people(ws, [("real-1", "Real 1")], v[:1])
+        training = ws.training(create=True)
+        assert training.gallery.name == "training" and training.gallery.backend == kind
+        (fake,) = add_template_people(training, [("train-1", "Train 1")], v[1:])
+        tmpl = ws.pipeline.embedder.model
+        from fieldid.template.types import Template
+
+        hits = training.gallery.search(Template(v[0], tmpl), top_k=5)
+        assert [h.external_id for h in hits] == ["train-1"]
+        hits = ws.gallery.search(Template(v[1], tmpl), top_k=5)
+        assert [h.external_id for h in hits] == ["real-1"]
+        assert indexed(ws.gallery, real) and indexed(training.gallery, fake)
+        assert ws.gallery.check_index().ok and training.gallery.check_index().ok
+    finally:
+        ws.close()

@@ -388,9 +388,7 @@ class _Plain:
     def clear(self, *, gallery: Gallery) -> None:
         # A new collection (no revision, nothing in it) has nothing to clear: dropping and
         # making it again would cost seconds.
-        if self._index.revision(gallery=gallery) is None and not self._index.count(
-            gallery=gallery
-        ):
+        if self._index.revision(gallery=gallery) is None and not self._index.count(gallery=gallery):
             return
         self._index.clear(gallery=gallery)
 

@@ -128,6 +128,7 @@ class PgvectorIndex:
         *,
         create: bool = True,
         _bound: Connection | None = None,
+        _schema: str | None = None,
     ) -> None:
         if dim <= 0:
             raise ValueError("dim must be positive")
@@ -142,7 +143,11 @@ class PgvectorIndex:
         p = self.params
         self._t = p.table
         self._meta = f"{p.table}_meta"
-        self._cast = f"{p.storage}({self._dim})"
+        self._type = f"{p.storage}({self._dim})"
+        #: The schema pgvector's extension lives in: its type, operator and operator class are
+        #: named with it, so that a connection whose search_path leaves it out (the training
+        #: gallery's schema on PostgreSQL) still finds them.
+        self._schema = _schema
         if _bound is None and create:
             self.create_schema()
         elif _bound is None:
@@ -153,7 +158,32 @@ class PgvectorIndex:
         """This index bound to the caller's connection or session: every call runs in the
         caller's transaction and is committed (or rolled back) with it."""
         c = conn.connection() if isinstance(conn, Session) else conn
-        return PgvectorIndex(self.engine, self._dim, self.params, create=False, _bound=c)
+        if self._schema is None:
+            self._schema = self._find_schema(c)
+        return PgvectorIndex(
+            self.engine, self._dim, self.params, create=False, _bound=c, _schema=self._schema
+        )
+
+    @staticmethod
+    def _find_schema(c: Connection) -> str | None:
+        found = c.execute(
+            text(
+                "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                "ON n.oid = e.extnamespace WHERE e.extname = 'vector'"
+            )
+        ).scalar()
+        return None if found is None else str(found)
+
+    def _q(self) -> str:
+        return "" if self._schema is None else '"' + self._schema.replace('"', '""') + '".'
+
+    @property
+    def _cast(self) -> str:
+        return f"{self._q()}{self._type}"
+
+    @property
+    def _ip(self) -> str:
+        return f"OPERATOR({self._q()}<#>)"
 
     def _run(self, fn: Any) -> Any:
         """Run ``fn(connection)`` on the bound connection, or in a transaction of its own."""
@@ -177,6 +207,7 @@ class PgvectorIndex:
 
         def ddl(c: Connection) -> None:
             c.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            self._schema = self._find_schema(c)
             c.execute(
                 text(
                     f"CREATE TABLE IF NOT EXISTS {self._t} ("
@@ -200,6 +231,7 @@ class PgvectorIndex:
 
     def _check_schema(self) -> None:
         def check(c: Connection) -> None:
+            self._schema = self._find_schema(c)
             exists = c.execute(text("SELECT to_regclass(:t)"), {"t": self._t}).scalar()
             if exists is None:
                 raise IndexUnavailable(
@@ -218,9 +250,9 @@ class PgvectorIndex:
             ),
             {"t": self._t},
         ).scalar()
-        if row is not None and row != self._cast:
+        if row is not None and str(row).rsplit(".", 1)[-1] != self._type:
             raise VectorIndexError(
-                f"table {self._t} holds {row}, this index is {self._cast}: use another table "
+                f"table {self._t} holds {row}, this index is {self._type}: use another table "
                 "for another model",
                 code="index.dim_mismatch",
                 table=self._t,
@@ -238,7 +270,7 @@ class PgvectorIndex:
         c.execute(
             text(
                 f"CREATE INDEX IF NOT EXISTS {self._t}_hnsw ON {self._t} "
-                f"USING hnsw (embedding {p.opclass}) "
+                f"USING hnsw (embedding {self._q()}{p.opclass}) "
                 f"WITH (m = {int(p.m)}, ef_construction = {int(p.ef_construction)})"
             )
         )
@@ -318,8 +350,8 @@ class PgvectorIndex:
             return out
         p = self.params
         sql = text(
-            f"SELECT id, (embedding <#> CAST(:q AS {self._cast})) AS d FROM {self._t} "
-            f"WHERE gallery = :g ORDER BY embedding <#> CAST(:q AS {self._cast}) LIMIT :k"
+            f"SELECT id, (embedding {self._ip} CAST(:q AS {self._cast})) AS d FROM {self._t} "
+            f"WHERE gallery = :g ORDER BY embedding {self._ip} CAST(:q AS {self._cast}) LIMIT :k"
         )
         settings = text(
             "SELECT set_config('hnsw.ef_search', :ef, true),"
