@@ -372,6 +372,10 @@ class TransactionalSync(_RemoteSync):
         self.rebuild()
         return "rebuilt"
 
+    def close(self) -> None:
+        # The engine is the workspace's own (the store closes it).
+        pass
+
 
 class _Plain:
     """An engine seen through the port and ``clear`` only (no bulk-load hooks)."""
