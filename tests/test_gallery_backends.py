@@ -82,6 +82,9 @@ def test_the_same_people_give_the_same_candidates_and_scores_on_every_backend(
             "pgvector": "pgvector",
             "milvus": "milvus",
         }
+        for name in ("pgvector", "milvus"):  # followed enrollment by enrollment, never rebuilt
+            spaces[name].gallery.index()
+            assert spaces[name].gallery.index_source == "memory"
         pipeline = spaces["faiss-local"].pipeline
         templates = [pipeline.process(p).template for p in PROBES]
         base = _answers(spaces["faiss-local"], templates)

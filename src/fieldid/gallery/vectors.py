@@ -271,6 +271,20 @@ class _RemoteSync:
         self._source: str | None = None
         self._lock = threading.RLock()
 
+    def adopt_if_empty(self) -> None:
+        """An engine that never reflected this gallery, beside a gallery that holds no
+        template, reflects it already: mark it, so that the first enrollments are followed
+        (written in their transaction, or drained from the outbox) instead of followed by a
+        rebuild. (A change committed meanwhile by another process is caught: its revision
+        differs from the one marked here.)"""
+        with self.store.read() as s:
+            rev = db_revision(s)
+            empty = not s.scalar(select(func.count(TemplateRow.id)))
+        if not empty or self.index.revision(gallery=self.gallery) is not None:
+            return
+        if self.index.count(gallery=self.gallery) == 0:
+            self.index.mark(rev, gallery=self.gallery)
+
     @property
     def loaded(self) -> VectorIndex | None:
         return self.index if self._known is not None else None
@@ -543,14 +557,19 @@ def open_sync(
                     "[database] url to PostgreSQL, or [index] uri to a postgresql:// URL",
                     code="index.pgvector_needs_postgresql",
                 )
-            return TransactionalSync(
+            sync: TransactionalSync | OutboxSync = TransactionalSync(
                 store, PgvectorIndex(store.engine, dim, config.pgvector), dim, gallery
             )
-        return OutboxSync(store, PgvectorIndex(config.uri, dim, config.pgvector), dim, gallery)
-    from fieldid.index.milvus import MilvusIndex
+        else:
+            pg = PgvectorIndex(config.uri, dim, config.pgvector)
+            sync = OutboxSync(store, pg, dim, gallery)
+    else:
+        from fieldid.index.milvus import MilvusIndex
 
-    index = MilvusIndex(config.uri, dim, config.milvus, galleries=(gallery,))
-    return OutboxSync(store, index, dim, gallery)
+        index = MilvusIndex(config.uri, dim, config.milvus, galleries=(gallery,))
+        sync = OutboxSync(store, index, dim, gallery)
+    sync.adopt_if_empty()
+    return sync
 
 
 __all__ = [
