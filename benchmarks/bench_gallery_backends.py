@@ -12,8 +12,10 @@ faiss-local and Milvus beside a SQLite database, pgvector in a PostgreSQL one (t
 started here, as the test suite starts them). Queries are enrolled templates with noise added
 (cosine ~0.8 to their source). Reported per backend: seconds to add the people (pgvector: vectors
 written in the same transaction; Milvus: through the outbox, drained after the commit) and to
-have the index current, single-search p50/p99 over the queries (after a warm-up), and whether
-every query's top-5 people and scores equal faiss-local's (to 1e-5).
+have the index current, single-search p50/p99 over the queries (after a warm-up), and the share
+of queries whose top-1 and top-5 people and scores equal faiss-local's (to 1e-5; faiss-local is
+exact below 50,000 templates). The synthetic people are random directions, all about equally far
+from a query but its source: the hardest case for an approximate engine's ranks 2 to 5.
 """
 
 from __future__ import annotations
@@ -117,13 +119,15 @@ def main() -> None:
             print({k: v for k, v in r.items() if k != "answers"}, flush=True)
     ref = results[0]["answers"]
     for r in results:
-        same = True
+        top1 = top5 = 0
         for a, b in zip(ref, r["answers"], strict=True):
-            if [x for x, _ in a] != [x for x, _ in b] or not np.allclose(
+            top1 += a[0][0] == b[0][0] and abs(a[0][1] - b[0][1]) <= 1e-5
+            top5 += [x for x, _ in a] == [x for x, _ in b] and np.allclose(
                 [s for _, s in a], [s for _, s in b], atol=1e-5, rtol=0
-            ):
-                same = False
-        r["same_as_" + results[0]["backend"]] = same
+            )
+        # Share of queries whose top-1 (top-5) people and scores equal the first backend's.
+        r["top1_same"] = round(top1 / len(ref), 4)
+        r["top5_same"] = round(top5 / len(ref), 4)
         del r["answers"]
     report = {"people": args.people, "queries": args.queries, "results": results}
     print(json.dumps(report, indent=2))
