@@ -66,6 +66,7 @@ DATA_ACTIONS = frozenset(
         "purge",
         "evaluate",
         "db_copy",
+        "index",
         "audit_read",
         "report",
         "pia",
@@ -653,6 +654,8 @@ CLI_RECIPES: dict[str, str] = {
     "transparency": "transparency -w {root} --from 2026-01-01 --to 2026-12-31 --out "
     "{tmp}/t{n}.json",
     "db copy": "db copy --from {root} --to sqlite:///{tmp}/c{n}.db",
+    "index rebuild": "index rebuild -w {root}",
+    "index check": "index check -w {root}",
     "user add": "user add new-{n} --role officer --password-stdin -w {root}",
     "user list": "user list -w {root}",
     "user disable": "user disable u-spare -w {root}",

@@ -19,16 +19,15 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from conftest import FACES, make_workspace, subject_images
-from fieldid.cli.app import app
+from fieldid.access import Role
 from fieldid.dataset import read_labelled
 from fieldid.store.schema import IndexOutbox, TemplateRow
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 from helpers_storage import Backend, add_template_people, indexed, using
 
-runner = CliRunner()
 #: Probes: the second and third images of the people with several.
 PROBES = [p for i in range(1, 11) for p in subject_images(f"subject-{i:04d}")[1:3]]
 
@@ -130,7 +129,8 @@ def test_a_gallery_moved_to_pgvector_and_to_milvus_gives_the_same_candidates(
                 + f'\n[index.milvus]\ncollection_prefix = "{prefix}"\n'
             )
             args += ["--uri", kinds["milvus"].milvus_uri]
-        r = runner.invoke(app, args)
+        admin = tokens(root)[Role.ADMIN]
+        r = cli(args, admin)
         assert r.exit_code == 0, r.output
         out = json.loads(r.stdout[r.stdout.index("{") :])
         assert (out["backend"], out["templates"], out["ok"], out["switched"]) == (
@@ -146,7 +146,7 @@ def test_a_gallery_moved_to_pgvector_and_to_milvus_gives_the_same_candidates(
             assert moved.gallery.index_source in ("disk", "memory")  # the rebuilt one, trusted
         finally:
             moved.close()
-        r = runner.invoke(app, ["index", "check", "--workspace", str(root), "--json"])
+        r = cli(["index", "check", "--workspace", str(root), "--json"], admin)
         assert r.exit_code == 0, r.output
         check = json.loads(r.stdout[r.stdout.index("{") :])
         assert check["ok"] and check["sampled"] == 20 and check["backend"] == target
@@ -218,14 +218,15 @@ def test_milvus_misses_nothing_when_the_process_is_killed_between_commit_and_ups
     assert "not killed" not in proc.stdout
 
     # Committed: the template and its outbox row; not in Milvus yet.
-    r = runner.invoke(app, ["index", "check", "--workspace", str(root), "--json"])
+    admin = tokens(root)[Role.ADMIN]
+    r = cli(["index", "check", "--workspace", str(root), "--json"], admin)
     assert r.exit_code == 1, r.output
     seen = json.loads(r.stdout[r.stdout.index("{") :])
     assert seen["outbox"] == 1 and seen["database_templates"] == 21
     assert seen["index_templates"] == 20 and not seen["ok"]
 
     # The next start catches up (here: `fieldid index check --repair`, then a search).
-    r = runner.invoke(app, ["index", "check", "--workspace", str(root), "--repair", "--json"])
+    r = cli(["index", "check", "--workspace", str(root), "--repair", "--json"], admin)
     assert r.exit_code == 0, r.output
     fixed = json.loads(r.stdout[r.stdout.index("{") :])
     assert fixed["ok"] and fixed["outbox"] == 0 and fixed["index_templates"] == 21

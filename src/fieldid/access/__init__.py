@@ -56,6 +56,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "evaluate": frozenset({Role.AUDITOR, Role.ADMIN}),
     #: Copy the whole database elsewhere (``fieldid db copy``).
     "db_copy": frozenset({Role.ADMIN}),
+    #: Rebuild, move or check the gallery's vector index (``fieldid index``): it reads every
+    #: template, and a move writes them to another engine.
+    "index": frozenset({Role.ADMIN}),
     #: One's own account: change one's password.
     "account_self": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
 }

@@ -6,7 +6,8 @@ collection) is derived from it. ``rebuild`` reloads it from the database, and wi
 is ``[index] backend`` (and ``uri``) written to fieldid.toml, so a failed move leaves the
 workspace on the engine it had. ``check`` compares revision and count with the database and
 searches a sample of templates for themselves; ``--repair`` drains a Milvus outbox, catches up
-or rebuilds, then checks again.
+or rebuilds, then checks again. Both read every template: an admin's account
+(:mod:`fieldid.cli.auth`, action ``index``), audited (``index_rebuild``, ``index_check``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from fieldid.cli.auth import operator, requires
 from fieldid.cli.common import JsonOpt, WorkspaceOpt, console, fail, progress_bar
 from fieldid.errors import FieldidError
 
@@ -74,6 +76,7 @@ def _open(workspace: Path, backend: str | None, uri: str | None) -> Any:
 
 
 @index_app.command("rebuild")
+@requires("index")
 def rebuild(
     workspace: WorkspaceOpt = Path("."),
     backend: BackendOpt = None,
@@ -89,6 +92,7 @@ def rebuild(
     try:
         ws = _open(workspace, backend, uri)
         try:
+            who = operator(ws)
             gallery = ws.gallery
             total = gallery.size().templates
             with progress_bar() as bar:
@@ -109,6 +113,11 @@ def rebuild(
                     text = with_index_settings(path.read_text(encoding="utf-8"), **settings)
                     path.write_text(text, encoding="utf-8")
                 out["switched"] = report.ok
+            ws.store.append_audit(
+                "index_rebuild",
+                operator=who.name,
+                payload={"role": who.role.value, **out},
+            )
         finally:
             ws.close()
     except FieldidError as e:
@@ -130,6 +139,7 @@ def rebuild(
 
 
 @index_app.command("check")
+@requires("index")
 def check(
     workspace: WorkspaceOpt = Path("."),
     sample: Annotated[
@@ -151,6 +161,7 @@ def check(
     try:
         ws = _open(workspace, None, None)
         try:
+            who = operator(ws)
             gallery = ws.gallery
             if repair:
                 with progress_bar() as bar:
@@ -177,6 +188,17 @@ def check(
                     "outbox": None if pending is None else pending(),
                     "summary": report.describe(),
                 }
+            )
+            ws.store.append_audit(
+                "index_check",
+                operator=who.name,
+                payload={
+                    "role": who.role.value,
+                    "repair": out.get("repair"),
+                    "ok": report.ok,
+                    "reason": c.reason,
+                    "outbox": out["outbox"],
+                },
             )
         finally:
             ws.close()

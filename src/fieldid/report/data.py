@@ -67,7 +67,15 @@ USE_KINDS: dict[str, tuple[str, ...]] = {
     "enrolments and imports": ("enroll", "import", "synth", "volunteer_enrol"),
     "records read or corrected": ("record_view", "record_correct", "merge_history_view"),
     "merges and review decisions": ("person_merge", "review_resolve"),
-    "exports and reports": ("export", "redress_export", "db_copy", "evaluate", "audit_verify"),
+    "exports and reports": (
+        "export",
+        "redress_export",
+        "db_copy",
+        "evaluate",
+        "audit_verify",
+        "index_rebuild",
+        "index_check",
+    ),
 }
 #: Document-first encounters (a document checked before, or instead of, any face search) are
 #: not recorded by this version; the stream that adds them audits them under one of these

@@ -5,8 +5,8 @@ pgvector in another database) writes one row per added or removed template here,
 transaction as the change; the rows are deleted once the index has applied them
 (fieldid.gallery.vectors). Self-contained: no foreign keys either way.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
