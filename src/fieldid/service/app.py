@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,6 +49,35 @@ from fieldid.workspace import Workspace
 
 API_VERSION = "1"
 log = logging.getLogger(__name__)
+requests_log = logging.getLogger("fieldid.requests")
+#: This server process, in request lines and the ``X-Fieldid-Worker`` header (random per process:
+#: which of ``fieldid serve --workers N`` answered, without telling a client its pid).
+WORKER_ID = secrets.token_hex(4)
+
+
+def log_request(request: Request, status: int, t0: float) -> str:
+    """One JSON line per request on ``fieldid.requests``: the route's template (never the path,
+    whose ids could identify a search or a person, nor the query string), method, status,
+    milliseconds, the operator who was authenticated (if any) and the worker. Never a body: no
+    image, template or record. Returns the route template."""
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    if requests_log.isEnabledFor(logging.INFO):
+        operator = getattr(request.state, "operator", None)
+        requests_log.info(
+            json.dumps(
+                {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "ms": round((time.perf_counter() - t0) * 1000, 1),
+                    "operator": operator,
+                    "worker": WORKER_ID,
+                },
+                separators=(",", ":"),
+            )
+        )
+    return route
 
 
 def purge_once(state: AppState) -> None:
@@ -193,11 +225,17 @@ def create_app(
     async def count(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        t0 = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:
+            log_request(request, 500, t0)
+            raise
         # The router records the matched route in the scope: label by its template, never by the
         # concrete path (which would carry search references into the metrics).
-        route = getattr(request.scope.get("route"), "path", "unmatched")
+        route = log_request(request, response.status_code, t0)
         state.metrics.request(request.method, route, response.status_code)
+        response.headers["X-Fieldid-Worker"] = WORKER_ID
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
