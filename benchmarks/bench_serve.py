@@ -77,6 +77,8 @@ def uptime() -> str:
 def identities(faces: Path, people: int) -> list[tuple[str, list[Path]]]:
     """The first ``people`` identities (by name) with two or more photos."""
     out = []
+    if not (faces / "images").is_dir() and (faces / "lfw-dev" / "images").is_dir():
+        faces = faces / "lfw-dev"
     for d in sorted((faces / "images").iterdir()):
         photos = sorted(d.glob("*.jpg"))
         if len(photos) >= 2:
@@ -212,11 +214,75 @@ def postgresql_database() -> Iterator[str]:
         yield f"{head.rsplit('/', 1)[0]}/fieldid_bench?{query}"
 
 
+# --- where the CPU goes --------------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fh:
+                out += [int(x) for x in fh.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_by_kind(serve_pid: int, postmaster: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the server's processes (face workers apart) and the
+    PostgreSQL server's, by kind."""
+    out = {"server": 0.0, "face_workers": 0.0, "postgresql": 0.0}
+    todo = [serve_pid]
+    while todo:
+        pid = todo.pop()
+        kind = "face_workers" if "fieldid.facework.worker" in _cmdline(pid) else "server"
+        out[kind] += _cpu_s(pid)
+        todo += _children(pid)
+    if postmaster is not None:
+        todo = [postmaster]
+        while todo:
+            pid = todo.pop()
+            out["postgresql"] += _cpu_s(pid)
+            todo += _children(pid)
+    return out
+
+
+def postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's pid, from ``postmaster.pid`` in its data folder (pgserver puts
+    the socket there)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    host = parse_qs(urlsplit(url).query).get("host", [""])[0]
+    try:
+        return int((Path(host) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 # --- the load ------------------------------------------------------------------------------------
 
 
 @contextmanager
-def server(root: Path, workers: int, log: Path) -> Iterator[str]:
+def server(root: Path, workers: int, log: Path) -> Iterator[tuple[str, int]]:
     import httpx
 
     from fieldid.service.serve import face_workers_per_process
@@ -259,7 +325,7 @@ def server(root: Path, workers: int, log: Path) -> Iterator[str]:
             except (httpx.TransportError, ValueError, KeyError):
                 pass
             time.sleep(0.2)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         try:
@@ -342,20 +408,34 @@ async def load(
 
 
 def run_config(
-    name: str, root: Path, workers: int, probes: list[bytes], args: argparse.Namespace
+    name: str,
+    root: Path,
+    workers: int,
+    probes: list[bytes],
+    args: argparse.Namespace,
+    postmaster: int | None,
 ) -> dict[str, Any]:
     log = args.cache / f"requests-{name}.jsonl"
     log.unlink(missing_ok=True)
     token = token_for(root)
     print(f"[{name}] starting fieldid serve --workers {workers}…", flush=True)
-    with server(root, workers, log) as url:
+    with server(root, workers, log) as (url, pid):
         if args.warmup:
             asyncio.run(load(url, token, probes, min(args.clients, 8), args.warmup, 10_000))
         up0 = uptime()
         load0 = os.getloadavg()
+        cpu0, me0 = cpu_by_kind(pid, postmaster), os.times()
         res = asyncio.run(load(url, token, probes, args.clients, args.duration, args.max_requests))
+        cpu1, me1 = cpu_by_kind(pid, postmaster), os.times()
         res["uptime_start"], res["uptime_end"] = up0, uptime()
         res["loadavg_start"], res["loadavg_end"] = load0, os.getloadavg()
+    wall = args.duration + res["drain_s"]
+    cpu = {k: cpu1[k] - cpu0[k] for k in cpu1}
+    cpu["bench_client"] = (me1.user + me1.system) - (me0.user + me0.system)
+    n = max(1, res["answered_in_time"] + res["errors"])
+    res["cpu_s"] = {k: round(v, 1) for k, v in cpu.items()}
+    res["cpu_ms_per_search"] = {k: round(v * 1000 / n, 1) for k, v in cpu.items()}
+    res["cores_used"] = round(sum(cpu.values()) / wall, 2)
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
     server_ms = [x["ms"] for x in lines if x["route"] == "/api/v1/searches" and x["status"] == 201]
     res["server_p50_ms"] = pct(server_ms, 50)
@@ -467,9 +547,11 @@ def main() -> None:
         pg_ws = args.cache / "run-postgresql"
         copy_to_postgresql(base, pg_ws, url)
         if args.only != "sqlite":
-            result["postgresql_2_workers"] = run_config("postgresql", pg_ws, 2, probes, args)
+            result["postgresql_2_workers"] = run_config(
+                "postgresql", pg_ws, 2, probes, args, postmaster_pid(url)
+            )
         if args.only != "postgresql":
-            result["sqlite_1_worker"] = run_config("sqlite", sqlite_ws, 1, probes, args)
+            result["sqlite_1_worker"] = run_config("sqlite", sqlite_ws, 1, probes, args, None)
         if args.append_procs:
             print("audit appends…", flush=True)
             result["appends"] = {
@@ -495,6 +577,7 @@ def main() -> None:
                 f"p99 {r['p99_ms']} ms, errors {r['errors']} {r['error_kinds']}, "
                 f"per worker {r['answers_per_worker']}"
             )
+            print(f"  CPU ms per search {r['cpu_ms_per_search']}; cores used {r['cores_used']}")
     if "ratio_pg2_over_sqlite1" in result:
         print(f"ratio PostgreSQL×2 / SQLite×1: {result['ratio_pg2_over_sqlite1']}")
     if "appends" in result:

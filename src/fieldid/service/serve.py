@@ -1,9 +1,12 @@
 """Serving a workspace: one server process, or several on PostgreSQL (``fieldid serve --workers``).
 
-With ``workers`` above 1, uvicorn starts that many worker processes sharing one listening socket
-(and restarts one that dies); each opens the workspace itself (:func:`worker_app`), with its own
-database pool, its own vector index and its own face-work pool. Nothing is shared between them
-but the database:
+With ``workers`` above 1 this process becomes a supervisor (:func:`serve`) that starts that many
+worker processes and restarts one that dies. Each worker listens on the address with its own
+socket opened with ``SO_REUSEPORT``, so the kernel spreads new connections evenly among them (a
+socket shared by all, as uvicorn's own ``--workers`` does, lets whichever worker wakes first take
+a whole burst of connections, and with them all the work, while the others idle). Each worker
+opens the workspace itself (:func:`worker_app`), with its own database pool, its own vector index
+and its own face-work pool; nothing is shared between them but the database:
 
 - every use is committed with its audit entry in the database (the audit head row is locked in
   the transaction, so the workers append to one chain);
@@ -30,7 +33,12 @@ import fcntl
 import json
 import logging
 import math
+import multiprocessing
 import os
+import signal
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -133,6 +141,95 @@ def worker_app() -> Any:
     return create_app(ws, settings)
 
 
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening socket of this worker's own, in the kernel's ``SO_REUSEPORT`` group."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker_main(spec: str, host: str, port: int, request_log: str | None) -> None:
+    """One worker process (spawned by :func:`serve`): its own socket, its own app."""
+    import uvicorn
+
+    os.environ[ENV] = spec
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the supervisor was killed (SIGKILL): stop serving, gracefully
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=orphaned, daemon=True, name="fieldid-orphan-watch").start()
+    sock = reuseport_socket(host, port)
+    config = uvicorn.Config(
+        worker_app(),
+        log_level="warning",
+        log_config=log_config(request_log),
+        access_log=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class _Supervisor:
+    """Starts the workers, restarts one that dies, stops them all on SIGINT or SIGTERM."""
+
+    #: A worker that dies this soon after starting, this many times in a row, stops the server
+    #: (it cannot start: a bad workspace, the port taken) instead of restarting forever.
+    QUICK_DEATH_S = 10.0
+    MAX_QUICK_DEATHS = 3
+
+    def __init__(self, workers: int, args: tuple[Any, ...]) -> None:
+        self.ctx = multiprocessing.get_context("spawn")
+        self.workers = workers
+        self.args = args
+        self.procs: list[tuple[Any, float]] = []
+        self.stopping = threading.Event()
+
+    def _start(self) -> tuple[Any, float]:
+        proc = self.ctx.Process(target=_worker_main, args=self.args, daemon=False)
+        proc.start()
+        return proc, time.monotonic()
+
+    def _stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        self.procs = [self._start() for _ in range(self.workers)]
+        quick = 0
+        try:
+            while not self.stopping.wait(0.5):
+                for i, (proc, started) in enumerate(self.procs):
+                    if proc.is_alive():
+                        continue
+                    quick = quick + 1 if time.monotonic() - started < self.QUICK_DEATH_S else 0
+                    if quick >= self.MAX_QUICK_DEATHS:
+                        log.error("server workers keep dying at start (exit %s)", proc.exitcode)
+                        return 1
+                    log.warning(
+                        "server worker %s exited with %s: restarted", proc.pid, proc.exitcode
+                    )
+                    self.procs[i] = self._start()
+            return 0
+        finally:
+            for proc, _ in self.procs:
+                if proc.is_alive() and proc.pid is not None:
+                    os.kill(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            for proc, _ in self.procs:
+                proc.join(max(0.1, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+
+
 def serve(
     root: Path,
     settings: ServiceSettings,
@@ -163,16 +260,17 @@ def serve(
             return
     finally:
         ws.close()
-    os.environ[ENV] = json.dumps(
-        {"root": str(root.resolve()), "settings": dataclasses.asdict(settings)}
-    )
-    uvicorn.run(
-        "fieldid.service.serve:worker_app",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="warning",
-        log_config=log_config(request_log),
-        access_log=False,
-    )
+    # Refuse a taken port here, once, rather than in every worker.
+    try:
+        reuseport_socket(host, port).close()
+    except OSError as e:
+        raise WorkspaceError(
+            f"cannot listen on {host}:{port}: {e.strerror}", code="serve.address_in_use"
+        ) from None
+    spec = json.dumps({"root": str(root.resolve()), "settings": dataclasses.asdict(settings)})
+    code = _Supervisor(workers, (spec, host, port, request_log)).run()
+    if code:
+        raise WorkspaceError(
+            "the server's worker processes could not start (see the messages above)",
+            code="serve.workers_failed",
+        )
