@@ -1,7 +1,8 @@
 """The application factory: ``create_app(workspace, settings)`` builds the FastAPI app.
 
-Served by uvicorn (``fieldid demo`` or ``fieldid serve``). One process holds one workspace; the
-database and the gallery serve one request at a time (see ``AppState.work_lock``), while face
+Served by uvicorn (``fieldid demo`` or ``fieldid serve``; ``fieldid serve --workers N`` runs N such
+processes on one PostgreSQL database: ``service/serve.py``). One process holds one workspace; its
+database work and its gallery serve one request at a time (see ``AppState.work_lock``), while face
 work runs in a pool of worker processes outside that lock (``fieldid.facework``), so a slow or
 hostile photo holds neither the lock nor the interpreter: ``/healthz`` always answers.
 """
