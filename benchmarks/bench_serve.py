@@ -54,6 +54,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "benchmarks" / ".cache" / "serve"
 OFFICER = "bench-officer"
+ADMIN = "bench-admin"
 PG_SETTINGS = """
 fsync = on
 synchronous_commit = off
@@ -183,7 +184,25 @@ def copy_to_postgresql(src: Path, dst: Path, url: str) -> None:
         [*CLI, "db", "copy", "--from", str(dst), "--to", url, "--switch", "--json"],
         check=True,
         stdout=subprocess.DEVNULL,
+        env={**os.environ, "FIELDID_TOKEN": admin_token(dst)},  # `db copy` is an admin's act
     )
+
+
+def admin_token(root: Path) -> str:
+    """A token of the benchmark's admin account (made the first time), scoped to db_copy."""
+    from fieldid.access import Role
+    from fieldid.access.accounts import Accounts
+    from fieldid.workspace import Workspace
+
+    ws = Workspace.open(root)
+    try:
+        accounts = Accounts(ws.store, ws.clock)
+        if accounts.get_user(ADMIN) is None:
+            accounts.add_user(ADMIN, Role.ADMIN, "bench-password-1", by="bench")
+        life = timedelta(hours=1)
+        return accounts.issue_token(ADMIN, scopes=["db_copy"], lifetime=life, by="bench").secret
+    finally:
+        ws.close()
 
 
 def token_for(root: Path) -> str:
