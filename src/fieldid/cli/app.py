@@ -543,26 +543,61 @@ def serve(
     trust_forwarded_proto: Annotated[
         bool, typer.Option(help="Believe X-Forwarded-Proto (only behind your own TLS proxy).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Server processes (above 1 only on PostgreSQL; docs/deploy-postgresql.md)."
+        ),
+    ] = 1,
+    face_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Face-work processes per server process (default: the cores shared out "
+            "among the server processes).",
+        ),
+    ] = None,
+    face_queue: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Searches that may wait per server process while its face workers are busy; "
+            "one more is refused with 503 service.busy.",
+        ),
+    ] = 8,
+    request_log: Annotated[
+        str,
+        typer.Option(
+            help="Where the JSON request lines go: '-' (stderr), a file (appended), or 'off'."
+        ),
+    ] = "-",
 ) -> None:
-    """Serve the API and the field app on a workspace (put it behind TLS beyond localhost)."""
-    import uvicorn
+    """Serve the API and the field app on a workspace (put it behind TLS beyond localhost).
 
-    from fieldid.service import ServiceSettings, create_app
+    Logs one JSON line per request (route template, status, ms, operator, worker)."""
+    from fieldid.service import ServiceSettings
+    from fieldid.service.serve import face_workers_per_process
+    from fieldid.service.serve import serve as run_server
 
     if cookie_secure not in {"auto", "always", "never"}:
         raise typer.BadParameter("--cookie-secure: auto, always or never")
-    try:
-        ws = _open(workspace)
-    except FieldidError as e:
-        fail(e)
     settings = ServiceSettings(
         cookie_secure=cookie_secure,  # type: ignore[arg-type]
         trust_forwarded_proto=trust_forwarded_proto,
+        face_workers=face_workers or face_workers_per_process(workers),
+        face_queue=face_queue,
     )
     try:
-        uvicorn.run(create_app(ws, settings), host=host, port=port, log_level="warning")
-    finally:
-        ws.close()
+        run_server(
+            workspace,
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            request_log=None if request_log == "off" else request_log,
+        )
+    except FieldidError as e:
+        fail(e)
 
 
 register_accountability(app)

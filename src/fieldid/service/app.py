@@ -1,7 +1,8 @@
 """The application factory: ``create_app(workspace, settings)`` builds the FastAPI app.
 
-Served by uvicorn (``fieldid demo`` or ``fieldid serve``). One process holds one workspace; the
-database and the gallery serve one request at a time (see ``AppState.work_lock``), while face
+Served by uvicorn (``fieldid demo`` or ``fieldid serve``; ``fieldid serve --workers N`` runs N such
+processes on one PostgreSQL database: ``service/serve.py``). One process holds one workspace; its
+database work and its gallery serve one request at a time (see ``AppState.work_lock``), while face
 work runs in a pool of worker processes outside that lock (``fieldid.facework``), so a slow or
 hostile photo holds neither the lock nor the interpreter: ``/healthz`` always answers.
 """
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,6 +50,35 @@ from fieldid.workspace import Workspace
 
 API_VERSION = "1"
 log = logging.getLogger(__name__)
+requests_log = logging.getLogger("fieldid.requests")
+#: This server process, in request lines and the ``X-Fieldid-Worker`` header (random per process:
+#: which of ``fieldid serve --workers N`` answered, without telling a client its pid).
+WORKER_ID = secrets.token_hex(4)
+
+
+def log_request(request: Request, status: int, t0: float) -> str:
+    """One JSON line per request on ``fieldid.requests``: the route's template (never the path,
+    whose ids could identify a search or a person, nor the query string), method, status,
+    milliseconds, the operator who was authenticated (if any) and the worker. Never a body: no
+    image, template or record. Returns the route template."""
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    if requests_log.isEnabledFor(logging.INFO):
+        operator = getattr(request.state, "operator", None)
+        requests_log.info(
+            json.dumps(
+                {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "ms": round((time.perf_counter() - t0) * 1000, 1),
+                    "operator": operator,
+                    "worker": WORKER_ID,
+                },
+                separators=(",", ":"),
+            )
+        )
+    return route
 
 
 def purge_once(state: AppState) -> None:
@@ -193,11 +226,17 @@ def create_app(
     async def count(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        t0 = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:
+            log_request(request, 500, t0)
+            raise
         # The router records the matched route in the scope: label by its template, never by the
         # concrete path (which would carry search references into the metrics).
-        route = getattr(request.scope.get("route"), "path", "unmatched")
+        route = log_request(request, response.status_code, t0)
         state.metrics.request(request.method, route, response.status_code)
+        response.headers["X-Fieldid-Worker"] = WORKER_ID
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")

@@ -124,6 +124,7 @@ class Need:
                 "the request lacks this session's CSRF token (reload the page and try again)",
                 code="access.csrf",
             )
+        request.state.operator = principal.actor.name  # the request line names who was refused
         if self.action is not None:
             principal.require(self.action)
         request.state.principal = principal
