@@ -1,0 +1,440 @@
+"""A Python client for fieldid's HTTP API (``/api/v1``), returning the service's own typed models.
+
+::
+
+    from fieldid.client import Client, ApiError
+
+    with Client("https://fieldid.example.org", token) as api:   # fieldid token issue NAME
+        found = api.search("probe.jpg", purpose="field-identification", case_ref="CASE-17",
+                           notice_given=True)
+        for c in found.candidates:                               # leads, never identifications
+            print(c.rank, c.external_id, c.score, c.meaning)
+        try:
+            api.adjudicate(found.search_id, "confirm", person_id=found.candidates[0].person_id,
+                           reason="…")
+        except ApiError as e:
+            print(e.code, e.problem.detail)                      # e.g. adjudication.no_reason
+
+Every method is one route. :data:`ROUTES` names each method's HTTP method, path, the form or JSON
+fields it may send and the model of its answer; ``tests/test_client.py`` checks every entry against
+the server's OpenAPI description, so the client and the API cannot drift apart unnoticed. A
+refusal raises :class:`ApiError` carrying the :class:`~fieldid.service.schemas.Problem`
+(``code`` is the stable error code).
+
+Authentication is an API token (``Authorization: Bearer``); no cookie or CSRF token is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from fieldid.service.schemas import (
+    AdjudicationResult,
+    EnrollmentResult,
+    ImportReport,
+    Me,
+    MergeResult,
+    Problem,
+    QualityCheck,
+    ResolvedReviewItem,
+    ReviewQueue,
+    SearchPage,
+    SearchResult,
+    SearchView,
+    VerificationResult,
+)
+
+__all__ = ["ROUTES", "ApiError", "Client", "Route"]
+
+#: A photo: its bytes, or a path to read them from.
+Image = bytes | str | os.PathLike[str]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API route as this client calls it."""
+
+    method: Literal["GET", "POST", "DELETE", "PATCH", "PUT"]
+    path: str
+    #: The model of the success answer (None: not JSON, e.g. a JPEG or no content).
+    answer: type[BaseModel] | None
+    #: How the body goes: ``multipart`` (form fields and files), ``json``, or ``none``.
+    body: Literal["multipart", "json", "none"] = "none"
+    #: Every form or JSON field (and file) the method may send.
+    fields: tuple[str, ...] = ()
+    #: Query parameters the method may send.
+    query: tuple[str, ...] = ()
+
+
+#: Each client method's route (the drift test checks each against ``/openapi.json``).
+ROUTES: dict[str, Route] = {
+    "me": Route("GET", "/api/v1/me", Me),
+    "search": Route(
+        "POST",
+        "/api/v1/searches",
+        SearchResult,
+        "multipart",
+        ("image", "purpose", "case_ref", "notice_given", "investigation", "documents"),
+    ),
+    "get_search": Route("GET", "/api/v1/searches/{search_id}", SearchView),
+    "searches": Route("GET", "/api/v1/searches", SearchPage, query=("page", "per_page", "status")),
+    "probe_photo": Route("GET", "/api/v1/searches/{search_id}/probe", None),
+    "verify": Route(
+        "POST",
+        "/api/v1/verifications",
+        VerificationResult,
+        "multipart",
+        ("image_a", "image_b", "purpose", "case_ref"),
+    ),
+    "quality": Route("POST", "/api/v1/quality", QualityCheck, "multipart", ("frame", "scale")),
+    "adjudicate": Route(
+        "POST",
+        "/api/v1/searches/{search_id}/adjudications",
+        AdjudicationResult,
+        "json",
+        ("decision", "person_id", "reason", "documents"),
+    ),
+    "second_confirmation": Route(
+        "POST", "/api/v1/adjudications/{adjudication_id}/second-confirmation", AdjudicationResult
+    ),
+    "override": Route(
+        "POST",
+        "/api/v1/adjudications/{adjudication_id}/override",
+        AdjudicationResult,
+        "json",
+        ("reason",),
+    ),
+    "enroll": Route(
+        "POST",
+        "/api/v1/enrollments",
+        EnrollmentResult,
+        "multipart",
+        ("image", "external_id", "display_name", "source", "synthetic"),
+    ),
+    "reviews": Route("GET", "/api/v1/reviews", ReviewQueue),
+    "resolve_review_item": Route(
+        "POST",
+        "/api/v1/review-items/{item_id}",
+        ResolvedReviewItem,
+        "json",
+        ("decision", "note"),
+    ),
+    "merge_review_item": Route(
+        "POST", "/api/v1/review-items/{item_id}/merge", MergeResult, "json", ("keep", "reason")
+    ),
+    "import_records": Route(
+        "POST",
+        "/api/v1/imports",
+        ImportReport,
+        "multipart",
+        ("file", "source", "kind", "dry_run"),
+    ),
+}
+
+
+class ApiError(Exception):
+    """The API refused: ``problem`` is its problem+json answer (``code`` is stable)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(f"[{problem.code}] {problem.detail}")
+        self.problem = problem
+
+    @property
+    def code(self) -> str:
+        return self.problem.code
+
+    @property
+    def status(self) -> int:
+        return self.problem.status
+
+
+def _problem(response: httpx.Response) -> Problem:
+    try:
+        return Problem.model_validate(response.json())
+    except ValueError:
+        status = response.status_code
+        return Problem.model_validate(
+            {
+                "type": f"/problems/http.{status}",
+                "title": response.reason_phrase or "HTTP error",
+                "status": status,
+                "detail": response.text[:500] or response.reason_phrase,
+                "code": f"http.{status}",
+            }
+        )
+
+
+def _photo(image: Image, name: str) -> tuple[str, bytes, str]:
+    if isinstance(image, bytes):
+        return (name, image, "application/octet-stream")
+    path = Path(image)
+    return (path.name, path.read_bytes(), "application/octet-stream")
+
+
+def _form(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Client:
+    """fieldid's HTTP API. ``base_url``: the server (``https://host``); ``token``: an API token
+    (``fieldid token issue NAME``). ``transport`` lets a test or an embedding program route the
+    requests elsewhere (e.g. ``httpx.ASGITransport``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        name: str,
+        *,
+        path: Mapping[str, int] | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
+        route = ROUTES[name]
+        sent = set(data or {}) | set(files or {}) | set(body or {})
+        assert sent <= set(route.fields), f"{name} sends {sent - set(route.fields)}"
+        assert set(query or {}) <= set(route.query), f"{name} queries {set(query or {})}"
+        url = route.path.format(**(path or {}))
+        params = {k: _form(v) for k, v in (query or {}).items() if v is not None}
+        form = {k: _form(v) for k, v in (data or {}).items() if v is not None}
+        response = self._http.request(
+            route.method,
+            url,
+            params=params or None,
+            data=form or None,
+            files=dict(files) if files else None,
+            json=dict(body) if body is not None else None,
+        )
+        if response.status_code >= 400:
+            raise ApiError(_problem(response))
+        return response
+
+    def _answer(self, name: str, model: type[M], **kw: Any) -> M:
+        assert ROUTES[name].answer is model
+        return model.model_validate(self._send(name, **kw).json())
+
+    # -- who -----------------------------------------------------------------------------------
+
+    def me(self) -> Me:
+        """Who the token acts as, what it may do, and the workspace's purposes."""
+        return self._answer("me", Me)
+
+    def openapi(self) -> dict[str, Any]:
+        """The server's OpenAPI description (``/openapi.json``, needs the token too)."""
+        response = self._http.get("/openapi.json")
+        if response.status_code >= 400:
+            raise ApiError(_problem(response))
+        out: dict[str, Any] = response.json()
+        return out
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(
+        self,
+        image: Image,
+        *,
+        purpose: str,
+        case_ref: str,
+        notice_given: bool | None = None,
+        investigation: bool = False,
+        documents: Sequence[Mapping[str, Any]] | None = None,
+    ) -> SearchResult:
+        """Search one face 1:N: leads at or above the threshold, each with its score and what it
+        means. ``documents``: those the person presented (``document_type``, ``number``,
+        ``issuing_country``, ``name``, ``date_of_birth``, ``nationality``, ``expiry``)."""
+        data: dict[str, Any] = {"purpose": purpose, "case_ref": case_ref}
+        if notice_given is not None:
+            data["notice_given"] = notice_given
+        if investigation:
+            data["investigation"] = True
+        if documents:
+            data["documents"] = json.dumps([dict(d) for d in documents], default=str)
+        return self._answer(
+            "search", SearchResult, data=data, files={"image": _photo(image, "probe.jpg")}
+        )
+
+    def get_search(self, search_id: int) -> SearchView:
+        """A search as persisted, with its candidates and every human adjudication."""
+        return self._answer("get_search", SearchView, path={"search_id": search_id})
+
+    def searches(
+        self, *, page: int = 1, per_page: int = 50, status: str | None = None
+    ) -> SearchPage:
+        """The token's account's searches, newest first (a supervisor's: everyone's)."""
+        return self._answer(
+            "searches",
+            SearchPage,
+            query={"page": page, "per_page": per_page, "status": status},
+        )
+
+    def probe_photo(self, search_id: int) -> bytes:
+        """The search's probe photo, downscaled (JPEG); ``probe.purged`` once deleted."""
+        return self._send("probe_photo", path={"search_id": search_id}).content
+
+    def verify(
+        self, image_a: Image, image_b: Image, *, purpose: str, case_ref: str
+    ) -> VerificationResult:
+        """Compare two photos 1:1: a score for a person to weigh."""
+        return self._answer(
+            "verify",
+            VerificationResult,
+            data={"purpose": purpose, "case_ref": case_ref},
+            files={"image_a": _photo(image_a, "a.jpg"), "image_b": _photo(image_b, "b.jpg")},
+        )
+
+    def quality(self, frame: Image, *, scale: float = 1.0) -> QualityCheck:
+        """Quality guidance for one frame (not a search: nothing stored or audited)."""
+        return self._answer(
+            "quality",
+            QualityCheck,
+            data={"scale": scale},
+            files={"frame": _photo(frame, "frame.jpg")},
+        )
+
+    # -- adjudication --------------------------------------------------------------------------
+
+    def adjudicate(
+        self,
+        search_id: int,
+        decision: Literal["confirm", "reject", "inconclusive"],
+        *,
+        reason: str,
+        person_id: int | None = None,
+        documents: Sequence[Mapping[str, Any]] = (),
+    ) -> AdjudicationResult:
+        """Record a human decision on a search (``person_id`` is needed to confirm).
+        ``documents``: ``type``, ``number``, ``issuing_country``, ``name``, ``date_of_birth``,
+        ``nationality``."""
+        return self._answer(
+            "adjudicate",
+            AdjudicationResult,
+            path={"search_id": search_id},
+            body={
+                "decision": decision,
+                "person_id": person_id,
+                "reason": reason,
+                "documents": [dict(d) for d in documents],
+            },
+        )
+
+    def second_confirmation(self, adjudication_id: int) -> AdjudicationResult:
+        """The second person's confirmation (two-person rule)."""
+        return self._answer(
+            "second_confirmation",
+            AdjudicationResult,
+            path={"adjudication_id": adjudication_id},
+        )
+
+    def override(self, adjudication_id: int, *, reason: str) -> AdjudicationResult:
+        """Lift a document-conflict block, with a written reason (a supervisor)."""
+        return self._answer(
+            "override",
+            AdjudicationResult,
+            path={"adjudication_id": adjudication_id},
+            body={"reason": reason},
+        )
+
+    # -- gallery and records -------------------------------------------------------------------
+
+    def enroll(
+        self,
+        image: Image,
+        *,
+        external_id: str,
+        source: str,
+        display_name: str = "",
+        synthetic: bool = False,
+    ) -> EnrollmentResult:
+        """Enrol one image under an identity (admin); the answer names the person id."""
+        return self._answer(
+            "enroll",
+            EnrollmentResult,
+            data={
+                "external_id": external_id,
+                "source": source,
+                "display_name": display_name,
+                "synthetic": synthetic,
+            },
+            files={"image": _photo(image, "enrol.jpg")},
+        )
+
+    def import_records(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        source: str,
+        kind: str | None = None,
+        dry_run: bool = False,
+    ) -> ImportReport:
+        """Import a records file (.csv, .jsonl, .parquet) from a registered source (admin)."""
+        path = Path(file)
+        return self._answer(
+            "import_records",
+            ImportReport,
+            data={"source": source, "kind": kind, "dry_run": dry_run},
+            files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
+        )
+
+    # -- reviews -------------------------------------------------------------------------------
+
+    def reviews(self) -> ReviewQueue:
+        """What waits for a supervisor: confirmations and possible duplicates."""
+        return self._answer("reviews", ReviewQueue)
+
+    def resolve_review_item(self, item_id: int, *, decision: str, note: str) -> ResolvedReviewItem:
+        """Record a decision on a possible duplicate (merges nothing)."""
+        return self._answer(
+            "resolve_review_item",
+            ResolvedReviewItem,
+            path={"item_id": item_id},
+            body={"decision": decision, "note": note},
+        )
+
+    def merge_review_item(self, item_id: int, *, keep: int, reason: str) -> MergeResult:
+        """Merge a possible duplicate's two people into ``keep`` (a supervisor, with a reason)."""
+        return self._answer(
+            "merge_review_item",
+            MergeResult,
+            path={"item_id": item_id},
+            body={"keep": keep, "reason": reason},
+        )
