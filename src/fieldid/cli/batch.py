@@ -228,4 +228,4 @@ def search_batch(
         service.close()
         ws.close()
     where = f"; JSON lines in {out}" if out is not None else ""
-    err_console.print(summary.text() + where, highlight=False)
+    err_console.print(summary.text() + where, highlight=False, soft_wrap=True)

@@ -38,7 +38,7 @@ class FieldProblem(Answer):
 class Guidance(Answer):
     """What to change about a photo (``quality.*`` refusals and ``POST /quality``)."""
 
-    code: str = Field(examples=["quality.inter_eye_distance"])
+    code: str = Field(examples=["quality.too_far"])
     message: str = Field(examples=["move closer: eyes 42 px apart, 60 needed"])
 
 
@@ -55,7 +55,7 @@ class Problem(Answer):
     detail: str = Field(description="What went wrong and what to do, for a person to read.")
     code: str = Field(
         description="fieldid's stable error code (family.reason).",
-        examples=["quality.inter_eye_distance", "access.forbidden", "search.not_found"],
+        examples=["quality.too_far", "access.forbidden", "search.not_found"],
     )
     errors: list[FieldProblem] | None = Field(
         None, description="request.invalid: each field that was wrong."
