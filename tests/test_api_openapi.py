@@ -25,6 +25,7 @@ NOT_JSON = {
     ("get", "/api/v1/searches/{search_id}/probe"),
     ("get", "/api/v1/persons/{person_id}/photo"),
     ("delete", "/api/v1/session"),
+    ("post", "/api/v1/captures/wiped"),
     ("delete", "/api/v1/demo/volunteers/{volunteer_id}"),
 }
 
@@ -160,6 +161,24 @@ def test_answers_match_their_models(client: TestClient):
     view = check(schemas.SearchView, client.get(f"/api/v1/searches/{sid}").json())
     assert isinstance(view, schemas.SearchView) and view.probe.state == "held"
     check(schemas.SearchPage, client.get("/api/v1/searches").json())
+    # A refused attempt is recorded: its problem names it, and its view says why.
+    refused = search(client, csrf, b"not an image")
+    problem = check(schemas.Problem, refused.json())
+    assert isinstance(problem, schemas.Problem) and problem.search_id is not None
+    gone = check(schemas.SearchView, client.get(f"/api/v1/searches/{problem.search_id}").json())
+    assert isinstance(gone, schemas.SearchView) and gone.refusal is not None
+    assert gone.refusal.code == problem.code == "probe.not_an_image"
+    # A repeated Idempotency-Key answers the first search as persisted, marked replayed.
+    key = {"X-CSRF-Token": csrf, "Idempotency-Key": "replay-test-0001"}
+    fields = {"purpose": "field-identification", "case_ref": "CASE-1", "notice_given": "true"}
+    files = {"image": ("p.jpg", probe, "image/jpeg")}
+    first = client.post("/api/v1/searches", headers=key, files=files, data=fields)
+    again = client.post("/api/v1/searches", headers=key, files=files, data=fields)
+    assert first.status_code == again.status_code == 201
+    check(schemas.SearchResult, first.json())
+    replay = check(schemas.SearchView, again.json())
+    assert isinstance(replay, schemas.SearchView) and replay.replayed is True
+    assert replay.search_id == first.json()["search_id"]
     check(schemas.Me, client.get("/api/v1/me").json())
     v = client.post(
         "/api/v1/verifications",

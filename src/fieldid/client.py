@@ -83,7 +83,16 @@ ROUTES: dict[str, Route] = {
         "/api/v1/searches",
         SearchResult,
         "multipart",
-        ("image", "purpose", "case_ref", "notice_given", "investigation", "documents"),
+        (
+            "image",
+            "purpose",
+            "case_ref",
+            "notice_given",
+            "investigation",
+            "documents",
+            "capture",
+            "below_gate_reason",
+        ),
     ),
     "get_search": Route("GET", "/api/v1/searches/{search_id}", SearchView),
     "searches": Route("GET", "/api/v1/searches", SearchPage, query=("page", "per_page", "status")),
@@ -278,11 +287,18 @@ class Client:
         notice_given: bool | None = None,
         investigation: bool = False,
         documents: Sequence[Mapping[str, Any]] | None = None,
+        capture: Literal["live", "file"] = "file",
+        below_gate_reason: str | None = None,
     ) -> SearchResult:
         """Search one face 1:N: leads at or above the threshold, each with its score and what it
         means. ``documents``: those the person presented (``document_type``, ``number``,
-        ``issuing_country``, ``name``, ``date_of_birth``, ``nationality``, ``expiry``)."""
-        data: dict[str, Any] = {"purpose": purpose, "case_ref": case_ref}
+        ``issuing_country``, ``name``, ``date_of_birth``, ``nationality``, ``expiry``).
+        ``capture``: ``live`` (the camera, the person present) or ``file`` (a supplied photo);
+        the gate's refusals are worded for it. ``below_gate_reason``: search a photo below the
+        quality gate anyway, as an investigation list labelled low quality (supervisors)."""
+        data: dict[str, Any] = {"purpose": purpose, "case_ref": case_ref, "capture": capture}
+        if below_gate_reason is not None:
+            data["below_gate_reason"] = below_gate_reason
         if notice_given is not None:
             data["notice_given"] = notice_given
         if investigation:

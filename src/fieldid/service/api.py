@@ -372,7 +372,9 @@ async def search(
     """Search one face 1:N. The answer lists candidates at or above the threshold: leads for a
     person to adjudicate, never an identification. Refusals: ``probe.*`` (the image),
     ``acquire.no_face``, ``quality.*`` (with ``guidance``), ``use.*`` (purpose, case, notice).
-    A refused attempt is recorded too: its problem carries ``search_id`` and ``receipt_code``."""
+    A refused attempt is recorded too: its problem carries ``search_id`` and ``receipt_code``.
+    A repeated ``Idempotency-Key`` answers the first request's search as persisted (the
+    ``SearchView`` of ``GET /api/v1/searches/{id}``) with ``replayed: true``."""
     state = app_state(request)
     data = await read_upload(image, state)
     body = await run_in_threadpool(

@@ -36,10 +36,13 @@ class FieldProblem(Answer):
 
 
 class Guidance(Answer):
-    """What to change about a photo (``quality.*`` refusals and ``POST /quality``)."""
+    """What to change about a photo (``quality.*`` refusals and ``POST /quality``): ``message``
+    in plain words, ``detail`` the measurement behind it, ``text`` both together."""
 
     code: str = Field(examples=["quality.too_far"])
-    message: str = Field(examples=["move closer: eyes 42 px apart, 60 needed"])
+    message: str = Field(examples=["move closer"])
+    detail: str = Field("", examples=["eyes 42 px apart, 60 needed"])
+    text: str | None = Field(None, examples=["move closer (eyes 42 px apart, 60 needed)"])
 
 
 class Problem(Answer):
@@ -65,6 +68,9 @@ class Problem(Answer):
     )
     receipt_code: str | None = Field(
         None, description="A refused search: the receipt code given to the person photographed."
+    )
+    search_id: int | None = Field(
+        None, description="A refused search: the attempt as recorded (GET /api/v1/searches/{id})."
     )
     retry_after: int | None = Field(
         None, description="access.throttled: seconds to wait (also the Retry-After header)."
@@ -189,6 +195,25 @@ class DocumentComparison(Answer):
     records: list[CitedValue]
 
 
+class BelowGate(Answer):
+    """An investigation list run on a photo below the quality gate: the reason a supervisor gave
+    and every finding of the gate (labelled low quality wherever the list is shown)."""
+
+    reason: str
+    guidance: list[Guidance]
+
+
+class Refusal(Answer):
+    """Why an attempt was refused and what to do (the photo was compared with nothing)."""
+
+    code: str
+    message: str
+    guidance: list[Guidance]
+    capture: str | None = Field(None, description="live | file")
+    next_step: str
+    quality_refusal: bool
+
+
 class PresentedDocument(Answer):
     """A document the person presented, as recorded (its number only as a keyed hash)."""
 
@@ -262,6 +287,13 @@ class SearchResult(Answer):
     candidates: list[Candidate]
     timings_ms: dict[str, float]
     server_ms: float
+    below_gate: BelowGate | None = None
+    low_quality: bool = Field(False, description="An investigation list below the quality gate.")
+    replayed: bool = Field(
+        False,
+        description="Always false here: a repeated Idempotency-Key answers the search as "
+        "persisted (SearchView) with replayed: true.",
+    )
     links: SearchLinks
 
 
@@ -376,6 +408,12 @@ class SearchView(Answer):
     candidates: list[SearchCandidate]
     adjudications: list[Adjudication]
     documents_presented: list[dict[str, str]]
+    refusal: Refusal | None = None
+    below_gate: BelowGate | None = None
+    low_quality: bool = False
+    replayed: bool | None = Field(
+        None, description="true when this answers a repeated Idempotency-Key (POST /searches)."
+    )
     links: SearchLinks
 
 
