@@ -19,10 +19,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def _open_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema allows members beyond ``properties`` unless it says otherwise; saying
+    ``additionalProperties: true`` adds nothing but noise ("additionalProp1") to Swagger's
+    examples."""
+    schema.pop("additionalProperties", None)
+
+
 class Answer(BaseModel):
     """Base of every answer: unknown members are kept (forward compatible), never refused."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_open_schema)
 
 
 # --- errors --------------------------------------------------------------------------------------
