@@ -10,8 +10,8 @@ FastAPI describes the routes, their parameters and their typed answers
   ``[]``), and ``x-fieldid-permission`` names the action it needs;
 - **one error schema**: every 4xx answer is ``application/problem+json`` with the
   :class:`~fieldid.service.schemas.Problem` schema (FastAPI's own ``HTTPValidationError`` is not
-  what this service answers, so it is removed); protected operations declare 401 and 403, and
-  operations that take input declare 422.
+  what this service answers, so it is removed); protected operations declare 401 and 403,
+  operations that take input 422, operations that upload a photo 503 (``service.busy``).
 
 The description is built once per app and cached (``app.openapi_schema``).
 """
@@ -162,6 +162,12 @@ def describe(app: FastAPI) -> dict[str, Any]:
             if "requestBody" not in op:  # nothing uploaded: no size or media type to refuse
                 responses.pop("413", None)
                 responses.pop("415", None)
+            elif "multipart/form-data" in op["requestBody"].get("content", {}):
+                # A photo goes to the face-work pool, which refuses at once when it is full.
+                responses.setdefault(
+                    "503",
+                    _problem_response("the face-work pool is busy (service.busy; Retry-After)"),
+                )
             for status, resp in responses.items():
                 if status.isdigit() and 400 <= int(status) < 500:
                     desc = resp.get("description") or "refused"
