@@ -204,7 +204,7 @@ def search_batch(
     except FieldidError as e:
         ws.close()
         fail(e)
-    service = SearchService(ws)
+    service = ws.searches
     target = out.open("w", encoding="utf-8") if out is not None else sys.stdout
     try:
         with progress_bar() as bar:
@@ -225,7 +225,6 @@ def search_batch(
     finally:
         if out is not None:
             target.close()
-        service.close()
         ws.close()
     where = f"; JSON lines in {out}" if out is not None else ""
     err_console.print(summary.text() + where, highlight=False, soft_wrap=True)
