@@ -133,7 +133,7 @@ def test_the_description_needs_an_account(client: TestClient):
     assert client.get("/openapi.json").status_code == 401
     assert client.get("/docs", follow_redirects=False).status_code == 303
     ws = client.app.state.fieldid.workspace  # type: ignore[attr-defined]
-    tok = Accounts(ws, hasher=FAST_HASHER).issue_token("u-auditor", by="t").secret
+    tok = Accounts(ws.store, ws.clock, hasher=FAST_HASHER).issue_token("u-auditor", by="t").secret
     got = client.get("/openapi.json", headers={"Authorization": f"Bearer {tok}"})
     assert got.status_code == 200 and got.json()["info"]["title"] == "fieldid"
 

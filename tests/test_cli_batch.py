@@ -30,7 +30,7 @@ def _lines(path: Path) -> list[dict]:
 def _searches(root: Path) -> list:
     ws = Workspace.open(root)
     try:
-        return list(ws.audit.entries("search"))
+        return list(ws.store.audit_entries("search"))
     finally:
         ws.close()
 

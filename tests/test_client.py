@@ -72,7 +72,7 @@ def live(service_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     root = tmp_path_factory.mktemp("live") / "ws"
     shutil.copytree(service_root, root)
     ws = Workspace.open(root)
-    accounts = Accounts(ws, hasher=FAST_HASHER)
+    accounts = Accounts(ws.store, ws.clock, hasher=FAST_HASHER)
     tokens = {r: accounts.issue_token(f"u-{r.value}", by="test").secret for r in Role}
     ws.close()
     port = _free_port()
