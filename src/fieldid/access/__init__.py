@@ -58,6 +58,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "db_copy": frozenset({Role.ADMIN}),
     #: One's own account: change one's password.
     "account_self": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
+    #: List, show, correct and delete people and their enrolled images (``gallery/manage.py``).
+    "gallery_manage": frozenset({Role.ADMIN}),
 }
 
 

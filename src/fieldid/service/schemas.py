@@ -658,6 +658,70 @@ class EnrollmentResult(Answer):
     gallery: GallerySize
 
 
+class PersonSummary(Answer):
+    """A person in the gallery (``GET /api/v1/people``)."""
+
+    id: int
+    external_id: str = Field(description="The source's identity key.")
+    display_name: str
+    synthetic: bool = Field(description="Generated data (demo, tests, distractors).")
+    created_at: str
+    images: int = Field(description="Enrolled images.")
+    templates: int = Field(description="Face templates (searchable); 0: the person is never found.")
+
+
+class PeoplePage(Answer):
+    people: list[PersonSummary]
+    total: int = Field(description="People matching the filter.")
+    offset: int
+    limit: int
+
+
+class EnrolledImage(Answer):
+    """An enrolled image as stored: never its bytes (a photo is served only by an audited use)."""
+
+    id: int
+    person_id: int
+    source: str = Field(description="Where the image came from (path or URI given at enrollment).")
+    provenance: str | None = None
+    sha256: str
+    width: int
+    height: int
+    quality_unified: int
+    created_at: str
+    capture_date: str | None = None
+    record_id: int | None = Field(None, description="The identity record it came with.")
+    has_photo: bool = Field(description="Whether a face crop is kept for display.")
+    templates: int
+
+
+class PersonDetail(PersonSummary):
+    """A person with their enrolled images (``GET /api/v1/people/{person_id}``)."""
+
+    image_list: list[EnrolledImage]
+    records: int = Field(description="Identity records about the person.")
+    source_links: int = Field(description="Source subject keys linked to the person.")
+    merged_from: list[str] = Field(
+        default_factory=list, description="External ids of people merged into this one."
+    )
+
+
+class GalleryDeletion(Answer):
+    """What a deletion removed (the templates are gone from the vector index too)."""
+
+    person_id: int
+    external_id: str
+    image_id: int | None = Field(None, description="The image deleted (an image deletion).")
+    images_removed: int
+    templates_removed: int
+    records_removed: int
+    links_removed: int
+    audit_seq: int = Field(description="The audit entry that records the deletion.")
+    person: PersonDetail | None = Field(
+        None, description="The person as left after an image deletion (None: person deleted)."
+    )
+
+
 class RowProblem(Answer):
     line: int
     code: str
