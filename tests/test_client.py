@@ -12,7 +12,6 @@ real server: ``fieldid serve`` on an ephemeral port, in a subprocess.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,18 +19,21 @@ import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from conftest import subject_images
 from fieldid.access import Role
 from fieldid.access.accounts import Accounts
 from fieldid.client import ROUTES, ApiError, Client
 from fieldid.demo import astronaut_path, closer_crop
 from fieldid.service import schemas
 from helpers_service import FAST_HASHER, service_root
+from helpers_storage import Backend
 
 __all__ = ["service_root"]  # fixture
 
@@ -65,12 +67,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live(service_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(
+    service_root: Path, tmp_path_factory: pytest.TempPathFactory, backend_kind: Backend
+) -> Iterator[Live]:
     """``fieldid serve`` on a copy of the service workspace, with a token per role."""
     from fieldid.workspace import Workspace
 
     root = tmp_path_factory.mktemp("live") / "ws"
-    shutil.copytree(service_root, root)
+    backend_kind.copy(service_root, root, keep=True)  # on PostgreSQL: a database of its own
     ws = Workspace.open(root)
     accounts = Accounts(ws.store, ws.clock, hasher=FAST_HASHER)
     tokens = {r: accounts.issue_token(f"u-{r.value}", by="test").secret for r in Role}
@@ -258,6 +262,82 @@ def test_enroll_and_review_over_http(live: Live):
             item.id, decision="different_people", note="a test enrolment of the same photo"
         )
         assert resolved.merged is False and resolved.decision == "different_people"
+
+
+def _enlarged(path: Path, factor: float = 2.0) -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB")
+    img = img.resize((int(img.width * factor), int(img.height * factor)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_people_list_show_correct_delete_over_http(live: Live):
+    """Gallery management end to end: an admin enrols, finds, corrects and deletes a person;
+    an officer's search finds them before and never after; each act is audited."""
+    first, second = subject_images("subject-0003")[:2]
+    with live.client(Role.ADMIN) as admin, live.client(Role.OFFICER) as officer:
+        got = admin.enroll(first, external_id="client-people-1", source="test", synthetic=True)
+        pid = got.person_id
+        page = admin.people(q="client-people")
+        assert isinstance(page, schemas.PeoplePage) and page.total == 1
+        assert [(p.id, p.images, p.templates) for p in page.people] == [(pid, 1, 1)]
+        assert admin.people(synthetic=False).total == 0  # every person here is synthetic
+        detail = admin.person(pid)
+        assert isinstance(detail, schemas.PersonDetail) and detail.external_id == "client-people-1"
+        (image,) = detail.image_list
+        assert image.has_photo and image.templates == 1
+        fixed = admin.correct_person(pid, display_name="Client Person", reason="a typo in the name")
+        assert fixed.display_name == "Client Person"
+        info = admin.correct_image(
+            pid, image.id, capture_date=date(2020, 1, 2), reason="the source's stated date"
+        )
+        assert isinstance(info, schemas.EnrolledImage) and info.capture_date == "2020-01-02"
+        assert info.provenance == image.provenance  # left out: unchanged
+
+        use = {"purpose": "field-identification", "case_ref": "PEOPLE-1", "notice_given": True}
+        probe = _enlarged(second)  # the gate wants 60 px between the eyes: this photo has 39
+        before = officer.search(probe, **use)
+        assert before.candidates and before.candidates[0].person_id == pid
+        with pytest.raises(ApiError) as e:
+            officer.people()
+        assert e.value.code == "access.forbidden" and e.value.status == 403
+        with pytest.raises(ApiError) as e:
+            officer.delete_person(pid, reason="an officer may not do this")
+        assert e.value.status == 403
+        with pytest.raises(ApiError) as e:
+            admin.delete_person(pid, reason="short")
+        assert e.value.code == "person.no_reason" and e.value.status == 422
+
+        gone = admin.delete_person(pid, reason="enrolled by the client test; withdrawn")
+        assert isinstance(gone, schemas.GalleryDeletion)
+        assert (gone.person_id, gone.images_removed, gone.templates_removed) == (pid, 1, 1)
+        after = officer.search(probe, **use)
+        assert all(
+            c.person_id != pid and c.external_id != "client-people-1" for c in after.candidates
+        )
+        with pytest.raises(ApiError) as e:
+            admin.person(pid)
+        assert e.value.code == "person.not_found" and e.value.status == 404
+        with pytest.raises(ApiError) as e:
+            admin.delete_image(pid, image.id, reason="the image is already gone")
+        assert e.value.status == 404
+    from fieldid.workspace import Workspace
+
+    ws = Workspace.open(live.root)
+    try:
+        (entry,) = [
+            e for e in ws.store.audit_entries("person_delete") if e.payload["person_id"] == pid
+        ]
+        assert entry.seq == gone.audit_seq and entry.operator == "u-admin"
+        events = {e.event for e in ws.store.audit_entries() if e.operator == "u-admin"}
+        assert {"gallery_read", "person_correct", "image_correct", "person_delete"} <= events
+    finally:
+        ws.close()
 
 
 # --- a client generated from the description -----------------------------------------------------

@@ -30,6 +30,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -38,10 +39,14 @@ from pydantic import BaseModel
 
 from fieldid.service.schemas import (
     AdjudicationResult,
+    EnrolledImage,
     EnrollmentResult,
+    GalleryDeletion,
     ImportReport,
     Me,
     MergeResult,
+    PeoplePage,
+    PersonDetail,
     Problem,
     QualityCheck,
     ResolvedReviewItem,
@@ -53,6 +58,13 @@ from fieldid.service.schemas import (
 )
 
 __all__ = ["ROUTES", "ApiError", "Client", "Route"]
+
+
+class _Unset:
+    """Marks an argument left out (None has a meaning of its own: clear the field)."""
+
+
+_UNSET = _Unset()
 
 #: A photo: its bytes, or a path to read them from.
 Image = bytes | str | os.PathLike[str]
@@ -139,6 +151,29 @@ ROUTES: dict[str, Route] = {
     ),
     "merge_review_item": Route(
         "POST", "/api/v1/review-items/{item_id}/merge", MergeResult, "json", ("keep", "reason")
+    ),
+    "people": Route(
+        "GET", "/api/v1/people", PeoplePage, query=("q", "synthetic", "offset", "limit")
+    ),
+    "person": Route("GET", "/api/v1/people/{person_id}", PersonDetail),
+    "correct_person": Route(
+        "PATCH", "/api/v1/people/{person_id}", PersonDetail, "json", ("display_name", "reason")
+    ),
+    "delete_person": Route(
+        "DELETE", "/api/v1/people/{person_id}", GalleryDeletion, query=("reason",)
+    ),
+    "correct_image": Route(
+        "PATCH",
+        "/api/v1/people/{person_id}/images/{image_id}",
+        EnrolledImage,
+        "json",
+        ("reason", "capture_date", "provenance", "person_id"),
+    ),
+    "delete_image": Route(
+        "DELETE",
+        "/api/v1/people/{person_id}/images/{image_id}",
+        GalleryDeletion,
+        query=("reason",),
     ),
     "import_records": Route(
         "POST",
@@ -412,6 +447,81 @@ class Client:
                 "synthetic": synthetic,
             },
             files={"image": _photo(image, "enrol.jpg")},
+        )
+
+    def people(
+        self,
+        *,
+        q: str | None = None,
+        synthetic: bool | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> PeoplePage:
+        """People in the gallery by id (admin; audited): ``q`` a part of the external id or
+        display name, ``synthetic`` only generated (True) or only real (False) people."""
+        return self._answer(
+            "people",
+            PeoplePage,
+            query={"q": q, "synthetic": synthetic, "offset": offset, "limit": limit},
+        )
+
+    def person(self, person_id: int) -> PersonDetail:
+        """One person with their enrolled images (metadata, never bytes) (admin; audited)."""
+        return self._answer("person", PersonDetail, path={"person_id": person_id})
+
+    def correct_person(self, person_id: int, *, display_name: str, reason: str) -> PersonDetail:
+        """Correct a person's display name, with a reason (admin; audited)."""
+        return self._answer(
+            "correct_person",
+            PersonDetail,
+            path={"person_id": person_id},
+            body={"display_name": display_name, "reason": reason},
+        )
+
+    def delete_person(self, person_id: int, *, reason: str) -> GalleryDeletion:
+        """Delete a person with their images, templates, records and index entries (admin;
+        audited): no search afterwards returns them."""
+        return self._answer(
+            "delete_person",
+            GalleryDeletion,
+            path={"person_id": person_id},
+            query={"reason": reason},
+        )
+
+    def correct_image(
+        self,
+        person_id: int,
+        image_id: int,
+        *,
+        reason: str,
+        capture_date: date | _Unset | None = _UNSET,
+        provenance: str | _Unset | None = _UNSET,
+        move_to: int | None = None,
+    ) -> EnrolledImage:
+        """Correct an enrolled image's ``capture_date`` or ``provenance`` (None clears it; left
+        out: unchanged), or move it with its templates to person ``move_to`` (admin;
+        audited)."""
+        body: dict[str, Any] = {"reason": reason}
+        if not isinstance(capture_date, _Unset):
+            body["capture_date"] = None if capture_date is None else capture_date.isoformat()
+        if not isinstance(provenance, _Unset):
+            body["provenance"] = provenance
+        if move_to is not None:
+            body["person_id"] = move_to
+        return self._answer(
+            "correct_image",
+            EnrolledImage,
+            path={"person_id": person_id, "image_id": image_id},
+            body=body,
+        )
+
+    def delete_image(self, person_id: int, image_id: int, *, reason: str) -> GalleryDeletion:
+        """Delete one enrolled image with its templates and face crop (admin; audited)."""
+        return self._answer(
+            "delete_image",
+            GalleryDeletion,
+            path={"person_id": person_id, "image_id": image_id},
+            query={"reason": reason},
         )
 
     def import_records(
