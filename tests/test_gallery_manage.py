@@ -274,3 +274,85 @@ def test_a_misfiled_image_moves_to_the_person_it_shows(enrolled: Workspace):
     assert [e.payload["changed"] for e in enrolled.store.audit_entries("image_correct")] == [
         {"person_id": {"old": wrong, "new": right}}
     ]
+
+
+def test_the_command_line_lists_shows_corrects_and_deletes(enrolled: Workspace):
+    import json
+
+    from typer.testing import CliRunner
+
+    from fieldid.cli.app import app
+
+    runner = CliRunner()
+    root = enrolled.root
+    pid = _pid(enrolled, "subject-0009")
+    enrolled.close()
+    w = ["-w", str(root), "--operator", "admin-cli"]
+
+    out = runner.invoke(app, ["person", "list", "-q", "0009", *w, "--json"])
+    assert out.exit_code == 0, out.output
+    assert [p["id"] for p in json.loads(out.output)["people"]] == [pid]
+    out = runner.invoke(app, ["person", "list", "--limit", "3", *w])
+    assert out.exit_code == 0 and "1–3 of 20 people" in out.output
+    out = runner.invoke(app, ["person", "show", "subject-0009", *w])
+    assert out.exit_code == 0 and f"person {pid}: subject-0009" in out.output
+    out = runner.invoke(app, ["person", "list", *w, "--role", "officer"])
+    assert out.exit_code == 2 and "access.forbidden" in out.output
+    out = runner.invoke(
+        app, ["person", "correct", str(pid), "--display-name", "Nine", "--reason", WHY, *w]
+    )
+    assert out.exit_code == 0 and "Nine" in out.output
+    image = json.loads(runner.invoke(app, ["person", "show", str(pid), *w, "--json"]).output)[
+        "image_list"
+    ][0]["id"]
+    out = runner.invoke(
+        app,
+        ["person", "correct-image", str(pid), str(image), "--capture-date", "2018-04-03"]
+        + ["--reason", WHY, *w],
+    )
+    assert out.exit_code == 0 and "captured 2018-04-03" in out.output
+    # Deleting asks first; "no" deletes nothing.
+    out = runner.invoke(app, ["person", "delete", str(pid), "--reason", WHY, *w], input="n\n")
+    assert out.exit_code == 1
+    out = runner.invoke(app, ["person", "delete", str(pid), "--reason", WHY, "--yes", *w])
+    assert out.exit_code == 0 and "1 templates" in out.output, out.output
+    out = runner.invoke(app, ["person", "show", str(pid), *w])
+    assert out.exit_code == 2 and "person.not_found" in out.output
+    ws = Workspace.open(root)
+    try:
+        events = [e.event for e in ws.store.audit_entries() if e.operator == "admin-cli"]
+        assert events == [
+            "gallery_read",
+            "gallery_read",
+            "gallery_read",
+            "person_correct",
+            "gallery_read",
+            "image_correct",
+            "person_delete",
+        ]
+        result = ws.searches.search(subject_images("subject-0009")[1], ATTR, top_k=20)
+        assert all(c.external_id != "subject-0009" for c in result.candidates)
+    finally:
+        ws.close()
+
+
+def test_a_person_whose_confirmation_waits_cannot_be_deleted(enrolled: Workspace):
+    from helpers_account import set_config
+
+    set_config(enrolled.root, "adjudication", 'two_person_purposes = ["field-identification"]')
+    result = enrolled.searches.search(subject_images("subject-0010")[1], ATTR)
+    pid = result.candidates[0].person_id
+    waiting = enrolled.adjudicator().adjudicate(
+        result.search_id,
+        Actor("officer-7", Role.OFFICER),
+        "confirm",
+        person_id=pid,
+        reason="same face, same scar",
+    )
+    assert waiting.state == "pending_second"
+    with pytest.raises(GalleryError) as e:
+        enrolled.gallery_admin.delete_person(ADMIN, pid, reason=WHY)
+    assert e.value.code == "person.open_adjudication"
+    assert e.value.details["adjudication_id"] == waiting.id
+    assert _rows(enrolled, TemplateRow, pid) == 1
+    assert not enrolled.store.audit_entries("person_delete")

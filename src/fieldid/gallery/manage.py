@@ -288,6 +288,18 @@ class GalleryAdmin:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def find(self, ref: str) -> int:
+        """A live person by external id (what lists show) or numeric id; ``person.not_found``
+        otherwise (a merged person's old id included: ``fieldid person history`` says where it
+        went)."""
+        with self.store.read() as s:
+            pid = s.scalar(select(Person.id).where(Person.external_id == ref))
+            if pid is None and ref.isascii() and ref.isdigit() and len(ref) < 11:
+                pid = s.scalar(select(Person.id).where(Person.id == int(ref)))
+        if pid is None:
+            raise GalleryError(f"no person {ref!r} in the gallery", code="person.not_found")
+        return int(pid)
+
     def list_people(
         self,
         actor: Actor,
