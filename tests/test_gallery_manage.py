@@ -305,11 +305,8 @@ def test_the_command_line_lists_shows_corrects_and_deletes(enrolled: Workspace):
     image = json.loads(runner.invoke(app, ["person", "show", str(pid), *w, "--json"]).output)[
         "image_list"
     ][0]["id"]
-    out = runner.invoke(
-        app,
-        ["person", "correct-image", str(pid), str(image), "--capture-date", "2018-04-03"]
-        + ["--reason", WHY, *w],
-    )
+    fix = ["person", "correct-image", str(pid), str(image), "--capture-date", "2018-04-03"]
+    out = runner.invoke(app, [*fix, "--reason", WHY, *w])
     assert out.exit_code == 0 and "captured 2018-04-03" in out.output
     # Deleting asks first; "no" deletes nothing.
     out = runner.invoke(app, ["person", "delete", str(pid), "--reason", WHY, *w], input="n\n")
