@@ -221,6 +221,13 @@ def test_corrections_keep_old_and_new_values_in_the_audit(enrolled: Workspace):
     with pytest.raises(GalleryError) as e:
         admin.correct_person(ADMIN, pid, display_name="Subject Five (synthetic)", reason=WHY)
     assert e.value.code == "person.no_change"
+    for bad in ({"display_name": "Five\x00"}, {"display_name": "Five", "reason": WHY + "\x00"}):
+        with pytest.raises(GalleryError) as e:  # a NUL cannot be stored in PostgreSQL text
+            admin.correct_person(ADMIN, pid, **{"reason": WHY, **bad})
+        assert e.value.code == "person.bad_text"
+    with pytest.raises(GalleryError) as e:
+        admin.list_people(ADMIN, query="sub\x00ject")
+    assert e.value.code == "person.bad_text"
     (entry,) = enrolled.store.audit_entries("person_correct")
     assert entry.payload["changed"] == {
         "display_name": {"old": "subject-0005", "new": "Subject Five (synthetic)"}

@@ -172,8 +172,21 @@ class Deletion:
         }
 
 
+def _text(value: str, what: str, *, lines: bool = False) -> str:
+    """``value`` stripped; refused when it holds a control character (a NUL cannot be stored
+    in PostgreSQL text; none belongs in a name, a provenance or a search). ``lines``: tabs and
+    line breaks are allowed (a reason)."""
+    allowed = "\t\n\r" if lines else ""
+    bad = next((c for c in value if (ord(c) < 32 or ord(c) == 127) and c not in allowed), None)
+    if bad is not None:
+        raise GalleryError(
+            f"the {what} holds a control character (U+{ord(bad):04X})", code="person.bad_text"
+        )
+    return value.strip()
+
+
 def _reason(reason: str) -> str:
-    text = reason.strip()
+    text = _text(reason, "reason", lines=True)
     if len(text) < MIN_REASON:
         raise GalleryError(
             f"say why (at least {MIN_REASON} characters): the reason is kept in the audit log",
@@ -319,7 +332,7 @@ class GalleryAdmin:
                 f"offset must be 0 or more and limit between 1 and {MAX_LIMIT}",
                 code="request.invalid",
             )
-        q = (query or "").strip()
+        q = _text(query or "", "query")
         with self.store.using(uow) as u:
             s = u.session
             where: list[Any] = []
@@ -402,7 +415,7 @@ class GalleryAdmin:
         corrects it by importing). Audited (``person_correct``) with the old and new value."""
         require(actor, PERMISSION)
         why = _reason(reason)
-        name = display_name.strip()
+        name = _text(display_name, "display name")
         if not name:
             raise GalleryError("a display name cannot be empty", code="person.no_change")
         with self.store.using(uow) as u:
@@ -454,7 +467,7 @@ class GalleryAdmin:
                 }
                 img.capture_date = capture_date
             if provenance is not UNSET:
-                text = None if provenance is None else (provenance.strip() or None)
+                text = None if provenance is None else (_text(provenance, "provenance") or None)
                 if text != img.provenance:
                     changed["provenance"] = {"old": img.provenance, "new": text}
                     img.provenance = text
