@@ -23,7 +23,11 @@ METHODS = ("get", "put", "post", "delete", "patch")
 #: Successful answers that are not JSON (images, nothing).
 NOT_JSON = {
     ("get", "/api/v1/searches/{search_id}/probe"),
-    ("get", "/api/v1/persons/{person_id}/photo"),
+    ("get", "/api/v1/searches/{search_id}/candidates/{rank}/photo"),
+    ("post", "/api/v1/gallery/photo"),
+    ("get", "/api/v1/review-items/{item_id}/photos/{side}"),
+    ("post", "/api/v1/admin/users/{name}/password"),
+    ("delete", "/api/v1/admin/tokens/{token_id}"),
     ("delete", "/api/v1/session"),
     ("post", "/api/v1/captures/wiped"),
     ("delete", "/api/v1/demo/volunteers/{volunteer_id}"),

@@ -12,15 +12,17 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import FACES, enrolled, enrolled_template
+from fieldid.access import Role
 from fieldid.candidate import Candidate, CandidateList
 from fieldid.cli.app import app, candidates_table
 from fieldid.pipeline import FacePipeline
 from fieldid.workspace import Workspace
+from helpers_cli import cli, tokens
 
 __all__ = ["enrolled", "enrolled_template"]  # fixtures
 
 runner = CliRunner()
-USE = ["--operator", "officer-7", "--purpose", "field-identification", "--case", "BATCH-1"]
+USE = ["--purpose", "field-identification", "--case", "BATCH-1"]
 
 
 def _lines(path: Path) -> list[dict]:
@@ -42,8 +44,14 @@ def ws_root(enrolled: Workspace) -> Path:
     return root
 
 
+@pytest.fixture()
+def officer(ws_root: Path) -> str:
+    """An officer's API token (the batch acts as that account, authenticated once)."""
+    return tokens(ws_root)[Role.OFFICER]
+
+
 def test_batch_over_a_folder_loads_the_model_once(
-    ws_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ws_root: Path, officer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     folder = tmp_path / "probes"
     for n in (2, 5, 9):
@@ -62,9 +70,7 @@ def test_batch_over_a_folder_loads_the_model_once(
     monkeypatch.setattr(FacePipeline, "from_spec", classmethod(counting))
     before = len(_searches(ws_root))
     out = tmp_path / "out.jsonl"
-    r = runner.invoke(
-        app, ["search", "--batch", str(folder), "-w", str(ws_root), *USE, "--out", str(out)]
-    )
+    r = cli(["search", "--batch", folder, "-w", ws_root, *USE, "--out", out], token=officer)
     assert r.exit_code == 0, r.output
     assert len(loads) == 1  # the model, once for the whole batch
     lines = _lines(out)
@@ -86,12 +92,12 @@ def test_batch_over_a_folder_loads_the_model_once(
     entries = _searches(ws_root)[before:]
     assert len(entries) == 4
     assert {e.case_ref for e in entries} == {"BATCH-1"}
-    assert {e.operator for e in entries} == {"officer-7"}
+    assert {e.operator for e in entries} == {"cli-officer"}
     assert sorted(e.payload["outcome"] for e in entries) == ["candidates"] * 3 + ["refused"]
     assert "4 probes: 3 searched (3 with candidates, 0 without), 1 refused" in r.output
 
 
-def test_batch_from_a_csv_with_a_case_per_row(ws_root: Path, tmp_path: Path):
+def test_batch_from_a_csv_with_a_case_per_row(ws_root: Path, officer: str, tmp_path: Path):
     shutil.copy(FACES / "subject-0003" / "subject-0003_0002.jpg", tmp_path / "a.jpg")
     csv = tmp_path / "probes.csv"
     csv.write_text(
@@ -101,7 +107,7 @@ def test_batch_from_a_csv_with_a_case_per_row(ws_root: Path, tmp_path: Path):
         f"{FACES / 'subject-0007' / 'subject-0007_0002.jpg'},\n"
     )
     before = len(_searches(ws_root))
-    r = runner.invoke(app, ["search", "--batch", str(csv), "-w", str(ws_root), *USE])
+    r = cli(["search", "--batch", csv, "-w", ws_root, *USE], token=officer)
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.stdout.splitlines()]  # JSON lines on stdout
     assert [x["line"] for x in lines] == [2, 3, 4]
@@ -113,7 +119,7 @@ def test_batch_from_a_csv_with_a_case_per_row(ws_root: Path, tmp_path: Path):
     assert [e.case_ref for e in entries] == ["CASE-A", "BATCH-1"]
 
 
-def test_batch_usage_errors(ws_root: Path, tmp_path: Path):
+def test_batch_usage_errors(ws_root: Path, officer: str, tmp_path: Path):
     photo = FACES / "subject-0003" / "subject-0003_0002.jpg"
     both = runner.invoke(app, ["search", str(photo), "--batch", str(tmp_path), *USE])
     assert both.exit_code == 2 and "not both" in both.output
@@ -130,12 +136,21 @@ def test_batch_usage_errors(ws_root: Path, tmp_path: Path):
         app, ["search", "--batch", str(tmp_path / "bad.csv"), "-w", str(ws_root), *USE]
     )
     assert bad.exit_code == 2 and "dataset.columns" in bad.output
+    # Without an account nothing is searched: refused once, before any probe.
+    (tmp_path / "p").mkdir()
+    shutil.copy(photo, tmp_path / "p")
+    before = len(_searches(ws_root))
+    anon = cli(["search", "--batch", tmp_path / "p", "-w", ws_root, *USE])
+    assert anon.exit_code == 2 and "access.unauthenticated" in anon.output
+    assert len(_searches(ws_root)) == before
+    ok = cli(["search", "--batch", tmp_path / "p", "-w", ws_root, *USE], token=officer)
+    assert ok.exit_code == 0 and len(_searches(ws_root)) == before + 1
 
 
 def test_candidate_tables_never_cut_an_id(monkeypatch: pytest.MonkeyPatch):
     long_id = "border-agency-x:person-000012345678-ABCDEFGH-IJKLMNOP"
     result = CandidateList(
-        search_ref=1,
+        audit_seq=1,
         model="m",
         threshold=0.9,
         gallery_persons=1,

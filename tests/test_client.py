@@ -37,14 +37,12 @@ from helpers_storage import Backend
 
 __all__ = ["service_root"]  # fixture
 
-#: API operations the client leaves out on purpose: a browser's login and logout, the enrolled
-#: photo (served for the pages beside a candidate), the phone app's report of a capture it wiped
-#: unsent, the demo's onboarding.
+#: API operations the client leaves out on purpose: a browser's login and logout, the phone
+#: app's report of a capture it wiped unsent, the demo's onboarding.
 NOT_IN_CLIENT = {
     ("POST", "/api/v1/session"),
     ("POST", "/api/v1/captures/wiped"),
     ("DELETE", "/api/v1/session"),
-    ("GET", "/api/v1/persons/{person_id}/photo"),
     ("POST", "/api/v1/demo/volunteers"),
     ("DELETE", "/api/v1/demo/volunteers/{volunteer_id}"),
 }
@@ -213,6 +211,7 @@ def test_search_verify_adjudicate_over_http(live: Live):
         view = api.get_search(found.search_id)
         assert view.candidates[0].person_id == lead.person_id and view.status == "open"
         assert api.probe_photo(found.search_id)[:2] == b"\xff\xd8"  # a JPEG
+        assert api.candidate_photo(found.search_id, lead.rank)[:2] == b"\xff\xd8"
         assert found.search_id in {s.search_id for s in api.searches().searches}
         v = api.verify(probe, probe, purpose="field-identification", case_ref="CLIENT-1")
         assert isinstance(v, schemas.VerificationResult) and v.above_threshold
@@ -245,6 +244,29 @@ def test_refusals_raise_api_error_with_the_problem(live: Live):
     with Client(live.url, "fid_not-a-token") as anon, pytest.raises(ApiError) as e:
         anon.me()
     assert e.value.code == "access.token_invalid" and e.value.status == 401
+
+
+def test_the_access_lifecycle_over_http(live: Live):
+    with live.client(Role.ADMIN) as admin:
+        made = admin.add_user("client-officer-2", role="officer", password="a-long-password-1")
+        assert isinstance(made, schemas.OperatorAccount) and made.role == "officer"
+        assert "client-officer-2" in {u.name for u in admin.users().users}
+        tok = admin.issue_token("client-officer-2", scopes=["verify"], days=1, label="test")
+        assert isinstance(tok, schemas.IssuedToken) and tok.secret and tok.scopes == ["verify"]
+        listed = admin.tokens(operator="client-officer-2").tokens
+        assert [(t.id, t.state) for t in listed] == [(tok.id, "active")]
+        with Client(live.url, tok.secret) as officer:
+            assert officer.me().operator == "client-officer-2"
+            with pytest.raises(ApiError) as e:  # the token's scopes hold
+                officer.searches()
+            assert e.value.code == "access.scope"
+        admin.revoke_token(tok.id)
+        with Client(live.url, tok.secret) as officer, pytest.raises(ApiError) as e:
+            officer.me()
+        assert e.value.status == 401
+        gone = admin.disable_user("client-officer-2")
+        assert gone.disabled and admin.enable_user("client-officer-2").disabled is False
+        admin.reset_password("client-officer-2", password="another-long-password-2")
 
 
 def test_enroll_and_review_over_http(live: Live):
@@ -464,4 +486,4 @@ def test_generated_models_type_check_a_search_round_trip(live: Live, tmp_path: P
     # The astronaut: subject-0001, or the same photo enrolled by the test above.
     assert external_id in {"subject-0001", "client-enrol-1"}
     assert float(score) > 0.9 and same == "True"
-    assert band in {"good", "fair"} and int(search_id) > 0
+    assert band in {"good", "fair"} and len(search_id) >= 16  # an opaque public id

@@ -43,8 +43,11 @@ from fieldid.service.schemas import (
     EnrollmentResult,
     GalleryDeletion,
     ImportReport,
+    IssuedToken,
     Me,
     MergeResult,
+    OperatorAccount,
+    OperatorList,
     PeoplePage,
     PersonDetail,
     Problem,
@@ -54,6 +57,7 @@ from fieldid.service.schemas import (
     SearchPage,
     SearchResult,
     SearchView,
+    TokenList,
     VerificationResult,
 )
 
@@ -109,6 +113,9 @@ ROUTES: dict[str, Route] = {
     "get_search": Route("GET", "/api/v1/searches/{search_id}", SearchView),
     "searches": Route("GET", "/api/v1/searches", SearchPage, query=("page", "per_page", "status")),
     "probe_photo": Route("GET", "/api/v1/searches/{search_id}/probe", None),
+    "candidate_photo": Route("GET", "/api/v1/searches/{search_id}/candidates/{rank}/photo", None),
+    "gallery_photo": Route("POST", "/api/v1/gallery/photo", None, "json", ("person", "reason")),
+    "review_item_photo": Route("GET", "/api/v1/review-items/{item_id}/photos/{side}", None),
     "verify": Route(
         "POST",
         "/api/v1/verifications",
@@ -124,12 +131,16 @@ ROUTES: dict[str, Route] = {
         "json",
         ("decision", "person_id", "reason", "documents"),
     ),
-    "second_confirmation": Route(
-        "POST", "/api/v1/adjudications/{adjudication_id}/second-confirmation", AdjudicationResult
+    "second": Route(
+        "POST",
+        "/api/v1/searches/{search_id}/adjudications/{adjudication_id}/second",
+        AdjudicationResult,
+        "json",
+        ("decision", "reason"),
     ),
     "override": Route(
         "POST",
-        "/api/v1/adjudications/{adjudication_id}/override",
+        "/api/v1/searches/{search_id}/adjudications/{adjudication_id}/override",
         AdjudicationResult,
         "json",
         ("reason",),
@@ -175,6 +186,24 @@ ROUTES: dict[str, Route] = {
         GalleryDeletion,
         query=("reason",),
     ),
+    "users": Route("GET", "/api/v1/admin/users", OperatorList),
+    "add_user": Route(
+        "POST", "/api/v1/admin/users", OperatorAccount, "json", ("name", "role", "password")
+    ),
+    "disable_user": Route("POST", "/api/v1/admin/users/{name}/disable", OperatorAccount),
+    "enable_user": Route("POST", "/api/v1/admin/users/{name}/enable", OperatorAccount),
+    "reset_password": Route(
+        "POST", "/api/v1/admin/users/{name}/password", None, "json", ("password",)
+    ),
+    "tokens": Route("GET", "/api/v1/admin/tokens", TokenList, query=("operator",)),
+    "issue_token": Route(
+        "POST",
+        "/api/v1/admin/tokens",
+        IssuedToken,
+        "json",
+        ("operator", "scopes", "days", "label"),
+    ),
+    "revoke_token": Route("DELETE", "/api/v1/admin/tokens/{token_id}", None),
     "import_records": Route(
         "POST",
         "/api/v1/imports",
@@ -268,7 +297,7 @@ class Client:
         self,
         name: str,
         *,
-        path: Mapping[str, int] | None = None,
+        path: Mapping[str, int | str] | None = None,
         data: Mapping[str, Any] | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         body: Mapping[str, Any] | None = None,
@@ -344,7 +373,7 @@ class Client:
             "search", SearchResult, data=data, files={"image": _photo(image, "probe.jpg")}
         )
 
-    def get_search(self, search_id: int) -> SearchView:
+    def get_search(self, search_id: str) -> SearchView:
         """A search as persisted, with its candidates and every human adjudication."""
         return self._answer("get_search", SearchView, path={"search_id": search_id})
 
@@ -358,9 +387,20 @@ class Client:
             query={"page": page, "per_page": per_page, "status": status},
         )
 
-    def probe_photo(self, search_id: int) -> bytes:
-        """The search's probe photo, downscaled (JPEG); ``probe.purged`` once deleted."""
+    def probe_photo(self, search_id: str) -> bytes:
+        """The search's probe photo, downscaled (JPEG); ``probe.purged`` once deleted. Audited
+        (``photo_access``)."""
         return self._send("probe_photo", path={"search_id": search_id}).content
+
+    def candidate_photo(self, search_id: str, rank: int) -> bytes:
+        """The enrolled photo of the search's candidate at ``rank`` (JPEG), to compare with the
+        probe; audited (``photo_access``) with the search."""
+        return self._send("candidate_photo", path={"search_id": search_id, "rank": rank}).content
+
+    def gallery_photo(self, person: str, *, reason: str) -> bytes:
+        """An enrolled photo outside any search (supervisor, admin), with a written reason
+        (15+ characters); audited (``photo_access``). ``person``: external or numeric id."""
+        return self._send("gallery_photo", body={"person": person, "reason": reason}).content
 
     def verify(
         self, image_a: Image, image_b: Image, *, purpose: str, case_ref: str
@@ -386,8 +426,8 @@ class Client:
 
     def adjudicate(
         self,
-        search_id: int,
-        decision: Literal["confirm", "reject", "inconclusive"],
+        search_id: str,
+        decision: Literal["confirm", "reject", "not_identified", "inconclusive", "no_lead"],
         *,
         reason: str,
         person_id: int | None = None,
@@ -408,20 +448,29 @@ class Client:
             },
         )
 
-    def second_confirmation(self, adjudication_id: int) -> AdjudicationResult:
-        """The second person's confirmation (two-person rule)."""
+    def second(
+        self,
+        search_id: str,
+        adjudication_id: int,
+        *,
+        decision: Literal["confirm", "disagree"],
+        reason: str,
+    ) -> AdjudicationResult:
+        """The second person's answer to a confirmation under the two-person rule (a supervisor
+        other than the first): ``confirm`` or ``disagree``, with a reason either way."""
         return self._answer(
-            "second_confirmation",
+            "second",
             AdjudicationResult,
-            path={"adjudication_id": adjudication_id},
+            path={"search_id": search_id, "adjudication_id": adjudication_id},
+            body={"decision": decision, "reason": reason},
         )
 
-    def override(self, adjudication_id: int, *, reason: str) -> AdjudicationResult:
+    def override(self, search_id: str, adjudication_id: int, *, reason: str) -> AdjudicationResult:
         """Lift a document-conflict block, with a written reason (a supervisor)."""
         return self._answer(
             "override",
             AdjudicationResult,
-            path={"adjudication_id": adjudication_id},
+            path={"search_id": search_id, "adjudication_id": adjudication_id},
             body={"reason": reason},
         )
 
@@ -541,11 +590,69 @@ class Client:
             files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
         )
 
+    # -- the access lifecycle (admin) ----------------------------------------------------------
+
+    def users(self) -> OperatorList:
+        """Every operator account: role, state, when made and by whom, last login (audited)."""
+        return self._answer("users", OperatorList)
+
+    def add_user(self, name: str, *, role: str, password: str) -> OperatorAccount:
+        """Add an operator (``officer``, ``supervisor``, ``auditor``, ``admin``; audited)."""
+        return self._answer(
+            "add_user",
+            OperatorAccount,
+            body={"name": name, "role": role, "password": password},
+        )
+
+    def disable_user(self, name: str) -> OperatorAccount:
+        """Disable an operator: sessions end and tokens are revoked at once (audited)."""
+        return self._answer("disable_user", OperatorAccount, path={"name": name})
+
+    def enable_user(self, name: str) -> OperatorAccount:
+        """Enable a disabled operator; revoked tokens stay revoked (audited)."""
+        return self._answer("enable_user", OperatorAccount, path={"name": name})
+
+    def reset_password(self, name: str, *, password: str) -> None:
+        """Give an operator a new password; their sessions end (audited)."""
+        self._send("reset_password", path={"name": name}, body={"password": password})
+
+    def tokens(self, *, operator: str | None = None) -> TokenList:
+        """API tokens (all, or one operator's): never a secret (audited)."""
+        return self._answer("tokens", TokenList, query={"operator": operator})
+
+    def issue_token(
+        self,
+        operator: str,
+        *,
+        scopes: Sequence[str] | None = None,
+        days: int = 90,
+        label: str = "",
+    ) -> IssuedToken:
+        """Issue an API token; its ``secret`` is in this answer only (audited)."""
+        return self._answer(
+            "issue_token",
+            IssuedToken,
+            body={
+                "operator": operator,
+                "scopes": None if scopes is None else list(scopes),
+                "days": days,
+                "label": label,
+            },
+        )
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke a token: it stops working at once (audited)."""
+        self._send("revoke_token", path={"token_id": token_id})
+
     # -- reviews -------------------------------------------------------------------------------
 
     def reviews(self) -> ReviewQueue:
         """What waits for a supervisor: confirmations and possible duplicates."""
         return self._answer("reviews", ReviewQueue)
+
+    def review_item_photo(self, item_id: int, side: Literal["enrolled", "matched"]) -> bytes:
+        """One of a possible duplicate's two enrolled photos (a supervisor; audited)."""
+        return self._send("review_item_photo", path={"item_id": item_id, "side": side}).content
 
     def resolve_review_item(self, item_id: int, *, decision: str, note: str) -> ResolvedReviewItem:
         """Record a decision on a possible duplicate (merges nothing)."""

@@ -152,14 +152,16 @@ class Fieldid:
 
     def adjudicate(
         self,
-        search_id: int,
-        decision: Literal["confirm", "reject", "inconclusive"],
+        search_id: str,
+        decision: Literal["confirm", "reject", "not_identified", "inconclusive", "no_lead"],
         *,
         reason: str,
         person_id: int | None = None,
         documents: Sequence[Mapping[str, Any]] = (),
     ) -> Adjudication:
-        """Record a human decision on a search (the only way an identification exists)."""
+        """Record a human decision on a search (its public id): ``confirm`` or ``reject`` one
+        lead (``person_id``), or close it as ``not_identified``, ``inconclusive`` or
+        ``no_lead``. Only a confirmation that becomes final records an identification."""
         self._may("adjudicate")
         return self.workspace.adjudicator().adjudicate(
             search_id,

@@ -423,14 +423,14 @@ def person_delete(
     """Delete a person with their images, templates, records and index entries, or one image
     with its templates (admin; audited). No search afterwards returns what was deleted."""
     what = f"image {image} of {person}" if image is not None else f"person {person}"
-    if not yes and not typer.confirm(
-        f"Delete {what} from the gallery? This cannot be undone", default=False
-    ):
-        raise typer.Exit(code=1)
 
     def act(ws: Any, who: Any) -> Any:
         admin = ws.gallery_admin
-        pid = admin.find(person)
+        pid = admin.find(person)  # the account and the person first, then the question
+        if not yes and not typer.confirm(
+            f"Delete {what} from the gallery? This cannot be undone", default=False
+        ):
+            raise typer.Exit(code=1)
         if image is None:
             return admin.delete_person(who, pid, reason=reason)
         return admin.delete_image(who, pid, image, reason=reason)

@@ -76,7 +76,7 @@ class Problem(Answer):
     receipt_code: str | None = Field(
         None, description="A refused search: the receipt code given to the person photographed."
     )
-    search_id: int | None = Field(
+    search_id: str | None = Field(
         None, description="A refused search: the attempt as recorded (GET /api/v1/searches/{id})."
     )
     retry_after: int | None = Field(
@@ -270,8 +270,10 @@ class Candidate(Answer):
 class SearchResult(Answer):
     """The answer to ``POST /api/v1/searches``: leads for a person to adjudicate."""
 
-    search_id: int = Field(description="The search (GET /api/v1/searches/{search_id}).")
-    search_ref: int = Field(description="The search's audit entry (its seq).")
+    search_id: str = Field(
+        description="The search's opaque public id (GET /api/v1/searches/{search_id})."
+    )
+    audit_seq: int = Field(description="The search's audit entry (its seq).")
     receipt_code: str = Field(description="The code on the receipt for the person photographed.")
     notice: str
     list_kind: str = Field(description="candidates | investigation")
@@ -354,6 +356,12 @@ class SearchCandidate(Answer):
     by_source: list[StatementsBySource]
     conflict_texts: list[str]
     document_conflict_texts: list[str]
+    ruled_out: dict[str, Any] | None = Field(
+        None, description="The final rejection that ruled this lead out (None: not ruled out)."
+    )
+    photo: str | None = Field(
+        None, description="The enrolled photo's route (GET; an audited use of a face)."
+    )
 
 
 class Adjudication(Answer):
@@ -361,10 +369,16 @@ class Adjudication(Answer):
     as "confirmed by <operator> (human adjudication)"."""
 
     adjudication_id: int
-    search_id: int
+    search_id: str
     person_id: int | None = None
-    decision: str = Field(description="confirm | reject | inconclusive")
-    state: str = Field(description="final | pending_second | blocked_conflict | …")
+    decision: str = Field(
+        description="confirm | reject (one lead) | not_identified | inconclusive | no_lead "
+        "(closing the search)"
+    )
+    state: str = Field(
+        description="final | pending_second | blocked_conflict | disagreed | withdrawn"
+    )
+    state_text: str | None = None
     by: str
     by_role: str
     at: str | None = None
@@ -373,19 +387,24 @@ class Adjudication(Answer):
     conflicts: list[str]
     second_by: str | None = None
     second_at: str | None = None
+    second_decision: str | None = Field(None, description="confirm | disagree (two-person rule)")
+    second_reason: str | None = None
     override_by: str | None = None
     override_reason: str | None = None
     override_at: str | None = None
     audit_seq: int | None = None
     summary: str
+    links: dict[str, str] | None = Field(
+        None, description="second (the two-person answer) and override, where they apply."
+    )
 
 
 class SearchView(Answer):
     """A search as persisted (``GET /api/v1/searches/{id}``): who, why, the probe's state, the
     candidates and every human adjudication."""
 
-    search_id: int
-    search_ref: int = Field(description="The search's audit entry (its seq).")
+    search_id: str = Field(description="The search's opaque public id.")
+    audit_seq: int = Field(description="The search's audit entry (its seq).")
     receipt_code: str
     notice: str
     operator: str
@@ -400,7 +419,11 @@ class SearchView(Answer):
         description="candidates | no_candidate_above_threshold | investigation_list | refused"
     )
     refusal_code: str | None = None
-    status: str = Field(description="open | identified | not_identified | inconclusive")
+    status_text: str | None = Field(None, description="The search's state in words.")
+    status: str = Field(
+        description="open | awaiting_second | blocked_conflict | identified | not_identified | "
+        "inconclusive | no_lead | refused"
+    )
     closed_at: str | None = None
     faces_in_frame: int | None = None
     list_kind: str
@@ -427,7 +450,7 @@ class SearchView(Answer):
 class SearchSummary(Answer):
     """One row of ``GET /api/v1/searches``."""
 
-    search_id: int
+    search_id: str
     at: str | None = None
     operator: str
     purpose: str
@@ -466,7 +489,7 @@ class AdjudicationResult(Answer):
 class VerificationResult(Answer):
     """A 1:1 comparison: a similarity score for a person to weigh, not an identification."""
 
-    verify_ref: int = Field(description="The verification's audit entry (its seq).")
+    audit_seq: int = Field(description="The verification's audit entry (its seq).")
     notice: str
     model: str
     score: float
@@ -538,7 +561,7 @@ class WaitingAdjudication(Answer):
     """A confirmation waiting for a supervisor (second person, or a document-conflict block)."""
 
     adjudication_id: int
-    search_id: int
+    search_id: str
     state: str
     state_text: str
     decision: str
@@ -720,6 +743,50 @@ class GalleryDeletion(Answer):
     person: PersonDetail | None = Field(
         None, description="The person as left after an image deletion (None: person deleted)."
     )
+
+
+class OperatorAccount(Answer):
+    """An operator account (``/api/v1/admin/users``)."""
+
+    name: str
+    role: str
+    disabled: bool
+    created_at: str
+    created_by: str | None = None
+    last_login_at: str | None = None
+    tokens_revoked: int | None = Field(None, description="Disabling: the tokens it revoked.")
+
+
+class OperatorList(Answer):
+    users: list[OperatorAccount]
+
+
+class TokenInfo(Answer):
+    """An API token as listed: never its secret."""
+
+    id: int
+    operator: str
+    label: str
+    scopes: list[str]
+    created_at: str
+    expires_at: str
+    revoked_at: str | None = None
+    last_used_at: str | None = None
+    state: str = Field(description="active | expired | revoked")
+
+
+class TokenList(Answer):
+    tokens: list[TokenInfo]
+
+
+class IssuedToken(Answer):
+    """A new API token: ``secret`` is shown in this answer only."""
+
+    id: int
+    operator: str
+    scopes: list[str]
+    expires_at: str
+    secret: str
 
 
 class RowProblem(Answer):
