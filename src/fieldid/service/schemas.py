@@ -754,7 +754,9 @@ class OperatorAccount(Answer):
     created_at: str
     created_by: str | None = None
     last_login_at: str | None = None
-    tokens_revoked: int | None = Field(None, description="Disabling: the tokens it revoked.")
+    tokens_revoked: list[int] | None = Field(
+        None, description="Disabling: the ids of the tokens it revoked."
+    )
 
 
 class OperatorList(Answer):
