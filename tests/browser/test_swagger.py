@@ -76,7 +76,7 @@ def test_try_it_out_sends_the_csrf_token_with_the_session(playwright, server, ar
 def test_try_it_out_with_a_bearer_token(playwright, server, artifacts):
     from fieldid.access.accounts import Accounts
 
-    token = Accounts(server.ws).issue_token("audrey", by="test").secret
+    token = Accounts(server.ws.store, server.ws.clock).issue_token("audrey", by="test").secret
     browser: Any = launch(playwright, video=None)
     ctx, page = _docs(browser, server)
     page.locator("button.authorize").first.click()
