@@ -25,7 +25,7 @@ import typer.main
 from fastapi.testclient import TestClient
 
 from conftest import FACES, subject_images
-from fieldid.access import PERMISSIONS, Role
+from fieldid.access import PERMISSIONS, Actor, Role
 from fieldid.audit import Attribution
 from fieldid.cli.app import app as cli_app
 from fieldid.demo import astronaut_path, closer_crop
@@ -70,6 +70,7 @@ DATA_ACTIONS = frozenset(
         "audit_read",
         "report",
         "pia",
+        "gallery_manage",
     }
 )
 
@@ -283,6 +284,26 @@ ROUTE_RECIPES: dict[tuple[str, str], Recipe] = {
         f"/api/v1/review-items/{s.review_item()}/photos/matched"
     ),
     ("GET", "/api/v1/searches"): lambda s: Call("/api/v1/searches"),
+    ("GET", "/api/v1/people"): lambda s: Call("/api/v1/people"),
+    ("GET", "/api/v1/people/{person_id}"): lambda s: Call(f"/api/v1/people/{_person(s)[0]}"),
+    ("PATCH", "/api/v1/people/{person_id}"): lambda s: Call(
+        f"/api/v1/people/{_person(s)[0]}",
+        {"json": {"display_name": "Corrected Name", "reason": "a typo in the name"}},
+    ),
+    ("DELETE", "/api/v1/people/{person_id}"): lambda s: Call(
+        f"/api/v1/people/{_person(s)[0]}", {"params": {"reason": "withdrawn by the source"}}
+    ),
+    ("PATCH", "/api/v1/people/{person_id}/images/{image_id}"): lambda s: (
+        lambda p: Call(
+            f"/api/v1/people/{p[0]}/images/{p[1]}",
+            {"json": {"provenance": "scanned file 12", "reason": "the source said so"}},
+        )
+    )(_person(s)),
+    ("DELETE", "/api/v1/people/{person_id}/images/{image_id}"): lambda s: (
+        lambda p: Call(
+            f"/api/v1/people/{p[0]}/images/{p[1]}", {"params": {"reason": "a wrong photo"}}
+        )
+    )(_person(s)),
     ("POST", "/api/v1/demo/volunteers"): lambda s: Call(
         "/api/v1/demo/volunteers",
         {"files": {"image": ("me.jpg", GOOD, "image/jpeg")}, "data": {"consent": "true"}},
@@ -349,6 +370,23 @@ RECORDS_CSV = (
     b"kind,source_record_id,subject_id,event_date,location,outcome,synthetic\n"
     b"border_apprehension,SURF-1,S-1,2019-03-02,Sector 3,returned,true\n"
 )
+
+
+def _person(s: Scene) -> tuple[int, int]:
+    """A fresh synthetic person enrolled for a gallery-management recipe: (person id, image id)."""
+    from fieldid.dataset import LabelledImage
+
+    ext = f"manage-{next(s.count)}"
+    summary = s.ws.enrollment.enroll_images(
+        [LabelledImage(subject_images("subject-0004")[0], ext, ext)],
+        operator="system:test",
+        source_name="t",
+        synthetic=True,
+    )
+    assert summary.enrolled == 1
+    pid = s.ws.gallery_admin.find(ext)
+    detail = s.ws.gallery_admin.show_person(Actor("system:test", Role.ADMIN), pid)
+    return detail.id, detail.image_list[0].id
 
 
 def _item_people(s: Scene, item: int) -> tuple[int, int]:
@@ -586,6 +624,20 @@ def _cli_scene(tmp_path: Path) -> CliScene:
             source_name="t",
             synthetic=True,
         )
+    ws.enrollment.enroll_images(  # the person `fieldid person delete` deletes
+        [LabelledImage(subject_images("subject-0005")[0], "subject-0941", "subject-0941")],
+        operator="system:test",
+        source_name="t",
+        synthetic=True,
+    )
+    with ws.store.read() as s:
+        from fieldid.store.schema import EnrollmentImage, Person
+
+        ids["image"] = s.scalars(
+            select(EnrollmentImage.id)
+            .join(Person, Person.id == EnrollmentImage.person_id)
+            .where(Person.external_id == "subject-0001")
+        ).first()
     from fieldid.records.review import review_items
 
     with ws.store.read() as s:
@@ -636,6 +688,14 @@ CLI_RECIPES: dict[str, str] = {
     "person merge": "person merge --keep subject-0001 --merge subject-0931 --reason 'the same "
     "public-domain portrait enrolled twice' -w {root}",
     "person history": "person history subject-0001 -w {root}",
+    "person list": "person list -w {root}",
+    "person show": "person show subject-0001 -w {root}",
+    "person correct": "person correct subject-0001 --display-name 'Subject {n}' --reason 'a typo "
+    "in the name' -w {root}",
+    "person correct-image": "person correct-image subject-0001 {image} --provenance 'scan {n}' "
+    "--reason 'the source said so' -w {root}",
+    "person delete": "person delete subject-0941 --reason 'withdrawn by the source' --yes "
+    "-w {root}",
     "person photo": "person photo subject-0001 --reason 'checking an enrolment complaint' "
     "--out {tmp}/p{n}.jpg -w {root}",
     "audit verify": "audit verify -w {root}",
@@ -679,6 +739,7 @@ def cli_args(s: CliScene, path: str) -> list[str]:
         "astronaut": astronaut_path(),
         "item": s.ids["item"],
         "record": s.ids["record"],
+        "image": s.ids["image"],
         "adjudicate": s.ids["adjudicate"],
         "close": s.ids["close"],
         "second_search": s.ids["second"][0],

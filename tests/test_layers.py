@@ -45,7 +45,9 @@ LAYERS: list[set[str]] = [
     },
     # transparency: the PIA and the public report draw on the whole workspace (configuration,
     # retention, accounts, the audit log) through the composition root.
-    {"workspace", "transparency", "service", "cli", "demo"},
+    # client: the HTTP client, typed by the service's answer models; library:
+    # fieldid.open_workspace, the in-process API over the composition root.
+    {"workspace", "transparency", "service", "cli", "demo", "client", "library"},
 ]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 

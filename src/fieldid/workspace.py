@@ -34,6 +34,7 @@ from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig, with_data
 from fieldid.errors import WorkspaceError
 from fieldid.facework import FaceWork
 from fieldid.gallery.enroll import Enrollment
+from fieldid.gallery.manage import GalleryAdmin
 from fieldid.gallery.store import Gallery
 from fieldid.index.port import OPERATIONAL, TRAINING
 from fieldid.pipeline import FacePipeline
@@ -190,6 +191,11 @@ class Workspace:
     @cached_property
     def enrollment(self) -> Enrollment:
         return Enrollment(self.store, self.gallery, self.pipeline, self.config)
+
+    @cached_property
+    def gallery_admin(self) -> GalleryAdmin:
+        """Listing, showing, correcting and deleting people and their images (audited)."""
+        return GalleryAdmin(self.store, self.gallery)
 
     @cached_property
     def importer(self) -> Importer:

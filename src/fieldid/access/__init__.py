@@ -61,6 +61,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "index": frozenset({Role.ADMIN}),
     #: One's own account: change one's password.
     "account_self": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
+    #: List, show, correct and delete people and their enrolled images (``gallery/manage.py``).
+    "gallery_manage": frozenset({Role.ADMIN}),
 }
 
 

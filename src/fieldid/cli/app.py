@@ -18,6 +18,7 @@ from fieldid.cli.calibration import calibrate
 from fieldid.cli.common import (
     JsonOpt,
     WorkspaceOpt,
+    add_columns,
     console,
     err_console,
     fail,
@@ -191,9 +192,7 @@ def enroll(
         console.print(f"dedupe off: {summary.dedupe_off}")
     if summary.refused:
         t = Table(title="Refused (failure to acquire or unusable)", title_justify="left")
-        t.add_column("image")
-        t.add_column("code")
-        t.add_column("reason")
+        add_columns(t, "image", "code", "reason", ids=("image", "code"))
         for r in summary.refused:
             t.add_row(r.path, r.code, r.message)
         console.print(t)
@@ -208,9 +207,11 @@ def _attr(name: str, purpose: str, case: str) -> Any:
 @app.command()
 @requires("search")
 def search(
-    photo: Annotated[Path, typer.Argument(help="The probe photo (JPEG, PNG or WebP).")],
     purpose: PurposeOpt,
     case: CaseOpt,
+    photo: Annotated[
+        Path | None, typer.Argument(help="The probe photo (JPEG, PNG or WebP).")
+    ] = None,
     workspace: WorkspaceOpt = Path("."),
     top: Annotated[int, typer.Option("--top", help="At most this many candidates.")] = 0,
     document: Annotated[
@@ -232,6 +233,18 @@ def search(
             "labelled as an investigation list here and in the audit.",
         ),
     ] = False,
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--batch",
+            help="Search every photo of a folder, or of a CSV (columns path, optional case_ref "
+            "and purpose): the model loads once, one audited search per probe, one JSON line "
+            "each (see docs/api.md).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="With --batch: write the JSON lines here.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search one face against the gallery: the probe's quality, then candidates (leads).
@@ -239,6 +252,25 @@ def search(
     Acts as your account (FIELDID_TOKEN, --token-file, or your name and password)."""
     from fieldid.records.documents import PresentedDocument
 
+    if (photo is None) == (batch is None):
+        raise typer.BadParameter("give one photo, or --batch FOLDER|CSV (not both)")
+    if batch is not None:
+        if document:
+            raise typer.BadParameter("--document belongs to one person: not with --batch")
+        from fieldid.cli.batch import search_batch
+
+        search_batch(
+            batch,
+            workspace=workspace,
+            purpose=purpose,
+            case_ref=case,
+            out=out,
+            top_k=top or None,
+            investigation=investigation,
+            training=training,
+        )
+        return
+    assert photo is not None
     try:
         ws = _open(workspace)
         who = operator(ws, "investigation" if investigation else None)
@@ -294,23 +326,7 @@ def search(
                 else " — no conflict found with the candidates' records"
             )
         )
-    title = "Investigation list" if result.list_kind == "investigation" else "Candidates"
-    t = Table(title=title, title_justify="left")
-    cols = ["rank", "person id", "display name", "score", "FMR", "records", "conflicts"]
-    if result.list_kind == "investigation":
-        cols.append("threshold")
-    for col in cols:
-        t.add_column(col)
-    for c in result.candidates:
-        name = c.display_name + (" [dim](synthetic)[/]" if c.synthetic else "")
-        fmr = "n/a" if c.fmr is None else f"{c.fmr:.2g}"
-        n = sum(len(g["records"]) for g in c.records)
-        flags = len(c.conflicts) + len(c.presented_document_conflicts)
-        row = [str(c.rank), c.external_id, name, f"{c.score:.4f}", fmr, str(n), str(flags)]
-        if result.list_kind == "investigation":
-            row.append("above" if c.above_threshold else "[red]below[/]")
-        t.add_row(*row)
-    console.print(t)
+    console.print(candidates_table(result))
     console.print(f"what each score means (probe quality {result.quality_band}):")
     for c in result.candidates:
         console.print(f"  {c.rank}. {escape(c.meaning_text)}")
@@ -328,6 +344,26 @@ def search(
             console.print(f"  rank {c.rank}: records disagree on {x['field']} ({x['rule']})")
         for st in c.summary[:5]:
             console.print(f"  rank {c.rank}: {escape(st['text'])}")
+
+
+def candidates_table(result: Any) -> Table:
+    """The candidates of a search (a ``CandidateList``); ids are never cut short."""
+    title = "Investigation list" if result.list_kind == "investigation" else "Candidates"
+    t = Table(title=title, title_justify="left")
+    cols = ["rank", "person id", "display name", "score", "FMR", "records", "conflicts"]
+    if result.list_kind == "investigation":
+        cols.append("threshold")
+    add_columns(t, *cols, ids=("person id",))
+    for c in result.candidates:
+        name = c.display_name + (" [dim](synthetic)[/]" if c.synthetic else "")
+        fmr = "n/a" if c.fmr is None else f"{c.fmr:.2g}"
+        n = sum(len(g["records"]) for g in c.records)
+        flags = len(c.conflicts) + len(c.presented_document_conflicts)
+        row = [str(c.rank), c.external_id, name, f"{c.score:.4f}", fmr, str(n), str(flags)]
+        if result.list_kind == "investigation":
+            row.append("above" if c.above_threshold else "[red]below[/]")
+        t.add_row(*row)
+    return t
 
 
 @app.command()

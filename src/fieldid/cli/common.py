@@ -6,6 +6,7 @@ the progress bar and opening a workspace. Who acts is an authenticated account
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from fieldid.errors import FieldidError
 
@@ -41,6 +43,14 @@ def fail(err: FieldidError, as_json: bool = False) -> NoReturn:
             code = escape("[" + g["code"] + "]")
             err_console.print(f"  also: {code} {escape(g['message'])}")
     raise typer.Exit(code=2)
+
+
+def add_columns(table: Table, *headers: str, ids: Iterable[str] = ()) -> None:
+    """Add columns; those named in ``ids`` (ids, names, paths, codes) fold onto further lines
+    when the terminal is narrow and are never cut short (rich's default ends them with "…")."""
+    folded = set(ids)
+    for h in headers:
+        table.add_column(h, overflow="fold" if h in folded else "ellipsis")
 
 
 def progress_bar() -> Progress:

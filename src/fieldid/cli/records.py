@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fieldid.cli.auth import operator, requires
-from fieldid.cli.common import JsonOpt, WorkspaceOpt, console
+from fieldid.cli.common import JsonOpt, WorkspaceOpt, add_columns, console
 from fieldid.cli.common import fail as _fail
 from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.common import progress_bar as _bar
@@ -83,8 +83,7 @@ def import_command(
         ):
             if rows:
                 t = Table(title=title, title_justify="left")
-                for col in ("line", "code", "reason"):
-                    t.add_column(col)
+                add_columns(t, "line", "code", "reason", ids=("code",))
                 for b in rows[:200]:
                     t.add_row(str(b.line), b.code, escape(b.reason))
                 console.print(t)
@@ -210,8 +209,9 @@ def source_list(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -
         print(json.dumps([s.to_dict() for s in sources], indent=2))
         return
     t = Table(title="Record sources", title_justify="left")
-    for col in ("name", "kind", "authority", "refresh", "last import", "synthetic"):
-        t.add_column(col)
+    add_columns(
+        t, "name", "kind", "authority", "refresh", "last import", "synthetic", ids=("name",)
+    )
     for s in sources:
         when = s.refreshed_at.isoformat(timespec="seconds") if s.refreshed_at else "never"
         t.add_row(s.name, s.kind, s.authority, s.refresh, when, "yes" if s.synthetic else "")
@@ -244,8 +244,11 @@ def review_list(
         print(json.dumps([i.to_dict() for i in items], indent=2))
         return
     t = Table(title="Review items", title_justify="left")
-    for col in ("id", "kind", "state", "person", "other person", "image", "score", "decision"):
-        t.add_column(col)
+    add_columns(
+        t,
+        *("id", "kind", "state", "person", "other person", "image", "score", "decision"),
+        ids=("id", "person", "other person", "image"),
+    )
     for i in items:
         t.add_row(
             str(i.id),

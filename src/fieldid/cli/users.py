@@ -25,7 +25,7 @@ import typer
 from rich.table import Table
 
 from fieldid.cli.auth import client_name, local_name, operator, requires
-from fieldid.cli.common import JsonOpt, WorkspaceOpt, console, err_console, fail
+from fieldid.cli.common import JsonOpt, WorkspaceOpt, add_columns, console, err_console, fail
 from fieldid.errors import FieldidError
 
 user_app = typer.Typer(
@@ -142,8 +142,7 @@ def user_list(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> 
         print(json.dumps(rows, indent=2))
         return
     t = Table(title=f"{len(users)} operators", title_justify="left")
-    for col in ("name", "role", "status", "last login"):
-        t.add_column(col)
+    add_columns(t, "name", "role", "status", "last login", ids=("name",))
     for u in users:
         t.add_row(
             u.name, u.role.value, "disabled" if u.disabled else "active", _when(u.last_login_at)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from fieldid.access.accounts import OperatorInfo
+from fieldid.service import schemas
 from fieldid.service.api import ERRORS, PROBLEM
 from fieldid.service.auth import Need, Principal, app_state
 
@@ -52,7 +53,7 @@ class TokenIn(BaseModel):
     label: str = Field("", max_length=200)
 
 
-@router.get("/users", responses=ERRORS)
+@router.get("/users", response_model=schemas.OperatorList, responses=ERRORS)
 def list_users(
     request: Request, principal: Annotated[Principal, Depends(Need("admin_users"))]
 ) -> dict[str, Any]:
@@ -67,7 +68,12 @@ def list_users(
     return {"users": [_user(u) for u in users]}
 
 
-@router.post("/users", status_code=201, responses={**ERRORS, 409: PROBLEM})
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=schemas.OperatorAccount,
+    responses={**ERRORS, 409: PROBLEM},
+)
 def add_user(
     body: UserIn, request: Request, principal: Annotated[Principal, Depends(Need("admin_users"))]
 ) -> JSONResponse:
@@ -77,7 +83,11 @@ def add_user(
     return JSONResponse(_user(info), status_code=201)
 
 
-@router.post("/users/{name}/disable", responses={**ERRORS, 404: PROBLEM})
+@router.post(
+    "/users/{name}/disable",
+    response_model=schemas.OperatorAccount,
+    responses={**ERRORS, 404: PROBLEM},
+)
 def disable_user(
     name: str, request: Request, principal: Annotated[Principal, Depends(Need("admin_users"))]
 ) -> dict[str, Any]:
@@ -90,7 +100,11 @@ def disable_user(
     return {**_user(info), "tokens_revoked": revoked}
 
 
-@router.post("/users/{name}/enable", responses={**ERRORS, 404: PROBLEM})
+@router.post(
+    "/users/{name}/enable",
+    response_model=schemas.OperatorAccount,
+    responses={**ERRORS, 404: PROBLEM},
+)
 def enable_user(
     name: str, request: Request, principal: Annotated[Principal, Depends(Need("admin_users"))]
 ) -> dict[str, Any]:
@@ -119,7 +133,7 @@ def reset_password(
     return Response(status_code=204)
 
 
-@router.get("/tokens", responses=ERRORS)
+@router.get("/tokens", response_model=schemas.TokenList, responses=ERRORS)
 def list_tokens(
     request: Request,
     principal: Annotated[Principal, Depends(Need("admin_users"))],
@@ -139,7 +153,12 @@ def list_tokens(
     return {"tokens": [t.to_dict(now) for t in tokens]}
 
 
-@router.post("/tokens", status_code=201, responses={**ERRORS, 404: PROBLEM})
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=schemas.IssuedToken,
+    responses={**ERRORS, 404: PROBLEM},
+)
 def issue_token(
     body: TokenIn, request: Request, principal: Annotated[Principal, Depends(Need("admin_users"))]
 ) -> JSONResponse:

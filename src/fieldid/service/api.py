@@ -22,7 +22,7 @@ from fieldid.errors import AuthorisationError, FieldidError, ProbeRejected, comb
 from fieldid.records.checks import presented_document
 from fieldid.records.documents import PresentedDocument
 from fieldid.search.service import use_problems
-from fieldid.service import views
+from fieldid.service import schemas, views
 from fieldid.service.auth import (
     SESSION_COOKIE,
     Need,
@@ -286,7 +286,7 @@ def logout(request: Request, principal: Annotated[Principal, Depends(Need(None))
     return response
 
 
-@router.get("/me", tags=["session"], responses=ERRORS)
+@router.get("/me", tags=["session"], response_model=schemas.Me, responses=ERRORS)
 def me(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -> dict[str, Any]:
     """Who is logged in, what they may do, and the use policy the screens need."""
     from fieldid.access import PERMISSIONS
@@ -309,7 +309,13 @@ def me(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -
     }
 
 
-@router.post("/searches", tags=["search"], status_code=201, responses=ERRORS)
+@router.post(
+    "/searches",
+    tags=["search"],
+    status_code=201,
+    response_model=schemas.SearchResult,
+    responses=ERRORS,
+)
 async def search(
     request: Request,
     uow: Uow,
@@ -366,7 +372,9 @@ async def search(
     """Search one face 1:N. The answer lists candidates at or above the threshold: leads for a
     person to adjudicate, never an identification. Refusals: ``probe.*`` (the image),
     ``acquire.no_face``, ``quality.*`` (with ``guidance``), ``use.*`` (purpose, case, notice).
-    A refused attempt is recorded too: its problem carries ``search_id`` and ``receipt_code``."""
+    A refused attempt is recorded too: its problem carries ``search_id`` and ``receipt_code``.
+    A repeated ``Idempotency-Key`` answers the first request's search as persisted (the
+    ``SearchView`` of ``GET /api/v1/searches/{id}``) with ``replayed: true``."""
     state = app_state(request)
     data = await read_upload(image, state)
     body = await run_in_threadpool(
@@ -432,7 +440,12 @@ def capture_wiped(
     return Response(status_code=204)
 
 
-@router.get("/searches/{search_id}", tags=["search"], responses={**ERRORS, 404: PROBLEM})
+@router.get(
+    "/searches/{search_id}",
+    tags=["search"],
+    response_model=schemas.SearchView,
+    responses={**ERRORS, 404: PROBLEM},
+)
 def get_search(
     search_id: str,
     request: Request,
@@ -680,6 +693,7 @@ def adjudication_answer(state: AppState, uow: UnitOfWork, adjudication_id: int) 
     "/searches/{search_id}/adjudications",
     tags=["adjudication"],
     status_code=201,
+    response_model=schemas.AdjudicationResult,
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def post_adjudication(
@@ -718,6 +732,7 @@ def post_adjudication(
 @router.post(
     "/searches/{search_id}/adjudications/{adjudication_id}/second",
     tags=["adjudication"],
+    response_model=schemas.AdjudicationResult,
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def second(
@@ -740,6 +755,7 @@ def second(
 @router.post(
     "/searches/{search_id}/adjudications/{adjudication_id}/override",
     tags=["adjudication"],
+    response_model=schemas.AdjudicationResult,
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def override(
@@ -761,7 +777,12 @@ def override(
     return adjudication_answer(state, uow, adjudication_id)
 
 
-@router.post("/verifications", tags=["search"], responses=ERRORS)
+@router.post(
+    "/verifications",
+    tags=["search"],
+    response_model=schemas.VerificationResult,
+    responses=ERRORS,
+)
 async def verify(
     request: Request,
     uow: Uow,
@@ -833,7 +854,7 @@ def check_quality(state: AppState, data: bytes, scale: float) -> dict[str, Any]:
     }
 
 
-@router.post("/quality", tags=["search"], responses=ERRORS)
+@router.post("/quality", tags=["search"], response_model=schemas.QualityCheck, responses=ERRORS)
 async def quality(
     request: Request,
     principal: Annotated[Principal, Depends(Need("search"))],
@@ -850,7 +871,13 @@ async def quality(
     return await run_in_threadpool(check_quality, state, data, scale)
 
 
-@router.post("/enrollments", tags=["gallery"], status_code=201, responses=ERRORS)
+@router.post(
+    "/enrollments",
+    tags=["gallery"],
+    status_code=201,
+    response_model=schemas.EnrollmentResult,
+    responses=ERRORS,
+)
 async def enroll(
     request: Request,
     principal: Annotated[Principal, Depends(Need("enroll"))],
@@ -860,7 +887,9 @@ async def enroll(
     source: Annotated[str, Form(max_length=200, description="Record source (provenance).")] = "",
     synthetic: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
-    """Enrol one image under an identity (admin). Idempotent for the same bytes."""
+    """Enrol one image under an identity (admin). Idempotent for the same bytes. The answer
+    names the person the image is enrolled under (``person_id``): new, or the one already
+    enrolled under ``external_id`` (or the person it was merged into)."""
     from fieldid.dataset import LabelledImage
 
     state = app_state(request)
@@ -887,9 +916,15 @@ async def enroll(
             r = summary.refused[0]
             raise FieldidError(r.message, code=r.code)
         size = state.workspace.gallery.size()
+        person_id = state.workspace.gallery.find_person(external_id.strip())
+        assert person_id is not None  # enrolled now or before: the refusal was raised above
         return {
+            "person_id": person_id,
+            "external_id": external_id.strip(),
             "enrolled": summary.enrolled,
             "already_enrolled": summary.already_enrolled,
+            "new_person": summary.new_people > 0,
+            "possible_duplicates": list(summary.possible_duplicates),
             "gallery": {"persons": size.persons, "templates": size.templates},
         }
 
@@ -900,7 +935,7 @@ async def enroll(
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
 
-@router.post("/imports", tags=["records"], responses=ERRORS)
+@router.post("/imports", tags=["records"], response_model=schemas.ImportReport, responses=ERRORS)
 async def import_records(
     request: Request,
     principal: Annotated[Principal, Depends(Need("import"))],

@@ -25,7 +25,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +34,7 @@ from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
 from fieldid.facework import FaceWork, InlineFaceWork, outside_lock
-from fieldid.service import admin, api, onboarding, review, web
+from fieldid.service import admin, api, onboarding, openapi, people, review, web
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.guards import RequestGuard
 from fieldid.service.problems import (
@@ -203,7 +202,10 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
+        # operationId = the handler's name (search, get_search, …): what generated clients call.
+        generate_unique_id_function=lambda route: route.name,
     )
+    openapi.install(app)
     app.state.fieldid = state
 
     async def fieldid_error(request: Request, exc: Exception) -> Response:
@@ -255,6 +257,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(review.api)
     app.include_router(admin.router)
+    app.include_router(people.router)
     app.include_router(onboarding.router)
     app.include_router(web.router)
     app.include_router(review.pages)
@@ -300,19 +303,17 @@ def create_app(
     started = time.time()
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi(
+    def openapi_json(
         principal: Annotated[Principal, Depends(Need(None))],
     ) -> dict[str, Any]:
+        """The OpenAPI description, for any authenticated operator (session or API token)."""
         return app.openapi()
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(principal: Annotated[Principal, Depends(Need(None, page=True))]) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="fieldid API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/icon-192.png",
+        return HTMLResponse(
+            openapi.swagger_html(principal.csrf_token),
+            headers={"Cache-Control": "no-store"},
         )
 
     return app

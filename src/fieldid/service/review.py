@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.errors import FieldidError
-from fieldid.service import queues, views
+from fieldid.service import queues, schemas, views
 from fieldid.service.api import ERRORS, IMAGE, NO_STORE, PROBLEM
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.db import Uow
@@ -226,7 +226,7 @@ class ReviewDecisionIn(BaseModel):
     note: str = Field(max_length=4000, description="Why: every decision needs a note.")
 
 
-@api.get("/reviews", tags=["review"], responses=ERRORS)
+@api.get("/reviews", tags=["review"], response_model=schemas.ReviewQueue, responses=ERRORS)
 def get_reviews(
     request: Request, uow: Uow, principal: Annotated[Principal, Depends(Need("review"))]
 ) -> dict[str, Any]:
@@ -244,6 +244,7 @@ def get_reviews(
 @api.post(
     "/review-items/{item_id}",
     tags=["review"],
+    response_model=schemas.ResolvedReviewItem,
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def post_review_item(
@@ -269,6 +270,7 @@ class MergeIn(BaseModel):
 @api.post(
     "/review-items/{item_id}/merge",
     tags=["review"],
+    response_model=schemas.MergeResult,
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def post_review_item_merge(
@@ -286,7 +288,7 @@ def post_review_item_merge(
     return merge_item(app_state(request), uow, principal, item_id, body.keep, body.reason)
 
 
-@api.get("/searches", tags=["search"], responses=ERRORS)
+@api.get("/searches", tags=["search"], response_model=schemas.SearchPage, responses=ERRORS)
 def get_searches(
     request: Request,
     uow: Uow,
