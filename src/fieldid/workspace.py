@@ -35,6 +35,7 @@ from fieldid.errors import WorkspaceError
 from fieldid.facework import FaceWork
 from fieldid.gallery.enroll import Enrollment
 from fieldid.gallery.store import Gallery
+from fieldid.location.config import LocationConfig
 from fieldid.pipeline import FacePipeline
 from fieldid.records.checks import RecordsConflictChecker, RecordsRecordSource
 from fieldid.records.importer import Importer
@@ -182,7 +183,13 @@ class Workspace:
             root=self.root,
             training=self.training,
             faces=faces,
+            location=self.location,
         )
+
+    @cached_property
+    def location(self) -> LocationConfig:
+        """``[location]`` (fieldid.location): off unless configured."""
+        return LocationConfig.load(self.root)
 
     @cached_property
     def enrollment(self) -> Enrollment:
