@@ -117,14 +117,18 @@ def test_an_area_applies_to_every_cell_it_touches_holes_and_windows_included() -
     school = _area(SCHOOL)
     assert areas_at([school], coarsen(*IN_SCHOOL, 0.01), now) == [school]
     assert areas_at([school], coarsen(*FAR, 0.01), now) == []
-    # The school lies inside a cell whose centre is outside it: the cell still counts, because
-    # the phone may have stood anywhere in it.
-    cell = coarsen(*IN_SCHOOL, 0.01)
-    assert not (2.35 <= cell.lon <= 2.353 and 48.85 <= cell.lat <= 48.852) or True
-    near = coarsen(48.8555, 2.3545, 0.01)  # rounds to 48.86, 2.35: a cell touching the school?
-    lo_lon, lo_lat, hi_lon, hi_lat = near.bounds()
-    touches = lo_lat <= 48.852 and hi_lat >= 48.85 and lo_lon <= 2.353 and hi_lon >= 2.35
-    assert bool(areas_at([school], near, now)) == touches
+    # A small area inside a cell whose centre lies outside it: the cell still counts, because
+    # the phone may have stood anywhere in it (a test of the centre alone would miss it).
+    from shapely.geometry import Point, shape
+
+    ring = [[2.3530, 48.8530], [2.3545, 48.8530], [2.3545, 48.8545], [2.3530, 48.8545]]
+    small = _area({"type": "Polygon", "coordinates": [[*ring, ring[0]]]})
+    cell = coarsen(48.8540, 2.3540, 0.01)
+    assert (cell.lat, cell.lon) == (48.85, 2.35)
+    assert not shape(small.geometry).contains(Point(cell.lon, cell.lat))
+    assert areas_at([small], cell, now) == [small]
+    # The next cell north does not touch it.
+    assert areas_at([small], coarsen(48.8700, 2.3540, 0.01), now) == []
     # A polygon with a hole: a cell wholly inside the hole is outside the area.
     ring = [[2.0, 48.0], [3.0, 48.0], [3.0, 49.0], [2.0, 49.0], [2.0, 48.0]]
     hole = [[2.3, 48.3], [2.7, 48.3], [2.7, 48.7], [2.3, 48.7], [2.3, 48.3]]

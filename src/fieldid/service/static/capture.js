@@ -180,7 +180,16 @@
     searching = false;
     if (status === 201 || status === 200) { window.location = json.links.page; return; }
     showProblem(json);
-    say("refused", "Adjust and try again", "", false);
+    var code = json.code || "";
+    if (code === "location.approval_required") {
+      say("refused", "A supervisor's approval is needed first", "then take the photo again", false);
+    } else if (code === "location.refused") {
+      say("refused", "No search is permitted here", "", false);
+    } else if (code.indexOf("location.") === 0) {
+      say("refused", "Allow this phone's location and try again", "", false);
+    } else {
+      say("refused", "Adjust and try again", "", false);
+    }
     updateButton();
   }
   answered.cancelled = function () {
