@@ -295,6 +295,9 @@ def test_a_search_inside_a_school_waits_for_a_supervisors_approval(
         with ws.store.read() as s:
             row = s.get(LocationApproval, approval)
             assert row is not None and row.status == "used" and row.search_id == rec.id
+            # The request, the decision and the search each sit with their audit entry.
+            assert row.request_seq == entry.seq and row.decision_seq == decided[0].seq
+            assert rec.audit_seq == ran.seq
         # Another case, or a second search, needs another approval.
         r = search(c, officer, GOOD, case_ref="LOC-2", location=here)
         assert r.status_code == 403 and r.json()["approval_id"] != approval

@@ -212,6 +212,10 @@ def test_a_search_in_a_school_asks_a_supervisor_first_and_keeps_only_the_cell(
         assert "cell 48.85, 2.35 (0.01°)" in where and "Rue Example primary school" in where
         assert f"supervisor's approval (request {approval})" in where
         shot(page, artifacts, "33-location-approved-search-results")
+        page.click("[data-testid=to-receipt]")
+        page.wait_for_url("**/receipt/*")
+        assert "not the exact place" in page.locator("[data-testid=receipt-location]").inner_text()
+        shot(page, artifacts, "33b-location-receipt")
         rows = _searches(server, case)
         assert len(rows) == 1
         assert rows[0].location == {"lat": 48.85, "lon": 2.35, "grid_deg": 0.01}

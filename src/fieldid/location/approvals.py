@@ -183,7 +183,7 @@ def decide(
     if decision not in DECISIONS:
         raise FieldidError("decision must be 'approve' or 'deny'", code="location.decision")
     reason = reason.strip()
-    if len(reason) < MIN_REASON:
+    if len(reason) < MIN_REASON or "\x00" in reason:
         raise FieldidError(
             f"give the reason for the decision (at least {MIN_REASON} characters)",
             code="location.reason",

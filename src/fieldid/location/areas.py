@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely import box
 from shapely.geometry import mapping, shape
@@ -53,13 +54,19 @@ def parse_geometry(obj: Any) -> BaseGeometry:
         )
     try:
         geom = shape(obj)
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+        coords = shapely.get_coordinates(geom)
+        valid = bool(geom.is_valid)
+    except Exception as e:  # hostile input: whatever GEOS or the parser says, it is refused
         raise FieldidError(
             f"the area's GeoJSON is malformed: {e}", code="location.bad_geometry"
         ) from None
     if geom.is_empty:
         raise FieldidError("the area is empty", code="location.bad_geometry")
-    if not geom.is_valid:
+    if not np.isfinite(coords).all():
+        raise FieldidError(
+            "the area's coordinates must be finite numbers", code="location.bad_geometry"
+        )
+    if not valid:
         raise FieldidError(
             f"the area's polygon is not valid: {explain_validity(geom)}",
             code="location.bad_geometry",
@@ -149,8 +156,10 @@ def add_area(
         )
     require(actor, "location_event" if kind == "event" else "location_areas")
     name = name.strip()
-    if not name or len(name) > 200:
-        raise FieldidError("an area needs a name (at most 200 characters)", code="location.name")
+    if not name or len(name) > 200 or not name.isprintable():
+        raise FieldidError(
+            "an area needs a name (at most 200 printable characters)", code="location.name"
+        )
     geom = parse_geometry(geometry)
     starts_at, ends_at = _aware(starts_at), _aware(ends_at)
     if kind == "event" and (starts_at is None or ends_at is None):
