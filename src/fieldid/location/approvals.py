@@ -13,7 +13,7 @@ decided within that time expires.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -21,16 +21,13 @@ from sqlalchemy.orm import Session
 
 from fieldid.access import Actor, require
 from fieldid.errors import FieldidError
+from fieldid.location.areas import aware
 from fieldid.location.cell import Cell
 from fieldid.location.config import KIND_TEXT, MIN_REASON
 from fieldid.store import UnitOfWork
 from fieldid.store.schema import LocationApproval
 
 DECISIONS = ("approve", "deny")
-
-
-def _aware(t: datetime | None) -> datetime | None:
-    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _area_ids(areas: list[dict[str, Any]]) -> list[int]:
@@ -41,11 +38,11 @@ def state_of(row: LocationApproval, now: datetime, minutes: int) -> str:
     """The approval's state now: pending and approved ones lapse after ``minutes``."""
     window = timedelta(minutes=minutes)
     if row.status == "pending":
-        requested = _aware(row.requested_at)
+        requested = aware(row.requested_at)
         assert requested is not None
         return "expired" if now >= requested + window else "pending"
     if row.status == "approved":
-        expires = _aware(row.expires_at)
+        expires = aware(row.expires_at)
         return "expired" if expires is not None and now >= expires else "approved"
     return row.status
 
@@ -93,7 +90,7 @@ class ApprovalView:
 
 
 def view(row: LocationApproval, now: datetime, minutes: int) -> ApprovalView:
-    requested = _aware(row.requested_at)
+    requested = aware(row.requested_at)
     assert requested is not None
     return ApprovalView(
         row.id,
@@ -105,9 +102,9 @@ def view(row: LocationApproval, now: datetime, minutes: int) -> ApprovalView:
         list(row.areas),
         requested,
         row.decided_by,
-        _aware(row.decided_at),
+        aware(row.decided_at),
         row.reason,
-        _aware(row.expires_at),
+        aware(row.expires_at),
         row.search_id,
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -35,11 +35,10 @@ from fieldid.store.schema import LocationArea
 MAX_VERTICES = 10_000
 
 
-def _aware(t: datetime | None) -> datetime | None:
+def aware(t: datetime | None) -> datetime | None:
+    """A time read back from the database, in UTC (SQLite returns it without its zone)."""
     if t is None or t.tzinfo is not None:
         return t
-    from datetime import UTC
-
     return t.replace(tzinfo=UTC)
 
 
@@ -122,18 +121,18 @@ class Area:
 
 
 def _area(row: LocationArea) -> Area:
-    created = _aware(row.created_at)
+    created = aware(row.created_at)
     assert created is not None
     return Area(
         row.id,
         row.name,
         row.kind,
         dict(row.geometry),
-        _aware(row.starts_at),
-        _aware(row.ends_at),
+        aware(row.starts_at),
+        aware(row.ends_at),
         row.created_by,
         created,
-        _aware(row.retired_at),
+        aware(row.retired_at),
     )
 
 
@@ -161,17 +160,22 @@ def add_area(
             "an area needs a name (at most 200 printable characters)", code="location.name"
         )
     geom = parse_geometry(geometry)
-    starts_at, ends_at = _aware(starts_at), _aware(ends_at)
+    starts_at, ends_at = aware(starts_at), aware(ends_at)
     if kind == "event" and (starts_at is None or ends_at is None):
         raise FieldidError(
             "an event needs its time window (starts_at and ends_at)", code="location.window"
         )
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise FieldidError("the window must end after it starts", code="location.window")
+    min_lon, min_lat, max_lon, max_lat = geom.bounds
     row = LocationArea(
         name=name,
         kind=kind,
         geometry=mapping(geom),
+        min_lon=min_lon,
+        min_lat=min_lat,
+        max_lon=max_lon,
+        max_lat=max_lat,
         starts_at=starts_at,
         ends_at=ends_at,
         created_by=actor.name,
@@ -221,6 +225,24 @@ def list_areas(session: Session, *, include_retired: bool = False) -> list[Area]
     q = select(LocationArea).order_by(LocationArea.id)
     if not include_retired:
         q = q.where(LocationArea.retired_at.is_(None))
+    return [_area(r) for r in session.scalars(q)]
+
+
+def areas_near(session: Session, cell: Cell) -> list[Area]:
+    """The areas in force whose bounding box meets the cell's (read from the database by
+    their bounds; :func:`areas_at` then decides exactly)."""
+    lo_lon, lo_lat, hi_lon, hi_lat = cell.bounds()
+    q = (
+        select(LocationArea)
+        .where(
+            LocationArea.retired_at.is_(None),
+            LocationArea.min_lat <= hi_lat,
+            LocationArea.max_lat >= lo_lat,
+            LocationArea.min_lon <= hi_lon,
+            LocationArea.max_lon >= lo_lon,
+        )
+        .order_by(LocationArea.id)
+    )
     return [_area(r) for r in session.scalars(q)]
 
 

@@ -37,7 +37,7 @@ from fieldid.errors import AuthorisationError, FieldidError, combined
 from fieldid.facework import FaceWork, InlineFaceWork
 from fieldid.gallery.store import Gallery
 from fieldid.location import approvals
-from fieldid.location.areas import areas_at, list_areas
+from fieldid.location.areas import areas_at, areas_near
 from fieldid.location.cell import Cell, parse_location
 from fieldid.location.config import LocationConfig
 from fieldid.pipeline import FacePipeline, FaceResult
@@ -295,7 +295,7 @@ class SearchService:
                 return Placement(None, [])
             cell = parse_location(location, lc.grid_deg)
             with self.store.read() as s:
-                found = areas_at(list_areas(s), cell, now)
+                found = areas_at(areas_near(s, cell), cell, now)
                 refs = [a.ref() for a in found]
                 rules = {lc.rules[a.kind] for a in found}
                 if "refuse" in rules:

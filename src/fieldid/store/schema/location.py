@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldid.store.schema.base import Base
@@ -28,6 +28,11 @@ class LocationArea(Base):
     kind: Mapped[str] = mapped_column(String(40), index=True)
     #: The GeoJSON geometry (Polygon or MultiPolygon, WGS 84 longitude/latitude).
     geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The geometry's bounding box (degrees), so a search reads only the areas near its cell.
+    min_lon: Mapped[float] = mapped_column(Float)
+    min_lat: Mapped[float] = mapped_column(Float, index=True)
+    max_lon: Mapped[float] = mapped_column(Float)
+    max_lat: Mapped[float] = mapped_column(Float)
     #: When the area applies (None: always, from/until then).
     starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -32,6 +32,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("geometry", sa.JSON(), nullable=False),
+        sa.Column("min_lon", sa.Float(), nullable=False),
+        sa.Column("min_lat", sa.Float(), nullable=False),
+        sa.Column("max_lon", sa.Float(), nullable=False),
+        sa.Column("max_lat", sa.Float(), nullable=False),
         sa.Column("starts_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ends_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=False),
@@ -42,6 +46,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("location_areas") as batch:
         batch.create_index(batch.f("ix_location_areas_kind"), ["kind"], unique=False)
+        batch.create_index(batch.f("ix_location_areas_min_lat"), ["min_lat"], unique=False)
     op.create_table(
         "location_approvals",
         sa.Column("id", sa.Integer(), nullable=False),
