@@ -174,10 +174,10 @@ def add_school(c: TestClient, admin_csrf: str, geometry: dict[str, Any] = SCHOOL
     return int(r.json()["id"])
 
 
-def stored(c: TestClient, search_id: int) -> SearchRecord:
+def stored(c: TestClient, search_id: str) -> SearchRecord:
+    """The search the API named by its public id."""
     with workspace_of(c).store.read() as s:
-        rec = s.get(SearchRecord, search_id)
-        assert rec is not None
+        rec = s.scalars(select(SearchRecord).where(SearchRecord.public_id == search_id)).one()
         return rec
 
 
@@ -294,7 +294,7 @@ def test_a_search_inside_a_school_waits_for_a_supervisors_approval(
         assert ran.payload["location"]["approval_id"] == approval
         with ws.store.read() as s:
             row = s.get(LocationApproval, approval)
-            assert row is not None and row.status == "used" and row.search_id == rec.id
+            assert row is not None and row.status == "used" and row.search_id == rec.public_id
             # The request, the decision and the search each sit with their audit entry.
             assert row.request_seq == entry.seq and row.decision_seq == decided[0].seq
             assert rec.audit_seq == ran.seq
@@ -411,13 +411,12 @@ def test_the_transparency_report_and_the_pia_state_where_searches_happen(
 
 
 def test_the_cli_loads_and_lists_areas(tmp_path: Path, backend: Any) -> None:
-    from typer.testing import CliRunner
-
-    from fieldid.cli.app import app
+    from helpers_cli import cli, tokens
     from helpers_storage import active
 
     root = tmp_path / "ws"
     active().init(root).close()
+    tok = tokens(root)
     doc = {
         "type": "FeatureCollection",
         "features": [
@@ -435,33 +434,33 @@ def test_the_cli_loads_and_lists_areas(tmp_path: Path, backend: Any) -> None:
     }
     f = tmp_path / "areas.geojson"
     f.write_text(json.dumps(doc))
-    run = CliRunner().invoke
-    r = run(
-        app, ["location", "add", str(f), "-w", str(root), "--operator", "ann", "--role", "officer"]
-    )
+    r = cli(["location", "add", f, "-w", root], token=tok[Role.OFFICER])
     assert r.exit_code == 2 and "access.forbidden" in r.output
-    r = run(
-        app, ["location", "add", str(f), "-w", str(root), "--operator", "ann", "--role", "admin"]
-    )
+    r = cli(["location", "add", f, "-w", root], token=tok[Role.SUPERVISOR])  # events only
+    assert r.exit_code == 2 and "access.forbidden" in r.output
+    r = cli(["location", "add", f, "-w", root])
+    assert r.exit_code == 2 and "access.unauthenticated" in r.output
+    r = cli(["location", "add", f, "-w", root], token=tok[Role.ADMIN])
     assert r.exit_code == 0, r.output
     assert "added area 1: Court A" in r.output and "enabled = false" in r.output
-    r = run(app, ["location", "list", "-w", str(root), "--json"])
+    r = cli(["location", "list", "-w", root, "--json"], token=tok[Role.ADMIN])
     listed = json.loads(r.output)
     assert [(a["name"], a["kind"]) for a in listed["areas"]] == [
         ("Court A", "court"),
         ("Hospital B", "hospital"),
     ]
     assert listed["enabled"] is False
-    r = run(app, ["location", "retire", "1", "-w", str(root), "--operator", "ann"])
+    r = cli(["location", "retire", "1", "-w", root], token=tok[Role.ADMIN])
     assert r.exit_code == 0, r.output
-    r = run(app, ["location", "list", "-w", str(root), "--json"])
+    r = cli(["location", "list", "-w", root, "--json"], token=tok[Role.ADMIN])
     assert [a["name"] for a in json.loads(r.output)["areas"]] == ["Hospital B"]
     from fieldid.workspace import Workspace
 
     ws = Workspace.open(root)
     try:
-        events = [e.payload["action"] for e in ws.store.audit_entries("location_area")]
-        assert events == ["add", "add", "retire"]
-        assert Actor("ann", Role.ADMIN).can("location_areas")
+        entries = ws.store.audit_entries("location_area")
+        assert [e.payload["action"] for e in entries] == ["add", "add", "retire"]
+        assert {e.operator for e in entries} == {"cli-admin"}
+        assert Actor("x", Role.ADMIN).can("location_areas")
     finally:
         ws.close()

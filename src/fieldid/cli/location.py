@@ -1,7 +1,7 @@
 """``fieldid location``: load, list and retire sensitive areas; list approval requests.
 
-The command line has no login of its own: ``--operator`` and ``--role`` name who acts, and the core
-enforces what that role may do (areas: admin; an event: supervisor or admin) and audits it.
+Who acts is an authenticated account (:mod:`fieldid.cli.auth`); the core enforces what its role may
+do (areas: admin; an event: supervisor or admin) and audits it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fieldid.cli.common import JsonOpt, RoleOpt, WorkspaceOpt, console, fail
-from fieldid.cli.common import actor as _actor
+from fieldid.cli.auth import operator, requires
+from fieldid.cli.common import JsonOpt, WorkspaceOpt, console, fail
 from fieldid.cli.common import open_workspace as _open
 from fieldid.errors import FieldidError
 
@@ -24,7 +24,6 @@ location_app = typer.Typer(
     help="Sensitive areas (schools, hospitals, places of worship, courts, declared events) where "
     "a search needs a supervisor's prior approval or is refused ([location] in fieldid.toml)."
 )
-OperatorOpt = Annotated[str, typer.Option(help="Who is acting (default: your login).")]
 
 
 def features(doc: Any, name: str | None, kind: str | None) -> list[dict[str, Any]]:
@@ -70,6 +69,7 @@ def _when(text: str | None) -> datetime | None:
 
 
 @location_app.command("add")
+@requires("location_event")
 def add(
     file: Annotated[Path, typer.Argument(help="GeoJSON: a FeatureCollection, Feature or Polygon.")],
     workspace: WorkspaceOpt = Path("."),
@@ -80,8 +80,6 @@ def add(
     ] = None,
     starts: Annotated[str | None, typer.Option(help="When it applies from (ISO 8601).")] = None,
     ends: Annotated[str | None, typer.Option(help="When it stops applying (ISO 8601).")] = None,
-    operator: OperatorOpt = "",
-    role: RoleOpt = "admin",
     as_json: JsonOpt = False,
 ) -> None:
     """Load sensitive areas from a GeoJSON file (all of them, or none: one unit of work)."""
@@ -93,8 +91,10 @@ def add(
         fail(FieldidError(f"{file}: {e}", code="location.bad_geometry"), as_json)
     try:
         ws = _open(workspace)
-        who = _actor(operator, role)
+        who = operator(ws)
         items = features(doc, name, kind)
+        if any(it["kind"] != "event" for it in items):
+            operator(ws, "location_areas")  # the role, and a token's scopes
         with ws.store.unit_of_work() as uow:
             added = [
                 add_area(
@@ -123,6 +123,7 @@ def add(
 
 
 @location_app.command("list")
+@requires("location_event")
 def list_(
     workspace: WorkspaceOpt = Path("."),
     include_retired: Annotated[bool, typer.Option("--all", help="Retired areas too.")] = False,
@@ -133,8 +134,14 @@ def list_(
 
     try:
         ws = _open(workspace)
+        who = operator(ws)
         with ws.store.read() as s:
             areas = list_areas(s, include_retired=include_retired)
+        ws.store.append_audit(
+            "location_view",
+            operator=who.name,
+            payload={"role": who.role.value, "what": "areas", "areas": [a.id for a in areas]},
+        )
     except FieldidError as e:
         fail(e, as_json)
     now = ws.clock.now()
@@ -163,20 +170,25 @@ def list_(
 
 
 @location_app.command("retire")
+@requires("location_event")
 def retire(
     area_id: Annotated[int, typer.Argument(help="The area's id (fieldid location list).")],
     workspace: WorkspaceOpt = Path("."),
-    operator: OperatorOpt = "",
-    role: RoleOpt = "admin",
     as_json: JsonOpt = False,
 ) -> None:
     """Retire an area: it applies no longer (searches made in it still name it)."""
     from fieldid.location.areas import retire_area
+    from fieldid.store.schema import LocationArea
 
     try:
         ws = _open(workspace)
+        # Authenticated before the unit of work begins (a login writes in its own).
+        with ws.store.read() as s:
+            row = s.get(LocationArea, area_id)
+            kind = None if row is None else row.kind
+        who = operator(ws, None if kind in (None, "event") else "location_areas")
         with ws.store.unit_of_work() as uow:
-            a = retire_area(uow, _actor(operator, role), area_id)
+            a = retire_area(uow, who, area_id)
     except FieldidError as e:
         fail(e, as_json)
     if as_json:
@@ -186,6 +198,7 @@ def retire(
 
 
 @location_app.command("approvals")
+@requires("location_approve")
 def approvals_(
     workspace: WorkspaceOpt = Path("."),
     state: Annotated[
@@ -198,8 +211,14 @@ def approvals_(
 
     try:
         ws = _open(workspace)
+        who = operator(ws)
         with ws.store.read() as s:
             got = list_approvals(s, ws.clock.now(), ws.location.approval_minutes, state=state)
+        ws.store.append_audit(
+            "location_view",
+            operator=who.name,
+            payload={"role": who.role.value, "what": "approvals", "approvals": [v.id for v in got]},
+        )
     except FieldidError as e:
         fail(e, as_json)
     if as_json:

@@ -65,7 +65,7 @@ class ApprovalView:
     decided_at: datetime | None
     reason: str | None
     expires_at: datetime | None
-    search_id: int | None
+    search_id: str | None
 
     def to_dict(self) -> dict[str, Any]:
         def iso(t: datetime | None) -> str | None:
@@ -228,7 +228,7 @@ def decide(
     return view(row, now, minutes)
 
 
-def use(uow: UnitOfWork, approval_id: int, search_id: int, minutes: int) -> None:
+def use(uow: UnitOfWork, approval_id: int, search_id: str, minutes: int) -> None:
     """Mark the approval used by ``search_id`` (in the search's unit of work); refused if it
     was used or lapsed meanwhile."""
     q = select(LocationApproval).where(LocationApproval.id == approval_id).with_for_update()

@@ -201,12 +201,17 @@ def add_area(
     return area
 
 
-def retire_area(uow: UnitOfWork, actor: Actor, area_id: int) -> Area:
-    """Retire an area (it applies no longer; searches made in it still name it); audited."""
+def retire_area(
+    uow: UnitOfWork, actor: Actor, area_id: int, *, scopes: frozenset[str] | None = None
+) -> Area:
+    """Retire an area (it applies no longer; searches made in it still name it); audited.
+    ``scopes``: an API token's, checked too."""
+    from fieldid.access.accounts import require_scoped
+
     row = uow.session.get(LocationArea, area_id)
     if row is None:
         raise FieldidError(f"no area {area_id}", code="location.not_found")
-    require(actor, "location_event" if row.kind == "event" else "location_areas")
+    require_scoped(actor, "location_event" if row.kind == "event" else "location_areas", scopes)
     if row.retired_at is not None:
         raise FieldidError(f"area {area_id} is already retired", code="location.retired")
     row.retired_at = uow.now()

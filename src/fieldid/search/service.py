@@ -635,7 +635,9 @@ class SearchService:
             _locate(saved, placement)
             if placement is not None and placement.approval_id is not None:
                 u.flush()
-                approvals.use(u, placement.approval_id, saved.id, self.location.approval_minutes)
+                approvals.use(
+                    u, placement.approval_id, saved.public_id, self.location.approval_minutes
+                )
             if remember is not None:
                 remember(u, saved.id)
             entry = u.audit(

@@ -179,6 +179,8 @@ def post_area(
     and courts: admins; an event, with its window: supervisors or admins. Refusals: 422
     ``location.bad_geometry`` / ``location.window`` / ``location.name``, 403 for the role."""
     state = app_state(request)
+    if body.kind != "event":
+        principal.require("location_areas")  # the role, and a token's scopes
     with state.workspace.store.using(uow) as u:
         area = add_area(
             u,
@@ -202,7 +204,7 @@ def delete_area(
     """Retire an area: it applies no longer (audited; searches made in it still name it)."""
     state = app_state(request)
     with state.workspace.store.using(uow) as u:
-        area = retire_area(u, principal.actor, area_id)
+        area = retire_area(u, principal.actor, area_id, scopes=principal.scopes)
     return area.to_dict(state.workspace.clock.now())
 
 

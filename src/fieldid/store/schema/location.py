@@ -70,5 +70,5 @@ class LocationApproval(Base):
     decision_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: An approval is valid until then (set when approved).
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    #: The search that used the approval.
-    search_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The search that used the approval (its public id).
+    search_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
