@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -663,6 +664,23 @@ def _cli_scene(tmp_path: Path) -> CliScene:
         from helpers_records import register
 
         register(ws, "cli-src", "border")
+    # A sensitive area (fieldid location): the file `location add` loads, and one to retire.
+    square = [[2.24, 48.90], [2.26, 48.90], [2.26, 48.92], [2.24, 48.92], [2.24, 48.90]]
+    (tmp_path / "area.geojson").write_text(json.dumps({"type": "Polygon", "coordinates": [square]}))
+    with Workspace.open(root) as ws, ws.store.unit_of_work() as uow:
+        from datetime import UTC, datetime
+
+        from fieldid.location.areas import add_area
+
+        ids["area"] = add_area(
+            uow,
+            Actor("system:test", Role.ADMIN),
+            name="A square",
+            kind="event",
+            geometry={"type": "Polygon", "coordinates": [square]},
+            starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+            ends_at=datetime(2026, 1, 2, tzinfo=UTC),
+        ).id
     return CliScene(root, tmp_path, tok, ids)
 
 
@@ -725,6 +743,12 @@ CLI_RECIPES: dict[str, str] = {
     "token issue": "token issue u-spare -w {root}",
     "token list": "token list -w {root}",
     "token revoke": "token revoke {spare_token} -w {root}",
+    # a supervisor declares an event (schools, hospitals...: admins) with its window
+    "location add": "location add {tmp}/area.geojson --name 'March {n}' --kind event --starts "
+    "2026-03-01T10:00:00+00:00 --ends 2026-03-01T18:00:00+00:00 -w {root}",
+    "location list": "location list -w {root}",
+    "location retire": "location retire {area} -w {root}",
+    "location approvals": "location approvals -w {root}",
 }
 _n = itertools.count(1)
 STDIN = {"user add": "a-new-password-1\n", "user passwd": f"{PASSWORD}\na-new-password-2\n"}
@@ -747,6 +771,7 @@ def cli_args(s: CliScene, path: str) -> list[str]:
         "override_search": s.ids["override"][0],
         "override": s.ids["override"][1],
         "spare_token": _spare_token(s) if path == "token revoke" else 0,
+        "area": s.ids["area"],
     }
     return shlex.split(CLI_RECIPES[path].format(**values))
 

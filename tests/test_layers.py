@@ -42,6 +42,8 @@ LAYERS: list[set[str]] = [
         "calibration",
         "candidate",
         "evaluation",
+        # location: coarse cells, sensitive areas and approvals (the search service applies it)
+        "location",
     },
     # transparency: the PIA and the public report draw on the whole workspace (configuration,
     # retention, accounts, the audit log) through the composition root.

@@ -161,6 +161,30 @@ redress_url = ""
 # `fieldid transparency`: every count under this (k) is shown as "< k" in the public report,
 # and further counts are withheld so that none can be worked back from a total (at least 3).
 min_cell = 10
+
+[location]
+# Off unless set here. On: when a photo is taken for a search, the field app asks the phone for
+# its location and rounds it ON THE PHONE to the nearest multiple of grid_deg degrees of
+# latitude and of longitude (0.01: cells about 1.1 km north-south, 0.8 km east-west at 45°);
+# only that rounded value is sent and stored with the search. Guidance frames never carry a
+# location. The server refuses a value that is not on the grid (location.not_coarse).
+enabled = false
+grid_deg = 0.01
+# With location on, a search that sends no location is refused (location.missing).
+required = true
+# How long a supervisor's approval (or a request waiting for one) stays valid, in minutes.
+approval_minutes = 60
+# The transparency report counts searches per cell of this size (degrees).
+report_grid_deg = 0.1
+
+[location.rules]
+# Sensitive areas (`fieldid location add`): per kind, "approval" (a search there needs a
+# supervisor's prior approval with a reason) or "refuse" (no search there).
+school = "approval"
+hospital = "approval"
+place_of_worship = "approval"
+court = "approval"
+event = "refuse"
 """
 )
 

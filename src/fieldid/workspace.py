@@ -37,6 +37,7 @@ from fieldid.gallery.enroll import Enrollment
 from fieldid.gallery.manage import GalleryAdmin
 from fieldid.gallery.store import Gallery
 from fieldid.index.port import OPERATIONAL, TRAINING
+from fieldid.location.config import LocationConfig
 from fieldid.pipeline import FacePipeline
 from fieldid.records.checks import RecordsConflictChecker, RecordsRecordSource
 from fieldid.records.importer import Importer
@@ -186,7 +187,13 @@ class Workspace:
             root=self.root,
             training=self.training,
             faces=faces,
+            location=self.location,
         )
+
+    @cached_property
+    def location(self) -> LocationConfig:
+        """``[location]`` (fieldid.location): off unless configured."""
+        return LocationConfig.load(self.root)
 
     @cached_property
     def enrollment(self) -> Enrollment:

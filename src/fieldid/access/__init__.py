@@ -63,6 +63,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "account_self": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),
     #: List, show, correct and delete people and their enrolled images (``gallery/manage.py``).
     "gallery_manage": frozenset({Role.ADMIN}),
+    # sensitive areas (fieldid.location): schools, hospitals, places of worship, courts are
+    # loaded by an admin; an event is declared by a supervisor (or an admin) with its window;
+    # a search in an area that needs it is approved beforehand by a supervisor.
+    "location_areas": frozenset({Role.ADMIN}),
+    "location_event": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "location_approve": frozenset({Role.SUPERVISOR}),
 }
 
 

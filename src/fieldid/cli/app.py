@@ -28,6 +28,7 @@ from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.database import register as register_database
 from fieldid.cli.documents import register as register_documents
 from fieldid.cli.index import register as register_index
+from fieldid.cli.location import register as register_location
 from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
 from fieldid.cli.records import register as register_records
@@ -638,6 +639,7 @@ def serve(
 
 register_accountability(app)
 register_transparency(app)
+register_location(app)
 
 
 def main() -> None:

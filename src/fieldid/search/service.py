@@ -36,6 +36,10 @@ from fieldid.config import WorkspaceConfig
 from fieldid.errors import AuthorisationError, FieldidError, combined
 from fieldid.facework import FaceWork, InlineFaceWork
 from fieldid.gallery.store import Gallery
+from fieldid.location import approvals
+from fieldid.location.areas import areas_at, areas_near
+from fieldid.location.cell import Cell, parse_location
+from fieldid.location.config import LocationConfig
 from fieldid.pipeline import FacePipeline, FaceResult
 from fieldid.quality import band_of
 from fieldid.quality.gate import Source
@@ -148,6 +152,15 @@ class Verification:
         }
 
 
+def _locate(rec: Any, placement: Placement | None) -> None:
+    """The search's location columns (left NULL when location is off)."""
+    if placement is None:
+        return
+    rec.location = None if placement.cell is None else placement.cell.to_dict()
+    rec.location_areas = placement.areas
+    rec.location_approval_id = placement.approval_id
+
+
 def _check_below_gate(reason: str, investigation: bool) -> None:
     """A search below the quality gate: only an investigation list, only with a reason."""
     if not investigation:
@@ -161,6 +174,23 @@ def _check_below_gate(reason: str, investigation: bool) -> None:
             f"(at least {MIN_BELOW_GATE_REASON} characters)",
             code="search.below_gate_reason",
         )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a search was asked from (location on): the coarse cell (None: not sent, and not
+    required), the sensitive areas it lies in, and the supervisor's approval it uses."""
+
+    cell: Cell | None
+    areas: list[dict[str, Any]]
+    approval_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cell": None if self.cell is None else self.cell.to_dict(),
+            "areas": self.areas,
+            "approval_id": self.approval_id,
+        }
 
 
 class Space(Protocol):
@@ -199,6 +229,7 @@ class SearchService:
         root: Path,
         training: Callable[[], Space] | None = None,
         faces: FaceWork | None = None,
+        location: LocationConfig | None = None,
     ) -> None:
         self.store = store
         self.gallery = gallery
@@ -209,6 +240,8 @@ class SearchService:
         self.root = root
         self._training = training
         self._faces = faces
+        #: ``[location]``: off unless configured (then nothing about location changes).
+        self.location = location or LocationConfig()
 
     @property
     def faces(self) -> FaceWork:
@@ -232,6 +265,97 @@ class SearchService:
             payload={"outcome": "refused", "error": err.to_dict(), **extra},
             releasing=uow,
         )
+
+    def place(
+        self, location: str | None, attr: Attribution, uow: UnitOfWork | None, **extra: Any
+    ) -> Placement | None:
+        """Apply ``[location]`` to a search about to run: None when location is off (whatever
+        was sent is ignored: not checked, not kept). On: the sent cell is checked (coarse, in
+        range; required unless configured otherwise), the sensitive areas in force that it
+        intersects are found, and their kinds' rules applied: ``refuse`` refuses the search
+        (``location.refused``); ``approval`` needs an approval a supervisor gave this operator
+        for this case and these areas, else the search is refused (``location.approval_required``)
+        and, in the unit of work of that refusal's audit entry, asks for one. Refusals are
+        audited as refused searches, with the cell and the areas."""
+        lc = self.location
+        if not lc.enabled:
+            return None
+        now = self.clock.now()
+        cell: Cell | None = None
+        refs: list[dict[str, Any]] = []
+        try:
+            if location is None or not location.strip():
+                if lc.required:
+                    raise FieldidError(
+                        "this workspace records where searches happen: the phone's location "
+                        "(reduced to about 1 km on the phone) is needed; allow location access "
+                        "and try again",
+                        code="location.missing",
+                    )
+                return Placement(None, [])
+            cell = parse_location(location, lc.grid_deg)
+            with self.store.read() as s:
+                found = areas_at(areas_near(s, cell), cell, now)
+                refs = [a.ref() for a in found]
+                rules = {lc.rules[a.kind] for a in found}
+                if "refuse" in rules:
+                    barred = [r for r in refs if lc.rules[r["kind"]] == "refuse"]
+                    where = approvals.describe_areas(barred)
+                    raise FieldidError(
+                        f"searches are not permitted in this area: {where}. Nothing was searched",
+                        code="location.refused",
+                        areas=refs,
+                    )
+                if "approval" not in rules:
+                    return Placement(cell, refs)
+                row = approvals.find_usable(
+                    s, attr.operator, attr.case_ref, refs, now, lc.approval_minutes
+                )
+            if row is not None:
+                return Placement(cell, refs, row.id)
+        except FieldidError as err:
+            where_payload = {"cell": None if cell is None else cell.to_dict(), "areas": refs}
+            self._refuse("search", attr, err, uow, location=where_payload, **extra)
+            raise
+        # A search here needs a supervisor's prior approval and has none: refused, and the
+        # request for one is made with the refusal's audit entry.
+        assert cell is not None
+        if uow is not None:
+            uow.rollback()
+        with self.store.unit_of_work() as u:
+            req = approvals.request(
+                u,
+                operator=attr.operator,
+                purpose=attr.purpose,
+                case_ref=attr.case_ref,
+                cell=cell,
+                areas=refs,
+                minutes=lc.approval_minutes,
+            )
+            needed = FieldidError(
+                f"this place is in {approvals.describe_areas(refs)}: a search here needs a "
+                f"supervisor's approval first. Request {req.id} was sent to the supervisors; "
+                "take the photo again once it is approved. Nothing was searched",
+                code="location.approval_required",
+                approval_id=req.id,
+                areas=refs,
+            )
+            entry = u.audit(
+                "search",
+                operator=attr.operator,
+                purpose=attr.purpose,
+                case_ref=attr.case_ref,
+                payload={
+                    "outcome": "refused",
+                    "error": needed.to_dict(),
+                    **extra,
+                    "location": {"cell": cell.to_dict(), "areas": refs},
+                    "location_approval": {"id": req.id, "state": "requested"},
+                },
+            )
+            if not req.request_seq:
+                req.request_seq = entry.seq
+        raise needed
 
     def calibration(self) -> Calibration | None:
         """The calibration in force for the workspace's model (None: uncalibrated)."""
@@ -266,6 +390,7 @@ class SearchService:
         below_gate_reason: str | None = None,
         uow: UnitOfWork | None = None,
         remember: Callable[[UnitOfWork, int], None] | None = None,
+        location: str | None = None,
     ) -> CandidateList:
         """Search one probe; candidates at or above the threshold in force, each with its rates.
 
@@ -288,7 +413,9 @@ class SearchService:
         in the result and the audit (``below_gate``: the reason and every gate finding) and its
         rates are those of the probe's quality band. ``remember(uow, search_id)``: called in the
         unit of work that records the search (or its refusal): an idempotency key stored with
-        it (``adjudication.idempotency``).
+        it (``adjudication.idempotency``). ``location``: where the photo was taken, as the phone
+        reduced it (``"lat,lon"`` on the ``[location] grid_deg`` grid); used only when
+        ``[location] enabled`` (see :meth:`place`), ignored otherwise.
         """
         cfg = self.config
         check_attribution(attr, cfg.purposes)
@@ -322,6 +449,8 @@ class SearchService:
         except FieldidError as err:
             self._refuse("search", attr, err, uow, started=started, model=model, **access)
             raise
+        placement = self.place(location, attr, uow, started=started, model=model, **access)
+        where = {} if placement is None else {"location": placement.to_dict()}
         try:
             if training and self._training is None:
                 raise FieldidError("this workspace has no training gallery", code="training.absent")
@@ -355,6 +484,7 @@ class SearchService:
             "receipt_code": receipt,
             "notice_given": notice_given,
             **access,
+            **where,
         }
         reason = None if cal is not None else uncalibrated_reason(model, str(self.root))
         below_gate: dict[str, Any] | None = None
@@ -393,6 +523,7 @@ class SearchService:
                     presented_documents=presented_docs,
                     refusal=err.to_dict(),
                 )
+                _locate(rec, placement)
                 if remember is not None:
                     remember(refusal, rec.id)
                 entry = refusal.audit(
@@ -501,6 +632,12 @@ class SearchService:
                 faces_in_frame=processed.acquisition.faces_found,
                 below_gate=below_gate,
             )
+            _locate(saved, placement)
+            if placement is not None and placement.approval_id is not None:
+                u.flush()
+                approvals.use(
+                    u, placement.approval_id, saved.public_id, self.location.approval_minutes
+                )
             if remember is not None:
                 remember(u, saved.id)
             entry = u.audit(

@@ -150,6 +150,7 @@ def run_search(
     capture: Literal["live", "file"] = "file",
     below_gate_reason: str | None = None,
     idempotency_key: str | None = None,
+    location: str | None = None,
 ) -> dict[str, Any]:
     """Search (serialised with other face work), count it, and answer with the candidate list
     plus who, why and where to see it. The search service persists the search; every later view
@@ -194,6 +195,7 @@ def run_search(
             "documents": documents or "",
             "capture": capture,
             "below_gate_reason": reason or "",
+            **({} if location is None else {"location": location}),
         },
     )
     ttl = idempotency_ttl(state)
@@ -221,6 +223,7 @@ def run_search(
                 below_gate_reason=reason,
                 uow=uow,
                 remember=remember,
+                location=location,
             )
     except FieldidError as e:
         state.metrics.outcome("search", e.code)
@@ -306,6 +309,11 @@ def me(request: Request, principal: Annotated[Principal, Depends(Need(None))]) -
             "guidance_width": s.guidance_width,
             "guidance_fps": s.guidance_fps,
         },
+        "location": {
+            "enabled": state.workspace.location.enabled,
+            "grid_deg": state.workspace.location.grid_deg,
+            "required": state.workspace.location.required,
+        },
     }
 
 
@@ -368,6 +376,16 @@ async def search(
             "with replayed: true, and runs no second search.",
         ),
     ] = None,
+    location: Annotated[
+        str | None,
+        Form(
+            max_length=60,
+            description="Where the photo was taken, 'latitude,longitude', already reduced on the "
+            "device to the workspace's grid ([location] grid_deg, default 0.01°). Used only when "
+            "[location] is enabled (then a search in a sensitive area may need a supervisor's "
+            "approval, or be refused: location.*); ignored otherwise.",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Search one face 1:N. The answer lists candidates at or above the threshold: leads for a
     person to adjudicate, never an identification. Refusals: ``probe.*`` (the image),
@@ -391,6 +409,7 @@ async def search(
             capture=capture,
             below_gate_reason=below_gate_reason,
             idempotency_key=idempotency_key,
+            location=location,
         )
     )
     headers = {"Location": body["links"]["self"]}

@@ -69,6 +69,12 @@ _STATUS_BY_CODE: dict[str, int] = {
     "demo.not_a_volunteer": 404,
     "demo.off": 404,
     "request.not_found": 404,
+    "location.approval_required": 403,
+    "location.refused": 403,
+    "location.own_request": 403,
+    "location.not_found": 404,
+    "location.decided": 409,
+    "location.retired": 409,
 }
 
 #: Status by code family (the part before the first dot).
@@ -97,6 +103,7 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "photo": 422,
     "person": 422,
     "search": 422,
+    "location": 422,
 }
 
 _TITLES: dict[str, str] = {
@@ -114,6 +121,7 @@ _TITLES: dict[str, str] = {
     "photo": "The photo was not served",
     "request": "The request is malformed",
     "service": "The service is busy",
+    "location": "Where the search was asked from",
     "http": "HTTP error",
 }
 

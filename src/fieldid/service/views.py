@@ -507,6 +507,33 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         "below_gate": rec.below_gate,
         "low_quality": rec.below_gate is not None,
         "links": links(rec.public_id, rec.receipt_code),
+        **location_view(rec),
+    }
+
+
+def location_view(rec: SearchRecord) -> dict[str, Any]:
+    """Where the search was asked from, as kept: the coarse cell, the sensitive areas it lay in
+    and the approval it used. Nothing (not even the key) for a search made with location off."""
+    if rec.location is None and rec.location_areas is None:
+        return {}
+    cell = rec.location
+    areas = list(rec.location_areas or [])
+    where = (
+        "not sent" if cell is None else f"cell {cell['lat']}, {cell['lon']} ({cell['grid_deg']}°)"
+    )
+    if areas:
+        from fieldid.location.approvals import describe_areas
+
+        where += f", in {describe_areas(areas)}"
+    if rec.location_approval_id is not None:
+        where += f"; on a supervisor's approval (request {rec.location_approval_id})"
+    return {
+        "location": {
+            "cell": cell,
+            "areas": areas,
+            "approval_id": rec.location_approval_id,
+            "text": where,
+        }
     }
 
 

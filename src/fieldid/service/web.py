@@ -107,6 +107,11 @@ def nav(request: Request, principal: Principal | None) -> list[dict[str, Any]]:
     if principal.can("review"):
         n = _waiting_count(request, principal)
         items.append({"href": "/review", "text": f"Review ({n})", "testid": "nav-review"})
+    if principal.can("location_approve") and app_state(request).workspace.location.enabled:
+        from fieldid.service.location import pending_count
+
+        n = pending_count(app_state(request), getattr(request.state, "uow", None))
+        items.append({"href": "/approvals", "text": f"Approvals ({n})", "testid": "nav-approvals"})
     for item in items:
         item["current"] = here == item["href"] or (item["href"] == "/start" and here == "/capture")
     return items
@@ -278,10 +283,17 @@ def _capture_context(
             # The offline queue: how long a capture may wait for signal, and for an answer.
             "queueLimitS": s.capture_queue_limit_s,
             "sendTimeoutS": s.capture_send_timeout_s,
+            # [location]: the phone reduces its position to this grid before sending it.
+            "location": _location_config(request),
         },
         "error": None,
         **extra,
     }
+
+
+def _location_config(request: Request) -> dict[str, Any]:
+    lc = app_state(request).workspace.location
+    return {"enabled": lc.enabled, "gridDeg": lc.grid_deg, "required": lc.required}
 
 
 @router.get("/capture")
@@ -319,6 +331,7 @@ async def capture_upload(
     case_ref: Annotated[str, Form()] = "",
     notice_given: Annotated[bool | None, Form()] = None,
     below_gate_reason: Annotated[str | None, Form(max_length=2000)] = None,
+    location: Annotated[str | None, Form(max_length=60)] = None,
 ) -> Response:
     """The file-input fallback: a plain form post, no JavaScript needed. A refused attempt
     goes to its own results page, which says it was refused, why, and what to do.
@@ -338,6 +351,7 @@ async def capture_upload(
                 notice_given,
                 capture="file",
                 below_gate_reason=below_gate_reason,
+                location=location or None,
             )
         )
     except FieldidError as e:

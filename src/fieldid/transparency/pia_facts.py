@@ -38,6 +38,7 @@ DESCRIBED = {
     "retention",
     "receipt",
     "transparency",
+    "location",
 }
 
 CLASS_TEXT = {
@@ -578,6 +579,81 @@ def face_model(ws: Workspace) -> Section:
     )
 
 
+def location(ws: Workspace) -> Section:
+    """``[location]``: whether searches carry a location, how coarse, the sensitive areas and
+    their rules, and the approvals given and refused."""
+    from fieldid.location.areas import list_areas
+    from fieldid.location.config import KIND_TEXT, KINDS
+
+    lc = ws.location
+    now = ws.clock.now()
+    with ws.store.read() as s:
+        areas = list_areas(s)
+    active = [a for a in areas if a.active(now)]
+    decided = [e.payload or {} for e in ws.store.audit_entries("location_approval")]
+    if not lc.enabled:
+        statements = [
+            "Location is off ([location] enabled = false): the field app does not ask the phone "
+            "for its location, a location sent to the API is ignored, and no search records where "
+            "it happened. Sensitive-area rules therefore stop no search.",
+        ]
+    else:
+        statements = [
+            "Location is on: with each photo taken for a search (never with the guidance frames) "
+            "the field app asks the phone for its position and rounds it on the phone to the "
+            f"nearest multiple of {lc.cell_size_text()}; only that cell is sent. The server "
+            "refuses a position that is not on this grid (it is never rounded or kept there) "
+            "and stores the cell with the search and in its audit entry.",
+            (
+                "A search without a location is refused (location.missing)."
+                if lc.required
+                else "A search without a location runs, recorded as having none: "
+                "sensitive-area rules cannot apply to it."
+            ),
+            "Sensitive areas: a search whose cell intersects an area in force is "
+            + "; ".join(
+                ("refused" if lc.rules[k] == "refuse" else "held for a supervisor’s prior approval")
+                + f" for {KIND_TEXT[k]}"
+                for k in KINDS
+            )
+            + f". An approval is given with a written reason by a supervisor other than the "
+            f"officer, for one search in that case and area, within {lc.approval_minutes} minutes; "
+            "every request, approval and refusal is audited.",
+        ]
+    statements.append(
+        f"{len(active)} sensitive area(s) are in force now"
+        + (
+            " (" + ", ".join(f"{sum(1 for a in active if a.kind == k)} {k}" for k in KINDS) + ")"
+            if active
+            else ""
+        )
+        + f"; {sum(1 for d in decided if d.get('decision') == 'approve')} approval(s) and "
+        f"{sum(1 for d in decided if d.get('decision') == 'deny')} refusal(s) by supervisors "
+        "are recorded. The transparency report counts searches per area and per cell of "
+        f"{lc.report_grid_deg:g}°, small cells suppressed."
+    )
+    return _section(
+        "location",
+        "Where searches happen (location)",
+        statements,
+        {
+            **lc.to_dict(),
+            "areas": sorted(f"{a.kind}: {a.name}" for a in areas),
+            "now": {
+                "areas_in_force": len(active),
+                "approvals": sum(1 for d in decided if d.get("decision") == "approve"),
+                "refusals": sum(1 for d in decided if d.get("decision") == "deny"),
+            },
+        },
+        [
+            _table(
+                ["kind", "rule", "areas in force"],
+                [[k, lc.rules[k], sum(1 for a in active if a.kind == k)] for k in KINDS],
+            )
+        ],
+    )
+
+
 def collect(ws: Workspace) -> list[Section]:
     """Every factual section, in the order the assessment shows them."""
     pres = presentation(ws)
@@ -591,4 +667,5 @@ def collect(ws: Workspace) -> list[Section]:
         presentation_attack(ws),
         security(ws),
         face_model(ws),
+        location(ws),
     ]

@@ -14,7 +14,9 @@ outlives search records) through the oversight report's helpers (:mod:`fieldid.r
   that withdraws a final identification; a correction of what it rested on is what is counted;
 - purges in the period by trigger, items purged per data class, and per class whether anything
   is held past its retention period now;
-- the measured error rates of the latest evaluation (``W/evaluation/latest.json``).
+- the measured error rates of the latest evaluation (``W/evaluation/latest.json``);
+- where searches happened, by sensitive area and by coarse cell, and the supervisors' approvals
+  asked for, given and refused (:mod:`.location`).
 
 What it never holds: names, operator ids, case references, receipt codes, person ids, record
 ids, file paths, the time of any use finer than its month. Every count goes through
@@ -43,6 +45,7 @@ from fieldid.report.data import (
     search_outcome,
 )
 from fieldid.transparency import evaluation
+from fieldid.transparency import location as where
 from fieldid.transparency.cells import Counts, min_values, protect
 from fieldid.workspace import Workspace
 
@@ -268,6 +271,8 @@ def build_public_report(
     for cls in retention:
         c.add(f"purged|{cls}", items[cls])
 
+    located = where.add_counts(c, ws, searches, within, k)
+
     prot = protect(c, k)
     lab = prot.label
     return {
@@ -322,6 +327,7 @@ def build_public_report(
             for cls, v in retention.items()
         },
         "error_rates": evaluation.summary(ws),
+        "location": where.view(located, prot),
     }
 
 
@@ -448,6 +454,7 @@ def render_html(data: dict[str, Any]) -> str:
                 "anything held past its period now",
             ],
         ),
+        *where.render_html(data["location"]),
         _rates_html(data["error_rates"]),
     ]
     return page(data["title"], parts)

@@ -18,6 +18,29 @@
   // A guidance request with no answer after this long is abandoned (and guidance unavailable).
   var GUIDANCE_TIMEOUT_MS = 5000;
   var queue = cfg.endpoint ? null : window.fieldidQueue;
+  // [location]: off unless the workspace turns it on. On, the position is asked for once per
+  // photo taken (never for guidance frames) and rounded HERE, on the phone, to the workspace's
+  // grid; the precise position is dropped at once and never stored or sent.
+  var loc = cfg.location || {};
+
+  function decimals(g) { return Math.max(0, -Math.floor(Math.log10(g) + 1e-9)) + 2; }
+
+  function coarse(lat, lon) {
+    var g = loc.gridDeg, d = decimals(g);
+    function snap(v) { return (Math.round(v / g) * g).toFixed(d); }
+    return snap(lat) + "," + snap(lon);
+  }
+
+  // The coarse cell "lat,lon", or null (location off, unavailable or refused: the server then
+  // decides; with [location] required it refuses the search and says why).
+  function whereNow() {
+    if (!loc.enabled || cfg.endpoint || !navigator.geolocation) { return Promise.resolve(null); }
+    return new Promise(function (resolve) {
+      navigator.geolocation.getCurrentPosition(function (p) {
+        resolve(coarse(p.coords.latitude, p.coords.longitude));
+      }, function () { resolve(null); }, { enableHighAccuracy: false, maximumAge: 60000, timeout: 8000 });
+    });
+  }
 
   function fallback(reason) {
     if (timer) { clearInterval(timer); timer = null; }
@@ -33,6 +56,7 @@
   function showProblem(p) {
     errorBox.hidden = false;
     errorBox.textContent = "";
+    errorBox.dataset.code = p.code || "";
     var strong = document.createElement("strong");
     var refused = p.search_id ? "Refused: the photo was not searched. " : "";
     strong.textContent = refused + sentence(p.detail || cfg.failText || "The search was refused.");
@@ -156,7 +180,16 @@
     searching = false;
     if (status === 201 || status === 200) { window.location = json.links.page; return; }
     showProblem(json);
-    say("refused", "Adjust and try again", "", false);
+    var code = json.code || "";
+    if (code === "location.approval_required") {
+      say("refused", "A supervisor's approval is needed first", "then take the photo again", false);
+    } else if (code === "location.refused") {
+      say("refused", "No search is permitted here", "", false);
+    } else if (code.indexOf("location.") === 0) {
+      say("refused", "Allow this phone's location and try again", "", false);
+    } else {
+      say("refused", "Adjust and try again", "", false);
+    }
     updateButton();
   }
   answered.cancelled = function () {
@@ -177,7 +210,10 @@
       purpose: cfg.purpose, case_ref: cfg.caseRef, notice_given: cfg.noticeGiven ? "true" : "false",
       capture: "live"
     };
-    frameBlob(video.videoWidth, 0.92).then(function (blob) {
+    var photo = frameBlob(video.videoWidth, 0.92);
+    Promise.all([photo, whereNow()]).then(function (got) {
+      var blob = got[0];
+      if (got[1]) { fields = Object.assign({}, fields, { location: got[1] }); }
       if (queue) {
         return blob.arrayBuffer().then(function (bytes) {
           return queue.add(bytes, {
@@ -205,6 +241,21 @@
     // A capture still waiting from before (the page was left or reloaded): it keeps trying,
     // and no second one is taken meanwhile.
     queue.pending().then(function (list) { if (list.length) { searching = true; updateButton(); } });
+  }
+  // The file form (no live camera): the same coarse location, filled in as it is sent.
+  var fileForm = document.querySelector("[data-testid=fallback-form]");
+  var fileLocation = document.querySelector("[data-testid=file-location]");
+  if (fileForm && fileLocation && loc.enabled) {
+    var filled = false;
+    fileForm.addEventListener("submit", function (ev) {
+      if (filled) { return; }
+      ev.preventDefault();
+      whereNow().then(function (where) {
+        fileLocation.value = where || "";
+        filled = true;
+        fileForm.submit();
+      });
+    });
   }
   if (!cfg.camera) { return; }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {

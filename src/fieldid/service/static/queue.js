@@ -217,7 +217,9 @@
   function answered(e, status, json) {
     return del("captures", e.id).then(function () {
       current = null;
-      if (handler) { return handler(status, json); }
+      // The page that asked handles the answer (and says what happened): the panel's
+      // "Sending…" is over.
+      if (handler) { hidePanel(); return handler(status, json); }
       if (status === 201 || status === 200) {
         ui("sent", "Sent: the search ran.", {
           buttons: [{ text: "See the results", testid: "send-results", href: json.links.page, primary: true }]

@@ -9,6 +9,7 @@ module          tables
 ``searches``    ``searches``, ``search_candidates``, ``probes``, ``adjudications``, ``exports``,
                 ``search_requests``
 ``access``      ``operators``, ``api_tokens``, ``web_sessions``, ``login_failures``
+``location``    ``location_areas``, ``location_approvals``
 ``audit``       ``audit_entries``, ``audit_head``
 =============== ===============================================================================
 
@@ -19,6 +20,7 @@ Each module imports only :mod:`fieldid.store.schema.base`; this package imports 
 from fieldid.store.schema.access import ApiToken, LoginFailure, Operator, WebSession
 from fieldid.store.schema.audit import AuditEntry, AuditHead
 from fieldid.store.schema.base import Base
+from fieldid.store.schema.location import LocationApproval, LocationArea
 from fieldid.store.schema.people import (
     EnrollmentImage,
     GalleryMeta,
@@ -53,6 +55,8 @@ __all__ = [
     "ExportRecord",
     "GalleryMeta",
     "IndexOutbox",
+    "LocationApproval",
+    "LocationArea",
     "LoginFailure",
     "Operator",
     "Person",

@@ -84,6 +84,13 @@ class SearchRecord(Base):
     calibration: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: Documents the person presented at the search, as stored (numbers hashed): a JSON list.
     presented_documents: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    #: Where the search was asked from, as the phone reduced it: the coarse cell only
+    #: ({lat, lon, grid_deg}; fieldid.location), None when location is off or was not sent.
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: The sensitive areas that cell lies in when searched: [{id, name, kind}] ([] for none).
+    location_areas: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    #: The supervisor's approval the search used (location_approvals.id), else None.
+    location_approval_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: Faces the detector found in the frame (None: refused before detection).
     faces_in_frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: A refused attempt: the refusal as the officer was told it (code, message, the gate's
