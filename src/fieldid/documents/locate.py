@@ -130,7 +130,7 @@ def candidates(gray: Gray, prep: str = "plain") -> list[tuple[cv2.typing.Rotated
     h, w = gray.shape
     s = min(1.0, WORK_SIDE / max(h, w))
     small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
-    small = _prepare(small, prep)
+    small = _prepare(_u8(small), prep)
     bh = cv2.morphologyEx(
         small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 25))
     )

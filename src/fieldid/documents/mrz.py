@@ -312,7 +312,7 @@ def class_map(layout: Layout) -> list[list[str]]:
     for ch in layout.checks:
         grid[ch.digit.line][ch.digit.start] = "D"
     if "document_number_overflow" in layout.fields:
-        line, digit, start, _end = OVERFLOW[layout.name]
+        line, digit, _start, _end = OVERFLOW[layout.name]
         grid[line][digit] = "F"  # the filler where a short number's check digit stands
         ov = layout.fields["document_number_overflow"]
         grid[line][ov.end + 1] = "F"  # the filler after the run-on's check digit
@@ -491,7 +491,9 @@ def _name_structure(lines: list[list[str]], sp: Span) -> list[tuple[int, int, st
 def checks_hold(lines: list[str], fmt: str) -> bool:
     """Whether every check digit of ``fmt`` holds on ``lines`` as they are."""
     grid = [list(x) for x in lines]
-    return all(_check_state(grid, ch).state != "invalid" for ch in effective_layout(lines, fmt).checks)
+    return all(
+        _check_state(grid, ch).state != "invalid" for ch in effective_layout(lines, fmt).checks
+    )
 
 
 def _yymmdd(s: str, *, kind: str, today: date) -> date | None:

@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -433,7 +433,9 @@ def _pool(looks: list[list[LineText]]) -> list[LineText]:
     out = []
     for li in range(len(looks[0])):
         n = len(looks[0][li].text)
-        text, conf, alts = [], [], []
+        text: list[str] = []
+        conf: list[float] = []
+        alts: list[dict[str, float]] = []
         for ci in range(n):
             dists = []
             for look in looks:
@@ -520,7 +522,9 @@ def _second_looks(
         return replace(first, doubts=first.doubts + doubts), taken
     if pooled.bad <= first.bad:
         return pooled, taken
-    return replace(first, doubts=first.doubts + _disagreements(first.reading, pooled.reading)), taken
+    return replace(
+        first, doubts=first.doubts + _disagreements(first.reading, pooled.reading)
+    ), taken
 
 
 def _disagreements(kept: MrzReading, other: MrzReading) -> list[dict[str, Any]]:
