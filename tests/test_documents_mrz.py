@@ -170,7 +170,16 @@ def test_a_long_document_number_runs_on_into_the_optional_data() -> None:
     # composed, both formats, with optional data after the run-on
     for fmt in ("TD1", "TD2"):
         d = MrzData(
-            fmt, "I", "UTO", "AB123456789", "SPECIMEN", "LONG", "UTO", "800101", "F", "300101",
+            fmt,
+            "I",
+            "UTO",
+            "AB123456789",
+            "SPECIMEN",
+            "LONG",
+            "UTO",
+            "800101",
+            "F",
+            "300101",
             optional_data="X1",
         )
         lines = compose_mrz(d)

@@ -150,6 +150,8 @@ def run_search(
     capture: Literal["live", "file"] = "file",
     below_gate_reason: str | None = None,
     idempotency_key: str | None = None,
+    document_check: int | None = None,
+    document_reason: str | None = None,
 ) -> dict[str, Any]:
     """Search (serialised with other face work), count it, and answer with the candidate list
     plus who, why and where to see it. The search service persists the search; every later view
@@ -194,6 +196,8 @@ def run_search(
             "documents": documents or "",
             "capture": capture,
             "below_gate_reason": reason or "",
+            "document_check": document_check,
+            "document_reason": document_reason or "",
         },
     )
     ttl = idempotency_ttl(state)
@@ -221,6 +225,8 @@ def run_search(
                 below_gate_reason=reason,
                 uow=uow,
                 remember=remember,
+                document_check=document_check,
+                document_reason=document_reason,
             )
     except FieldidError as e:
         state.metrics.outcome("search", e.code)
@@ -362,6 +368,23 @@ async def search(
             "with replayed: true, and runs no second search.",
         ),
     ] = None,
+    document_check: Annotated[
+        int | None,
+        Form(
+            ge=1,
+            le=2**31 - 1,
+            description="The document check (POST /api/v1/document-checks) this search follows: "
+            "its document is recorded with the search with its evidence level.",
+        ),
+    ] = None,
+    document_reason: Annotated[
+        str | None,
+        Form(
+            max_length=2000,
+            description="Required when that document passed (the encounter was settled): why "
+            "the document is not enough (at least 15 characters; audited).",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Search one face 1:N. The answer lists candidates at or above the threshold: leads for a
     person to adjudicate, never an identification. Refusals: ``probe.*`` (the image),
@@ -383,6 +406,8 @@ async def search(
             capture=capture,
             below_gate_reason=below_gate_reason,
             idempotency_key=idempotency_key,
+            document_check=document_check,
+            document_reason=document_reason,
         )
     )
     headers = {"Location": body["links"]["self"]}

@@ -31,7 +31,7 @@ from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
 from fieldid.facework import FaceWork, InlineFaceWork, outside_lock
-from fieldid.service import admin, api, onboarding, review, web
+from fieldid.service import admin, api, documents_api, documents_web, onboarding, review, web
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.guards import RequestGuard
 from fieldid.service.problems import (
@@ -214,10 +214,12 @@ def create_app(
     app.add_middleware(RequestGuard, body_limit=body_limit)
 
     app.include_router(api.router)
+    app.include_router(documents_api.router)
     app.include_router(review.api)
     app.include_router(admin.router)
     app.include_router(onboarding.router)
     app.include_router(web.router)
+    app.include_router(documents_web.router)
     app.include_router(review.pages)
     app.include_router(onboarding.web)
     # The more specific mount first: Starlette takes the first prefix that matches.

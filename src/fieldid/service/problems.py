@@ -66,6 +66,9 @@ _STATUS_BY_CODE: dict[str, int] = {
     "demo.not_a_volunteer": 404,
     "demo.off": 404,
     "request.not_found": 404,
+    "document.check_not_found": 404,
+    "document.check_used": 409,
+    "search.document_settled": 409,
 }
 
 #: Status by code family (the part before the first dot).
@@ -86,6 +89,7 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "adjudication": 422,
     "demo": 422,
     "document": 422,
+    "chip": 422,
     "records": 422,
     "review": 422,
     "merge": 422,

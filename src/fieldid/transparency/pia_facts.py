@@ -53,6 +53,15 @@ CLASS_TEXT = {
     ),
     "audit_entries": ("the audit log: every use, refusal and change", "the entry's time"),
     "exports": ("audit exports, redress exports and reports fieldid wrote", "writing"),
+    "document_images": (
+        "the photo of a presented document's data page and its chip data (both hold the "
+        "holder's portrait); never held past the probe photo's period",
+        "the encounter's end",
+    ),
+    "document_checks": (
+        "records of document checks (fields, number as a keyed hash, check states, 1:1 result)",
+        "the encounter's end",
+    ),
 }
 
 

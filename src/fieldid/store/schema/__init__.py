@@ -10,6 +10,7 @@ module          tables
                 ``search_requests``
 ``access``      ``operators``, ``api_tokens``, ``web_sessions``, ``login_failures``
 ``audit``       ``audit_entries``, ``audit_head``
+``encounters``  ``document_checks``
 =============== ===============================================================================
 
 Each module imports only :mod:`fieldid.store.schema.base`; this package imports them all so that
@@ -19,6 +20,7 @@ Each module imports only :mod:`fieldid.store.schema.base`; this package imports 
 from fieldid.store.schema.access import ApiToken, LoginFailure, Operator, WebSession
 from fieldid.store.schema.audit import AuditEntry, AuditHead
 from fieldid.store.schema.base import Base
+from fieldid.store.schema.encounters import DocumentCheckRecord
 from fieldid.store.schema.people import EnrollmentImage, GalleryMeta, Person, TemplateRow
 from fieldid.store.schema.records import (
     PersonLink,
@@ -43,6 +45,7 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "DocumentCheckRecord",
     "EnrollmentImage",
     "ExportRecord",
     "GalleryMeta",
