@@ -100,6 +100,13 @@ def test_a_passing_document_settles_the_encounter_without_a_search(enrolled: Wor
         ws.searches.search(SAME, ATTR, document_check=out.check_id, document_reason=reason)
     assert e.value.code == "document.check_used"
 
+    # the receipt code leads a redress export to the check
+    from fieldid.access import Actor, Role
+
+    exp = ws.redress.export(Actor("dpo", Role.ADMIN), receipt=out.receipt_code)
+    assert exp["searches"] == [] and exp["document_checks"][0]["evidence"] == "mrz_read"
+    assert exp["document_checks"][0]["outcome"] == "searched"
+
     report = build_report(ws.store, ws.root, ws.clock)
     enc = report["encounters"]
     assert enc["settled_by_document"] == 1 and enc["by_1n_despite_valid_document"] == 1

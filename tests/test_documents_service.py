@@ -63,6 +63,10 @@ def test_api_document_first_then_search_only_with_a_reason(client) -> None:  # n
     assert r.json()["presented_documents"][0]["evidence"] == "mrz_read"
     got = client.get(body["links"]["self"]).json()
     assert got["search_id"] == r.json()["search_id"] and got["search_reason"] == reason
+    # the results page shows the document, with its evidence level, above the candidates
+    html = client.get(r.json()["links"]["page"]).text
+    assert "Evidence: MRZ read, check digits valid" in html
+    assert html.index("presented-at-search") < html.index("data-testid=\"candidate\"")
     # an auditor may not check documents
     client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})
     auditor = login(client, Role.AUDITOR)
