@@ -66,7 +66,7 @@ def test_api_document_first_then_search_only_with_a_reason(client) -> None:  # n
     # the results page shows the document, with its evidence level, above the candidates
     html = client.get(r.json()["links"]["page"]).text
     assert "Evidence: MRZ read, check digits valid" in html
-    assert html.index("presented-at-search") < html.index("data-testid=\"candidate\"")
+    assert html.index("presented-at-search") < html.index('data-testid="candidate"')
     # an auditor may not check documents
     client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})
     auditor = login(client, Role.AUDITOR)

@@ -37,8 +37,8 @@ from fieldid.retention.purge import register_export
 from fieldid.store import Store
 from fieldid.store.repos import lineage
 from fieldid.store.schema import (
-    DocumentCheckRecord,
     AdjudicationRecord,
+    DocumentCheckRecord,
     Person,
     PersonMerge,
     ProbeRecord,
