@@ -26,6 +26,7 @@ from fieldid.documents.specimen import Degradation, photograph, render_page
 FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
 HOLDER = FACES / "subject-0003" / "subject-0003_0001.jpg"
 SAME = FACES / "subject-0003" / "subject-0003_0002.jpg"
+OTHER = FACES / "subject-0004" / "subject-0004_0002.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,32 @@ def test_document_first_flow(
         in page.locator("[data-testid=what-happened]").inner_text()
     )
     shot(page, artifacts, "23-document-receipt")
+
+    # a second encounter: the face is not the portrait's; the document does not settle it and
+    # the 1:N search is offered, with the check attached
+    page.goto(server.url + "/start")
+    page.select_option("[data-testid=purpose]", "field-identification")
+    page.fill("[data-testid=case-ref]", "CASE-DOC-2")
+    page.check("[data-testid=notice]")
+    page.click("[data-testid=has-document]")
+    page.wait_for_function("!document.getElementById('doc-shoot').disabled")
+    page.click("[data-testid=document-shoot]")
+    page.wait_for_selector("[data-testid=document-taken]:not([hidden])")
+    page.set_input_files("[data-testid=face-file]", str(OTHER))
+    page.click("[data-testid=document-submit]")
+    page.wait_for_selector("[data-testid=document-outcome]", timeout=120_000)
+    assert page.locator("[data-testid=document-headline]").inner_text() == (
+        "Document did not settle the encounter"
+    )
+    why = page.locator("[data-testid=document-why]").inner_text()
+    assert "does not match the portrait" in why
+    assert "Below the threshold" in page.locator("[data-testid=one-to-one]").inner_text()
+    shot(page, artifacts, "24-document-not-settled")
+    page.click("[data-testid=to-search]")
+    page.wait_for_url("**/capture?*document_check=*")
+    assert "after document check" in page.locator("[data-testid=after-document]").inner_text().lower()
+    href = page.locator("[data-testid=use-file]").get_attribute("href") or ""
+    assert "document_check=" in href
     assert not ctx.blocked
     browser.close()  # type: ignore[attr-defined]
 
@@ -102,3 +129,5 @@ def test_document_first_flow(
     entries = [e for e in ws.store.audit_entries() if e.case_ref == "CASE-DOC-1"]
     assert [e.event for e in entries] == ["document_check"]
     assert entries[0].payload["outcome"] == "settled_by_document"
+    second = [e for e in ws.store.audit_entries() if e.case_ref == "CASE-DOC-2"]
+    assert [e.payload["outcome"] for e in second] == ["not_settled"]
