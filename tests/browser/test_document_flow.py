@@ -118,7 +118,8 @@ def test_document_first_flow(
     shot(page, artifacts, "24-document-not-settled")
     page.click("[data-testid=to-search]")
     page.wait_for_url("**/capture?*document_check=*")
-    assert "after document check" in page.locator("[data-testid=after-document]").inner_text().lower()
+    after = page.locator("[data-testid=after-document]").inner_text()
+    assert "after document check" in after.lower()
     href = page.locator("[data-testid=use-file]").get_attribute("href") or ""
     assert "document_check=" in href
     assert not ctx.blocked

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -265,10 +266,13 @@ class DocumentEncounters:
         chip: ChipFiles | None = None,
         actor: Actor | None = None,
         uow: UnitOfWork | None = None,
+        record_lock: AbstractContextManager[Any] | None = None,
     ) -> EncounterCheck:
         """Check the document, compare the live face 1:1, record and audit the check (one unit
         of work: ``uow``, the caller's, or a new one). Refused (audited ``document_check``,
-        outcome refused) without an operator, a permitted purpose, a case, or anything to check."""
+        outcome refused) without an operator, a permitted purpose, a case, or anything to check.
+        The reading and the face work run first, outside any transaction; ``record_lock`` (the
+        server's work lock) is held only while the check is recorded."""
         check_attribution(attr, self.config.purposes)
         started = time.time()
         try:
@@ -297,7 +301,7 @@ class DocumentEncounters:
         receipt = new_receipt_code()
         summary = _checks_summary(result)
         face = _face_summary(result)
-        keep_image = None
+        keep_image: bytes | None = None
         if not passed and document_image is not None and result.reading is not None:
             # held while the encounter is open, re-encoded (no metadata), never the upload
             ok, enc = cv2.imencode(
@@ -306,7 +310,7 @@ class DocumentEncounters:
                 [cv2.IMWRITE_JPEG_QUALITY, 90],
             )
             keep_image = bytes(enc) if ok else None
-        with self.store.using(uow) as u:
+        with record_lock or nullcontext(), self.store.using(uow) as u:
             now = u.now()
             rec = DocumentCheckRecord(
                 audit_seq=0,

@@ -119,15 +119,15 @@ async def create_check(
     t = time.perf_counter()
 
     def run() -> dict[str, Any]:
-        with state.work_lock:
-            out = ws.documents.check(
-                attr,
-                document_image=page,
-                live_face=live,
-                chip=chip,
-                actor=principal.actor,
-                uow=uow,
-            )
+        out = ws.documents.check(
+            attr,
+            document_image=page,
+            live_face=live,
+            chip=chip,
+            actor=principal.actor,
+            uow=uow,
+            record_lock=state.work_lock,
+        )
         return out.to_dict()
 
     try:

@@ -183,10 +183,14 @@ async def document_submit(
         attr = Attribution(principal.actor.name, purpose.strip(), case_ref.strip())
 
         def run() -> EncounterCheck:
-            with state.work_lock:
-                return state.workspace.documents.check(
-                    attr, document_image=page, live_face=live, actor=principal.actor, uow=uow
-                )
+            return state.workspace.documents.check(
+                attr,
+                document_image=page,
+                live_face=live,
+                actor=principal.actor,
+                uow=uow,
+                record_lock=state.work_lock,
+            )
 
         out = await run_in_threadpool(run)
     except FieldidError as e:
