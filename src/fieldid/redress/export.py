@@ -311,7 +311,11 @@ def _document_check(store: Store, code: str) -> dict[str, Any] | None:
                 "checks": rec.checks,
                 "face": rec.face,
                 "outcome": rec.status,
-                "search_id": rec.search_id,
+                "search_id": (
+                    None
+                    if rec.search_id is None
+                    else getattr(s.get(SearchRecord, rec.search_id), "public_id", None)
+                ),
                 "document_image": "held" if rec.document_image is not None else "not held",
                 "source": "document check record",
             }

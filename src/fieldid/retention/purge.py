@@ -274,7 +274,7 @@ class Retention:
         ):
             if rec.search_id is not None:
                 search = s.get(SearchRecord, rec.search_id)
-                if search is None or search.status != "open":
+                if search is None or search.closed_at is not None:
                     closed = None if search is None else search.closed_at
                     rec.status, rec.ended_at = "closed", as_utc(closed) if closed else now
             elif as_utc(rec.checked_at) < probe_cut:

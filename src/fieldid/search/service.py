@@ -47,7 +47,7 @@ from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.kinds import workspace_key
 from fieldid.records.sources import list_sources
 from fieldid.store import Store, UnitOfWork
-from fieldid.store.schema import DocumentCheckRecord
+from fieldid.store.schema import DocumentCheckRecord, SearchRecord
 
 ImageSource = bytes | str | Path
 
@@ -68,10 +68,12 @@ def open_document_check(s: Session, check_id: int, operator: str) -> DocumentChe
             code="document.check_not_found",
         )
     if rec.search_id is not None:
+        search = s.get(SearchRecord, rec.search_id)
+        ref = rec.search_id if search is None else search.public_id
         raise FieldidError(
-            f"document check {check_id} already led to search {rec.search_id}",
+            f"document check {check_id} already led to search {ref}",
             code="document.check_used",
-            search_id=rec.search_id,
+            search_id=ref,
         )
     return rec
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.audit import Attribution
@@ -25,7 +26,8 @@ from fieldid.service.api import ERRORS, PROBLEM, read_upload
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.db import Uow
 from fieldid.service.guards import MAX_ID
-from fieldid.store.schema import DocumentCheckRecord
+from fieldid.store import Store, UnitOfWork
+from fieldid.store.schema import DocumentCheckRecord, SearchRecord
 
 router = APIRouter(prefix="/api/v1")
 
@@ -61,8 +63,10 @@ def chip_from_form(sod: str | None, dg1: str | None, dg2: str | None) -> ChipFil
     return ChipFiles(sod=s, data_groups=groups)
 
 
-def check_view(rec: DocumentCheckRecord) -> dict[str, Any]:
-    """A recorded document check as the API shows it (no image, no data group)."""
+def check_view(s: Session, rec: DocumentCheckRecord) -> dict[str, Any]:
+    """A recorded document check as the API shows it (no image, no data group); the search that
+    followed by its public id."""
+    search = None if rec.search_id is None else s.get(SearchRecord, rec.search_id)
     return {
         "check_id": rec.id,
         "receipt_code": rec.receipt_code,
@@ -79,7 +83,7 @@ def check_view(rec: DocumentCheckRecord) -> dict[str, Any]:
         "failed_because": rec.failed_because,
         "status": rec.status,
         "settled": rec.status == "settled_by_document",
-        "search_id": rec.search_id,
+        "search_id": None if search is None else search.public_id,
         "search_reason": rec.search_reason,
         "held": {
             "document_image": rec.document_image is not None,
@@ -87,6 +91,27 @@ def check_view(rec: DocumentCheckRecord) -> dict[str, Any]:
             "purged_at": None if rec.data_purged_at is None else rec.data_purged_at.isoformat(),
         },
     }
+
+
+def audit_check_read(
+    store: Store, uow: UnitOfWork, principal: Principal, rec: DocumentCheckRecord, via: str
+) -> None:
+    """Audit a read of a document check (``document_check_view``) under the principal, with
+    the check's purpose and case, in the request's unit of work."""
+    with store.using(uow) as u:
+        u.audit(
+            "document_check_view",
+            operator=principal.actor.name,
+            purpose=rec.purpose,
+            case_ref=rec.case_ref,
+            payload={
+                "role": principal.actor.role.value,
+                "via": principal.via,
+                "document_check_id": rec.id,
+                "check_seq": rec.audit_seq,
+                "via_route": via,
+            },
+        )
 
 
 @router.post("/document-checks", tags=["documents"], status_code=201, responses=ERRORS)
@@ -146,10 +171,22 @@ async def create_check(
 
 @router.get("/document-checks/{check_id}", tags=["documents"], responses={**ERRORS, 404: PROBLEM})
 def get_check(
-    check_id: int, uow: Uow, principal: Annotated[Principal, Depends(Need("search"))]
+    check_id: int,
+    request: Request,
+    uow: Uow,
+    principal: Annotated[Principal, Depends(Need("search"))],
 ) -> dict[str, Any]:
-    """A recorded document check: the officer's own, or any for a supervisor (``review``)."""
-    rec = None if check_id > MAX_ID else uow.session.get(DocumentCheckRecord, check_id)
+    """A recorded document check: the officer's own, or any for a supervisor (``review``).
+    Reading it is audited (``document_check_view``)."""
+    rec = visible_check(uow.session, principal, check_id)
+    view = check_view(uow.session, rec)
+    audit_check_read(app_state(request).workspace.store, uow, principal, rec, "api")
+    return view
+
+
+def visible_check(s: Session, principal: Principal, check_id: int) -> DocumentCheckRecord:
+    """A document check the principal may see: their own, or any for a supervisor."""
+    rec = None if check_id > MAX_ID or check_id < 1 else s.get(DocumentCheckRecord, check_id)
     if rec is None or (rec.operator != principal.actor.name and not principal.can("review")):
         raise FieldidError(f"no document check {check_id}", code="document.check_not_found")
-    return check_view(rec)
+    return rec

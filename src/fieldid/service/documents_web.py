@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fieldid.audit import Attribution
@@ -26,8 +27,7 @@ from fieldid.search.service import MIN_DOCUMENT_REASON
 from fieldid.service import api
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.db import Uow
-from fieldid.service.documents_api import check_view
-from fieldid.service.guards import MAX_ID
+from fieldid.service.documents_api import audit_check_read, check_view, visible_check
 from fieldid.service.problems import status_for
 from fieldid.service.web import _use_errors, _when, qr_svg, render
 from fieldid.store.schema import DocumentCheckRecord
@@ -106,11 +106,11 @@ def document_page(
 
 
 def result_context(
-    request: Request, out: EncounterCheck | None, rec: DocumentCheckRecord
+    request: Request, s: Session, out: EncounterCheck | None, rec: DocumentCheckRecord
 ) -> dict[str, Any]:
     """What the result page shows: from the check just made (``out``: the fields as read, the
     MRZ lines) or, read back later, from its record (the number only hashed)."""
-    view = check_view(rec)
+    view = check_view(s, rec)
     reading = None if out is None else out.check.reading
     chip = None if out is None else out.check.chip
     mrz = None
@@ -199,14 +199,7 @@ async def document_submit(
     state.metrics.outcome("document_check", "settled" if out.settled else "not_settled")
     rec = uow.session.get(DocumentCheckRecord, out.check_id)
     assert rec is not None
-    return render(request, "document_result.html", result_context(request, out, rec))
-
-
-def _visible(uow: Uow, principal: Principal, check_id: int) -> DocumentCheckRecord:
-    rec = None if check_id > MAX_ID else uow.session.get(DocumentCheckRecord, check_id)
-    if rec is None or (rec.operator != principal.actor.name and not principal.can("review")):
-        raise FieldidError(f"no document check {check_id}", code="document.check_not_found")
-    return rec
+    return render(request, "document_result.html", result_context(request, uow.session, out, rec))
 
 
 @router.get("/document/{check_id}")
@@ -216,9 +209,12 @@ def document_result(
     uow: Uow,
     principal: Annotated[Principal, Depends(Need("search", page=True))],
 ) -> HTMLResponse:
-    """A document check read back: its record (the number only hashed)."""
-    rec = _visible(uow, principal, check_id)
-    return render(request, "document_result.html", result_context(request, None, rec))
+    """A document check read back: its record (the number only hashed); audited
+    (``document_check_view``)."""
+    rec = visible_check(uow.session, principal, check_id)
+    ctx = result_context(request, uow.session, None, rec)
+    audit_check_read(app_state(request).workspace.store, uow, principal, rec, "page")
+    return render(request, "document_result.html", ctx)
 
 
 @router.get("/receipt/document/{code}")
@@ -243,6 +239,7 @@ def document_receipt(
             "no document check with this receipt code", code="document.check_not_found"
         )
     text = ws.config.receipt
+    audit_check_read(ws.store, uow, principal, rec, "receipt")
     return render(
         request,
         "receipt_document.html",
