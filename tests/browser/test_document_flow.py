@@ -128,7 +128,8 @@ def test_document_first_flow(
     # the check is recorded and audited; no search was made for this case
     ws = server.ws
     entries = [e for e in ws.store.audit_entries() if e.case_ref == "CASE-DOC-1"]
-    assert [e.event for e in entries] == ["document_check"]
+    # the check, then the receipt's reading of it (audited as a view)
+    assert [e.event for e in entries] == ["document_check", "document_check_view"]
     assert entries[0].payload["outcome"] == "settled_by_document"
     second = [e for e in ws.store.audit_entries() if e.case_ref == "CASE-DOC-2"]
     assert [e.payload["outcome"] for e in second] == ["not_settled"]
