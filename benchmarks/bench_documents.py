@@ -23,6 +23,12 @@ wrong: each must come out not valid, with that check ``invalid``.
     nice -n 10 python benchmarks/bench_documents.py --documents 500 \
         --out benchmarks/results/documents.json
 
+``--baseline REV`` also reads every photo with the reader as it was at git revision ``REV``
+(its ``documents`` modules loaded from the repository into a private package), in the same
+process, alternating which goes first: per photo, the time ratio new/old, and both outcomes.
+The median of those ratios is the speed claim that survives the machine's load (absolute times
+on this shared machine move with it). ``c8abc9f`` is the first reader that was merged.
+
 ``--engine tesseract`` reads the same lines with Debian's tesseract (eng LSTM, MRZ whitelist)
 instead of PP-OCR, for comparison; ``--engine fastmrz`` runs fastmrz end to end (installed by
 hand: it is AGPL-3.0 and not a dependency; see :func:`run_fastmrz`). The machine's load
@@ -33,17 +39,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import platform
 import random
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fieldid.clock import ManualClock
 from fieldid.documents.mrz import FORMATS
@@ -91,49 +101,108 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
+class Reader(Protocol):
+    def __call__(self, jpeg: bytes, clock: ManualClock) -> Any: ...
+
+
+def outcome(d: dict[str, Any], r: Any) -> str:
+    """One photo's outcome (see the module's docstring); ``r`` is None where nothing was read."""
+    if r is None:
+        return "no_mrz"
+    if d["broken"] is not None:
+        return "refused" if not r.valid else "wrong_valid"
+    if r.mrz.lines == d["lines"]:
+        return "right_valid" if r.valid else "right_not_valid"
+    return "wrong_valid" if r.valid else "wrong_flagged"
+
+
+def baseline_reader(rev: str) -> tuple[Reader, type[Exception]]:
+    """``read_document`` as it was at git revision ``rev``: its ``documents`` modules are
+    copied from the repository into a private package, their imports of each other pointed at
+    it (everything else, such as the intake, is today's)."""
+    root = Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp(prefix="fieldid-baseline-"))
+    pkg = tmp / "fieldid_baseline_documents"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for mod in ("locate", "mrz", "ocr", "read"):
+        src = subprocess.run(
+            ["git", "show", f"{rev}:src/fieldid/documents/{mod}.py"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        src = re.sub(r"\bfieldid\.documents\.", "fieldid_baseline_documents.", src)
+        (pkg / f"{mod}.py").write_text(src)
+    sys.path.insert(0, str(tmp))
+    old = importlib.import_module("fieldid_baseline_documents.read")
+    reader = old.PaddleLineReader()
+
+    def read(jpeg: bytes, clock: ManualClock) -> Any:
+        return old.read_document(jpeg, reader=reader, clock=clock)
+
+    return read, old.DocumentError
+
+
+def run(
+    docs: list[dict[str, Any]], reader: LineReader, baseline: str | None = None
+) -> dict[str, Any]:
     clock = ManualClock()
-    # warm up: the model loads lazily
+    old: Reader | None = None
+    old_error: type[Exception] = DocumentError
+    if baseline is not None:
+        old, old_error = baseline_reader(baseline)
+    # warm up: the models load lazily
     with contextlib.suppress(DocumentError):
         read_document(docs[0]["jpeg"], reader=reader, clock=clock)
+    if old is not None:
+        with contextlib.suppress(old_error):
+            old(docs[0]["jpeg"], clock)
     rows = []
-    for d in docs:
-        t = time.perf_counter()
-        try:
-            r = read_document(d["jpeg"], reader=reader, clock=clock)
-            err = None
-        except DocumentError as e:
-            r, err = None, e.code
-        ms = (time.perf_counter() - t) * 1000
+    for k, d in enumerate(docs):
+        order = ("new", "old") if k % 2 == 0 else ("old", "new")
+        got: dict[str, tuple[Any, str | None, float]] = {}
+        for which in order if old is not None else ("new",):
+            t = time.perf_counter()
+            try:
+                if which == "new":
+                    r, err = read_document(d["jpeg"], reader=reader, clock=clock), None
+                else:
+                    assert old is not None
+                    r, err = old(d["jpeg"], clock), None
+            except (DocumentError, old_error) as e:
+                r, err = None, getattr(e, "code", "error")
+            got[which] = (r, err, (time.perf_counter() - t) * 1000)
+        r, err, ms = got["new"]
         row: dict[str, Any] = {
             "i": d["i"],
             "format": d["format"],
             "ms": round(ms, 1),
             "conditions": d["conditions"],
+            "broken": d["broken"],
+            "outcome": outcome(d, r),
         }
+        if "old" in got:
+            row["old_ms"] = round(got["old"][2], 1)
+            row["old_outcome"] = outcome(d, got["old"][0])
         if r is None:
-            row["outcome"] = "no_mrz"
             row["error"] = err
         else:
-            right = r.mrz.lines == d["lines"]
             row["valid"] = r.valid
             row["corrections"] = len(r.corrections)
             row["confidence"] = round(r.confidence, 3)
             row["uncertain"] = r.uncertain
             row["checks"] = {c.name: c.state for c in r.checks}
+            row["looks"] = getattr(r, "looks", ["first"])
             if d["broken"] is not None:
-                row["broken"] = d["broken"]
                 row["broken_check_state"] = r.mrz.check(d["broken"]).state
-                row["outcome"] = "refused" if not r.valid else "wrong_valid"
-            elif right:
-                row["outcome"] = "right_valid" if r.valid else "right_not_valid"
-            else:
-                row["outcome"] = "wrong_valid" if r.valid else "wrong_flagged"
+            elif row["outcome"] != "right_valid":
                 row["read"] = r.mrz.lines
                 row["printed"] = d["lines"]
         rows.append(row)
-    clean = [r for r in rows if "broken" not in r]
-    broken = [r for r in rows if "broken" in r]
+    clean = [r for r in rows if r["broken"] is None]
+    broken = [r for r in rows if r["broken"] is not None]
     times = [r["ms"] for r in clean]
     counts = Counter(r["outcome"] for r in clean)
     per_format = {
@@ -143,7 +212,7 @@ def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
         }
         for f in FORMATS
     }
-    return {
+    res: dict[str, Any] = {
         "engine": reader.name,
         "documents": len(clean),
         "outcomes": dict(counts),
@@ -153,6 +222,7 @@ def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
         "ms_p50": round(statistics.median(times), 1),
         "ms_p95": round(pct(times, 0.95), 1),
         "ms_max": round(max(times), 1),
+        "second_looks": sum(len(r.get("looks", [])) > 1 for r in clean),
         "wrong_check_digit_documents": len(broken),
         "wrong_check_digit_refused": sum(r["outcome"] == "refused" for r in broken),
         "wrong_check_digit_flagged_invalid": sum(
@@ -160,6 +230,22 @@ def run(docs: list[dict[str, Any]], reader: LineReader) -> dict[str, Any]:
         ),
         "failures": [r for r in rows if r["outcome"] not in ("right_valid", "refused")],
     }
+    if old is not None:
+        old_counts = Counter(r["old_outcome"] for r in clean)
+        ratios = [r["ms"] / r["old_ms"] for r in clean if r["old_ms"] > 0]
+        res["baseline"] = {
+            "revision": baseline,
+            "outcomes": dict(old_counts),
+            "read_right_and_valid": old_counts["right_valid"] / max(1, len(clean)),
+            "wrong_reported_valid": old_counts["wrong_valid"],
+            "ms_p50": round(statistics.median(r["old_ms"] for r in clean), 1),
+            "time_ratio_new_over_old_median": round(statistics.median(ratios), 3),
+            "p50_ratio": round(
+                statistics.median(times) / statistics.median(r["old_ms"] for r in clean), 3
+            ),
+            "wrong_check_digit_refused": sum(r["old_outcome"] == "refused" for r in broken),
+        }
+    return res
 
 
 def run_fastmrz(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -229,6 +315,11 @@ def main() -> None:
     ap.add_argument(
         "--glare-max", type=float, default=None, help="strongest glare (default 110 grey levels)"
     )
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also read every photo with the reader at this git revision (e.g. c8abc9f)",
+    )
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     deg = Degradation()
@@ -247,7 +338,7 @@ def main() -> None:
     reader: LineReader = (
         PaddleLineReader(threads=a.threads) if a.engine == "ppocr" else TesseractLineReader()
     )
-    res = run(docs, reader)
+    res = run(docs, reader, a.baseline)
     res["load_average_before"] = load_before
     res["photos_made_s"] = round(made_s, 1)
     res["machine"] = {
@@ -269,7 +360,14 @@ def main() -> None:
         f"{res['wrong_check_digit_documents']} refused "
         f"({res['wrong_check_digit_flagged_invalid']} with that check invalid)"
     )
-    print("per format:", res["per_format"])
+    print("per format:", res["per_format"], "second looks:", res["second_looks"])
+    if "baseline" in res:
+        b = res["baseline"]
+        print(
+            f"baseline {b['revision']}: outcomes {b['outcomes']}, right and valid "
+            f"{100 * b['read_right_and_valid']:.1f} %, p50 {b['ms_p50']} ms; time new/old per "
+            f"photo, median {b['time_ratio_new_over_old_median']}"
+        )
     print("load average:", res["load_average_before"], "->", res["load_average_after"])
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

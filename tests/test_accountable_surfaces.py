@@ -48,6 +48,28 @@ __all__ = ["service_root"]  # fixtures
 
 GOOD = closer_crop(astronaut_path())
 
+
+def specimen_page() -> bytes:
+    """A SPECIMEN passport data page (invented holder, drawn portrait), photographed clean."""
+    global _SPECIMEN
+    if _SPECIMEN is None:
+        import random
+
+        from fieldid.documents.specimen import (
+            Degradation,
+            photograph,
+            random_identity,
+            render_page,
+        )
+
+        rng = random.Random(5)
+        page = render_page(random_identity("TD3", rng), seed=5)
+        _SPECIMEN = photograph(page, rng, Degradation().clean()).jpeg
+    return _SPECIMEN
+
+
+_SPECIMEN: bytes | None = None
+
 #: Actions whose routes and commands touch a face, a record or a search.
 DATA_ACTIONS = frozenset(
     {
@@ -88,6 +110,7 @@ EXEMPT_ROUTES = {
     ("GET", "/demo/volunteers/{volunteer_id}"): (
         "a demo volunteer's made-up label and a delete button: no face, record or search"
     ),
+    ("GET", "/document"): "the document page; the photos go to POST /document",
 }
 
 ROLE_ORDER = (Role.OFFICER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
@@ -167,6 +190,18 @@ class Scene:
         self.as_(Role.SUPERVISOR)
         items = self.c.get("/api/v1/reviews").json()["review_items"]
         return int(next(i["id"] for i in items if i["enrolled"]["external_id"] == ext))
+
+    def document_check(self) -> Any:
+        """A document check by the officer: a SPECIMEN page with a drawn portrait, no face."""
+        csrf = self.as_(Role.OFFICER)
+        r = self.c.post(
+            "/api/v1/document-checks",
+            headers={"X-CSRF-Token": csrf},
+            files={"document": ("d.jpg", specimen_page(), "image/jpeg")},
+            data={"purpose": "field-identification", "case_ref": f"CASE-D{next(self.count)}"},
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
 
     def volunteer(self) -> int:
         csrf = self.as_(Role.OFFICER)
@@ -314,6 +349,28 @@ ROUTE_RECIPES: dict[tuple[str, str], Recipe] = {
     ),
     ("POST", "/capture"): lambda s: Call("/capture", _image(**USE), form=True),
     ("GET", "/results/{search_id}"): lambda s: Call(f"/results/{s.search()['search_id']}"),
+    ("POST", "/api/v1/document-checks"): lambda s: Call(
+        "/api/v1/document-checks",
+        {"files": {"document": ("d.jpg", specimen_page(), "image/jpeg")}, "data": USE},
+    ),
+    ("GET", "/api/v1/document-checks/{check_id}"): lambda s: Call(
+        f"/api/v1/document-checks/{s.document_check()['check_id']}"
+    ),
+    ("POST", "/document"): lambda s: Call(
+        "/document",
+        {
+            "files": {
+                "document": ("d.jpg", specimen_page(), "image/jpeg"),
+                "face": ("f.jpg", GOOD, "image/jpeg"),
+            },
+            "data": USE,
+        },
+        form=True,
+    ),
+    ("GET", "/document/{check_id}"): lambda s: Call(f"/document/{s.document_check()['check_id']}"),
+    ("GET", "/receipt/document/{code}"): lambda s: Call(
+        f"/receipt/document/{s.document_check()['receipt_code']}"
+    ),
     ("POST", "/results/{search_id}/adjudications"): lambda s: (
         lambda b: Call(
             f"/results/{b['search_id']}/adjudications",

@@ -146,3 +146,58 @@ def test_expiry_and_birth_century() -> None:
 def test_lines_of_no_format_are_refused() -> None:
     with pytest.raises(MrzFormatError):
         parse_mrz(["P<UTO", "123"])
+
+
+# ICAO Doc 9303 part 5's example of a document number longer than nine characters (TD1)
+ICAO_TD1_LONG = [
+    "I<UTOD23145890<7349<<<<<<<<<<<",
+    "3407127M9507122UTO<<<<<<<<<<<2",
+    "STEVENSON<<PETER<JOHN<<<<<<<<<",
+]
+
+
+def test_a_long_document_number_runs_on_into_the_optional_data() -> None:
+    """TD1 (part 5) and TD2 (part 6): the first nine characters, ``<`` for the check digit,
+    the rest and the check digit (over the whole number) at the start of the optional data."""
+    r = parse_mrz(ICAO_TD1_LONG, today=date(2010, 1, 1))
+    assert r.checks_valid and not r.corrections
+    assert r.fields["document_number"] == "D23145890734"
+    assert r.fields["optional_data_1"] == ""
+    assert r.check("document_number").read == "9" and r.check("document_number").state == "valid"
+    # a wrong run-on check digit is caught
+    bad = ["I<UTOD23145890<7348<<<<<<<<<<<", *ICAO_TD1_LONG[1:]]
+    assert parse_mrz(bad).check("document_number").state == "invalid"
+    # composed, both formats, with optional data after the run-on
+    for fmt in ("TD1", "TD2"):
+        d = MrzData(
+            fmt,
+            "I",
+            "UTO",
+            "AB123456789",
+            "SPECIMEN",
+            "LONG",
+            "UTO",
+            "800101",
+            "F",
+            "300101",
+            optional_data="X1",
+        )
+        lines = compose_mrz(d)
+        r = parse_mrz(lines)
+        assert r.checks_valid, (fmt, lines)
+        assert r.fields["document_number"] == "AB123456789"
+        assert r.fields["optional_data_1" if fmt == "TD1" else "optional_data"] == "X1"
+    with pytest.raises(ValueError):
+        compose_mrz(
+            MrzData("TD3", "P", "UTO", "AB1234567890", "S", "L", "UTO", "800101", "F", "300101")
+        )
+
+
+def test_a_short_number_with_a_filler_check_digit_is_not_taken_for_a_long_one() -> None:
+    """``<`` where the check digit stands, but nothing in the optional data: the number is
+    nine characters with a missing check digit (invalid), not a long number."""
+    lines = list(ICAO_TD1)
+    lines[0] = lines[0][:14] + "<" + lines[0][15:]
+    r = parse_mrz(lines)
+    assert r.fields["document_number"] == "D23145890"
+    assert r.check("document_number").state == "invalid"

@@ -138,6 +138,8 @@ unidentified_searches = "30d"       # searches that ended without identification
 confirmed_identifications = "365d"  # searches with a human-confirmed identification
 audit_entries = "183d"
 exports = "30d"                     # files written by audit export, redress export, report
+document_images = "0m"              # data page photos and chip data: gone when the encounter ends
+document_checks = "30d"             # records of document checks, from the encounter's end
 purge_probe_at_adjudication = true  # a probe of a search closed unidentified goes at once
 
 [database]

@@ -44,6 +44,7 @@ from fieldid.records.importer import Importer
 from fieldid.records.kinds import workspace_key
 from fieldid.redress.export import Redress
 from fieldid.retention.purge import Retention
+from fieldid.search.encounter import DocumentEncounters
 from fieldid.search.service import SearchService
 from fieldid.store import Store, open_store
 from fieldid.store.engine import database_url, parse_url, training_url
@@ -194,6 +195,22 @@ class Workspace:
     def location(self) -> LocationConfig:
         """``[location]`` (fieldid.location): off unless configured."""
         return LocationConfig.load(self.root)
+
+    @cached_property
+    def documents(self) -> DocumentEncounters:
+        """Document checks at an encounter (documents first); chips are verified against the
+        CSCA certificates in the workspace's ``csca/`` folder."""
+        csca = self.root / "csca"
+        return DocumentEncounters(
+            self.store,
+            self.pipeline,
+            self.calibrations,
+            self.config,
+            self.clock,
+            root=self.root,
+            csca_folder=csca if csca.is_dir() else None,
+            limits=self.config.limits,
+        )
 
     @cached_property
     def enrollment(self) -> Enrollment:

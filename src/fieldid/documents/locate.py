@@ -110,11 +110,27 @@ def text_angle(bw: Gray) -> float:
     return float(fine % 180.0)
 
 
-def candidates(gray: Gray) -> list[tuple[cv2.typing.RotatedRect, float]]:
-    """Candidate band rectangles at :data:`WORK_SIDE` scale, best first, with the scale used."""
+#: Ways of bringing out print when the plain black-hat finds no band (:func:`find_bands` with
+#: ``hard=True``): smoothing the noise of low light first, and local contrast (CLAHE) for glare
+#: and shadow, then both.
+HARD_PREPS = ("denoise", "clahe", "clahe_denoise")
+
+
+def _prepare(small: Gray, prep: str) -> Gray:
+    if "clahe" in prep:
+        small = _u8(cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(small))
+    if "denoise" in prep:
+        small = _u8(cv2.GaussianBlur(small, (0, 0), 1.2))
+    return small
+
+
+def candidates(gray: Gray, prep: str = "plain") -> list[tuple[cv2.typing.RotatedRect, float]]:
+    """Candidate band rectangles at :data:`WORK_SIDE` scale, best first, with the scale used.
+    ``prep`` names how the image is prepared first (``plain``, or one of :data:`HARD_PREPS`)."""
     h, w = gray.shape
     s = min(1.0, WORK_SIDE / max(h, w))
     small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
+    small = _prepare(_u8(small), prep)
     bh = cv2.morphologyEx(
         small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 25))
     )
@@ -366,14 +382,21 @@ def flip_lines(lines: list[Gray]) -> list[Gray]:
     return [_u8(cv2.rotate(x, cv2.ROTATE_180)) for x in reversed(lines)]
 
 
-def find_bands(rgb: NDArray[np.uint8]) -> list[Band]:
-    """Candidate MRZ bands in the photo, best first, each cut into lines."""
+def find_bands(rgb: NDArray[np.uint8], *, hard: bool = False) -> list[Band]:
+    """Candidate MRZ bands in the photo, best first, each cut into lines. ``hard``: the ways
+    of :data:`HARD_PREPS` in turn, until one finds a band (for a photo in which the plain way
+    found none that could be read)."""
     gray = _to_gray(rgb)
-    out = []
-    for rect, score in candidates(gray):
-        strip, corners, ang = _strip(gray, rect)
-        flat = flatten(strip)
-        lines = split_lines(flat)
-        if 2 <= len(lines) <= 4:
-            out.append(Band(corners, score, lines, ang, page_above(gray, corners), flat))
-    return out
+    for prep in HARD_PREPS if hard else ("plain",):
+        out = []
+        for rect, score in candidates(gray, prep):
+            strip, corners, ang = _strip(gray, rect)
+            if "denoise" in prep:
+                strip = _u8(cv2.GaussianBlur(strip, (0, 0), 0.7))
+            flat = flatten(strip)
+            lines = split_lines(flat)
+            if 2 <= len(lines) <= 4:
+                out.append(Band(corners, score, lines, ang, page_above(gray, corners), flat))
+        if out:
+            return out
+    return []

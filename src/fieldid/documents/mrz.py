@@ -31,7 +31,7 @@ in 20YY unless that is more than 50 years ahead).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -222,6 +222,61 @@ class MrzFormatError(ValueError):
     """The lines fit no MRZ format."""
 
 
+#: Formats whose document number may run on into the optional data (ICAO 9303 part 5 for TD1,
+#: part 6 for TD2): the line, where the number's check digit stands, and where the optional
+#: data field starts and ends.
+OVERFLOW: dict[str, tuple[int, int, int, int]] = {
+    "TD1": (0, 14, 15, 30),
+    "TD2": (1, 9, 28, 35),
+}
+
+
+def overflow_length(lines: list[str] | list[list[str]], fmt: str) -> int:
+    """How many characters of the optional data continue the document number, its check digit
+    included (0 when the number fits in nine).
+
+    ICAO 9303 (part 5, TD1; part 6, TD2): a document number longer than nine characters puts
+    its first nine in the document number field, ``<`` where its check digit would stand, and
+    the rest, then the check digit computed over the whole number, then ``<``, at the start of
+    the optional data."""
+    spec = OVERFLOW.get(fmt)
+    if spec is None:
+        return 0
+    line, digit, start, end = spec
+    row = lines[line]
+    if len(row) < end or row[digit] != "<" or row[start] == "<":
+        return 0
+    k = start
+    while k < end and row[k] != "<":
+        k += 1
+    # at least one character of the number and its check digit, then a filler
+    return k - start if k - start >= 2 and k < end else 0
+
+
+def effective_layout(lines: list[str] | list[list[str]], fmt: str) -> Layout:
+    """The layout of ``fmt`` as these lines use it: where a long document number runs on into
+    the optional data (:func:`overflow_length`), its check digit stands at the end of the
+    run-on, the check covers the whole number, and the optional data starts after the filler."""
+    lay = LAYOUTS[fmt]
+    n = overflow_length(lines, fmt)
+    if n == 0:
+        return lay
+    line, _digit, start, end = OVERFLOW[fmt]
+    number = lay.fields["document_number"]
+    rest = _s(line, start, start + n - 1, "X")
+    opt_name = "optional_data_1" if fmt == "TD1" else "optional_data"
+    fields = dict(lay.fields)
+    fields["document_number_overflow"] = rest
+    fields[opt_name] = _s(line, start + n + 1, end, "X")
+    checks = tuple(
+        Check("document_number", _s(line, start + n - 1, start + n, "D"), (number, rest))
+        if ch.name == "document_number"
+        else ch
+        for ch in lay.checks
+    )
+    return Layout(lay.name, lay.lines, lay.length, fields, checks)
+
+
 def detect_format(lines: list[str]) -> str:
     n = len(lines)
     lengths = {len(x) for x in lines}
@@ -256,6 +311,11 @@ def class_map(layout: Layout) -> list[list[str]]:
             grid[sp.line][i] = sp.cls
     for ch in layout.checks:
         grid[ch.digit.line][ch.digit.start] = "D"
+    if "document_number_overflow" in layout.fields:
+        line, digit, _start, _end = OVERFLOW[layout.name]
+        grid[line][digit] = "F"  # the filler where a short number's check digit stands
+        ov = layout.fields["document_number_overflow"]
+        grid[line][ov.end + 1] = "F"  # the filler after the run-on's check digit
     return grid
 
 
@@ -266,6 +326,8 @@ def fits(c: str, cls: str) -> bool:
         return c in DIGITS or c == "<"
     if cls == "S":
         return c in "MFX<"
+    if cls == "F":
+        return c == "<"
     return c in ALNUM
 
 
@@ -317,6 +379,12 @@ class MrzReading:
 
     def check(self, name: str) -> CheckState:
         return next(c for c in self.checks if c.name == name)
+
+    @property
+    def layout(self) -> Layout:
+        """The format's layout as these lines use it (a long document number moves its check
+        digit: :func:`effective_layout`)."""
+        return effective_layout(self.lines, self.format)
 
 
 def _apply_class(lines: list[list[str]], grid: list[list[str]], out: list[Correction]) -> None:
@@ -423,7 +491,9 @@ def _name_structure(lines: list[list[str]], sp: Span) -> list[tuple[int, int, st
 def checks_hold(lines: list[str], fmt: str) -> bool:
     """Whether every check digit of ``fmt`` holds on ``lines`` as they are."""
     grid = [list(x) for x in lines]
-    return all(_check_state(grid, ch).state != "invalid" for ch in LAYOUTS[fmt].checks)
+    return all(
+        _check_state(grid, ch).state != "invalid" for ch in effective_layout(lines, fmt).checks
+    )
 
 
 def _yymmdd(s: str, *, kind: str, today: date) -> date | None:
@@ -463,7 +533,7 @@ def parse_mrz(
     today = today or date.today()
     lines_read = [x.strip().upper() for x in lines_read]
     fmt = detect_format(lines_read)
-    layout = LAYOUTS[fmt]
+    layout = effective_layout(lines_read, fmt)
     grid = class_map(layout)
     lines = [list(x) for x in lines_read]
     corrections: list[Correction] = []
@@ -480,6 +550,11 @@ def parse_mrz(
     fields: dict[str, Any] = {"format": fmt}
     for name, sp in layout.fields.items():
         raw = "".join(lines[sp.line][sp.start : sp.end])
+        if name == "document_number_overflow":
+            continue
+        if name == "document_number" and "document_number_overflow" in layout.fields:
+            ov = layout.fields["document_number_overflow"]
+            raw += "".join(lines[ov.line][ov.start : ov.end])
         if name == "name":
             fields["surname"], fields["given_names"] = _names(raw)
         elif name in ("date_of_birth", "expiry_date"):
@@ -539,6 +614,9 @@ class MrzData:
 def compose_mrz(d: MrzData) -> list[str]:
     """The MRZ lines for ``d`` with correct check digits."""
     lay = LAYOUTS[d.format]
+    number = d.document_number.upper().replace(" ", "<")
+    if len(number) > 9:
+        return _compose_long_number(d, number)
     num = _pad(d.document_number, 9)
     ncd = check_digit(num)
     dob, dcd = d.date_of_birth, check_digit(d.date_of_birth)
@@ -562,3 +640,27 @@ def compose_mrz(d: MrzData) -> list[str]:
         body = head + _pad(d.optional_data, 7)
         return [l1, body + check_digit(body[0:10] + body[13:20] + body[21:35])]
     return [l1, head + _pad(d.optional_data, lay.length - 28)]
+
+
+def _compose_long_number(d: MrzData, number: str) -> list[str]:
+    """A document number longer than nine characters (TD1 and TD2 only): its first nine in the
+    number field, ``<`` for its check digit, the rest, the check digit and ``<`` in the optional
+    data (ICAO 9303 part 5 and part 6)."""
+    if d.format not in OVERFLOW:
+        raise ValueError(f"a {d.format} document number has at most 9 characters")
+    cd = check_digit(number)
+    run_on = number[9:] + cd + "<"
+    short = replace(d, document_number=number[:9], optional_data=run_on + d.optional_data)
+    lines = compose_mrz(short)
+    line, digit, _start, _end = OVERFLOW[d.format]
+    row = lines[line]
+    lines[line] = row[:digit] + "<" + row[digit + 1 :]
+    # the composite check digit covers the number field and the optional data: recompute it
+    if d.format == "TD1":
+        l1, l2 = lines[0], lines[1]
+        comp = check_digit(l1[5:30] + l2[0:7] + l2[8:15] + l2[18:29])
+        lines[1] = l2[:29] + comp
+    else:
+        body = lines[1][:35]
+        lines[1] = body + check_digit(body[0:10] + body[13:20] + body[21:35])
+    return lines

@@ -49,6 +49,9 @@ class LineText:
     #: Per character, other MRZ characters the model found plausible, with their probability
     #: (empty when the engine does not say).
     alternatives: tuple[dict[str, float], ...] = ()
+    #: Per character, where the engine saw it: the x of its centre in the line image's pixels
+    #: (empty when the engine does not say).
+    positions: tuple[float, ...] = ()
 
     @property
     def mean_confidence(self) -> float:
@@ -60,7 +63,11 @@ class LineReader(Protocol):
 
     name: str
 
-    def read_lines(self, images: list[Gray]) -> list[LineText]: ...
+    def read_lines(self, images: list[Gray], *, x_scale: float | None = None) -> list[LineText]:
+        """Read each image as one line. ``x_scale`` stretches (above 1) or narrows (below 1)
+        the lines horizontally before reading, where the engine scales its input; ``None``
+        keeps the engine's own choice."""
+        ...
 
 
 def _rapidocr_model(filename: str) -> Path:
@@ -87,8 +94,11 @@ class PaddleLineReader:
     #: Input height the model was trained on.
     height = 48
 
-    def __init__(self, model_path: Path | None = None, *, threads: int = 1) -> None:
+    def __init__(
+        self, model_path: Path | None = None, *, threads: int = 1, x_scale: float = 1.0
+    ) -> None:
         self._path = model_path
+        self.x_scale = x_scale
         self._threads = threads
         self._lock = threading.Lock()
         self._session: Any = None
@@ -117,9 +127,9 @@ class PaddleLineReader:
                 self._session = sess
         return self._session
 
-    def _prep(self, img: Gray, width: int) -> NDArray[np.float32]:
+    def _prep(self, img: Gray, width: int, x_scale: float) -> NDArray[np.float32]:
         h, w = img.shape[:2]
-        nw = max(1, min(width, round(w * self.height / h)))
+        nw = max(1, min(width, round(w * self.height / h * x_scale)))
         x = cv2.resize(img, (nw, self.height), interpolation=cv2.INTER_AREA)
         x = x.astype(np.float32) / 255.0
         out = np.ones((self.height, width), np.float32)
@@ -127,22 +137,30 @@ class PaddleLineReader:
         out = (out - 0.5) / 0.5
         return np.repeat(out[None, :, :], 3, axis=0)
 
-    def read_lines(self, images: list[Gray]) -> list[LineText]:
+    def read_lines(self, images: list[Gray], *, x_scale: float | None = None) -> list[LineText]:
+        """All lines in one onnxruntime call (padded to the widest)."""
         if not images:
             return []
         sess = self._load()
         assert self._cols is not None
-        width = max(round(i.shape[1] * self.height / i.shape[0]) for i in images)
+        xs = self.x_scale if x_scale is None else x_scale
+        width = max(round(i.shape[1] * self.height / i.shape[0] * xs) for i in images)
         width = int(np.ceil(width / 32) * 32)
-        batch = np.stack([self._prep(i, width) for i in images])
+        batch = np.stack([self._prep(i, width, xs) for i in images])
         probs = sess.run(None, {sess.get_inputs()[0].name: batch})[0]
         sub = probs[:, :, self._cols]  # (N, T, 1 + 37)
+        # one output step per this many input pixels
+        step = width / max(1, sub.shape[1])
         out: list[LineText] = []
-        for p in sub:
+        for img, p in zip(images, sub, strict=True):
+            h, w = img.shape[:2]
+            # input pixels per line-image pixel
+            sx = max(1, min(width, round(w * self.height / h * xs))) / w
             best = p.argmax(axis=1)
             text: list[str] = []
             conf: list[float] = []
             alts: list[dict[str, float]] = []
+            where: list[float] = []
             prev = 0
             for t, k in enumerate(best):
                 if k != 0:
@@ -151,16 +169,20 @@ class PaddleLineReader:
                         for j in np.nonzero(p[t, 1:] >= ALTERNATIVE_MIN_PROB)[0] + 1
                         if j != k
                     }
+                    x = (t + 0.5) * step / sx
                     if k != prev:
                         text.append(MRZ_ALPHABET[k - 1])
                         conf.append(float(p[t, k]))
                         alts.append(others)
+                        where.append(x)
                     else:
+                        if float(p[t, k]) > conf[-1]:
+                            where[-1] = x
                         conf[-1] = max(conf[-1], float(p[t, k]))
                         for c, v in others.items():
                             alts[-1][c] = max(v, alts[-1].get(c, 0.0))
                 prev = int(k)
-            out.append(LineText("".join(text), tuple(conf), tuple(alts)))
+            out.append(LineText("".join(text), tuple(conf), tuple(alts), tuple(where)))
         return out
 
 
@@ -178,7 +200,8 @@ class TesseractLineReader:
             )
         self._cmd = found
 
-    def read_lines(self, images: list[Gray]) -> list[LineText]:
+    def read_lines(self, images: list[Gray], *, x_scale: float | None = None) -> list[LineText]:
+        del x_scale  # tesseract scales its input itself
         out = []
         for img in images:
             h = img.shape[0]

@@ -29,9 +29,11 @@ tell from it. A name the OCR was unsure of is shown, but not called valid.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,9 @@ from numpy.typing import NDArray
 from fieldid.clock import Clock, SystemClock
 from fieldid.documents.locate import Band, find_bands, flip_lines, split_lines
 from fieldid.documents.mrz import (
-    LAYOUTS,
     CheckState,
     Correction,
+    Layout,
     MrzFormatError,
     MrzReading,
     checks_hold,
@@ -51,7 +53,7 @@ from fieldid.documents.mrz import (
     fits,
     parse_mrz,
 )
-from fieldid.documents.ocr import LineReader, LineText, PaddleLineReader
+from fieldid.documents.ocr import ALTERNATIVE_MIN_PROB, LineReader, LineText, PaddleLineReader
 from fieldid.errors import FieldidError
 from fieldid.probe import IntakeLimits, decode_probe
 
@@ -70,8 +72,37 @@ MIN_LINE_CHARS = 30 - MAX_LENGTH_REPAIR
 SURE_PAGE_SIDE = 0.3
 #: A reading whose checks hold with this mean confidence is not read the other way up.
 SURE_READING = 0.8
-#: Margin (character heights either side of the line's centre) of the second look.
-SECOND_MARGIN = 1.2
+#: Horizontal scale of the first look (1.0 keeps the line's aspect at the model's height):
+#: MRZ characters are spaced wider than the print the model learned on, and a narrower line
+#: reads as well, in less time (docs/benchmarks.md).
+PRIMARY_X_SCALE = 0.8
+#: A character a look did not name gets this probability when looks are pooled (the OCR names
+#: every character it gives 2 % or more).
+POOL_FLOOR = 0.01
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a second look cuts and scales a line: ``margin`` character heights either side of
+    the line's centre, ``x_scale`` as :data:`PRIMARY_X_SCALE`."""
+
+    name: str
+    margin: float
+    x_scale: float
+
+
+#: Second looks at lines the first look had trouble with (:func:`_second_looks`).
+SECOND_LOOKS = (
+    Look("tight", 0.7, 0.8),
+    Look("wide", 1.2, 1.0),
+    Look("stretched", 0.9, 1.0),
+    Look("tight_narrow", 0.7, 0.65),
+)
+#: A first look with a rival this strong, which the check digits could not tell from the
+#: character read, or a character no check covers read below this confidence, is looked at
+#: again (:func:`_suspects`); whether it is then uncertain is judged on the pooled looks.
+SUSPECT_RIVAL_SHARE = 0.02
+SUSPECT_CONFIDENCE = 0.8
 
 
 class DocumentError(FieldidError):
@@ -97,8 +128,11 @@ class DocumentReading:
     band_corners: NDArray[np.float32] | None = None
     rgb: NDArray[np.uint8] | None = field(default=None, repr=False)
     length_repairs: list[dict[str, Any]] = field(default_factory=list)
-    #: The lines exactly as the OCR gave them (before length repair and correction).
+    #: The lines exactly as the OCR gave them (before length repair and correction); where
+    #: second looks were pooled, the pooled characters.
     ocr_lines: list[str] = field(default_factory=list)
+    #: The looks the reading rests on: ``first``, then any second looks pooled with it.
+    looks: list[str] = field(default_factory=lambda: ["first"])
 
     @property
     def valid(self) -> bool:
@@ -136,6 +170,7 @@ class DocumentReading:
             "expiry_state": self.expiry_state,
             "checked_on": self.today.isoformat(),
             "engine": self.engine,
+            "looks": list(self.looks),
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 
@@ -160,106 +195,85 @@ def _orient(band: Band, reader: LineReader) -> tuple[list[Any], bool]:
     def heads(lines: list[Any]) -> list[Any]:
         return [x[:, : x.shape[0] * 3] for x in lines]
 
-    res = reader.read_lines(heads(up) + heads(down))
+    res = reader.read_lines(heads(up) + heads(down), x_scale=PRIMARY_X_SCALE)
     n = len(up)
     c_up = float(np.mean([r.mean_confidence for r in res[:n]]))
     c_down = float(np.mean([r.mean_confidence for r in res[n:]]))
     return (up, False) if c_up >= c_down else (down, True)
 
 
-def _disagreements(kept: MrzReading, other: MrzReading) -> list[dict[str, Any]]:
-    """Where two looks at one band read different characters that the check digits cannot
-    arbitrate (the other look's character would hold too): those stay uncertain, whichever look
-    is kept."""
-    if len(kept.lines) != len(other.lines):
-        return []
-    out = []
-    for li, (a, b) in enumerate(zip(kept.lines, other.lines, strict=True)):
-        if len(a) != len(b):
-            continue
-        for ci, (x, y) in enumerate(zip(a, b, strict=True)):
-            if x == y:
-                continue
-            trial = list(kept.lines)
-            trial[li] = a[:ci] + y + a[ci + 1 :]
-            if checks_hold(trial, kept.format):
-                out.append(
-                    {
-                        "line": li + 1,
-                        "column": ci + 1,
-                        "read": x,
-                        "confidence": 0.0,
-                        "why": f"two_looks_disagree_{y}",
-                    }
-                )
-    return out
+@dataclass
+class Parsed:
+    """One parse of a band's lines: the MRZ, the OCR's characters aligned to the parsed lines
+    (after length repair), the repairs, and doubts the parse itself raised."""
+
+    reading: MrzReading
+    aligned: list[LineText]
+    repairs: list[dict[str, Any]]
+    #: The lines as read (before length repair), one per parsed line.
+    raw: list[LineText]
+    #: Positions where equally good length repairs disagree (``length_repair_ambiguous``).
+    doubts: list[dict[str, Any]] = field(default_factory=list)
+
+    @cached_property
+    def uncertain(self) -> list[dict[str, Any]]:
+        out = _uncertain(self.reading, self.aligned)
+        seen = {(u["line"], u["column"]) for u in out}
+        return out + [d for d in self.doubts if (d["line"], d["column"]) not in seen]
+
+    @property
+    def bad(self) -> int:
+        """Check digits that fail and characters that fit no class."""
+        r = self.reading
+        return sum(c.state == "invalid" for c in r.checks) + len(r.class_errors)
+
+    @property
+    def valid(self) -> bool:
+        return self.reading.checks_valid and not self.uncertain
+
+    def key(self) -> tuple[int, int]:
+        """Lower is better: failed checks and class errors, then uncertain characters."""
+        return (self.bad, len(self.uncertain))
+
+    def mean_confidence(self) -> float:
+        conf = [c for t in self.aligned for c in t.confidences]
+        return float(np.mean(conf)) if conf else 0.0
 
 
-def _better(
-    a: tuple[MrzReading, list[LineText], list[dict[str, Any]]],
-    b: tuple[MrzReading, list[LineText], list[dict[str, Any]]],
-) -> bool:
-    """Whether reading ``a`` holds better than ``b``: fewer failed checks and class errors,
-    then fewer uncertain characters."""
-
-    def key(x: tuple[MrzReading, list[LineText], list[dict[str, Any]]]) -> tuple[int, int]:
-        r = x[0]
-        bad = sum(c.state == "invalid" for c in r.checks) + len(r.class_errors)
-        return (bad, len(_uncertain(r, x[1])))
-
-    return key(a) < key(b)
-
-
-def _good(parsed: tuple[MrzReading, list[LineText], list[dict[str, Any]]] | None) -> bool:
-    if parsed is None:
-        return False
-    reading, aligned, _ = parsed
-    conf = [c for t in aligned for c in t.confidences]
+def _good(parsed: Parsed | None) -> bool:
     return (
-        reading.checks_valid
-        and bool(conf)
-        and float(np.mean(conf)) >= SURE_READING
-        and not _uncertain(reading, aligned)
+        parsed is not None
+        and parsed.reading.checks_valid
+        and parsed.mean_confidence() >= SURE_READING
+        and not parsed.uncertain
     )
 
 
-def _read_band(
-    band: Band, reader: LineReader, today: date
-) -> list[tuple[bool, list[LineText], Any]]:
+def _read_band(band: Band, reader: LineReader, today: date) -> list[tuple[bool, Parsed | None]]:
     """Readings of the band, the likelier orientation first (see the module's contract)."""
     sure = abs(band.page_above - 0.5) >= SURE_PAGE_SIDE
     if not sure:
         lines, turned = _orient(band, reader)
-        texts = reader.read_lines(lines)
-        return [(turned, texts, _parse_best(texts, today))]
+        texts = reader.read_lines(lines, x_scale=PRIMARY_X_SCALE)
+        return [(turned, _parse_best(texts, today))]
     turned = band.page_above < 0.5
     first = flip_lines(band.lines) if turned else band.lines
-    texts = reader.read_lines(first)
-    parsed = _parse_best(texts, today)
+    parsed = _parse_best(reader.read_lines(first, x_scale=PRIMARY_X_SCALE), today)
     if _good(parsed):
-        return [(turned, texts, parsed)]
+        return [(turned, parsed)]
     other = band.lines if turned else flip_lines(band.lines)
-    texts2 = reader.read_lines(other)
-    parsed2 = _parse_best(texts2, today)
-    tries = [(turned, texts, parsed), (not turned, texts2, parsed2)]
+    parsed2 = _parse_best(reader.read_lines(other, x_scale=PRIMARY_X_SCALE), today)
+    tries = [(turned, parsed), (not turned, parsed2)]
 
-    def rank(x: tuple[bool, list[LineText], Any]) -> tuple[int, float]:
-        p = x[2]
-        if p is None:
-            return (10**6, 0.0)
-        bad = sum(c.state == "invalid" for c in p[0].checks) + len(p[0].class_errors)
-        return (bad, -float(np.mean([c for t in p[1] for c in t.confidences] or [0.0])))
+    def rank(x: tuple[bool, Parsed | None]) -> tuple[int, float]:
+        p = x[1]
+        return (10**6, 0.0) if p is None else (p.bad, -p.mean_confidence())
 
     return sorted(tries, key=rank)
 
 
-def _variants(text: str, want: int) -> list[tuple[str, str]]:
-    """``text`` brought to ``want`` characters by adding or removing ``<`` in one ``<`` run."""
-    d = want - len(text)
-    if d == 0:
-        return [(text, "")]
-    if abs(d) > MAX_LENGTH_REPAIR:
-        return []
+def _runs(text: str) -> list[tuple[int, int]]:
+    """The ``<`` runs of ``text`` as (start, end) pairs."""
     runs = []
     i = 0
     while i < len(text):
@@ -271,11 +285,26 @@ def _variants(text: str, want: int) -> list[tuple[str, str]]:
             i = j
         else:
             i += 1
+    return runs
+
+
+def _variants(text: str, want: int) -> list[tuple[str, str]]:
+    """``text`` brought to ``want`` characters by adding or removing ``<`` in one ``<`` run.
+
+    OCR drops or doubles a ``<`` where ``<`` repeat (a CTC reader must see a gap between two
+    equal characters): a run gets ``<`` added only when it has at least two, and loses them
+    only when at least two remain. A single ``<`` between two names is never touched, so the
+    repair cannot move where one name ends and the next begins."""
+    d = want - len(text)
+    if d == 0:
+        return [(text, "")]
+    if abs(d) > MAX_LENGTH_REPAIR:
+        return []
     out = []
-    for a, b in runs:
-        if d > 0:
+    for a, b in _runs(text):
+        if d > 0 and b - a >= 2:
             out.append((text[:b] + "<" * d + text[b:], f"added {d} '<' at column {b + 1}"))
-        elif b - a >= -d:
+        elif d < 0 and b - a + d >= 2:
             out.append((text[: b + d] + text[b:], f"removed {-d} '<' at column {b + d + 1}"))
     if d > 0 and not text.endswith("<"):
         out.append((text + "<" * d, f"added {d} '<' at the end"))
@@ -293,9 +322,7 @@ def _expected_length(lines: list[LineText]) -> int | None:
     return None
 
 
-def _parse_best(
-    texts: list[LineText], today: date
-) -> tuple[MrzReading, list[LineText], list[dict[str, Any]]] | None:
+def _parse_best(texts: list[LineText], today: date) -> Parsed | None:
     """The best parse of the lines, or of two or three consecutive ones among them (a line of
     other print cut with the band)."""
     texts = [t for t in texts if len(t.text) >= MIN_LINE_CHARS]
@@ -309,16 +336,38 @@ def _parse_best(
     return None
 
 
-def _parse_window(
-    texts: list[LineText], today: date
-) -> tuple[MrzReading, list[LineText], list[dict[str, Any]]] | None:
+def _align(t: LineText, line: str) -> LineText:
+    """The OCR's characters of ``t`` aligned to ``line`` (``t`` after a length repair): kept
+    where the text is unchanged before or after the repair; inserted filler gets confidence 0
+    (not read)."""
+    if t.text == line:
+        return t
+    conf: list[float] = []
+    char_alts: list[dict[str, float]] = []
+    for i, c in enumerate(line):
+        if i < len(t.text) and t.text[i] == c and line[:i] == t.text[:i]:
+            conf.append(t.confidences[i])
+            char_alts.append(t.alternatives[i] if i < len(t.alternatives) else {})
+        else:
+            j = i - (len(line) - len(t.text))
+            same_tail = 0 <= j < len(t.text) and line[i:] == t.text[j:]
+            conf.append(t.confidences[j] if same_tail else 0.0)
+            char_alts.append(t.alternatives[j] if same_tail and j < len(t.alternatives) else {})
+    return LineText(line, tuple(conf), tuple(char_alts))
+
+
+def _parse_window(texts: list[LineText], today: date) -> Parsed | None:
+    """Parse lines as one MRZ, trying every length repair (:func:`_variants`); the parse with
+    the fewest failed checks and class errors, then repairs, then corrections, is kept. Where
+    another repair parses as well but reads differently, the positions where they differ are
+    doubts (``length_repair_ambiguous``): the check digits could not choose."""
     want = _expected_length(texts)
     if want is None:
         return None
     per_line = [_variants(t.text, want) for t in texts]
     if any(not v for v in per_line):
         return None
-    best: tuple[tuple[int, int, int], MrzReading, list[dict[str, Any]]] | None = None
+    tried: list[tuple[tuple[int, int, int], MrzReading, list[dict[str, Any]]]] = []
     combos = [[]]  # type: list[list[tuple[int, str, str]]]
     for li, vs in enumerate(per_line):
         combos = [[*c, (li, v, note)] for c in combos for v, note in vs[:6]]
@@ -337,33 +386,168 @@ def _parse_window(
             continue
         bad = sum(c.state == "invalid" for c in r.checks) + len(r.class_errors)
         repairs = [{"line": li + 1, "repair": note} for li, _, note in combo if note]
-        key = (bad, len(repairs), len(r.corrections))
-        if best is None or key < best[0]:
-            best = (key, r, repairs)
-    if best is None:
+        tried.append(((bad, len(repairs), len(r.corrections)), r, repairs))
+    if not tried:
         return None
-    _, reading, repairs = best
-    # confidences aligned to the repaired lines: inserted filler gets 0 (unknown)
-    aligned = []
-    for t, line in zip(texts, reading.lines_read, strict=True):
-        if t.text == line:
-            aligned.append(t)
+    best_key, reading, repairs = min(tried, key=lambda x: x[0])
+    doubts = []
+    for key, other, _ in tried:
+        if key[:2] != best_key[:2] or other.lines == reading.lines:
             continue
-        # a repaired line: characters kept where the text is unchanged up to the repair,
-        # inserted filler gets 0 (not read)
+        for li, (a, b) in enumerate(zip(reading.lines, other.lines, strict=True)):
+            for ci, (x, y) in enumerate(zip(a, b, strict=True)):
+                if x != y:
+                    doubts.append(
+                        {
+                            "line": li + 1,
+                            "column": ci + 1,
+                            "read": x,
+                            "confidence": 0.0,
+                            "why": "length_repair_ambiguous",
+                        }
+                    )
+    aligned = [_align(t, line) for t, line in zip(texts, reading.lines_read, strict=True)]
+    return Parsed(reading, aligned, repairs, list(texts), doubts)
+
+
+def _problem_lines(p: Parsed) -> list[int]:
+    """Lines (from 0) holding an uncertain character, a class error, or a failed check's digit
+    or data: the lines a second look reads again."""
+    lines = {u["line"] - 1 for u in p.uncertain}
+    lines |= {li for li, _, _ in p.reading.class_errors}
+    layout = p.reading.layout
+    for ch, state in zip(layout.checks, p.reading.checks, strict=True):
+        if state.state == "invalid":
+            lines.add(ch.digit.line)
+            lines |= {sp.line for sp in ch.over}
+    return sorted(lines)
+
+
+def _pool(looks: list[list[LineText]]) -> list[LineText]:
+    """Several looks at the same lines (each aligned to the format's length) pooled into one,
+    position by position: each character's pooled probability is the normalised geometric mean
+    of the probabilities the looks gave it (a character a look did not name gets
+    :data:`POOL_FLOOR`; a position a look did not read, filler a repair inserted, is left to
+    the others). Looks that agree make the pooled reading surer than any one of them; a look
+    that disagrees keeps the pooled rival strong, so the character stays uncertain."""
+    out = []
+    for li in range(len(looks[0])):
+        n = len(looks[0][li].text)
+        text: list[str] = []
         conf: list[float] = []
-        char_alts: list[dict[str, float]] = []
-        for i, c in enumerate(line):
-            if i < len(t.text) and t.text[i] == c and line[:i] == t.text[:i]:
-                conf.append(t.confidences[i])
-                char_alts.append(t.alternatives[i] if i < len(t.alternatives) else {})
-            else:
-                j = i - (len(line) - len(t.text))
-                same_tail = 0 <= j < len(t.text) and line[i:] == t.text[j:]
-                conf.append(t.confidences[j] if same_tail else 0.0)
-                char_alts.append(t.alternatives[j] if same_tail and j < len(t.alternatives) else {})
-        aligned.append(LineText(line, tuple(conf), tuple(char_alts)))
-    return reading, aligned, repairs
+        alts: list[dict[str, float]] = []
+        for ci in range(n):
+            dists = []
+            for look in looks:
+                t = look[li]
+                if len(t.text) != n or t.confidences[ci] <= 0.0:
+                    continue
+                d = dict(t.alternatives[ci]) if ci < len(t.alternatives) else {}
+                d[t.text[ci]] = t.confidences[ci]
+                dists.append(d)
+            if not dists:
+                text.append(looks[0][li].text[ci])
+                conf.append(0.0)
+                alts.append({})
+                continue
+            chars = {c for d in dists for c in d}
+            score = {
+                c: math.exp(
+                    sum(math.log(max(d.get(c, 0.0), POOL_FLOOR)) for d in dists) / len(dists)
+                )
+                for c in chars
+            }
+            total = sum(score.values())
+            best = max(score, key=lambda c: score[c])
+            text.append(best)
+            conf.append(score[best] / total)
+            alts.append(
+                {
+                    c: v / total
+                    for c, v in score.items()
+                    if c != best and v / total >= ALTERNATIVE_MIN_PROB
+                }
+            )
+        out.append(LineText("".join(text), tuple(conf), tuple(alts)))
+    return out
+
+
+def _suspects(p: Parsed) -> list[dict[str, Any]]:
+    """Characters a first look holds too loosely to be taken on its word, though not loosely
+    enough to be uncertain: a rival the check digits could not tell from it at
+    :data:`SUSPECT_RIVAL_SHARE`, or a character no check covers below
+    :data:`SUSPECT_CONFIDENCE`. A confident G read for 6 is the failure no check digit can
+    catch; a second look at the line, pooled, is what can."""
+    return _uncertain(
+        p.reading, p.aligned, rival_share=SUSPECT_RIVAL_SHARE, min_confidence=SUSPECT_CONFIDENCE
+    )
+
+
+def _second_looks(
+    band: Band, turned: bool, first: Parsed, reader: LineReader, today: date
+) -> tuple[Parsed, list[str]]:
+    """Read the lines the first look had trouble with or holds loosely again, cut and scaled
+    otherwise (:data:`SECOND_LOOKS`), and pool every look (:func:`_pool`). Returns the reading
+    kept and the names of the looks taken:
+
+    - the pooled reading, unless pooling leaves more checks failing than the first look;
+    - else the first look, with every character the pooled reading reads otherwise, where the
+      check digits would hold either way, uncertain (``two_looks_disagree_X``);
+    - where no second look could be cut, the first look, its suspects uncertain."""
+    n = len(first.aligned)
+    suspects = _suspects(first)
+    todo = sorted(set(_problem_lines(first)) | {u["line"] - 1 for u in suspects})
+    if not todo:
+        return first, []
+    looks: list[list[LineText]] = [first.aligned]
+    taken = []
+    if band.strip is not None and len(band.lines) == n:
+        for look in SECOND_LOOKS:
+            cut = split_lines(band.strip, look.margin)
+            if len(cut) != n:
+                continue
+            cut = flip_lines(cut) if turned else cut
+            texts = reader.read_lines([cut[i] for i in todo], x_scale=look.x_scale)
+            lines = list(first.raw)
+            for i, t in zip(todo, texts, strict=True):
+                lines[i] = t
+            parsed = _parse_window(lines, today)
+            if parsed is None or parsed.reading.format != first.reading.format:
+                continue
+            looks.append(parsed.aligned)
+            taken.append(look.name)
+    pooled = _parse_window(_pool(looks), today) if len(looks) > 1 else None
+    if pooled is None or pooled.reading.format != first.reading.format:
+        doubts = [{**u, "why": "second_look_failed"} for u in suspects]
+        return replace(first, doubts=first.doubts + doubts), taken
+    if pooled.bad <= first.bad:
+        return pooled, taken
+    return replace(
+        first, doubts=first.doubts + _disagreements(first.reading, pooled.reading)
+    ), taken
+
+
+def _disagreements(kept: MrzReading, other: MrzReading) -> list[dict[str, Any]]:
+    """Where another reading of the same band reads characters that the check digits cannot
+    arbitrate (the other reading's character would hold too)."""
+    out = []
+    for li, (a, b) in enumerate(zip(kept.lines, other.lines, strict=True)):
+        for ci, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x == y:
+                continue
+            trial = list(kept.lines)
+            trial[li] = a[:ci] + y + a[ci + 1 :]
+            if checks_hold(trial, kept.format):
+                out.append(
+                    {
+                        "line": li + 1,
+                        "column": ci + 1,
+                        "read": x,
+                        "confidence": 0.0,
+                        "why": f"two_looks_disagree_{y}",
+                    }
+                )
+    return out
 
 
 def _class_confidence(line: LineText, i: int, cls: str) -> float:
@@ -376,7 +560,13 @@ def _class_confidence(line: LineText, i: int, cls: str) -> float:
     return p / (p + rivals) if p + rivals > 0 else 0.0
 
 
-def _uncertain(reading: MrzReading, aligned: list[LineText]) -> list[dict[str, Any]]:
+def _uncertain(
+    reading: MrzReading,
+    aligned: list[LineText],
+    *,
+    rival_share: float = MIN_RIVAL_SHARE,
+    min_confidence: float = MIN_CHAR_CONFIDENCE,
+) -> list[dict[str, Any]]:
     """Characters the check digits cannot vouch for and the OCR was not sure of:
 
     - outside every check digit's cover, read with a probability below
@@ -386,8 +576,9 @@ def _uncertain(reading: MrzReading, aligned: list[LineText]) -> list[dict[str, A
       holding: some look-alikes have the same check value (G and 6, S and 8, O and 4 differ by
       10), so the check digits cannot tell them apart."""
     fmt = reading.format
-    grid = class_map(LAYOUTS[fmt])
-    uncovered = _uncovered(reading)
+    layout = reading.layout
+    grid = class_map(layout)
+    uncovered = _uncovered(layout)
     corrected = {(c.line, c.column) for c in reading.corrections}
     holds = checks_hold(reading.lines, fmt)
     out = []
@@ -396,14 +587,14 @@ def _uncertain(reading: MrzReading, aligned: list[LineText]) -> list[dict[str, A
             cls = grid[li][ci]
             conf = _class_confidence(line, ci, cls)
             why = None
-            if (li, ci) in uncovered and conf < MIN_CHAR_CONFIDENCE:
+            if (li, ci) in uncovered and conf < min_confidence:
                 why = "low_confidence"
             elif holds and (li, ci) not in corrected and ci < len(line.alternatives):
                 p = line.confidences[ci]
                 fitting = {c: v for c, v in line.alternatives[ci].items() if fits(c, cls)}
                 total = p + sum(fitting.values())
                 for alt, v in fitting.items():
-                    if total <= 0 or v / total < MIN_RIVAL_SHARE:
+                    if total <= 0 or v / total < rival_share:
                         continue
                     trial = list(reading.lines)
                     trial[li] = trial[li][:ci] + alt + trial[li][ci + 1 :]
@@ -423,9 +614,8 @@ def _uncertain(reading: MrzReading, aligned: list[LineText]) -> list[dict[str, A
     return out
 
 
-def _uncovered(reading: MrzReading) -> set[tuple[int, int]]:
+def _uncovered(lay: Layout) -> set[tuple[int, int]]:
     """Positions no check digit covers."""
-    lay = LAYOUTS[reading.format]
     covered: set[tuple[int, int]] = set()
     for ch in lay.checks:
         covered.add((ch.digit.line, ch.digit.start))
@@ -456,31 +646,20 @@ def read_document(
     bands = find_bands(rgb)[:MAX_BANDS]
     timings["locate"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    found = None
-    found_texts: list[LineText] = []
-    disagree: list[dict[str, Any]] = []
-    for band in bands:
-        for turned, texts, parsed in _read_band(band, reader, today):
-            if parsed is not None:
-                found = (band, turned, parsed)
-                found_texts = texts
-                break
-        if found is not None:
-            if not found[2][0].checks_valid and band.strip is not None:
-                # a second look, the lines cut with a wider margin, where the first did not hold
-                again = split_lines(band.strip, SECOND_MARGIN)
-                if len(again) == len(band.lines):
-                    lines = flip_lines(again) if found[1] else again
-                    texts = reader.read_lines(lines)
-                    parsed = _parse_best(texts, today)
-                    if parsed is not None and _better(parsed, found[2]):
-                        # doubts of the first look stay doubts
-                        disagree = _disagreements(parsed[0], found[2][0]) + _uncertain(
-                            *found[2][:2]
-                        )
-                        found, found_texts = (band, found[1], parsed), texts
-            break
-    timings["ocr"] = (time.perf_counter() - t) * 1000
+    found = _first_reading(bands, reader, today)
+    if found is None:
+        # the usual cut found nothing readable: glare or low light may have hidden the band;
+        # look again with local contrast and other thresholds
+        t2 = time.perf_counter()
+        more = find_bands(rgb, hard=True)[:MAX_BANDS]
+        timings["locate_hard"] = (time.perf_counter() - t2) * 1000
+        bands += more
+        found = _first_reading(more, reader, today)
+    looks: list[str] = []
+    if found is not None:
+        best, looks = _second_looks(*found, reader, today)
+        found = (found[0], found[1], best)
+    timings["ocr"] = (time.perf_counter() - t) * 1000 - timings.get("locate_hard", 0.0)
     if found is None:
         raise DocumentError(
             "no machine-readable zone could be read: photograph the whole data page, flat, "
@@ -488,14 +667,12 @@ def read_document(
             code="document.no_mrz",
             bands_found=len(bands),
         )
-    band, turned, (reading, aligned, repairs) = found
+    band, turned, parsed = found
     # corners in reading order: top-left, top-right, bottom-right, bottom-left of upright text
     corners = np.roll(band.corners, -2, axis=0) if turned else band.corners
-    conf = [list(x.confidences) for x in aligned]
+    reading = parsed.reading
+    conf = [list(x.confidences) for x in parsed.aligned]
     flat = [c for row in conf for c in row]
-    uncertain = _uncertain(reading, aligned)
-    seen = {(u["line"], u["column"]) for u in uncertain}
-    uncertain += [d for d in disagree if (d["line"], d["column"]) not in seen]
     exp = reading.fields.get("expiry_date_iso")
     expiry_state = (
         "unknown" if exp is None else ("expired" if date.fromisoformat(exp) < today else "valid")
@@ -504,13 +681,26 @@ def read_document(
         mrz=reading,
         confidence=float(np.mean(flat)) if flat else 0.0,
         char_confidences=conf,
-        uncertain=uncertain,
+        uncertain=parsed.uncertain,
         expiry_state=expiry_state,
         today=today,
         engine=reader.name,
         timings_ms=timings,
         band_corners=corners,
         rgb=rgb,
-        length_repairs=repairs,
-        ocr_lines=[t.text for t in found_texts],
+        length_repairs=parsed.repairs,
+        ocr_lines=[t.text for t in parsed.raw],
+        looks=["first", *looks],
     )
+
+
+def _first_reading(
+    bands: list[Band], reader: LineReader, today: date
+) -> tuple[Band, bool, Parsed] | None:
+    """The first band whose reading parses (the likelier orientation first), with whether its
+    lines were turned."""
+    for band in bands:
+        for turned, parsed in _read_band(band, reader, today):
+            if parsed is not None:
+                return band, turned, parsed
+    return None

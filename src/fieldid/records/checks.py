@@ -77,6 +77,7 @@ def stored_document(doc: Mapping[str, Any], key: bytes) -> StoredDocument:
             _date(doc.get("date_of_birth")),
             doc.get("nationality"),
             _date(doc.get("expiry")),
+            str(doc.get("evidence") or "typed"),
         )
     return presented_document(doc).stored(key)
 

@@ -39,6 +39,10 @@ class PresentedDocument:
     date_of_birth: date | None = None
     nationality: str | None = None
     expiry: date | None = None
+    #: How the fields were obtained, weakest first: ``typed`` by an officer, ``mrz_read`` from
+    #: the data page (every check digit holding), ``chip_verified`` by passive authentication
+    #: (fieldid.search.encounter); ``none``: read, but neither holds.
+    evidence: str = "typed"
 
     @classmethod
     def parse(cls, spec: str) -> PresentedDocument:
@@ -84,6 +88,7 @@ class PresentedDocument:
             self.date_of_birth,
             None if self.nationality is None else self.nationality.strip().upper(),
             self.expiry,
+            self.evidence,
         )
 
 
@@ -98,6 +103,7 @@ class StoredDocument:
     date_of_birth: date | None
     nationality: str | None
     expiry: date | None
+    evidence: str = "typed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +114,7 @@ class StoredDocument:
             "date_of_birth": None if self.date_of_birth is None else self.date_of_birth.isoformat(),
             "nationality": self.nationality,
             "expiry": None if self.expiry is None else self.expiry.isoformat(),
+            "evidence": self.evidence,
         }
 
 

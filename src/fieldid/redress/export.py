@@ -38,6 +38,7 @@ from fieldid.store import Store
 from fieldid.store.repos import lineage
 from fieldid.store.schema import (
     AdjudicationRecord,
+    DocumentCheckRecord,
     Person,
     PersonMerge,
     ProbeRecord,
@@ -290,6 +291,51 @@ def _for_person(store: Store, person: str, records: RecordSource) -> dict[str, A
     }
 
 
+def _document_check(store: Store, code: str) -> dict[str, Any] | None:
+    """A document check (documents first) whose receipt carries ``code``: its record, or its
+    audit entry once the record is purged."""
+    with store.read() as s:
+        rec = s.scalars(
+            select(DocumentCheckRecord).where(DocumentCheckRecord.receipt_code == code)
+        ).first()
+        if rec is not None:
+            return {
+                "check_id": rec.id,
+                "audit_seq": rec.audit_seq,
+                "checked_at": _iso(rec.checked_at),
+                "operator": rec.operator,
+                "purpose": rec.purpose,
+                "case_ref": rec.case_ref,
+                "evidence": rec.evidence,
+                "document": rec.document,
+                "checks": rec.checks,
+                "face": rec.face,
+                "outcome": rec.status,
+                "search_id": (
+                    None
+                    if rec.search_id is None
+                    else getattr(s.get(SearchRecord, rec.search_id), "public_id", None)
+                ),
+                "document_image": "held" if rec.document_image is not None else "not held",
+                "source": "document check record",
+            }
+    for e in store.audit_entries("document_check"):
+        if e.payload.get("receipt_code") == code:
+            return {
+                "check_id": e.payload.get("document_check_id"),
+                "audit_seq": e.seq,
+                "checked_at": e.at.isoformat(),
+                "operator": e.operator,
+                "purpose": e.purpose,
+                "case_ref": e.case_ref,
+                "evidence": e.payload.get("evidence"),
+                "document": e.payload.get("document"),
+                "outcome": e.payload.get("outcome"),
+                "source": "audit log (document check record purged under retention)",
+            }
+    return None
+
+
 def _for_receipt(store: Store, receipt: str) -> dict[str, Any]:
     code = normalise_receipt(receipt)
     with store.read() as s:
@@ -324,6 +370,13 @@ def _for_receipt(store: Store, receipt: str) -> dict[str, Any]:
             return {"subject": {"kind": "receipt", "receipt_code": code}, "searches": [item]}
     found = _audit_searches(store, lambda p: p.get("receipt_code") == code)
     if not found:
+        check = _document_check(store, code)
+        if check is not None:
+            return {
+                "subject": {"kind": "receipt", "receipt_code": code},
+                "searches": [],
+                "document_checks": [check],
+            }
         raise SearchNotFound(
             f"no search with receipt {code} is held, in the searches or the audit log",
             receipt_code=code,
@@ -393,6 +446,11 @@ class Redress:
                     else {"receipt": found["subject"]["receipt_code"]},
                     "searches": len(found["searches"]),
                     "records": len(found.get("records", [])),
+                    **(
+                        {"document_checks": len(found["document_checks"])}
+                        if "document_checks" in found
+                        else {}
+                    ),
                     **({"path": str(out)} if out is not None else {}),
                 },
             )

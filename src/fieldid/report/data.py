@@ -203,6 +203,31 @@ def _by_model(searches: list[AuditRecord]) -> dict[str, int]:
     )
 
 
+def encounter_counts(entries: list[AuditRecord], searches: list[AuditRecord]) -> dict[str, int]:
+    """Documents first, counted (issue 12): encounters settled by a presented document with no
+    gallery search, 1:N searches run (after no document, after a document that did not pass,
+    and although a document passed, each with its officer's reason), and document checks that
+    were refused. ``searches``: the period's search entries, training excluded."""
+    checks = [e for e in entries if e.event == "document_check"]
+    ran = [e for e in searches if e.payload.get("outcome") != "refused"]
+    after = [e for e in ran if e.payload.get("document_check")]
+    despite = [e for e in after if e.payload.get("despite_valid_document")]
+    return {
+        "document_checks": sum(e.payload.get("outcome") != "refused" for e in checks),
+        "document_checks_refused": sum(e.payload.get("outcome") == "refused" for e in checks),
+        "settled_by_document": sum(
+            e.payload.get("outcome") == "settled_by_document" for e in checks
+        ),
+        "by_1n_search": len(ran),
+        "by_1n_without_document_check": len(ran) - len(after),
+        "by_1n_after_document_failed": len(after) - len(despite),
+        "by_1n_despite_valid_document": len(despite),
+        "searches_refused_as_settled_by_document": sum(
+            e.payload.get("error", {}).get("code") == "search.document_settled" for e in searches
+        ),
+    }
+
+
 def build_report(
     store: Store,
     root: Path,
@@ -250,6 +275,9 @@ def build_report(
         outcomes[label] += 1
         outcome_by_operator[e.operator][label] += 1
     step("searches and outcomes")
+
+    encounters = encounter_counts(entries, searches)
+    step("encounters")
 
     accepted_q: list[int] = []
     refused_q: list[int] = []
@@ -324,6 +352,7 @@ def build_report(
             "by_day": {d: dict(c) for d, c in sorted(by_day.items())},
         },
         "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
+        "encounters": encounters,
         "outcomes_by_operator": {
             op: {k: c.get(k, 0) for k in OUTCOMES} for op, c in sorted(outcome_by_operator.items())
         },

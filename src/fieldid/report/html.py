@@ -223,6 +223,25 @@ def render_html(data: dict[str, Any], progress: Callable[[str], None] | None = N
         parts.append(chart_outcomes(data["outcomes"]))
     parts.append(_table(list(data["outcomes"].items()), ["outcome", "searches"]))
     step("chart: outcomes")
+    enc = data.get("encounters", {})
+    parts.append("<h2>Encounters: documents first</h2>")
+    parts.append(
+        "<p>A document the person presented that passed (read or chip verified, not expired, "
+        "face matching its portrait 1:1) settles the encounter without any gallery search. "
+        "1:N searches run although such a document was presented each carry the officer's "
+        "written reason in the audit log.</p>"
+    )
+    labels = {
+        "document_checks": "document checks",
+        "settled_by_document": "encounters settled by a document (no 1:N search)",
+        "by_1n_search": "encounters that went to a 1:N search",
+        "by_1n_without_document_check": "  of which: no document checked",
+        "by_1n_after_document_failed": "  of which: the document did not pass",
+        "by_1n_despite_valid_document": "  of which: although a document passed (reason given)",
+        "searches_refused_as_settled_by_document": "1:N searches refused: document passed",
+        "document_checks_refused": "document checks refused",
+    }
+    parts.append(_table([[labels.get(k, k), v] for k, v in enc.items()], ["", "count"]))
     q = data["quality"]
     parts.append("<h2>Probe quality and refusals</h2>")
     if q["accepted_unified"] or q["refused_unified"]:

@@ -15,6 +15,13 @@ confirmed_identifications   365d    search records whose adjudication confirmed 
 audit_entries               183d    the audit log; the law asks for at least six months, so less
                                     than 183 days is refused when the policy is loaded
 exports                     30d     files written by audit export, redress export and report
+document_images             0m      the data page photo and the chip's data groups of a document
+                                    presented at an encounter, counted from the encounter's end
+                                    (settled by the document: never stored; followed by a
+                                    search: when that search is closed); never held longer than
+                                    ``probe_images`` from the check
+document_checks             30d     the record of a document check (fields, number hashed,
+                                    check states, the 1:1 result), from the encounter's end
 =========================== ======= ============================================================
 
 ``purge_probe_at_adjudication`` (default true): the probe of a search closed without an
@@ -39,6 +46,8 @@ CLASSES = (
     "confirmed_identifications",
     "audit_entries",
     "exports",
+    "document_images",
+    "document_checks",
 )
 DEFAULTS: dict[str, str] = {
     "probe_images": "24h",
@@ -47,6 +56,8 @@ DEFAULTS: dict[str, str] = {
     "confirmed_identifications": "365d",
     "audit_entries": "183d",
     "exports": "30d",
+    "document_images": "0m",
+    "document_checks": "30d",
 }
 #: Six months, rounded up: the minimum retention of audit entries (EU AI Act Art. 19 and 26(6)).
 MIN_AUDIT = timedelta(days=183)

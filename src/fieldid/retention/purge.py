@@ -7,6 +7,13 @@ period, and only a leading run of them, so what remains is still one unbroken ch
 entry records the new *anchor* (the first seq kept and the hash it links to), and
 ``fieldid audit verify`` starts from that anchor. Deleting entries without such an anchor is
 still detected. Export files past their period are deleted after the commit.
+
+Documents presented at an encounter (``document_checks``): an encounter that a 1:N search followed
+ends when that search is closed (adjudicated, or purged); one that nothing followed ends when its
+document images reach the probe photo's period. The data page photo and chip data go
+``document_images`` after the end (default at once), and never outlive ``probe_images`` from the
+check; the check's record goes ``document_checks`` after the end. A probe purged at adjudication
+takes the document data of its encounter with it, in the same unit of work.
 """
 
 from __future__ import annotations
@@ -26,7 +33,13 @@ from fieldid.clock import Clock
 from fieldid.retention.policy import CLASSES, RetentionPolicy
 from fieldid.store import Store, UnitOfWork
 from fieldid.store.audit import lock_head
-from fieldid.store.schema import AuditEntry, ExportRecord, ProbeRecord, SearchRecord
+from fieldid.store.schema import (
+    AuditEntry,
+    DocumentCheckRecord,
+    ExportRecord,
+    ProbeRecord,
+    SearchRecord,
+)
 
 #: The scheduled purge's operator in the audit log.
 SYSTEM_OPERATOR = "system:retention"
@@ -122,6 +135,9 @@ def purge_probe(
     if probe.template is not None:
         probe.template, probe.template_purged_at = None, now
         counts["probe_templates"] = 1
+    docs = end_encounters_of_search(uow, search_id, now)
+    if docs:
+        counts["document_images"] = docs
     if sum(counts.values()):
         rec = uow.session.get(SearchRecord, search_id)
         uow.audit(
@@ -137,6 +153,26 @@ def purge_probe(
             },
         )
     return sum(counts.values())
+
+
+def _purge_document_data(rec: DocumentCheckRecord, now: datetime) -> int:
+    if rec.document_image is None and rec.chip_data is None:
+        return 0
+    rec.document_image, rec.chip_data, rec.data_purged_at = None, None, now
+    return 1
+
+
+def end_encounters_of_search(uow: UnitOfWork, search_id: int, now: datetime) -> int:
+    """The encounter a closed search belonged to has ended: its document checks are closed and
+    their document images and chip data purged (in ``uow``). Returns how many checks lost data."""
+    n = 0
+    for rec in uow.session.scalars(
+        select(DocumentCheckRecord).where(DocumentCheckRecord.search_id == search_id)
+    ):
+        if rec.ended_at is None:
+            rec.status, rec.ended_at = "closed", now
+        n += _purge_document_data(rec, now)
+    return n
 
 
 class Retention:
@@ -203,6 +239,7 @@ class Retention:
                 or_(SearchRecord.closed_at < cut, SearchRecord.closed_at.is_(None)),
             ),
         )
+        self._purge_documents(s, policy, now, report)
         cut = now - policy.period("exports")
         files: list[Path] = []
         for ex in s.scalars(
@@ -224,6 +261,46 @@ class Retention:
                     f.unlink(missing_ok=True)
 
             uow.after_commit(delete_files)
+
+    def _purge_documents(
+        self, s: Session, policy: RetentionPolicy, now: datetime, report: PurgeReport
+    ) -> None:
+        """Document checks: end the encounters that ended, purge their images and chip data,
+        delete their records past ``document_checks`` (see the module)."""
+        c = report.counts
+        probe_cut = now - policy.period("probe_images")
+        for rec in s.scalars(
+            select(DocumentCheckRecord).where(DocumentCheckRecord.ended_at.is_(None))
+        ):
+            if rec.search_id is not None:
+                search = s.get(SearchRecord, rec.search_id)
+                if search is None or search.closed_at is not None:
+                    closed = None if search is None else search.closed_at
+                    rec.status, rec.ended_at = "closed", as_utc(closed) if closed else now
+            elif as_utc(rec.checked_at) < probe_cut:
+                rec.status, rec.ended_at = "closed", now
+        s.flush()
+        data_cut = now - policy.period("document_images")
+        for rec in s.scalars(
+            select(DocumentCheckRecord).where(
+                or_(
+                    DocumentCheckRecord.document_image.is_not(None),
+                    DocumentCheckRecord.chip_data.is_not(None),
+                ),
+                or_(
+                    DocumentCheckRecord.ended_at <= data_cut,
+                    DocumentCheckRecord.checked_at < probe_cut,
+                ),
+            )
+        ):
+            c["document_images"] += _purge_document_data(rec, now)
+        cut = now - policy.period("document_checks")
+        c["document_checks"] = _count(
+            s,
+            delete(DocumentCheckRecord)
+            .where(DocumentCheckRecord.ended_at < cut)
+            .execution_options(synchronize_session=False),
+        )
 
     def _purge_audit(
         self,
@@ -300,6 +377,18 @@ class Retention:
             "audit_entries": lambda s: s.scalars(select(func.min(AuditEntry.at))).first(),
             "exports": lambda s: s.scalars(
                 select(func.min(ExportRecord.created_at)).where(ExportRecord.purged_at.is_(None))
+            ).first(),
+            "document_images": lambda s: s.scalars(
+                select(func.min(DocumentCheckRecord.ended_at)).where(
+                    or_(
+                        DocumentCheckRecord.document_image.is_not(None),
+                        DocumentCheckRecord.chip_data.is_not(None),
+                    ),
+                    DocumentCheckRecord.ended_at.is_not(None),
+                )
+            ).first(),
+            "document_checks": lambda s: s.scalars(
+                select(func.min(DocumentCheckRecord.ended_at))
             ).first(),
         }
         out: dict[str, Any] = {}

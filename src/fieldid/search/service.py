@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
 from fieldid.access import Actor, require
 from fieldid.adjudication.store import CandidateRow, new_receipt_code, record_search
 from fieldid.audit.log import Attribution, AuditRecord
@@ -44,15 +46,56 @@ from fieldid.pipeline import FacePipeline, FaceResult
 from fieldid.quality import band_of
 from fieldid.quality.gate import Source
 from fieldid.records.assemble import assemble
+from fieldid.records.checks import stored_document
 from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.kinds import workspace_key
 from fieldid.records.sources import list_sources
 from fieldid.store import Store, UnitOfWork
+from fieldid.store.schema import DocumentCheckRecord, SearchRecord
 
 ImageSource = bytes | str | Path
 
 #: Shortest written reason for running an investigation list on a probe below the quality gate.
 MIN_BELOW_GATE_REASON = 15
+#: Shortest written reason for a 1:N search after a presented document that passed
+#: (fieldid.search.encounter).
+MIN_DOCUMENT_REASON = 15
+
+
+def open_document_check(s: Session, check_id: int, operator: str) -> DocumentCheckRecord:
+    """The document check a search follows: it exists, the same operator made it, and it has
+    not led to a search already."""
+    rec = s.get(DocumentCheckRecord, check_id)
+    if rec is None or rec.operator != operator:
+        raise FieldidError(
+            f"no document check {check_id} made by this operator",
+            code="document.check_not_found",
+        )
+    if rec.search_id is not None:
+        search = s.get(SearchRecord, rec.search_id)
+        ref = rec.search_id if search is None else search.public_id
+        raise FieldidError(
+            f"document check {check_id} already led to search {ref}",
+            code="document.check_used",
+            search_id=ref,
+        )
+    return rec
+
+
+def _check_document_reason(rec: DocumentCheckRecord, reason: str | None) -> str | None:
+    """A 1:N search after a document that passed needs a written reason (documents first)."""
+    if not rec.passed:
+        return reason.strip() if reason and reason.strip() else None
+    if reason is None or len(reason.strip()) < MIN_DOCUMENT_REASON:
+        raise FieldidError(
+            "the person's document passed (read, checked, not expired, and their face matches "
+            "its portrait): the encounter is settled without a gallery search. To search 1:N "
+            f"anyway, say why the document is not enough (at least {MIN_DOCUMENT_REASON} "
+            "characters)",
+            code="search.document_settled",
+            document_check_id=rec.id,
+        )
+    return reason.strip()
 
 
 def use_problems(attr: Attribution, permitted: tuple[str, ...]) -> list[FieldidError]:
@@ -391,6 +434,8 @@ class SearchService:
         uow: UnitOfWork | None = None,
         remember: Callable[[UnitOfWork, int], None] | None = None,
         location: str | None = None,
+        document_check: int | None = None,
+        document_reason: str | None = None,
     ) -> CandidateList:
         """Search one probe; candidates at or above the threshold in force, each with its rates.
 
@@ -416,6 +461,13 @@ class SearchService:
         it (``adjudication.idempotency``). ``location``: where the photo was taken, as the phone
         reduced it (``"lat,lon"`` on the ``[location] grid_deg`` grid); used only when
         ``[location] enabled`` (see :meth:`place`), ignored otherwise.
+        it (``adjudication.idempotency``). ``document_check``: the id of the document check
+        (fieldid.search.encounter) this search follows, by the same operator: its document is
+        recorded with the search as a presented document with its evidence level, and the
+        search is linked to it; a check that passed (the encounter is settled) is refused
+        (``search.document_settled``) unless ``document_reason`` says, in at least 15
+        characters, why the document is not enough (stored and audited:
+        ``despite_valid_document``).
         """
         cfg = self.config
         check_attribution(attr, cfg.purposes)
@@ -433,6 +485,28 @@ class SearchService:
             access["presented"] = presented_docs
         if actor is not None:
             access["actor"] = {"name": actor.name, "role": actor.role.value}
+        doc_reason: str | None = None
+        try:
+            if document_check is not None:
+                with self.store.read() as s:
+                    check = open_document_check(s, document_check, attr.operator)
+                doc_reason = _check_document_reason(check, document_reason)
+                access["document_check"] = {
+                    "id": check.id,
+                    "evidence": check.evidence,
+                    "passed": check.passed,
+                    "failed_because": list(check.failed_because),
+                    **({"reason": doc_reason} if doc_reason else {}),
+                }
+                access["despite_valid_document"] = bool(check.passed)
+                if check.document is not None:
+                    doc = stored_document(check.document, workspace_key(self.root))
+                    stored = [doc, *stored]
+                    presented_docs = [d.to_dict() for d in stored]
+                    access["presented"] = presented_docs
+        except FieldidError as err:
+            self._refuse("search", attr, err, uow, started=started, model=model, **access)
+            raise
         try:
             if investigation and actor is None:
                 raise AuthorisationError(
@@ -640,6 +714,10 @@ class SearchService:
                 )
             if remember is not None:
                 remember(u, saved.id)
+            if document_check is not None:
+                check = open_document_check(u.session, document_check, attr.operator)
+                check.search_id, check.search_reason = saved.id, doc_reason
+                check.status = "searched"
             entry = u.audit(
                 "search",
                 operator=attr.operator,

@@ -151,6 +151,8 @@ def run_search(
     below_gate_reason: str | None = None,
     idempotency_key: str | None = None,
     location: str | None = None,
+    document_check: int | None = None,
+    document_reason: str | None = None,
 ) -> dict[str, Any]:
     """Search (serialised with other face work), count it, and answer with the candidate list
     plus who, why and where to see it. The search service persists the search; every later view
@@ -196,6 +198,8 @@ def run_search(
             "capture": capture,
             "below_gate_reason": reason or "",
             **({} if location is None else {"location": location}),
+            "document_check": document_check,
+            "document_reason": document_reason or "",
         },
     )
     ttl = idempotency_ttl(state)
@@ -224,6 +228,8 @@ def run_search(
                 uow=uow,
                 remember=remember,
                 location=location,
+                document_check=document_check,
+                document_reason=document_reason,
             )
     except FieldidError as e:
         state.metrics.outcome("search", e.code)
@@ -386,6 +392,23 @@ async def search(
             "approval, or be refused: location.*); ignored otherwise.",
         ),
     ] = None,
+    document_check: Annotated[
+        int | None,
+        Form(
+            ge=1,
+            le=2**31 - 1,
+            description="The document check (POST /api/v1/document-checks) this search follows: "
+            "its document is recorded with the search with its evidence level.",
+        ),
+    ] = None,
+    document_reason: Annotated[
+        str | None,
+        Form(
+            max_length=2000,
+            description="Required when that document passed (the encounter was settled): why "
+            "the document is not enough (at least 15 characters; audited).",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Search one face 1:N. The answer lists candidates at or above the threshold: leads for a
     person to adjudicate, never an identification. Refusals: ``probe.*`` (the image),
@@ -410,6 +433,8 @@ async def search(
             below_gate_reason=below_gate_reason,
             idempotency_key=idempotency_key,
             location=location,
+            document_check=document_check,
+            document_reason=document_reason,
         )
     )
     headers = {"Location": body["links"]["self"]}

@@ -34,7 +34,18 @@ from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
 from fieldid.facework import FaceWork, InlineFaceWork, outside_lock
-from fieldid.service import admin, api, location, onboarding, openapi, people, review, web
+from fieldid.service import (
+    admin,
+    api,
+    documents_api,
+    documents_web,
+    location,
+    onboarding,
+    openapi,
+    people,
+    review,
+    web,
+)
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.guards import RequestGuard
 from fieldid.service.problems import (
@@ -255,12 +266,14 @@ def create_app(
     app.add_middleware(RequestGuard, body_limit=body_limit)
 
     app.include_router(api.router)
+    app.include_router(documents_api.router)
     app.include_router(review.api)
     app.include_router(admin.router)
     app.include_router(people.router)
     app.include_router(location.api)
     app.include_router(onboarding.router)
     app.include_router(web.router)
+    app.include_router(documents_web.router)
     app.include_router(review.pages)
     app.include_router(location.pages)
     app.include_router(onboarding.web)

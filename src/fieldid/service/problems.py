@@ -75,6 +75,9 @@ _STATUS_BY_CODE: dict[str, int] = {
     "location.not_found": 404,
     "location.decided": 409,
     "location.retired": 409,
+    "document.check_not_found": 404,
+    "document.check_used": 409,
+    "search.document_settled": 409,
 }
 
 #: Status by code family (the part before the first dot).
@@ -95,6 +98,7 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "adjudication": 422,
     "demo": 422,
     "document": 422,
+    "chip": 422,
     "records": 422,
     "review": 422,
     "merge": 422,

@@ -264,7 +264,16 @@ def _capture_context(
 ) -> dict[str, Any]:
     s = app_state(request).settings
     camera = request.query_params.get("camera", "on") != "off"
+    # documents first (fieldid.service.documents_web): the document check this search follows
+    doc = {
+        "documentCheck": request.query_params.get("document_check", ""),
+        "documentReason": request.query_params.get("document_reason", ""),
+    }
+    for k, v in (("documentCheck", "document_check"), ("documentReason", "document_reason")):
+        if v in extra:
+            doc[k] = str(extra.pop(v) or "")
     return {
+        "document": doc,
         "purpose": purpose,
         "case_ref": case_ref,
         "notice_given": notice_given,
@@ -285,6 +294,7 @@ def _capture_context(
             "sendTimeoutS": s.capture_send_timeout_s,
             # [location]: the phone reduces its position to this grid before sending it.
             "location": _location_config(request),
+            **{k: v for k, v in doc.items() if v},
         },
         "error": None,
         **extra,
@@ -332,6 +342,8 @@ async def capture_upload(
     notice_given: Annotated[bool | None, Form()] = None,
     below_gate_reason: Annotated[str | None, Form(max_length=2000)] = None,
     location: Annotated[str | None, Form(max_length=60)] = None,
+    document_check: Annotated[str | None, Form(max_length=12)] = None,
+    document_reason: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
     """The file-input fallback: a plain form post, no JavaScript needed. A refused attempt
     goes to its own results page, which says it was refused, why, and what to do.
@@ -352,13 +364,24 @@ async def capture_upload(
                 capture="file",
                 below_gate_reason=below_gate_reason,
                 location=location or None,
+                document_check=as_id(document_check) if document_check else None,
+                document_reason=document_reason or None,
             )
         )
     except FieldidError as e:
         made = e.details.get("search_id")
         if isinstance(made, str):
             return RedirectResponse(f"/results/{made}", status_code=303)
-        ctx = _capture_context(request, principal, purpose, case_ref, notice_given, error=e)
+        ctx = _capture_context(
+            request,
+            principal,
+            purpose,
+            case_ref,
+            notice_given,
+            error=e,
+            document_check=document_check,
+            document_reason=document_reason,
+        )
         ctx["camera"] = False
         return render(request, "capture.html", ctx, status=status_for(e.code))
     return RedirectResponse(body["links"]["page"], status_code=303)

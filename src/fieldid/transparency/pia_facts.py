@@ -7,7 +7,7 @@ themselves (gallery size, what is overdue, the audit head) and are left out of t
 between versions.
 
 Only what the workspace and the code hold is stated. Where something is absent (no evaluation,
-no presentation-attack detection, no encryption at rest, no document-first rule) the section
+no presentation-attack detection, no encryption at rest) the section
 says so plainly.
 """
 
@@ -21,6 +21,7 @@ from fieldid.access import PERMISSIONS, Role
 from fieldid.config import CONFIG_NAME
 from fieldid.errors import FieldidError
 from fieldid.not_checked import PAD_OFFICER, PAD_TRIED
+from fieldid.search.service import MIN_DOCUMENT_REASON
 from fieldid.workspace import Workspace
 
 Section = dict[str, Any]
@@ -54,6 +55,15 @@ CLASS_TEXT = {
     ),
     "audit_entries": ("the audit log: every use, refusal and change", "the entry's time"),
     "exports": ("audit exports, redress exports and reports fieldid wrote", "writing"),
+    "document_images": (
+        "the photo of a presented document's data page and its chip data (both hold the "
+        "holder's portrait); never held past the probe photo's period",
+        "the encounter's end",
+    ),
+    "document_checks": (
+        "records of document checks (fields, number as a keyed hash, check states, 1:1 result)",
+        "the encounter's end",
+    ),
 }
 
 
@@ -355,6 +365,16 @@ def presentation(ws: Workspace) -> Section:
             "is empty): one person's confirmation is final."
         ),
     ]
+    statements.append(
+        "Documents first: the field app asks whether the person has an identity document "
+        "before any 1:N search. A document checked (MRZ check digits, or the chip by passive "
+        "authentication), not expired, whose portrait matches the face 1:1 at the configured "
+        "false-match rate settles the encounter with no gallery search, and the receipt says "
+        "so. A 1:N search after such a document is refused unless the officer writes why it "
+        f"is not enough (at least {MIN_DOCUMENT_REASON} characters, audited). A 1:N search "
+        "without any document check remains possible (no document, or the API used without "
+        "one); the oversight report counts each case."
+    )
     doc = {k: v for k, v in _config(ws).items() if "document" in k}
     if doc:
         statements.append(
@@ -363,10 +383,7 @@ def presentation(ws: Workspace) -> Section:
             + "."
         )
     else:
-        statements.append(
-            "The configuration holds no document-first rule: a 1:N search may run without a "
-            "presented document having been checked 1:1 first."
-        )
+        statements.append("The configuration holds no further document rule.")
     other = {k: v for k, v in _config(ws).items() if k not in DESCRIBED and k not in doc}
     for k, v in sorted(other.items()):
         statements.append(

@@ -210,6 +210,9 @@
       purpose: cfg.purpose, case_ref: cfg.caseRef, notice_given: cfg.noticeGiven ? "true" : "false",
       capture: "live"
     };
+    // documents first: the document check this search follows, and why (if it passed)
+    if (!cfg.fields && cfg.documentCheck) { fields.document_check = cfg.documentCheck; }
+    if (!cfg.fields && cfg.documentReason) { fields.document_reason = cfg.documentReason; }
     var photo = frameBlob(video.videoWidth, 0.92);
     Promise.all([photo, whereNow()]).then(function (got) {
       var blob = got[0];

@@ -11,6 +11,7 @@ module          tables
 ``access``      ``operators``, ``api_tokens``, ``web_sessions``, ``login_failures``
 ``location``    ``location_areas``, ``location_approvals``
 ``audit``       ``audit_entries``, ``audit_head``
+``encounters``  ``document_checks``
 =============== ===============================================================================
 
 Each module imports only :mod:`fieldid.store.schema.base`; this package imports them all so that
@@ -20,6 +21,7 @@ Each module imports only :mod:`fieldid.store.schema.base`; this package imports 
 from fieldid.store.schema.access import ApiToken, LoginFailure, Operator, WebSession
 from fieldid.store.schema.audit import AuditEntry, AuditHead
 from fieldid.store.schema.base import Base
+from fieldid.store.schema.encounters import DocumentCheckRecord
 from fieldid.store.schema.location import LocationApproval, LocationArea
 from fieldid.store.schema.people import (
     EnrollmentImage,
@@ -51,6 +53,7 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "DocumentCheckRecord",
     "EnrollmentImage",
     "ExportRecord",
     "GalleryMeta",
