@@ -139,14 +139,14 @@ def test_deleting_a_person_purges_them_and_no_search_returns_them(enrolled: Work
     assert enrolled.gallery.size().persons == size.persons - 1
     assert enrolled.gallery.size().templates == size.templates - 2
     # The index in this process followed, and one opened afresh (another process) too.
-    assert enrolled.gallery.index().ntotal == size.templates - 2
+    assert enrolled.gallery.index().count() == size.templates - 2
     for img in subject_images(ext):
         result = enrolled.searches.search(img, ATTR, top_k=20)
         assert all(c.external_id != ext and c.person_id != pid for c in result.candidates)
     enrolled.close()
     other = Workspace.open(enrolled.root)
     try:
-        assert other.gallery.index().ntotal == size.templates - 2
+        assert other.gallery.index().count() == size.templates - 2
         result = other.searches.search(probe, ATTR, top_k=20)
         assert all(c.external_id != ext for c in result.candidates)
         (entry,) = other.store.audit_entries("person_delete")
@@ -203,7 +203,7 @@ def test_deleting_one_image_keeps_the_person(enrolled: Workspace):
     (entry,) = enrolled.store.audit_entries("image_delete")
     assert entry.payload["image_id"] == first.id and entry.payload["sha256"] == first.sha256
     # The other photo still finds the person; the deleted one's template is out of the index.
-    assert enrolled.gallery.index().ntotal == 20
+    assert enrolled.gallery.index().count() == 20
     with pytest.raises(GalleryError) as e:
         enrolled.gallery_admin.delete_image(ADMIN, pid, first.id, reason=WHY)
     assert e.value.code == "person.image_not_found"
