@@ -760,6 +760,7 @@ CLI_RECIPES: dict[str, str] = {
     "record show": "record show {record} -w {root}",
     "record correct": "record correct {record} --set 'location=Sector 9' --reason 'the source "
     "confirmed the sector' -w {root}",
+    "gallery retemplate": "gallery retemplate --status -w {root}",
     "person merge": "person merge --keep subject-0001 --merge subject-0931 --reason 'the same "
     "public-domain portrait enrolled twice' -w {root}",
     "person history": "person history subject-0001 -w {root}",

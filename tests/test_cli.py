@@ -48,9 +48,11 @@ def test_init_enroll_search_verify(backend, tmp_path):
     assert result["candidates"][0]["external_id"] == "subject-0002"
     assert result["candidates"][0]["rank"] == 1
     assert {"unified", "band", "measures"} <= set(result["quality"])
+    assert result["capture"] == "file"  # the command line searches a file
 
     code, out = run("search", "--workspace", str(ws), str(probe), *USE, token=officer)
     assert code == 0 and "subject-0002" in out and "a lead, not an identification" in out
+    assert "photo from a file: fieldid cannot tell a photo of a photo from a live" in out
 
     a, b = subject_images("subject-0001")[:2]
     code, out = run("verify", "--workspace", str(ws), str(a), str(b), *USE, "--json", token=officer)

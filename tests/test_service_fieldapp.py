@@ -326,3 +326,51 @@ def test_migration_0007_downgrades_and_upgrades(backend, tmp_path):
     from helpers_migrations import round_trip
 
     round_trip(backend, tmp_path, "0006", "search_requests")
+
+
+# --- where the photo came from (issue 16 item 6) ------------------------------------------------
+
+
+def test_every_search_records_whether_its_photo_came_from_the_live_camera_or_a_file(client):
+    from fieldid.audit import Attribution
+    from fieldid.report import build_report, render_html
+
+    csrf = as_role(client, Role.OFFICER)
+    live = search(client, csrf, GOOD, capture="live", case_ref="CASE-LIVE").json()
+    upload = search(client, csrf, GOOD, case_ref="CASE-FILE").json()
+    refused = search(client, csrf, PORTRAIT, capture="live", case_ref="CASE-LIVE-REFUSED").json()
+    assert live["capture"] == "live" and live["capture_text"] == "from the live camera"
+    assert upload["capture"] == "file"
+    assert upload["capture_text"] == (
+        "from a file: fieldid cannot tell a photo of a photo from a live person"
+    )
+    assert client.get(live["links"]["self"]).json()["capture"] == "live"
+    page = client.get(live["links"]["page"]).text
+    assert 'data-capture="live"' in page and "photo taken, live camera" in page
+    assert "cannot tell a photo of a photo" not in page
+    page = client.get(upload["links"]["page"]).text
+    assert "Photo from a file: fieldid cannot tell a photo of a photo from a live person." in page
+    assert "photo from a file</figcaption>" in page
+    ws = workspace_of(client)
+    ws.searches.search(GOOD, Attribution("officer-7", "field-identification", "CASE-CLI"))
+    want = {
+        "CASE-LIVE": "live",
+        "CASE-FILE": "file",
+        "CASE-LIVE-REFUSED": "live",
+        "CASE-CLI": "file",
+    }
+    with ws.store.read() as s:
+        got = dict(s.execute(select(SearchRecord.case_ref, SearchRecord.capture)).all())
+    assert {k: got[k] for k in want} == want
+    assert refused["search_id"] and got["CASE-LIVE-REFUSED"] == "live"
+    audited = {e.case_ref: e.payload["capture"] for e in ws.store.audit_entries("search")}
+    assert {k: audited[k] for k in want} == want
+    data = build_report(ws.store, ws.root, ws.clock)
+    by = data["searches"]["by_capture"]
+    assert by == {
+        "live": sum(v == "live" for v in audited.values()),
+        "file": sum(v == "file" for v in audited.values()),
+        "not recorded": 0,
+    }
+    html = render_html(data)
+    assert "<th>photo from</th>" in html and "the live camera" in html

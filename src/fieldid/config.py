@@ -6,6 +6,7 @@ person who runs the workspace can see and change what is in force.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,70 @@ def with_database_url(toml: str, url: str) -> str:
             lines[i] = f"url = {value}"
             return "\n".join(lines) + "\n"
     return "\n".join([*lines, "", "[database]", f"url = {value}"]) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _setting(lines: list[str], section: str, key: str) -> int | None:
+    """Index of the line ``key = …`` in ``[section]`` (not commented out), or None."""
+    current = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped
+        elif current == f"[{section}]" and stripped.split("=")[0].strip() == key:
+            return i
+    return None
+
+
+def _set(lines: list[str], section: str, key: str, value: object) -> None:
+    """Set ``key`` in ``[section]`` (the section is added when absent)."""
+    line = f"{key} = {_toml_value(value)}"
+    at = _setting(lines, section, key)
+    if at is not None:
+        # Keep the line's own comment, aligned as before where it fits.
+        m = re.match(r'^\s*[\w.]+\s*=\s*("(?:[^"\\]|\\.)*"|[^#\s]+)(\s+#.*)?$', lines[at])
+        if m and m.group(2):
+            comment = m.group(2).strip()
+            column = lines[at].index(comment)
+            line = line.ljust(column) if len(line) < column else line + " "
+            line += comment
+        lines[at] = line
+        return
+    for i, existing in enumerate(lines):
+        if existing.strip() == f"[{section}]":
+            lines.insert(i + 1, line)
+            return
+    lines.extend(["", f"[{section}]", line])
+
+
+def with_model(
+    toml: str, settings: dict[str, Any], *, threshold: float | None = None, why: str = ""
+) -> str:
+    """``toml`` (a fieldid.toml's text) naming another face model: ``[pipeline]`` ``embedder``,
+    ``flip`` and ``onnx_path`` (and ``onnx_*`` options) from ``settings``. A fixed ``[search]
+    threshold`` and ``[enrollment] duplicate_threshold`` are scores of the model before (scores of
+    two models are not comparable), so they are commented out, saying ``why``; ``threshold``:
+    the new model's fixed search threshold, if one is wanted."""
+    lines = toml.splitlines()
+    _set(lines, "pipeline", "embedder", settings["embedder"])
+    _set(lines, "pipeline", "flip", bool(settings.get("flip", False)))
+    _set(lines, "pipeline", "onnx_path", settings.get("onnx_path") or "")
+    for key, value in (settings.get("onnx_options") or {}).items():
+        _set(lines, "pipeline", f"onnx_{key}", value)
+    for section, key in (("search", "threshold"), ("enrollment", "duplicate_threshold")):
+        at = _setting(lines, section, key)
+        if at is not None:
+            lines[at] = f"# {lines[at].strip()}  # {why or 'a score of another model'}"
+    if threshold is not None:
+        _set(lines, "search", "threshold", float(threshold))
+    return "\n".join(lines) + "\n"
 
 
 def _rate(value: Any, name: str) -> float:

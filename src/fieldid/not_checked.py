@@ -24,5 +24,19 @@ PRESENTATION_ATTACK = (
     f"{PAD_TRIED} {PAD_OFFICER}"
 )
 
+#: Where a search's probe came from (``searches.capture``), in the words every surface shows:
+#: the field app's live camera, or a supplied file (an upload, the command line).
+CAPTURE_TEXT: dict[str | None, str] = {
+    "live": "from the live camera",
+    "file": "from a file: fieldid cannot tell a photo of a photo from a live person",
+    None: "where the photo came from was not recorded (a search made before it was)",
+}
+
+
+def capture_text(capture: str | None) -> str:
+    """What a search's capture source means, for the results page, the API and the report."""
+    return CAPTURE_TEXT.get(capture, CAPTURE_TEXT[None])
+
+
 #: Everything not checked, as (short name, statement) pairs, in the order surfaces show them.
 NOT_CHECKED: tuple[tuple[str, str], ...] = (("presentation attacks", PRESENTATION_ATTACK),)

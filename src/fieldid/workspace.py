@@ -21,21 +21,32 @@ opens the training one.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from functools import cached_property
 from pathlib import Path
+
+from sqlalchemy import select
 
 from fieldid.adjudication.rules import AdjudicationRules
 from fieldid.adjudication.service import Adjudicator, DocumentConflicts
 from fieldid.audit.config_watch import record_config_if_changed
 from fieldid.calibration.store import CalibrationSource
 from fieldid.clock import Clock, SystemClock
-from fieldid.config import CONFIG_NAME, DEFAULT_TOML, WorkspaceConfig, with_database_url
+from fieldid.config import (
+    CONFIG_NAME,
+    DEFAULT_TOML,
+    WorkspaceConfig,
+    with_database_url,
+    with_model,
+)
 from fieldid.errors import WorkspaceError
 from fieldid.facework import FaceWork
 from fieldid.gallery.enroll import Enrollment
 from fieldid.gallery.manage import GalleryAdmin
-from fieldid.gallery.store import Gallery
+from fieldid.gallery.retemplate import SWITCHED, embedder_settings
+from fieldid.gallery.store import EMBEDDER, Gallery, active_generation, gallery_meta
 from fieldid.index.port import OPERATIONAL, TRAINING
 from fieldid.location.config import LocationConfig
 from fieldid.pipeline import FacePipeline
@@ -48,6 +59,8 @@ from fieldid.search.encounter import DocumentEncounters
 from fieldid.search.service import SearchService
 from fieldid.store import Store, open_store
 from fieldid.store.engine import database_url, parse_url, training_url
+from fieldid.store.schema import RetemplateJob
+from fieldid.template.types import ModelId
 
 INDEX_DIR = "index"
 TRAINING_DIR = "training"
@@ -79,6 +92,8 @@ class Workspace:
         self._training: Workspace | None = None
         self._gallery: Gallery | None = None
         try:
+            if not training:
+                self.complete_model_switch()
             record_config_if_changed(self.store, root / CONFIG_NAME)
         except Exception:
             self.store.close()
@@ -247,6 +262,96 @@ class Workspace:
     @cached_property
     def redress(self) -> Redress:
         return Redress(self.store, self.clock, RecordsRecordSource(self.store))
+
+    # -- a re-templated gallery ------------------------------------------------------------------
+
+    def complete_model_switch(self, operator: str | None = None) -> bool:
+        """Make ``fieldid.toml`` name the model the gallery was switched to by a re-templating
+        (``gallery/retemplate.py``), if it still names the model the gallery was moved from: the
+        switch commits in the database first and the file follows, so a crash in between is
+        completed here. ``operator``: record the change in the audit log as theirs (else the
+        next opening records it as observed). Returns whether the file was rewritten."""
+        path = self.root / CONFIG_NAME
+        if not path.is_file():
+            return False
+        with self.store.read() as s:
+            meta = gallery_meta(s)
+            if EMBEDDER not in meta:
+                return False
+            wanted = json.loads(meta[EMBEDDER])
+            job = s.scalars(
+                select(RetemplateJob).where(
+                    RetemplateJob.state == SWITCHED,
+                    RetemplateJob.generation == active_generation(meta),
+                )
+            ).one_or_none()
+        now = embedder_settings(self.config.pipeline)
+        if job is None or now == wanted or now != job.options.get("from_embedder"):
+            return False  # already done, or another model named by hand: the gallery says so
+        text = with_model(
+            path.read_text(encoding="utf-8"),
+            wanted,
+            threshold=job.options.get("threshold"),
+            why=f"a score of {job.from_model}; the gallery moved to {job.to_model} "
+            f"(re-templating job {job.id})",
+        )
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        self.config = WorkspaceConfig.from_toml(text, str(path))
+        if operator is not None:
+            record_config_if_changed(self.store, path, operator)
+        return True
+
+    def follow_model(self) -> bool:
+        """When a re-templating in another process has switched the gallery to another model
+        since this workspace built its gallery, build the pipeline, gallery and services again
+        for the new model (the configuration is read again). A long-running process (the
+        server) calls this before each use of the face pipeline. Returns whether it did."""
+        gallery = self._gallery
+        if gallery is None:
+            return False
+        with self.store.read() as s:
+            if active_generation(gallery_meta(s)) == gallery.generation:
+                return False
+        self.complete_model_switch()
+        self.config = WorkspaceConfig.load(self.root / CONFIG_NAME)
+        record_config_if_changed(self.store, self.root / CONFIG_NAME)
+        if self._training is not None:
+            self._training.close()
+            self._training = None
+        # The old gallery's index is dropped unsaved: the new model's is on disk.
+        self._pipeline = None
+        self._gallery = None
+        for name in ("calibrations", "searches", "enrollment", "importer", "conflicts"):
+            self.__dict__.pop(name, None)
+        return True
+
+    def bound_gallery(self, *, training: bool = False) -> Gallery | None:
+        """The gallery (or the training gallery, in its own store: close it when done) opened on
+        the model its database is bound to, whatever the configuration names: what a
+        re-templating moves. None when there is no such gallery, or it was never bound."""
+        root = self.root / TRAINING_DIR if training else self.root
+        if not (root / CONFIG_NAME).is_file():
+            return None
+        store = (
+            open_store(training_url(self.store.url, root), now=self.clock.now)
+            if training
+            else self.store
+        )
+        with store.read() as s:
+            meta = gallery_meta(s)
+        if "model_id" not in meta:
+            if training:
+                store.close()
+            return None
+        return Gallery(
+            store,
+            root / INDEX_DIR,
+            ModelId(meta["model_id"], meta["model_version"]),
+            int(meta["dim"]),
+            exact_below=self.config.exact_below,
+        )
 
     # -- the training gallery --------------------------------------------------------------------
 

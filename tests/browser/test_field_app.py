@@ -417,7 +417,35 @@ def test_a_search_with_no_candidate_says_so_first(playwright, server, videos, ar
     assert "does not show the person is not enrolled" in head.inner_text()
     assert page.locator("[data-testid=lead-notice]").count() == 0
     assert page.locator("[data-testid=candidate]").count() == 0
+    said = page.locator("[data-testid=capture-source]").inner_text()
+    assert said == "Photo from a file: fieldid cannot tell a photo of a photo from a live person."
     shot(page, artifacts, "16-no-candidate")
+    browser.close()
+
+
+def test_leads_from_a_file_say_a_file_cannot_be_told_from_a_live_person(
+    playwright, server, videos, artifacts, tmp_path
+):
+    from fieldid.demo import astronaut_path, closer_crop
+
+    photo = tmp_path / "portrait-closer.jpg"
+    photo.write_bytes(closer_crop(astronaut_path()))
+    browser = launch(playwright, video=videos["good"])
+    ctx = phone_context(browser, server)
+    page = ctx.new_page()
+    login(page, server, "demo-officer")
+    start(page, "CASE-FROM-A-FILE")
+    _upload(page, photo)
+    assert page.locator("[data-testid=headline]").get_attribute("data-kind") == "leads"
+    said = page.locator("[data-testid=capture-source]")
+    assert said.inner_text() == (
+        "Photo from a file: fieldid cannot tell a photo of a photo from a live person."
+    )
+    assert page.locator("[data-testid=probe-caption]").first.inner_text() == "photo from a file"
+    # Said before the first lead, on the first screen.
+    box = said.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE["height"]
+    shot(page, artifacts, "04c-results-from-a-file", full_page=False)
     browser.close()
 
 

@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "pia": frozenset({Role.AUDITOR, Role.ADMIN}),
     "redress": frozenset({Role.AUDITOR, Role.ADMIN}),
     "enroll": frozenset({Role.ADMIN}),
+    "retemplate": frozenset({Role.ADMIN}),
     "import": frozenset({Role.ADMIN}),
     "admin_users": frozenset({Role.ADMIN}),
     "admin_sources": frozenset({Role.ADMIN}),

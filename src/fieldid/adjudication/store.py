@@ -115,6 +115,7 @@ def record_search(
     faces_in_frame: int | None = None,
     refusal: dict[str, Any] | None = None,
     below_gate: dict[str, Any] | None = None,
+    capture: str | None = None,
 ) -> SearchRecord:
     """Add one search to ``uow`` (its ``audit_seq`` is set by the caller once the entry that
     records it is appended, in the same unit of work). A refused search (``outcome="refused"``)
@@ -153,6 +154,7 @@ def record_search(
         faces_in_frame=faces_in_frame,
         refusal=refusal,
         below_gate=below_gate,
+        capture=capture,
     )
     s = uow.session
     s.add(rec)

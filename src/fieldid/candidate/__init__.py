@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fieldid.calibration.meaning import ScoreMeaning
+from fieldid.not_checked import capture_text
 
 #: Shown with every candidate list, on every surface.
 LEAD_NOTICE = "possible match: a lead, not an identification"
@@ -130,6 +131,8 @@ class CandidateList:
     #: An investigation list run on a probe below the quality gate: the reason given and every
     #: gate finding (None for a probe that passed the gate).
     below_gate: dict[str, Any] | None = None
+    #: Where the probe came from: "live" (the field app's camera) or "file".
+    capture: str | None = None
 
     @property
     def list_label(self) -> str:
@@ -161,4 +164,6 @@ class CandidateList:
             "receipt_code": self.receipt_code,
             "below_gate": self.below_gate,
             "low_quality": self.below_gate is not None,
+            "capture": self.capture,
+            "capture_text": capture_text(self.capture),
         }

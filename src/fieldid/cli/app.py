@@ -27,6 +27,7 @@ from fieldid.cli.common import (
 from fieldid.cli.common import open_workspace as _open
 from fieldid.cli.database import register as register_database
 from fieldid.cli.documents import register as register_documents
+from fieldid.cli.gallery import register as register_gallery
 from fieldid.cli.index import register as register_index
 from fieldid.cli.location import register as register_location
 from fieldid.cli.models import models_app
@@ -51,6 +52,7 @@ register_person(app)
 register_documents(app)
 register_database(app)
 register_index(app)
+register_gallery(app)
 app.command("calibrate")(calibrate)
 
 PurposeOpt = Annotated[str, typer.Option(help="Why: one of the workspace's permitted purposes.")]
@@ -251,6 +253,7 @@ def search(
     """Search one face against the gallery: the probe's quality, then candidates (leads).
 
     Acts as your account (FIELDID_TOKEN, --token-file, or your name and password)."""
+    from fieldid.not_checked import capture_text
     from fieldid.records.documents import PresentedDocument
 
     if (photo is None) == (batch is None):
@@ -304,6 +307,7 @@ def search(
         f"({result.gallery_templates:,} templates), model {result.model}, threshold "
         f"{result.threshold:.4f} ({how})"
     )
+    console.print(f"photo {escape(capture_text(result.capture))}")
     if result.rates_unavailable:
         console.print(f"[bold red]rates unavailable:[/] {escape(result.rates_unavailable)}")
     if result.list_kind == "investigation":

@@ -414,7 +414,9 @@ def workspace_gallery_check(
     with ws.store.read() as s:
         enrolled = set(s.scalars(select(Person.external_id)))
         template_only = s.scalar(
-            select(func.count(TemplateRow.id)).where(TemplateRow.image_id.is_(None))
+            select(func.count(TemplateRow.id)).where(
+                TemplateRow.image_id.is_(None), TemplateRow.generation == ws.gallery.generation
+            )
         )
     fraction = float(cal.split.get("fit_fraction", 1.0))
     salt = str(cal.split.get("salt", ""))

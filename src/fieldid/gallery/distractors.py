@@ -46,6 +46,17 @@ class DistractorModel:
             out[start : start + k] = l2_normalise(self.mean + z @ chol.T)
         return out
 
+    def sample_for(self, keys: list[int], seed: int) -> NDArray[np.float32]:
+        """One sample per key, each drawn from its own generator seeded with ``(seed, key)``: the
+        same key and seed give the same template however the keys are batched (a re-templating
+        that resumes after a crash re-draws nothing differently)."""
+        d = len(self.mean)
+        chol = np.linalg.cholesky(self.cov + 1e-9 * np.eye(d))
+        z = np.empty((len(keys), d), dtype=np.float64)
+        for i, key in enumerate(keys):
+            z[i] = np.random.default_rng((seed, key)).standard_normal(d)
+        return l2_normalise(self.mean + z @ chol.T).astype(np.float32)
+
     def save(self, path: Path) -> None:
         np.savez_compressed(
             path, model=self.model, mean=self.mean, cov=self.cov, fitted_on=self.fitted_on

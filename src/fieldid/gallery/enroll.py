@@ -26,6 +26,7 @@ from PIL import Image
 from fieldid.config import WorkspaceConfig
 from fieldid.dataset import LabelledImage
 from fieldid.errors import FieldidError
+from fieldid.gallery.pixels import encode_pixels
 from fieldid.gallery.store import Gallery
 from fieldid.pipeline import FacePipeline, Processed
 from fieldid.probe import decode_probe
@@ -137,6 +138,8 @@ class _Ready:
     width: int
     height: int
     thumbnail: bytes
+    #: The image as the pipeline saw it (PNG), kept for re-templating.
+    pixels: bytes
     duplicate: tuple[int | None, str | None, float] | None = None
 
 
@@ -204,7 +207,15 @@ class Enrollment:
             return EnrollOutcome(
                 "refused", refusal=Refusal(str(path), identity, err.code, err.message)
             )
-        return _Ready(req, sha, processed, probe.width, probe.height, face_thumbnail(processed))
+        return _Ready(
+            req,
+            sha,
+            processed,
+            probe.width,
+            probe.height,
+            face_thumbnail(processed),
+            encode_pixels(probe.rgb),
+        )
 
     def _check_duplicate(self, ready: _Ready, batch: list[_Ready], threshold: float) -> None:
         """The best match among *other* people at or above ``threshold``: the gallery's index,
@@ -246,6 +257,7 @@ class Enrollment:
             capture_date=req.capture_date,
             provenance=req.provenance,
             thumbnail=ready.thumbnail,
+            pixels=ready.pixels,
         )
         if out is None:
             return EnrollOutcome(

@@ -80,6 +80,8 @@ class IndexFollower:
         if base is None:
             old = self._disk_revision()
             base = None if old is None else self._load(old)
+        if base is not None and base.dim != self.dim:
+            base = None  # another model's index (a re-templating switched the gallery)
         if base is not None:
             have = base.ids()
             want = template_ids()

@@ -11,6 +11,12 @@ exactly from the stored templates, so scores are the same on every backend.
 Changes take the caller's :class:`~fieldid.store.UnitOfWork` (``enroll``, ``add_template_only``,
 ``delete_person``, ``delete_image``, ``owners_changed``), so a change and its audit entry commit
 together; reads (``search``, ``size``, ``find_person``) use their own read.
+
+Templates belong to a generation (``templates.generation``) and this object searches, counts and
+writes only the gallery's active one, the one it was opened on. When a re-templating switches
+the gallery to another model (``gallery/retemplate.py``), an object opened before refuses to
+search or write (``gallery.model_switched``) rather than compare templates of two models; the
+workspace builds a new one (``Workspace.follow_model``).
 """
 
 from __future__ import annotations
@@ -36,12 +42,23 @@ from fieldid.index.port import Gallery as GalleryName
 from fieldid.index.rerank import rerank
 from fieldid.store import Store, UnitOfWork
 from fieldid.store.repos import lineage
-from fieldid.store.schema import EnrollmentImage, GalleryMeta, Person, PersonMerge, TemplateRow
+from fieldid.store.schema import (
+    EnrollmentImage,
+    EnrollmentPixels,
+    GalleryMeta,
+    Person,
+    PersonMerge,
+    TemplateRow,
+)
 from fieldid.template.types import ModelId, Template
 
 REVISION = "revision"
 #: Most candidates asked of an engine in one search (Milvus' top-k limit is 16384).
 MAX_CANDIDATES = 16_384
+#: ``gallery_meta`` key of the active template generation (1 when absent).
+GENERATION = "generation"
+#: ``gallery_meta`` key of the ``[pipeline]`` settings of the model (written by a re-templating).
+EMBEDDER = "embedder"
 
 
 @dataclass(frozen=True)
@@ -84,9 +101,25 @@ def _vec_bytes(v: NDArray[np.float32]) -> bytes:
     return np.ascontiguousarray(v, dtype="<f4").tobytes()
 
 
-def _revision(s: Session) -> str:
-    row = s.get(GalleryMeta, REVISION)
-    return "" if row is None else row.value
+def gallery_meta(s: Session) -> dict[str, str]:
+    """Every ``gallery_meta`` fact, read now (not from the session's identity map)."""
+    return {k: v for k, v in s.execute(select(GalleryMeta.key, GalleryMeta.value))}
+
+
+def active_generation(meta: dict[str, str]) -> int:
+    return int(meta.get(GENERATION, "1"))
+
+
+def _state(s: Session) -> tuple[str, int]:
+    """The gallery's revision and active generation, read now."""
+    rows = dict(
+        s.execute(
+            select(GalleryMeta.key, GalleryMeta.value).where(
+                GalleryMeta.key.in_((REVISION, GENERATION))
+            )
+        ).all()
+    )
+    return rows.get(REVISION, ""), active_generation(rows)
 
 
 class Gallery:
@@ -109,6 +142,8 @@ class Gallery:
         #: The port's gallery this one is: ``operational``, or ``training`` (W/training).
         self.name: GalleryName = name
         self._size_cache: tuple[str, GallerySize] | None = None
+        #: The template generation this object searches and writes (the active one when opened).
+        self.generation = 1
         self._bind_model()
         self._sync: IndexSync = open_sync(
             store,
@@ -118,12 +153,25 @@ class Gallery:
             gallery=name,
             template_ids=self._template_ids,
             vectors=self._vectors,
+            generation=lambda: self.generation,
         )
 
     @property
     def backend(self) -> str:
         """The vector-index backend: faiss-local, pgvector or milvus."""
         return self._sync.backend
+
+    def reopened(self, model: ModelId, dim: int) -> Gallery:
+        """This gallery opened again on ``model`` (after a re-templating switched it), with the
+        same store, index folder and index settings."""
+        return Gallery(
+            self.store,
+            self.index_dir,
+            model,
+            dim,
+            index=self.index_config,
+            name=self.name,
+        )
 
     # -- model binding -------------------------------------------------------------------------
 
@@ -141,6 +189,7 @@ class Gallery:
                                 GalleryMeta(key="model_version", value=self.model.version),
                                 GalleryMeta(key="dim", value=str(self.dim)),
                                 GalleryMeta(key=REVISION, value=uuid.uuid4().hex),
+                                GalleryMeta(key=GENERATION, value="1"),
                             ]
                         )
                         return
@@ -152,12 +201,28 @@ class Gallery:
         if bound != self.model:
             raise ModelMismatch(
                 f"this gallery holds {bound} templates but the workspace is configured for "
-                f"{self.model}: configure the gallery's model, or re-enrol into a new "
-                "workspace",
+                f"{self.model}: configure the gallery's model, or move the gallery to "
+                f"{self.model} with `fieldid gallery retemplate`",
                 code="gallery.model_mismatch",
                 gallery_model=str(bound),
                 configured_model=str(self.model),
             )
+        self.generation = active_generation(meta)
+
+    def _check_generation(self, generation: int, s: Session) -> None:
+        """Refuse to go on when the gallery was switched to another generation (a re-templating
+        committed by another process) after this object was opened."""
+        if generation == self.generation:
+            return
+        meta = gallery_meta(s)
+        now = f"{meta.get('model_id')}@{meta.get('model_version')}"
+        raise ModelMismatch(
+            f"the gallery was re-templated to {now} after this process opened it on "
+            f"{self.model}: open the workspace again to search with the new model",
+            code="gallery.model_switched",
+            gallery_model=now,
+            configured_model=str(self.model),
+        )
 
     def _require(self, template: Template) -> None:
         template.require_model(self.model)
@@ -170,8 +235,12 @@ class Gallery:
     # -- revision and index --------------------------------------------------------------------
 
     def revision(self) -> str:
+        """The database's revision of this object's generation (``gallery.model_switched`` when
+        the gallery has moved to another)."""
         with self.store.read() as s:
-            return _revision(s)
+            rev, gen = _state(s)
+            self._check_generation(gen, s)
+        return rev
 
     def change(
         self,
@@ -185,7 +254,16 @@ class Gallery:
         only their owners: a merge); after the commit the index follows. ``from_disk``: when
         memory has no index at the old revision, carry the one on disk (a merge)."""
         s = uow.session
-        row = s.get(GalleryMeta, REVISION)
+        # The revision row is locked first (on SQLite the unit of work holds the write lock
+        # already), then the generation is read: a re-templating's switch that committed while
+        # this change was being prepared is seen here, and the change refused.
+        row = s.scalars(
+            select(GalleryMeta)
+            .where(GalleryMeta.key == REVISION)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        self._check_generation(_state(s)[1], s)
         old = "" if row is None else row.value
         new = uuid.uuid4().hex
         if row is None:
@@ -202,11 +280,19 @@ class Gallery:
 
     def _template_ids(self) -> NDArray[np.int64]:
         with self.store.read() as s:
-            ids = s.scalars(select(TemplateRow.id).order_by(TemplateRow.id)).all()
+            ids = s.scalars(
+                select(TemplateRow.id)
+                .where(TemplateRow.generation == self.generation)
+                .order_by(TemplateRow.id)
+            ).all()
         return np.asarray(ids, dtype=np.int64)
 
     def _vectors(self, ids: Sequence[int] | None) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        q = select(TemplateRow.id, TemplateRow.vector).order_by(TemplateRow.id)
+        q = (
+            select(TemplateRow.id, TemplateRow.vector)
+            .where(TemplateRow.generation == self.generation)
+            .order_by(TemplateRow.id)
+        )
         out_ids: list[int] = []
         chunks: list[bytes] = []
         with self.store.read() as s:
@@ -304,8 +390,10 @@ class Gallery:
         capture_date: date | None = None,
         provenance: str | None = None,
         thumbnail: bytes | None = None,
+        pixels: bytes | None = None,
     ) -> Enrolled | None:
-        """Add an image and its template to a person (created if new), in ``uow``.
+        """Add an image and its template to a person (created if new), in ``uow``. ``pixels``:
+        the image as the pipeline saw it, PNG (kept for re-templating).
 
         Returns None when this person already has this exact image (enrollment is idempotent).
         An external id that was merged into another person enrols into that person: a source
@@ -347,6 +435,8 @@ class Gallery:
         )
         s.add(image)
         s.flush()
+        if pixels is not None:
+            s.add(EnrollmentPixels(image_id=image.id, format="png", data=pixels))
         row = TemplateRow(
             person_id=person.id,
             image_id=image.id,
@@ -354,6 +444,7 @@ class Gallery:
             model_version=self.model.version,
             vector=_vec_bytes(template.vector),
             created_at=now,
+            generation=self.generation,
         )
         s.add(row)
         s.flush()
@@ -411,6 +502,7 @@ class Gallery:
                             "model_version": self.model.version,
                             "vector": vecs[start + i].tobytes(),
                             "created_at": now,
+                            "generation": self.generation,
                         }
                         for i, pid in enumerate(pids)
                     ],
@@ -431,6 +523,8 @@ class Gallery:
             s.execute(delete(PersonMerge).where(PersonMerge.id.in_(merges)))
         tids = list(s.scalars(select(TemplateRow.id).where(TemplateRow.person_id == person_id)))
         s.execute(delete(TemplateRow).where(TemplateRow.person_id == person_id))
+        images = select(EnrollmentImage.id).where(EnrollmentImage.person_id == person_id)
+        s.execute(delete(EnrollmentPixels).where(EnrollmentPixels.image_id.in_(images)))
         s.execute(delete(EnrollmentImage).where(EnrollmentImage.person_id == person_id))
         s.execute(delete(Person).where(Person.id == person_id))
         self.change(uow, remove=tids)
@@ -441,6 +535,7 @@ class Gallery:
         s = uow.session
         tids = list(s.scalars(select(TemplateRow.id).where(TemplateRow.image_id == image_id)))
         s.execute(delete(TemplateRow).where(TemplateRow.image_id == image_id))
+        s.execute(delete(EnrollmentPixels).where(EnrollmentPixels.image_id == image_id))
         s.execute(delete(EnrollmentImage).where(EnrollmentImage.id == image_id))
         self.change(uow, remove=tids)
         return len(tids)
@@ -452,12 +547,20 @@ class Gallery:
         and every search reports the size, so the counts are kept per gallery revision (every
         change to people or templates moves it) and recounted only when it moves."""
         with self.store.read() as s:
-            rev = _revision(s)
+            rev, gen = _state(s)
+            self._check_generation(gen, s)
             cached = self._size_cache
             if cached is not None and cached[0] == rev:
                 return cached[1]
             persons = s.scalar(select(func.count(Person.id))) or 0
-            templates = s.scalar(select(func.count(TemplateRow.id))) or 0
+            templates = (
+                s.scalar(
+                    select(func.count(TemplateRow.id)).where(
+                        TemplateRow.generation == self.generation
+                    )
+                )
+                or 0
+            )
         size = GallerySize(persons, templates)
         self._size_cache = (rev, size)
         return size

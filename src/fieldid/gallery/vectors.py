@@ -66,15 +66,24 @@ def db_revision(s: Session) -> str:
     return "" if row is None else row.value
 
 
-def stream_templates(s: Session, dim: int) -> Iterator[tuple[int, NDArray[np.float32]]]:
-    """Every template ``(id, vector)`` in id order, read in batches in session ``s``."""
+def stream_templates(
+    s: Session, dim: int, generation: int | None = None
+) -> Iterator[tuple[int, NDArray[np.float32]]]:
+    """Every template ``(id, vector)`` in id order, read in batches in session ``s``; only
+    template ``generation``'s when given (a re-templating's next generation, written beside the
+    active one until its switch, is of another model and is never indexed before it)."""
     stmt = select(TemplateRow.id, TemplateRow.vector).order_by(TemplateRow.id)
+    if generation is not None:
+        stmt = stmt.where(TemplateRow.generation == generation)
     for tid, blob in s.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
         yield int(tid), np.frombuffer(blob, dtype="<f4").reshape(dim).astype(np.float32)
 
 
-def template_vectors(s: Session, ids: Sequence[int], dim: int) -> Vectors:
-    """The templates among ``ids`` that the database holds, in id order."""
+def template_vectors(
+    s: Session, ids: Sequence[int], dim: int, generation: int | None = None
+) -> Vectors:
+    """The templates among ``ids`` that the database holds (of ``generation`` when given), in
+    id order."""
     out_ids: list[int] = []
     chunks: list[bytes] = []
     for start in range(0, len(ids), STREAM_BATCH):
@@ -84,6 +93,8 @@ def template_vectors(s: Session, ids: Sequence[int], dim: int) -> Vectors:
             .where(TemplateRow.id.in_(part))
             .order_by(TemplateRow.id)
         )
+        if generation is not None:
+            stmt = stmt.where(TemplateRow.generation == generation)
         for tid, blob in s.execute(stmt):
             out_ids.append(int(tid))
             chunks.append(blob)
@@ -158,10 +169,12 @@ class LocalSync:
         gallery: Gallery,
         template_ids: Callable[[], NDArray[np.int64]],
         vectors: Callable[[Sequence[int] | None], Vectors],
+        generation: Callable[[], int] = lambda: 1,
     ) -> None:
         self.store = store
         self.dim = dim
         self.gallery: Gallery = gallery
+        self._generation = generation
         self.follower = IndexFollower(directory, dim, config.faiss_params())
         self._template_ids = template_ids
         self._vectors = vectors
@@ -231,7 +244,7 @@ class LocalSync:
                 port = FaissLocalIndex.over(saved, gallery=self.gallery)
             return check_index(
                 port,
-                stream_templates(s, self.dim),
+                stream_templates(s, self.dim, self._generation()),
                 revision=rev,
                 gallery=self.gallery,
                 sample=sample,
@@ -260,8 +273,17 @@ class _RemoteSync:
 
     backend: str
 
-    def __init__(self, store: Store, index: Clearable, dim: int, gallery: Gallery) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: Clearable,
+        dim: int,
+        gallery: Gallery,
+        generation: Callable[[], int] = lambda: 1,
+    ) -> None:
         self.store = store
+        #: The gallery's active template generation (only its templates are indexed).
+        self._generation = generation
         self.index = index
         self.backend = index.backend
         self.dim = dim
@@ -279,7 +301,11 @@ class _RemoteSync:
         differs from the one marked here.)"""
         with self.store.read() as s:
             rev = db_revision(s)
-            empty = not s.scalar(select(func.count(TemplateRow.id)))
+            empty = not s.scalar(
+                select(func.count(TemplateRow.id)).where(
+                    TemplateRow.generation == self._generation()
+                )
+            )
         if not empty or self.index.revision(gallery=self.gallery) is not None:
             return
         if self.index.count(gallery=self.gallery) == 0:
@@ -298,7 +324,7 @@ class _RemoteSync:
             rev = db_revision(s)
             return check_index(
                 self.index,
-                stream_templates(s, self.dim),
+                stream_templates(s, self.dim, self._generation()),
                 revision=rev,
                 gallery=self.gallery,
                 sample=sample,
@@ -369,7 +395,7 @@ class TransactionalSync(_RemoteSync):
             rev = db_revision(s)
             n = rebuild(
                 self._bound(uow),
-                stream_templates(s, self.dim),
+                stream_templates(s, self.dim, self._generation()),
                 revision=rev,
                 gallery=self.gallery,
                 progress=progress,
@@ -463,7 +489,7 @@ class OutboxSync(_RemoteSync):
                         .limit(DRAIN_BATCH)
                     ).all()
                     wanted = sorted({int(t) for _, t in rows})
-                    ids, vecs = template_vectors(s, wanted, self.dim)
+                    ids, vecs = template_vectors(s, wanted, self.dim, self._generation())
                 if not rows:
                     # Every change up to ``rev`` is in the engine, but only an engine that
                     # reflected some revision of this gallery can be marked: one that never did
@@ -507,13 +533,20 @@ class OutboxSync(_RemoteSync):
             self._known = None
             with self.store.read() as s:
                 rev = db_revision(s)
-                total = int(s.scalar(select(func.count(TemplateRow.id))) or 0)
+                total = int(
+                    s.scalar(
+                        select(func.count(TemplateRow.id)).where(
+                            TemplateRow.generation == self._generation()
+                        )
+                    )
+                    or 0
+                )
                 # A small gallery is loaded by plain upserts into the live collection: the bulk
                 # path (release, seal, index, reload) costs seconds of fixed waiting.
                 target: Any = self.index if total >= BULK_FROM else _Plain(self.index)
                 n = rebuild(
                     target,
-                    stream_templates(s, self.dim),
+                    stream_templates(s, self.dim, self._generation()),
                     revision=rev,
                     gallery=self.gallery,
                     progress=progress,
@@ -542,13 +575,19 @@ def open_sync(
     gallery: Gallery,
     template_ids: Callable[[], NDArray[np.int64]],
     vectors: Callable[[Sequence[int] | None], Vectors],
+    generation: Callable[[], int] = lambda: 1,
 ) -> IndexSync:
-    """The :class:`IndexSync` for ``config.backend`` over the workspace's ``store``."""
-    if config.backend == "faiss-local":
-        return LocalSync(store, directory, dim, config, gallery, template_ids, vectors)
-    if config.backend == "pgvector":
-        from fieldid.index.pgvector import PgvectorIndex
+    """The :class:`IndexSync` for ``config.backend`` over the workspace's ``store``; it indexes
+    template ``generation()`` only (the gallery's active one).
 
+    An engine that holds vectors of another dimension for this gallery (the gallery was
+    re-templated to a model of another dimension) is a stale cache of the database: a pgvector
+    table of another dimension is left to the model that fills it and this one uses the table
+    ``<table>_<dim>``; a Milvus collection of another dimension is dropped and made again.
+    Either is then rebuilt from the database at its next use."""
+    if config.backend == "faiss-local":
+        return LocalSync(store, directory, dim, config, gallery, template_ids, vectors, generation)
+    if config.backend == "pgvector":
         if not config.uri:
             if store.backend != "postgresql":
                 raise VectorIndexError(
@@ -558,18 +597,45 @@ def open_sync(
                     code="index.pgvector_needs_postgresql",
                 )
             sync: TransactionalSync | OutboxSync = TransactionalSync(
-                store, PgvectorIndex(store.engine, dim, config.pgvector), dim, gallery
+                store, _pgvector(store.engine, dim, config), dim, gallery, generation
             )
         else:
-            pg = PgvectorIndex(config.uri, dim, config.pgvector)
-            sync = OutboxSync(store, pg, dim, gallery)
+            pg = _pgvector(config.uri, dim, config)
+            sync = OutboxSync(store, pg, dim, gallery, generation)
     else:
         from fieldid.index.milvus import MilvusIndex
 
-        index = MilvusIndex(config.uri, dim, config.milvus, galleries=(gallery,))
-        sync = OutboxSync(store, index, dim, gallery)
+        try:
+            index = MilvusIndex(config.uri, dim, config.milvus, galleries=(gallery,))
+        except VectorIndexError as e:
+            if e.code != "index.dim_mismatch":
+                raise
+            stale = MilvusIndex(config.uri, dim, config.milvus, galleries=())
+            try:
+                log.warning("%s: dropped, to be rebuilt at %d-d", e, dim)
+                stale.clear(gallery=gallery)
+            finally:
+                stale.close()
+            index = MilvusIndex(config.uri, dim, config.milvus, galleries=(gallery,))
+        sync = OutboxSync(store, index, dim, gallery, generation)
     sync.adopt_if_empty()
     return sync
+
+
+def _pgvector(engine: Any, dim: int, config: IndexConfig) -> Any:
+    """The pgvector index of ``dim``-d vectors: the configured table, or ``<table>_<dim>`` when
+    the configured one holds vectors of another dimension (see :func:`open_sync`)."""
+    from dataclasses import replace
+
+    from fieldid.index.pgvector import PgvectorIndex
+
+    try:
+        return PgvectorIndex(engine, dim, config.pgvector)
+    except VectorIndexError as e:
+        if e.code != "index.dim_mismatch":
+            raise
+        table = f"{config.pgvector.table}_{dim}"
+        return PgvectorIndex(engine, dim, replace(config.pgvector, table=table))
 
 
 __all__ = [

@@ -65,6 +65,8 @@ USE_KINDS: dict[str, tuple[str, ...]] = {
     "wiped captures": ("capture_wiped",),
     "document-first encounters": (),  # filled from DOCUMENT_FIRST_EVENTS below
     "enrolments and imports": ("enroll", "import", "synth", "volunteer_enrol"),
+    # Every enrolled face computed again for another model (its start, resumptions, switch).
+    "gallery re-templating": ("retemplate", "retemplate_status"),
     "records read or corrected": ("record_view", "record_correct", "merge_history_view"),
     "merges and review decisions": ("person_merge", "review_resolve"),
     "exports and reports": (
@@ -264,6 +266,11 @@ def build_report(
     searches = [e for e in searches if not is_training(e)]
     by_purpose = Counter(e.purpose or "?" for e in searches)
     by_operator = Counter(e.operator for e in searches)
+    # Where each probe came from (the search's audit entry; not recorded before it was).
+    by_capture: Counter[str] = Counter(
+        {"live": 0, "file": 0, "not recorded": 0}
+        | Counter(str(e.payload.get("capture") or "not recorded") for e in searches)
+    )
     by_day: dict[str, Counter[str]] = defaultdict(Counter)
     for e in searches:
         by_day[entry_time(e).date().isoformat()][e.purpose or "?"] += 1
@@ -349,6 +356,7 @@ def build_report(
             "training_excluded": len(training),
             "by_purpose": dict(by_purpose.most_common()),
             "by_operator": dict(by_operator.most_common()),
+            "by_capture": dict(by_capture),
             "by_day": {d: dict(c) for d, c in sorted(by_day.items())},
         },
         "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},

@@ -211,6 +211,17 @@ def render_html(data: dict[str, Any], progress: Callable[[str], None] | None = N
         parts.append(chart_by_day(s["by_day"]))
     step("chart: searches per day")
     parts.append(_table(list(s["by_purpose"].items()), ["purpose", "searches"]))
+    parts.append(
+        "<p>Where the photo of each search came from: the field app's live camera, or a file "
+        "(an upload, the command line). fieldid cannot tell a photo of a photo from a live "
+        "person, from a file or from the camera (see What fieldid does not check).</p>"
+    )
+    parts.append(
+        _table(
+            [[CAPTURE_LABELS.get(k, k), v] for k, v in s.get("by_capture", {}).items()],
+            ["photo from", "searches"],
+        )
+    )
     ops = data["outcomes_by_operator"]
     parts.append(
         _table(
@@ -379,6 +390,10 @@ def _evaluation_html(ev: dict[str, Any]) -> str:
                 )
             )
     return "".join(out)
+
+
+#: The report's words for where a probe came from.
+CAPTURE_LABELS = {"live": "the live camera", "file": "a file", "not recorded": "not recorded"}
 
 
 def _not_checked_html(items: list[dict[str, str]]) -> str:

@@ -480,7 +480,8 @@ class SearchService:
         pipeline = self.pipeline
         model = str(pipeline.model)
         k = top_k or cfg.top_k
-        access: dict[str, Any] = {"list_kind": kind, "training": training}
+        # Where the probe came from, recorded with every attempt (refused ones too).
+        access: dict[str, Any] = {"list_kind": kind, "training": training, "capture": capture}
         if stored:
             access["presented"] = presented_docs
         if actor is not None:
@@ -596,6 +597,7 @@ class SearchService:
                     calibration=None if cal is None else cal.id,
                     presented_documents=presented_docs,
                     refusal=err.to_dict(),
+                    capture=capture,
                 )
                 _locate(rec, placement)
                 if remember is not None:
@@ -705,6 +707,7 @@ class SearchService:
                 presented_documents=presented_docs,
                 faces_in_frame=processed.acquisition.faces_found,
                 below_gate=below_gate,
+                capture=capture,
             )
             _locate(saved, placement)
             if placement is not None and placement.approval_id is not None:
@@ -769,6 +772,7 @@ class SearchService:
             calibration=None if cal is None else cal.id,
             rates_unavailable=reason,
             below_gate=below_gate,
+            capture=capture,
         )
 
     def verify(

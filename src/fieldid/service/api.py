@@ -206,6 +206,7 @@ def run_search(
     t = time.perf_counter()
     try:
         with state.work_lock:
+            state.follow_model()
             prior = None
             if key is not None:
                 prior = idempotency.find(uow.session, attr.operator, key, ws.clock.now(), ttl)
@@ -844,6 +845,7 @@ async def verify(
 
     def work() -> dict[str, Any]:
         with state.work_lock:
+            state.follow_model()
             return state.searches.verify(a, b, attr, uow=uow).to_dict()
 
     try:
@@ -950,6 +952,7 @@ async def enroll(
             path = Path(tmp) / "upload"
             path.write_bytes(data)
             with state.work_lock:
+                state.follow_model()
                 summary = state.workspace.enrollment.enroll_images(
                     [LabelledImage(path, external_id.strip(), display_name.strip() or None)],
                     operator=principal.actor.name,

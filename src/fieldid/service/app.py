@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fieldid.access.accounts import AccessPolicy, Accounts
 from fieldid.adjudication.service import DocumentConflicts
 from fieldid.errors import FieldidError
-from fieldid.facework import FaceWork, InlineFaceWork, outside_lock
+from fieldid.facework import outside_lock
 from fieldid.service import (
     admin,
     api,
@@ -55,7 +55,7 @@ from fieldid.service.problems import (
     validation_error_handler,
 )
 from fieldid.service.settings import ServiceSettings
-from fieldid.service.state import AppState, PurgeSchedule
+from fieldid.service.state import AppState, PurgeSchedule, face_work
 from fieldid.workspace import Workspace
 
 API_VERSION = "1"
@@ -131,25 +131,6 @@ def _swagger_dir() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
-def face_work(workspace: Workspace, settings: ServiceSettings) -> FaceWork:
-    """The face-work pool the settings ask for (``face_workers`` 0: in the server process)."""
-    if settings.face_workers <= 0:
-        return InlineFaceWork(workspace.pipeline)
-    from fieldid.facework.pool import FacePool, PoolLimits
-
-    return FacePool(
-        workspace.config.pipeline,
-        workspace.config.limits,
-        PoolLimits(
-            workers=settings.face_workers,
-            timeout_s=settings.face_timeout_s,
-            memory_mb=settings.face_memory_mb,
-            queue=settings.face_queue,
-        ),
-        expect_model=str(workspace.pipeline.model),
-    )
-
-
 def create_app(
     workspace: Workspace,
     settings: ServiceSettings | None = None,
@@ -195,7 +176,9 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            faces.close()
+            # state.faces: the pool in use now (another one after a re-templating's switch).
+            assert state.faces is not None
+            state.faces.close()
 
     app = FastAPI(
         title="fieldid",

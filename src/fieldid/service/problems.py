@@ -47,6 +47,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "person.image_held": 409,
     "account.exists": 409,
     "gallery.model_mismatch": 409,
+    "gallery.model_switched": 503,
     "search.bad_receipt": 400,
     "search.below_gate_reason": 422,
     "search.below_gate_not_investigation": 422,

@@ -24,6 +24,7 @@ from fieldid.adjudication.store import SearchRef, candidates_of, find_by_receipt
 from fieldid.candidate import CANDIDATES, LEAD_NOTICE, LIST_LABELS
 from fieldid.errors import AuthorisationError, FieldidError
 from fieldid.gallery.photos import best_photo
+from fieldid.not_checked import capture_text
 from fieldid.records.assemble import assemble
 from fieldid.records.checks import stored_document
 from fieldid.records.documents import compare_documents
@@ -506,6 +507,9 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         # gate's findings (labelled low quality wherever the list is shown).
         "below_gate": rec.below_gate,
         "low_quality": rec.below_gate is not None,
+        # Where the probe came from, and what that means (fieldid.not_checked).
+        "capture": rec.capture,
+        "capture_text": capture_text(rec.capture),
         "links": links(rec.public_id, rec.receipt_code),
         **location_view(rec),
     }

@@ -150,6 +150,10 @@ def data_classes(ws: Workspace) -> Section:
         "templates), on identity records and their corrections, or on operator accounts: they are "
         "kept until removed. An enrolled person leaves the gallery only when merged into another "
         "(`fieldid person merge`); no other command removes one.",
+        "Each enrolled photo is kept whole, as the face pipeline saw it (its decoded pixels, "
+        "lossless, without the file's metadata), besides a small face crop shown with "
+        "candidates, so that every template can be computed again for another face model "
+        "(`fieldid gallery retemplate`); it is deleted with the enrolled image.",
     ]
     overdue = [cls for cls, v in held.items() if v["overdue"]]
     if overdue:

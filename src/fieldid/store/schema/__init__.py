@@ -3,7 +3,8 @@
 =============== ===============================================================================
 module          tables
 =============== ===============================================================================
-``people``      ``gallery_meta``, ``persons``, ``enrollment_images``, ``templates``
+``people``      ``gallery_meta``, ``persons``, ``enrollment_images``, ``enrollment_pixels``,
+                ``templates``, ``retemplate_jobs``, ``retemplate_failures``
 ``records``     ``record_sources``, ``person_links``, ``records``, ``record_corrections``,
                 ``review_items``, ``person_merges``
 ``searches``    ``searches``, ``search_candidates``, ``probes``, ``adjudications``, ``exports``,
@@ -25,9 +26,12 @@ from fieldid.store.schema.encounters import DocumentCheckRecord
 from fieldid.store.schema.location import LocationApproval, LocationArea
 from fieldid.store.schema.people import (
     EnrollmentImage,
+    EnrollmentPixels,
     GalleryMeta,
     IndexOutbox,
     Person,
+    RetemplateFailure,
+    RetemplateJob,
     TemplateRow,
 )
 from fieldid.store.schema.records import (
@@ -55,6 +59,7 @@ __all__ = [
     "Base",
     "DocumentCheckRecord",
     "EnrollmentImage",
+    "EnrollmentPixels",
     "ExportRecord",
     "GalleryMeta",
     "IndexOutbox",
@@ -68,6 +73,8 @@ __all__ = [
     "ProbeRecord",
     "Record",
     "RecordCorrection",
+    "RetemplateFailure",
+    "RetemplateJob",
     "ReviewItem",
     "SearchCandidate",
     "SearchRecord",

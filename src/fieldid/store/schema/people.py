@@ -3,16 +3,26 @@
 The database is the source of truth for people, enrolled images and templates; the vector index
 beside it is derived and rebuilt from here whenever it is missing or stale.
 
-Biometric data lives in two columns only: ``templates.vector`` (the face template) and
-``enrollment_images.thumbnail`` (a small face crop). The probe of a search is in
-``searches.ProbeRecord``. Encryption at rest (issue 15) wraps exactly these columns.
+Biometric data lives in three columns here: ``templates.vector`` (the face template),
+``enrollment_images.thumbnail`` (a small face crop) and ``enrollment_pixels.data`` (the enrolled
+image as the face pipeline saw it, kept so that every template can be computed again for another
+model: ``fieldid gallery retemplate``). The probe of a search is in ``searches.ProbeRecord``.
+Encryption at rest (issue 15) wraps exactly these columns.
+
+Templates belong to a *generation* (``templates.generation``): the gallery searches only the
+active one (``gallery_meta`` key ``generation``, 1 when absent). A re-templating writes the new
+model's templates beside the old ones under the next generation (``retemplate_jobs``), and its
+switch makes that generation active and deletes the old one in one transaction
+(``gallery/retemplate.py``).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     DateTime,
@@ -97,9 +107,27 @@ class EnrollmentImage(Base):
     person: Mapped[Person] = relationship(back_populates="images")
 
 
+class EnrollmentPixels(Base):
+    """An enrolled image as the face pipeline saw it: decoded, upright, RGB, stored losslessly
+    (PNG: no EXIF, no GPS, not the bytes as uploaded). Computing a template from it gives what
+    enrolling the original file gives, for any model (re-templating)."""
+
+    __tablename__ = "enrollment_pixels"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollment_images.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: "png" (RGB, 8 bits per channel).
+    format: Mapped[str] = mapped_column(String(16))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class TemplateRow(Base):
     __tablename__ = "templates"
-    __table_args__ = (Index("ix_templates_model", "model_id", "model_version"),)
+    __table_args__ = (
+        Index("ix_templates_model", "model_id", "model_version"),
+        Index("ix_templates_generation_image", "generation", "image_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
@@ -112,3 +140,45 @@ class TemplateRow(Base):
     #: float32 little-endian, L2-normalised.
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The model generation the template belongs to; only the active one is searched.
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class RetemplateJob(Base):
+    """One re-templating of the gallery to another model (``fieldid gallery retemplate``): its
+    new templates are written under ``generation`` until the switch makes it active."""
+
+    __tablename__ = "retemplate_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, unique=True)
+    #: running | switched | abandoned
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    from_model: Mapped[str] = mapped_column(String(200))
+    to_model: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    #: The ``[pipeline]`` settings that select the new model (embedder, flip, onnx_path, …).
+    embedder: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: What the operator chose (drop template-only identities, drop unusable images, seed).
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    operator: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: What the switch (or the abandonment) did: counts, drops, the calibration in force.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class RetemplateFailure(Base):
+    """An enrolled image the new model's pipeline could not template (no face found, pixels not
+    stored and the source file gone or changed), with why."""
+
+    __tablename__ = "retemplate_failures"
+    __table_args__ = (UniqueConstraint("job_id", "image_id", name="uq_retemplate_failure"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("retemplate_jobs.id", ondelete="CASCADE"), index=True
+    )
+    image_id: Mapped[int] = mapped_column(ForeignKey("enrollment_images.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(80))
+    message: Mapped[str] = mapped_column(Text)

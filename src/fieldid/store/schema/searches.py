@@ -99,6 +99,9 @@ class SearchRecord(Base):
     #: An investigation list run on a probe below the quality gate: the reason given and the
     #: gate's findings (the list is labelled low quality wherever it is shown).
     below_gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: Where the probe came from: "live" (the field app's camera) or "file" (an upload, the
+    #: command line). None for searches made before it was recorded (migration 0011).
+    capture: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class SearchRequest(Base):
