@@ -591,3 +591,80 @@ def test_kept_pixels_are_the_decoded_image_and_go_with_it(enrolled: Workspace, t
         enrolled.gallery.delete_person(uow, keep)
         uow.audit("enroll", operator="t", payload={"action": "delete", "person_id": keep})
     assert pixels() == 19
+
+
+@pytest.mark.index_backends
+def test_after_the_switch_every_index_backend_holds_only_the_new_model(
+    backend: Backend, dlib_ws: Path, fresh_ws: Path
+):
+    """dlib (128-d) to MobileFace v2 (256-d) on faiss-local, pgvector (the workspace's
+    PostgreSQL database) and Milvus (through the outbox): a process that searched on dlib follows
+    the switch, and its engine then holds the new generation only, answering as a fresh
+    enrollment's does. The command is taken to die between the switch's commit and its index
+    build."""
+    from sqlalchemy import text
+
+    from fieldid.store.schema import IndexOutbox
+
+    server = Workspace.open(dlib_ws)  # its engine is built on dlib's 128-d vectors
+    assert server.gallery.backend == backend.index
+    assert server.searches.search(subject_images("subject-0002")[1], ATTR).model == DLIB
+    assert server.gallery.index().count() == 50
+    ws = Workspace.open(dlib_ws)
+    rt = retemplater(ws)
+    st = rt.start(ADMIN, from_settings=embedder_settings(ws.config.pipeline))
+    rt.run(st.job_id)
+    # The command "dies" right after the switch's commit, before it builds the new index: the
+    # engines follow from the database alone (the moved revision, the outbox).
+    rt.build_index = lambda: None  # type: ignore[method-assign]
+    # Until the switch the new generation is in no engine: the index still matches the database.
+    assert ws.gallery.check_index(sample=10).ok and ws.gallery.index().count() == 50
+    sw = rt.switch(st.job_id, ADMIN)
+    ws.close()
+    fresh = Workspace.open(fresh_ws)
+    try:
+        assert server.follow_model()
+        gallery = server.gallery
+        assert gallery.dim == 256 and gallery.backend == backend.index
+        index = gallery.index()
+        assert index.count() == sw.templates == 50
+        report = gallery.check_index(sample=50)
+        assert report.ok, report
+        with server.store.read() as s:
+            new_ids = set(s.scalars(select(TemplateRow.id)))
+            assert s.scalar(select(func.count()).select_from(IndexOutbox)) == 0
+        rng = np.random.default_rng(0)
+        v = rng.standard_normal(256).astype(np.float32)
+        found = index.search(v / np.linalg.norm(v), 200)
+        assert {int(i) for i in found.ids[0] if i >= 0} <= new_ids  # none of dlib's left
+        if backend.index == "pgvector":
+            with server.store.engine.connect() as c:
+                old_rows = c.execute(
+                    text("SELECT count(*) FROM fieldid_vectors WHERE gallery = 'operational'")
+                ).scalar()
+                new_rows = c.execute(
+                    text("SELECT count(*) FROM fieldid_vectors_256 WHERE gallery = 'operational'")
+                ).scalar()
+            assert (old_rows, new_rows) == (0, 50)
+        # The same answers as a fresh MobileFace enrollment given the same distractors.
+        with server.store.read() as s:
+            drawn = s.execute(
+                select(TemplateRow.vector)
+                .where(TemplateRow.image_id.is_(None))
+                .order_by(TemplateRow.person_id)
+            ).all()
+        add_template_people(
+            fresh,
+            [(e, e) for e, _ in DISTRACTORS],
+            np.stack([np.frombuffer(v, "<f4") for (v,) in drawn]),
+        )
+        pipeline = server.pipeline
+        for item in read_labelled(FACES):
+            got, want = top(server, pipeline, item.path), top(fresh, pipeline, item.path)
+            assert [e for e, _ in got] == [e for e, _ in want], item.path
+            assert np.allclose([x for _, x in got], [x for _, x in want], atol=1e-4)
+        result = server.searches.search(subject_images("subject-0002")[1], ATTR)
+        assert result.model == DEFAULT_MODEL and result.candidates[0].external_id == "subject-0002"
+    finally:
+        server.close()
+        fresh.close()

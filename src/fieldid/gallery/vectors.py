@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from fieldid.gallery.follower import IndexFollower
@@ -583,7 +583,7 @@ def open_sync(
     An engine that holds vectors of another dimension for this gallery (the gallery was
     re-templated to a model of another dimension) is a stale cache of the database: a pgvector
     table of another dimension is left to the model that fills it and this one uses the table
-    ``<table>_<dim>``; a Milvus collection of another dimension is dropped and made again.
+    ``<table>_<dim>`` (the gallery's rows in the other table are deleted); a Milvus collection of another dimension is dropped and made again.
     Either is then rebuilt from the database at its next use."""
     if config.backend == "faiss-local":
         return LocalSync(store, directory, dim, config, gallery, template_ids, vectors, generation)
@@ -597,10 +597,10 @@ def open_sync(
                     code="index.pgvector_needs_postgresql",
                 )
             sync: TransactionalSync | OutboxSync = TransactionalSync(
-                store, _pgvector(store.engine, dim, config), dim, gallery, generation
+                store, _pgvector(store.engine, dim, config, gallery), dim, gallery, generation
             )
         else:
-            pg = _pgvector(config.uri, dim, config)
+            pg = _pgvector(config.uri, dim, config, gallery)
             sync = OutboxSync(store, pg, dim, gallery, generation)
     else:
         from fieldid.index.milvus import MilvusIndex
@@ -622,9 +622,10 @@ def open_sync(
     return sync
 
 
-def _pgvector(engine: Any, dim: int, config: IndexConfig) -> Any:
+def _pgvector(engine: Any, dim: int, config: IndexConfig, gallery: Gallery) -> Any:
     """The pgvector index of ``dim``-d vectors: the configured table, or ``<table>_<dim>`` when
-    the configured one holds vectors of another dimension (see :func:`open_sync`)."""
+    the configured one holds vectors of another dimension (see :func:`open_sync`); then the
+    gallery's rows in the configured table are deleted."""
     from dataclasses import replace
 
     from fieldid.index.pgvector import PgvectorIndex
@@ -634,8 +635,17 @@ def _pgvector(engine: Any, dim: int, config: IndexConfig) -> Any:
     except VectorIndexError as e:
         if e.code != "index.dim_mismatch":
             raise
-        table = f"{config.pgvector.table}_{dim}"
-        return PgvectorIndex(engine, dim, replace(config.pgvector, table=table))
+        old = config.pgvector.table
+        index = PgvectorIndex(engine, dim, replace(config.pgvector, table=f"{old}_{dim}"))
+
+        def forget(c: Any) -> None:
+            # The gallery is of this dimension now (the database says so): its rows in the
+            # table of the other dimension are the old model's, stale; they go.
+            for table in (old, f"{old}_meta"):
+                c.execute(text(f"DELETE FROM {table} WHERE gallery = :g"), {"g": gallery})
+
+        index._run(forget)
+        return index
 
 
 __all__ = [
