@@ -582,9 +582,10 @@ def open_sync(
 
     An engine that holds vectors of another dimension for this gallery (the gallery was
     re-templated to a model of another dimension) is a stale cache of the database: a pgvector
-    table of another dimension is left to the model that fills it and this one uses the table
-    ``<table>_<dim>`` (the gallery's rows in the other table are deleted); a Milvus collection of another dimension is dropped and made again.
-    Either is then rebuilt from the database at its next use."""
+    table of another dimension is left to the model that fills it, this one uses the table
+    ``<table>_<dim>``, and the gallery's rows in the other table are deleted; a Milvus
+    collection of another dimension is dropped and made again. Either is then rebuilt from the
+    database at its next use."""
     if config.backend == "faiss-local":
         return LocalSync(store, directory, dim, config, gallery, template_ids, vectors, generation)
     if config.backend == "pgvector":
