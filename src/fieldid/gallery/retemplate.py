@@ -797,7 +797,11 @@ class Retemplater:
                 # The old model's vectors leave the engine now (a pgvector table or Milvus
                 # collection of the old dimension): the new model's go into another one.
                 old.index.clear(gallery=self.gallery.name)
-            self.gallery.reopened(self.target.model, self.target.dim).rebuild_index()
+            new = self.gallery.reopened(self.target.model, self.target.dim)
+            try:
+                new.rebuild_index()
+            finally:
+                new.close()
         except Exception:  # the database is right; the index is a cache that is rebuilt
             log.exception("the new model's vector index was not built; it is built at next use")
 

@@ -597,7 +597,8 @@ class Gallery:
                 blobs: list[bytes] = []
                 rows = s.execute(
                     select(TemplateRow.id, TemplateRow.person_id, TemplateRow.vector).where(
-                        TemplateRow.id.in_([int(i) for i in ids])
+                        TemplateRow.id.in_([int(i) for i in ids]),
+                        TemplateRow.generation == self.generation,
                     )
                 )
                 for tid, pid, blob in rows:
