@@ -441,7 +441,7 @@ def test_one_job_at_a_time_and_abandoning_leaves_the_gallery_untouched(dlib_ws: 
 def test_the_migration_round_trip(backend: Backend, tmp_path: Path):
     from helpers_migrations import round_trip
 
-    round_trip(backend, tmp_path, "0010", "retemplate_jobs")
+    round_trip(backend, tmp_path, "0012", "retemplate_jobs")
 
 
 def test_the_command_moves_the_training_gallery_too(dlib_ws: Path):

@@ -108,5 +108,5 @@ class AppState:
     work_lock: threading.Lock = field(default_factory=threading.Lock)
     ready: bool = False
     purge: PurgeSchedule | None = None
-    #: Where face work runs (the worker pool; see ``fieldid.service.app.face_work``).
+    #: Where face work runs (the worker pool; see ``fieldid.service.state.face_work``).
     faces: FaceWork | None = None

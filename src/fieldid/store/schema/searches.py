@@ -100,7 +100,7 @@ class SearchRecord(Base):
     #: gate's findings (the list is labelled low quality wherever it is shown).
     below_gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: Where the probe came from: "live" (the field app's camera) or "file" (an upload, the
-    #: command line). None for searches made before it was recorded (migration 0011).
+    #: command line). None for searches made before it was recorded (migration 0013).
     capture: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
