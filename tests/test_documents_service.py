@@ -15,7 +15,9 @@ from fastapi.testclient import TestClient
 from fieldid.access import Role
 from fieldid.demo import astronaut_path, closer_crop
 from fieldid.documents.chip_specimen import make_chip, make_pki
+from fieldid.service import schemas
 from helpers_service import client, login, search, service_root, workspace_of  # noqa: F401
+from test_api_openapi import check as typed
 from test_documents_encounter import HOLDER, OTHER, SAME, specimen
 
 USE = {"purpose": "field-identification", "case_ref": "CASE-DOC", "notice_given": "true"}
@@ -41,6 +43,7 @@ def test_api_document_first_then_search_only_with_a_reason(client) -> None:  # n
     r = check(client, csrf, page, SAME.read_bytes())
     assert r.status_code == 201, r.text
     body = r.json()
+    typed(schemas.DocumentCheckResult, body)  # what the API declares, and nothing more
     assert body["settled"] is True and body["evidence"] == "mrz_read"
     assert body["search_offered"] is False and body["presented_document"]["evidence"] == "mrz_read"
     assert body["check"]["mrz"]["valid"] is True
@@ -61,8 +64,11 @@ def test_api_document_first_then_search_only_with_a_reason(client) -> None:  # n
     r = search(client, csrf, probe, document_check=str(body["check_id"]), document_reason=reason)
     assert r.status_code == 201, r.text
     assert r.json()["presented_documents"][0]["evidence"] == "mrz_read"
+    typed(schemas.SearchResult, r.json())
     got = client.get(body["links"]["self"]).json()
+    typed(schemas.DocumentCheckView, got)
     assert got["search_id"] == r.json()["search_id"] and got["search_reason"] == reason
+    typed(schemas.SearchView, client.get(f"/api/v1/searches/{got['search_id']}").json())
     # the results page shows the document, with its evidence level, above the candidates
     html = client.get(r.json()["links"]["page"]).text
     assert "Evidence: MRZ read, check digits valid" in html

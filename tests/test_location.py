@@ -18,8 +18,10 @@ from fieldid.demo import astronaut_path, closer_crop
 from fieldid.errors import FieldidError
 from fieldid.location import LocationConfig, areas_at, coarsen, parse_geometry, parse_location
 from fieldid.location.areas import Area
+from fieldid.service import schemas
 from fieldid.store.schema import LocationApproval, SearchRecord
 from helpers_service import login, search, service_root, serving, workspace_of
+from test_api_openapi import check as typed
 
 __all__ = ["service_root"]  # fixture
 
@@ -171,6 +173,7 @@ def add_school(c: TestClient, admin_csrf: str, geometry: dict[str, Any] = SCHOOL
         json={"name": "Rue Example primary school", "kind": "school", "geometry": geometry},
     )
     assert r.status_code == 201, r.text
+    typed(schemas.Area, r.json())
     return int(r.json()["id"])
 
 
@@ -213,7 +216,9 @@ def test_a_search_inside_a_school_waits_for_a_supervisors_approval(
         ws = workspace_of(c)
         admin = login(c, Role.ADMIN)
         school = add_school(c, admin)
-        assert c.get("/api/v1/location/areas").json()["areas"][0]["active"] is True
+        areas = c.get("/api/v1/location/areas").json()
+        typed(schemas.AreaList, areas)
+        assert areas["areas"][0]["active"] is True
         officer = login(c, Role.OFFICER)
         # Outside: the search runs as before, and only the coarse cell is kept.
         far = cell_text(*FAR)
@@ -254,7 +259,9 @@ def test_a_search_inside_a_school_waits_for_a_supervisors_approval(
         )
         assert r.status_code == 403
         sup = login(c, Role.SUPERVISOR)
-        waiting = c.get("/api/v1/location/approvals?state=pending").json()["approvals"]
+        listed = c.get("/api/v1/location/approvals?state=pending").json()
+        typed(schemas.LocationApprovalList, listed)
+        waiting = listed["approvals"]
         assert [a["approval_id"] for a in waiting] == [approval]
         assert waiting[0]["operator"] == "u-officer" and waiting[0]["case_ref"] == "LOC-2"
         page = c.get("/approvals")
@@ -271,6 +278,7 @@ def test_a_search_inside_a_school_waits_for_a_supervisors_approval(
             json={"decision": "approve", "reason": REASON},
         )
         assert r.status_code == 200, r.text
+        typed(schemas.LocationApproval, r.json())
         assert r.json()["state"] == "approved" and r.json()["decided_by"] == "u-supervisor"
         decided = ws.store.audit_entries("location_approval")
         assert len(decided) == 1 and decided[0].payload["decision"] == "approve"
@@ -290,6 +298,10 @@ def test_a_search_inside_a_school_waits_for_a_supervisors_approval(
         rec = stored(c, r.json()["search_id"])
         assert rec.location == {"lat": 48.85, "lon": 2.35, "grid_deg": 0.01}
         assert rec.location_approval_id == approval
+        view = c.get(f"/api/v1/searches/{rec.public_id}").json()
+        typed(schemas.SearchView, view)
+        assert view["location"]["approval_id"] == approval
+        typed(schemas.Me, c.get("/api/v1/me").json())
         ran = [e for e in ws.store.audit_entries("search") if e.case_ref == "LOC-2"][-1]
         assert ran.payload["location"]["approval_id"] == approval
         with ws.store.read() as s:

@@ -26,11 +26,12 @@ Authentication is an API token (``Authorization: Bearer``); no cookie or CSRF to
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -39,11 +40,17 @@ from pydantic import BaseModel
 
 from fieldid.service.schemas import (
     AdjudicationResult,
+    Area,
+    AreaList,
+    DocumentCheckResult,
+    DocumentCheckView,
     EnrolledImage,
     EnrollmentResult,
     GalleryDeletion,
     ImportReport,
     IssuedToken,
+    LocationApproval,
+    LocationApprovalList,
     Me,
     MergeResult,
     OperatorAccount,
@@ -108,6 +115,9 @@ ROUTES: dict[str, Route] = {
             "documents",
             "capture",
             "below_gate_reason",
+            "location",
+            "document_check",
+            "document_reason",
         ),
     ),
     "get_search": Route("GET", "/api/v1/searches/{search_id}", SearchView),
@@ -204,6 +214,33 @@ ROUTES: dict[str, Route] = {
         ("operator", "scopes", "days", "label"),
     ),
     "revoke_token": Route("DELETE", "/api/v1/admin/tokens/{token_id}", None),
+    "check_document": Route(
+        "POST",
+        "/api/v1/document-checks",
+        DocumentCheckResult,
+        "multipart",
+        ("document", "face", "purpose", "case_ref", "chip_sod", "chip_dg1", "chip_dg2"),
+    ),
+    "document_check": Route("GET", "/api/v1/document-checks/{check_id}", DocumentCheckView),
+    "areas": Route("GET", "/api/v1/location/areas", AreaList, query=("include_retired",)),
+    "add_area": Route(
+        "POST",
+        "/api/v1/location/areas",
+        Area,
+        "json",
+        ("name", "kind", "geometry", "starts_at", "ends_at"),
+    ),
+    "retire_area": Route("DELETE", "/api/v1/location/areas/{area_id}", Area),
+    "location_approvals": Route(
+        "GET", "/api/v1/location/approvals", LocationApprovalList, query=("state",)
+    ),
+    "decide_location_approval": Route(
+        "POST",
+        "/api/v1/location/approvals/{approval_id}",
+        LocationApproval,
+        "json",
+        ("decision", "reason"),
+    ),
     "import_records": Route(
         "POST",
         "/api/v1/imports",
@@ -353,14 +390,27 @@ class Client:
         documents: Sequence[Mapping[str, Any]] | None = None,
         capture: Literal["live", "file"] = "file",
         below_gate_reason: str | None = None,
+        location: str | None = None,
+        document_check: int | None = None,
+        document_reason: str | None = None,
     ) -> SearchResult:
         """Search one face 1:N: leads at or above the threshold, each with its score and what it
         means. ``documents``: those the person presented (``document_type``, ``number``,
         ``issuing_country``, ``name``, ``date_of_birth``, ``nationality``, ``expiry``).
         ``capture``: ``live`` (the camera, the person present) or ``file`` (a supplied photo);
         the gate's refusals are worded for it. ``below_gate_reason``: search a photo below the
-        quality gate anyway, as an investigation list labelled low quality (supervisors)."""
-        data: dict[str, Any] = {"purpose": purpose, "case_ref": case_ref, "capture": capture}
+        quality gate anyway, as an investigation list labelled low quality (supervisors).
+        ``location``: the coarse cell ``"lat,lon"`` (already rounded to the workspace's grid;
+        used when ``[location]`` is on). ``document_check``: the document check this search
+        follows (:meth:`check_document`); ``document_reason``: why, when that document passed."""
+        data: dict[str, Any] = {
+            "purpose": purpose,
+            "case_ref": case_ref,
+            "capture": capture,
+            "location": location,
+            "document_check": document_check,
+            "document_reason": document_reason,
+        }
         if below_gate_reason is not None:
             data["below_gate_reason"] = below_gate_reason
         if notice_given is not None:
@@ -420,6 +470,91 @@ class Client:
             QualityCheck,
             data={"scale": scale},
             files={"frame": _photo(frame, "frame.jpg")},
+        )
+
+    # -- documents first -----------------------------------------------------------------------
+
+    def check_document(
+        self,
+        *,
+        purpose: str,
+        case_ref: str,
+        document: Image | None = None,
+        face: Image | None = None,
+        chip_sod: bytes | None = None,
+        chip_dg1: bytes | None = None,
+        chip_dg2: bytes | None = None,
+    ) -> DocumentCheckResult:
+        """Check a presented document before any 1:N search: its data page photo's MRZ, its
+        chip's files (EF.SOD and DG1, optionally DG2; raw bytes, sent as base64) by passive
+        authentication, and the live ``face`` 1:1 with its portrait. ``settled``: the document
+        passed and the encounter ends with no gallery search; else a :meth:`search` may follow
+        with ``document_check``."""
+        files: dict[str, tuple[str, bytes, str]] = {}
+        if document is not None:
+            files["document"] = _photo(document, "document.jpg")
+        if face is not None:
+            files["face"] = _photo(face, "face.jpg")
+        chip = {"chip_sod": chip_sod, "chip_dg1": chip_dg1, "chip_dg2": chip_dg2}
+        data: dict[str, Any] = {"purpose": purpose, "case_ref": case_ref}
+        data |= {k: base64.b64encode(v).decode() for k, v in chip.items() if v is not None}
+        return self._answer("check_document", DocumentCheckResult, data=data, files=files)
+
+    def document_check(self, check_id: int) -> DocumentCheckView:
+        """A recorded document check (the token's own, or any for a supervisor); audited."""
+        return self._answer("document_check", DocumentCheckView, path={"check_id": check_id})
+
+    # -- location (sensitive areas and approvals) ------------------------------------------------
+
+    def areas(self, *, include_retired: bool = False) -> AreaList:
+        """The sensitive areas (admins, supervisors) and the rule per kind in force."""
+        return self._answer("areas", AreaList, query={"include_retired": include_retired})
+
+    def add_area(
+        self,
+        name: str,
+        *,
+        kind: Literal["school", "hospital", "place_of_worship", "court", "event"],
+        geometry: Mapping[str, Any],
+        starts_at: datetime | None = None,
+        ends_at: datetime | None = None,
+    ) -> Area:
+        """Add a sensitive area (GeoJSON Polygon or MultiPolygon, lon/lat): an admin any kind, a
+        supervisor an ``event`` with its window (audited)."""
+        return self._answer(
+            "add_area",
+            Area,
+            body={
+                "name": name,
+                "kind": kind,
+                "geometry": dict(geometry),
+                "starts_at": None if starts_at is None else starts_at.isoformat(),
+                "ends_at": None if ends_at is None else ends_at.isoformat(),
+            },
+        )
+
+    def retire_area(self, area_id: int) -> Area:
+        """Retire an area: it applies no longer (audited)."""
+        return self._answer("retire_area", Area, path={"area_id": area_id})
+
+    def location_approvals(
+        self,
+        *,
+        state: Literal["pending", "approved", "denied", "used", "expired"] | None = None,
+    ) -> LocationApprovalList:
+        """Requests for approval of searches in sensitive areas, newest first (supervisors)."""
+        return self._answer("location_approvals", LocationApprovalList, query={"state": state})
+
+    def decide_location_approval(
+        self, approval_id: int, *, decision: Literal["approve", "deny"], reason: str
+    ) -> LocationApproval:
+        """Approve or refuse a pending request, with a reason (a supervisor other than the
+        operator who asked; audited)."""
+        return self._answer(
+            "decide_location_approval",
+            LocationApproval,
+            path={"approval_id": approval_id},
+            body={"decision": decision, "reason": reason},
         )
 
     # -- adjudication --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from fieldid.audit import Attribution
 from fieldid.documents.chip import ChipFiles
 from fieldid.errors import FieldidError
+from fieldid.service import schemas
 from fieldid.service.api import ERRORS, PROBLEM, read_upload
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.db import Uow
@@ -114,7 +115,13 @@ def audit_check_read(
         )
 
 
-@router.post("/document-checks", tags=["documents"], status_code=201, responses=ERRORS)
+@router.post(
+    "/document-checks",
+    tags=["documents"],
+    status_code=201,
+    response_model=schemas.DocumentCheckResult,
+    responses=ERRORS,
+)
 async def create_check(
     request: Request,
     uow: Uow,
@@ -169,7 +176,12 @@ async def create_check(
     return JSONResponse(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
-@router.get("/document-checks/{check_id}", tags=["documents"], responses={**ERRORS, 404: PROBLEM})
+@router.get(
+    "/document-checks/{check_id}",
+    tags=["documents"],
+    response_model=schemas.DocumentCheckView,
+    responses={**ERRORS, 404: PROBLEM},
+)
 def get_check(
     check_id: int,
     request: Request,

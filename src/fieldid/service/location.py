@@ -24,6 +24,7 @@ from fieldid.errors import FieldidError
 from fieldid.location import approvals
 from fieldid.location.areas import add_area, list_areas, retire_area
 from fieldid.location.config import KIND_TEXT
+from fieldid.service import schemas
 from fieldid.service.api import ERRORS, PROBLEM
 from fieldid.service.auth import Need, Principal, app_state
 from fieldid.service.db import Uow
@@ -149,7 +150,7 @@ class DecisionIn(BaseModel):
     reason: str = Field(max_length=4000, description="Why (at least 15 characters).")
 
 
-@api.get("/areas", tags=["location"], responses=ERRORS)
+@api.get("/areas", tags=["location"], response_model=schemas.AreaList, responses=ERRORS)
 def get_areas(
     request: Request,
     uow: Uow,
@@ -168,7 +169,13 @@ def get_areas(
     }
 
 
-@api.post("/areas", tags=["location"], status_code=201, responses={**ERRORS, 409: PROBLEM})
+@api.post(
+    "/areas",
+    tags=["location"],
+    status_code=201,
+    response_model=schemas.Area,
+    responses={**ERRORS, 409: PROBLEM},
+)
 def post_area(
     body: AreaIn,
     request: Request,
@@ -194,7 +201,12 @@ def post_area(
     return area.to_dict(state.workspace.clock.now())
 
 
-@api.delete("/areas/{area_id}", tags=["location"], responses={**ERRORS, 404: PROBLEM, 409: PROBLEM})
+@api.delete(
+    "/areas/{area_id}",
+    tags=["location"],
+    response_model=schemas.Area,
+    responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
+)
 def delete_area(
     area_id: int,
     request: Request,
@@ -208,7 +220,12 @@ def delete_area(
     return area.to_dict(state.workspace.clock.now())
 
 
-@api.get("/approvals", tags=["location"], responses=ERRORS)
+@api.get(
+    "/approvals",
+    tags=["location"],
+    response_model=schemas.LocationApprovalList,
+    responses=ERRORS,
+)
 def get_approvals(
     request: Request,
     uow: Uow,
@@ -226,6 +243,7 @@ def get_approvals(
 @api.post(
     "/approvals/{approval_id}",
     tags=["location"],
+    response_model=schemas.LocationApproval,
     responses={**ERRORS, 404: PROBLEM, 409: PROBLEM},
 )
 def post_approval(

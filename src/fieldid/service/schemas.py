@@ -14,7 +14,7 @@ Only pydantic is imported here, so a program that uses the client needs nothing 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -221,6 +221,11 @@ class Refusal(Answer):
     quality_refusal: bool
 
 
+#: How a presented document's fields were obtained, weakest first (``none``: read, but neither
+#: the check digits nor the chip held).
+Evidence = Literal["none", "typed", "mrz_read", "chip_verified"]
+
+
 class PresentedDocument(Answer):
     """A document the person presented, as recorded (its number only as a keyed hash)."""
 
@@ -231,6 +236,11 @@ class PresentedDocument(Answer):
     date_of_birth: str | None = None
     nationality: str | None = None
     expiry: str | None = None
+    evidence: Evidence = Field(
+        "typed",
+        description="typed (by an officer), mrz_read (every check digit held), chip_verified "
+        "(passive authentication) or none (POST /api/v1/document-checks).",
+    )
     conflicts_with_ranks: list[int] = Field(
         default_factory=list, description="Ranks of candidates whose records it conflicts with."
     )
@@ -399,6 +409,34 @@ class Adjudication(Answer):
     )
 
 
+class LocationCell(Answer):
+    """A coarse cell: its centre, rounded to ``grid_deg`` on the phone."""
+
+    lat: float
+    lon: float
+    grid_deg: float
+
+
+AreaKind = Literal["school", "hospital", "place_of_worship", "court", "event"]
+
+
+class AreaRef(Answer):
+    """How a search or an approval names a sensitive area."""
+
+    id: int
+    name: str
+    kind: AreaKind
+
+
+class SearchLocation(Answer):
+    """Where a search was asked from, as kept (only when ``[location]`` was on)."""
+
+    cell: LocationCell | None = Field(None, description="None: not sent (and not required).")
+    areas: list[AreaRef] = Field(description="The sensitive areas the cell lay in.")
+    approval_id: int | None = Field(None, description="The supervisor's approval it used.")
+    text: str = Field(description="All of it in words.")
+
+
 class SearchView(Answer):
     """A search as persisted (``GET /api/v1/searches/{id}``): who, why, the probe's state, the
     candidates and every human adjudication."""
@@ -445,6 +483,9 @@ class SearchView(Answer):
         None, description="true when this answers a repeated Idempotency-Key (POST /searches)."
     )
     links: SearchLinks
+    location: SearchLocation | None = Field(
+        None, description="Where it was asked from (absent for a search made with location off)."
+    )
 
 
 class SearchSummary(Answer):
@@ -535,6 +576,14 @@ class CaptureSettings(Answer):
     guidance_fps: float
 
 
+class MeLocation(Answer):
+    """The workspace's ``[location]``: whether searches carry a coarse cell, and its size."""
+
+    enabled: bool
+    grid_deg: float = Field(description="The cell size the phone rounds to, in degrees.")
+    required: bool = Field(description="Whether a search without a location is refused.")
+
+
 class Me(Answer):
     operator: str
     role: str
@@ -543,6 +592,7 @@ class Me(Answer):
     purposes: list[str]
     notice_required: bool
     capture: CaptureSettings
+    location: MeLocation
 
 
 # --- reviews -------------------------------------------------------------------------------------
@@ -818,3 +868,158 @@ class ImportReport(Answer):
     photo_refusal_details: list[RowProblem]
     possible_duplicate_items: list[int]
     unknown_columns: list[str]
+
+
+# --- location ------------------------------------------------------------------------------------
+
+
+class Area(AreaRef):
+    """A sensitive area (``/api/v1/location/areas``)."""
+
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, lon/lat.")
+    starts_at: str | None = Field(None, description="When it applies from (events).")
+    ends_at: str | None = Field(None, description="When it stops applying (events).")
+    created_by: str
+    created_at: str
+    retired_at: str | None = None
+    active: bool = Field(description="Whether it applies now.")
+
+
+class AreaList(Answer):
+    """The sensitive areas and the rule per kind in force."""
+
+    enabled: bool = Field(description="Whether [location] is on in this workspace.")
+    rules: dict[str, Literal["approval", "refuse"]] = Field(
+        description="Per kind: a search there needs a supervisor's approval, or is refused."
+    )
+    areas: list[Area]
+
+
+class LocationApproval(Answer):
+    """A request for a supervisor's approval of a search in a sensitive area, and its decision."""
+
+    approval_id: int
+    state: Literal["pending", "approved", "denied", "used", "expired"]
+    operator: str = Field(description="The operator who asked (by a refused search).")
+    purpose: str
+    case_ref: str
+    location: LocationCell
+    areas: list[AreaRef]
+    areas_text: str
+    requested_at: str
+    decided_by: str | None = None
+    decided_at: str | None = None
+    reason: str | None = None
+    expires_at: str | None = Field(None, description="An approval: usable until then.")
+    search_id: str | None = Field(None, description="The search that used the approval.")
+
+
+class LocationApprovalList(Answer):
+    approvals: list[LocationApproval]
+    approval_minutes: int = Field(description="How long a request or an approval lasts.")
+
+
+# --- documents first -----------------------------------------------------------------------------
+
+
+class PortraitComparison(Answer):
+    """The live face compared 1:1 with the document's portrait: a score for a person to weigh."""
+
+    notice: str
+    model: str
+    portrait_source: Literal["data_page", "chip"]
+    score: float
+    threshold: float
+    threshold_set_by: str = Field(description="configured | verify_target_fmr")
+    above_threshold: bool
+    fmr: float | None = None
+    extrapolated: bool | None = None
+    meaning: str
+    calibration: str | None = None
+    rates_unavailable: str | None = None
+    portrait_quality: dict[str, Any]
+    live_quality: dict[str, Any]
+    timings_ms: dict[str, float]
+
+
+ExpiryState = Literal["valid", "expired", "unknown"]
+
+
+class DocumentCheckDetail(Answer):
+    """What each check of a document found (no image, no data group)."""
+
+    evidence: Evidence
+    expiry_state: ExpiryState
+    mrz: dict[str, Any] | None = Field(
+        None, description="The MRZ as read: lines, fields, check digits, corrections."
+    )
+    mrz_error: dict[str, Any] | None = Field(None, description="Why the MRZ was not read.")
+    chip: dict[str, Any] | None = Field(
+        None, description="Passive authentication: verified, reasons, data groups, signer."
+    )
+    chip_page_conflicts: list[dict[str, Any]]
+    face: PortraitComparison | None = None
+    face_error: dict[str, Any] | None = Field(None, description="Why the faces were not compared.")
+    timings_ms: dict[str, float]
+
+
+class DocumentCheckLinks(Answer):
+    self: str
+    receipt: str
+
+
+class DocumentCheckResult(Answer):
+    """The answer to ``POST /api/v1/document-checks``: settled by the document, or not (then a
+    1:N search may follow with ``document_check``)."""
+
+    check_id: int
+    audit_seq: int
+    receipt_code: str
+    evidence: Evidence
+    presented_document: PresentedDocument | None = Field(
+        None, description="The document read, as recorded (None: nothing could be read)."
+    )
+    passed: bool
+    failed_because: list[str] = Field(description="Why it does not settle the encounter.")
+    settled: bool
+    outcome: Literal["settled_by_document", "open"]
+    search_offered: bool
+    next: str
+    check: DocumentCheckDetail
+    server_ms: float
+    links: DocumentCheckLinks
+
+
+class DocumentHeld(Answer):
+    """What of the document is still held while the encounter is open."""
+
+    document_image: bool
+    chip_data: bool
+    purged_at: str | None = None
+
+
+class DocumentCheckView(Answer):
+    """A recorded document check (``GET /api/v1/document-checks/{check_id}``)."""
+
+    check_id: int
+    receipt_code: str
+    operator: str
+    purpose: str
+    case_ref: str
+    checked_at: str
+    evidence: Evidence
+    expiry_state: ExpiryState
+    presented_document: PresentedDocument | None = None
+    checks: dict[str, Any] = Field(description="Each check's state (MRZ, chip, conflicts).")
+    face: dict[str, Any] | None = Field(
+        None, description="The 1:1 comparison with the portrait, or why there was none."
+    )
+    passed: bool
+    failed_because: list[str]
+    status: Literal["open", "settled_by_document", "searched"]
+    settled: bool
+    search_id: str | None = Field(None, description="The search that followed (its public id).")
+    search_reason: str | None = Field(
+        None, description="Why a search followed a document that passed."
+    )
+    held: DocumentHeld
