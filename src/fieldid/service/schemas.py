@@ -285,6 +285,12 @@ class SearchResult(Answer):
     )
     audit_seq: int = Field(description="The search's audit entry (its seq).")
     receipt_code: str = Field(description="The code on the receipt for the person photographed.")
+    capture: Literal["live", "file"] | None = Field(
+        None,
+        description="Where the probe came from: live (the camera) or file (a supplied photo); "
+        "fieldid cannot tell a photo of a photo from a live person.",
+    )
+    capture_text: str | None = Field(None, description="What the capture source means, in words.")
     notice: str
     list_kind: str = Field(description="candidates | investigation")
     list_label: str
@@ -444,6 +450,12 @@ class SearchView(Answer):
     search_id: str = Field(description="The search's opaque public id.")
     audit_seq: int = Field(description="The search's audit entry (its seq).")
     receipt_code: str
+    capture: Literal["live", "file"] | None = Field(
+        None,
+        description="Where the probe came from: live (the camera) or file (a supplied photo); "
+        "fieldid cannot tell a photo of a photo from a live person.",
+    )
+    capture_text: str | None = Field(None, description="What the capture source means, in words.")
     notice: str
     operator: str
     purpose: str
