@@ -115,6 +115,30 @@ def comparison_text(m: ScoreMeaning) -> str:
     return text
 
 
+class OneToOneScore:
+    """What a 1:1 result says about its score (mixed into the dataclasses of verification and
+    of a document portrait's comparison, which carry these four fields)."""
+
+    score: float
+    threshold: float
+    meaning: ScoreMeaning | None
+    rates_unavailable: str | None
+
+    @property
+    def above_threshold(self) -> bool:
+        return self.score >= self.threshold
+
+    @property
+    def fmr(self) -> float | None:
+        return None if self.meaning is None else self.meaning.fmr
+
+    @property
+    def meaning_text(self) -> str:
+        if self.meaning is None:
+            return f"rates unavailable: {self.rates_unavailable}"
+        return comparison_text(self.meaning)
+
+
 def score_meaning(cal: Calibration, score: float, gallery_size: int, band: str) -> ScoreMeaning:
     curve = cal.curve(band)
     fmr = math.exp(curve.log_fmr(score))

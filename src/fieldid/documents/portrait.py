@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fieldid.calibration import Calibration, ScoreMeaning, score_meaning
-from fieldid.calibration.meaning import comparison_text
+from fieldid.calibration.meaning import OneToOneScore
 from fieldid.errors import AcquisitionFailed, FieldidError
 from fieldid.pipeline import FacePipeline, Processed
 from fieldid.probe import ProbeImage
@@ -102,7 +102,7 @@ def find_portrait(
 
 
 @dataclass(frozen=True)
-class PortraitMatch:
+class PortraitMatch(OneToOneScore):
     """1:1 of a live face against a document's portrait: a score to weigh, not a decision."""
 
     model: str
@@ -116,20 +116,6 @@ class PortraitMatch:
     meaning: ScoreMeaning | None = None
     rates_unavailable: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def above_threshold(self) -> bool:
-        return self.score >= self.threshold
-
-    @property
-    def fmr(self) -> float | None:
-        return None if self.meaning is None else self.meaning.fmr
-
-    @property
-    def meaning_text(self) -> str:
-        if self.meaning is None:
-            return f"rates unavailable: {self.rates_unavailable}"
-        return comparison_text(self.meaning)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -30,7 +30,7 @@ from fieldid.calibration import (
     threshold_in_force,
     uncalibrated_reason,
 )
-from fieldid.calibration.meaning import ScoreMeaning, comparison_text
+from fieldid.calibration.meaning import OneToOneScore, ScoreMeaning
 from fieldid.calibration.store import CalibrationSource
 from fieldid.candidate import CANDIDATES, INVESTIGATION, LEAD_NOTICE, Candidate, CandidateList
 from fieldid.clock import Clock
@@ -145,7 +145,7 @@ def _probe_summary(p: FaceResult) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Verification:
+class Verification(OneToOneScore):
     """A 1:1 comparison: the score, the threshold in force, and each image's quality."""
 
     #: Seq of the ``verify`` audit entry that records it (a verification keeps no other row).
@@ -161,20 +161,6 @@ class Verification:
     #: FMR per comparison at the score (a gallery of one), or why it is unavailable.
     meaning: ScoreMeaning | None = None
     rates_unavailable: str | None = None
-
-    @property
-    def above_threshold(self) -> bool:
-        return self.score >= self.threshold
-
-    @property
-    def fmr(self) -> float | None:
-        return None if self.meaning is None else self.meaning.fmr
-
-    @property
-    def meaning_text(self) -> str:
-        if self.meaning is None:
-            return f"rates unavailable: {self.rates_unavailable}"
-        return comparison_text(self.meaning)
 
     def to_dict(self) -> dict[str, Any]:
         return {
