@@ -35,7 +35,6 @@ from typing import Any
 from fieldid.records.assemble import assemble
 from fieldid.records.documents import PresentedDocument, compare_documents
 from fieldid.records.importer import ImportReport, RecordWriter
-from fieldid.records.kinds import workspace_key
 from fieldid.records.synth import SOURCES, ensure_sources, generate, person_key
 from fieldid.workspace import Workspace
 
@@ -167,7 +166,7 @@ def main() -> None:
     rng = random.Random(a.seed)
     doc = PresentedDocument(
         "passport", number="SYN00000001", issuing_country="ARX", date_of_birth=date(1970, 1, 1)
-    ).stored(workspace_key(ws.root))
+    ).stored(ws.document_key())
     lat: list[float] = []
     n_recs: list[int] = []
     for q in range(a.queries + 20):

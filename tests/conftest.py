@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,20 @@ BACKENDS = ("sqlite", "postgresql")
 #: PostgreSQL), on pgvector (in the workspace's PostgreSQL database, same transaction) and on
 #: Milvus (a SQLite workspace, changes through the outbox).
 INDEX_BACKENDS = ("sqlite", "postgresql", "postgresql+pgvector", "sqlite+milvus")
+
+#: The key-encryption keys of the tests' workspaces go to a private folder of this session (never
+#: ~/.config); processes the tests start inherit it. A key source set in the environment would
+#: make every workspace share one key: the tests choose their keys themselves.
+KEY_DIR = tempfile.mkdtemp(prefix="fid-keys-")
+os.environ["FIELDID_KEY_DIR"] = KEY_DIR
+for _var in ("FIELDID_KEK", "FIELDID_KEK_FILE", "FIELDID_KEK_COMMAND"):
+    os.environ.pop(_var, None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):
+        return
+    shutil.rmtree(KEY_DIR, ignore_errors=True)
 
 
 #: The model of a new workspace (``fieldid init``), as its templates name it (id@version).

@@ -792,6 +792,8 @@ CLI_RECIPES: dict[str, str] = {
     "db copy": "db copy --from {root} --to sqlite:///{tmp}/c{n}.db",
     "index rebuild": "index rebuild -w {root}",
     "index check": "index check -w {root}",
+    "keys check": "keys check -w {root}",
+    "keys rotate": "keys rotate -w {root}",
     "user add": "user add new-{n} --role officer --password-stdin -w {root}",
     "user list": "user list -w {root}",
     "user disable": "user disable u-spare -w {root}",

@@ -19,6 +19,7 @@ from fieldid.adjudication.service import (
 from fieldid.adjudication.store import find_by_receipt
 from fieldid.errors import AuthorisationError, QualityRefused
 from fieldid.probe import decode_probe
+from fieldid.store.keys import PROBE_IMAGE, PROBE_TEMPLATE
 from fieldid.store.schema import ProbeRecord, SearchCandidate, SearchRecord
 from fieldid.workspace import Workspace
 from helpers_account import attr, open_copy, search, set_config
@@ -72,13 +73,17 @@ def test_search_is_persisted_with_probe_candidates_and_receipt(ws: Workspace) ->
     with ws.store.read() as s:
         probe_row = s.get(ProbeRecord, rec.id)
         cands = s.scalars(select(SearchCandidate).where(SearchCandidate.search_id == rec.id)).all()
-    # The probe is kept re-encoded from its pixels (no EXIF, nothing appended), never verbatim.
     assert probe_row is not None and probe_row.image is not None
-    assert probe_row.image[:3] == b"\xff\xd8\xff" and probe_row.image != probe.read_bytes()
-    kept = decode_probe(probe_row.image)
-    assert (kept.width, kept.height) == decode_probe(probe).original_size
     assert probe_row.template is not None
-    assert len(probe_row.template) == ws.pipeline.embedder.dim * 4  # float32 vector
+    # sealed at rest (fieldid.store.keys), bound to this search: they open to the probe,
+    # kept re-encoded from its pixels (no EXIF, nothing appended), never verbatim
+    assert probe_row.image[:4] == b"FIDE" and probe_row.template[:4] == b"FIDE"
+    image = ws.keys.open(PROBE_IMAGE, rec.id, probe_row.image)
+    assert image[:3] == b"\xff\xd8\xff" and image != probe.read_bytes()
+    kept = decode_probe(image)
+    assert (kept.width, kept.height) == decode_probe(probe).original_size
+    template = ws.keys.open(PROBE_TEMPLATE, rec.id, probe_row.template)
+    assert len(template) == ws.pipeline.embedder.dim * 4  # float32 vector
     assert [c.person_id for c in cands] == [c.person_id for c in result.candidates]
     # A search alone identifies no one.
     assert identification_of(ws.store, rec.id) is None

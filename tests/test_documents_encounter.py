@@ -24,6 +24,7 @@ from fieldid.documents.mrz import MrzData
 from fieldid.documents.specimen import Degradation, photograph, render_page
 from fieldid.errors import FieldidError
 from fieldid.report.data import build_report
+from fieldid.store.keys import DOCUMENT_IMAGE
 from fieldid.store.schema import DocumentCheckRecord, SearchRecord
 from fieldid.workspace import Workspace
 
@@ -132,8 +133,11 @@ def test_a_failing_document_offers_1n_and_its_images_go_when_the_encounter_ends(
     assert out.to_dict()["search_offered"] is True
     (rec,) = checks(ws)
     assert rec.status == "open" and rec.document_image is not None  # held while open
-    assert rec.document_image[:2] == b"\xff\xd8"  # re-encoded JPEG, not the upload
-    assert rec.document_image != page
+    # sealed at rest like every biometric value (the holder's portrait is on the page)
+    assert rec.document_image[:2] != b"\xff\xd8"
+    kept = ws.keys.open(DOCUMENT_IMAGE, rec.id, rec.document_image)
+    assert kept[:2] == b"\xff\xd8"  # re-encoded JPEG, not the upload
+    assert kept != page
 
     res = ws.searches.search(OTHER, ATTR, document_check=out.check_id)
     entry = ws.store.audit_entries()[-1]

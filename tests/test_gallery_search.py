@@ -237,5 +237,7 @@ def test_enrollment_leaves_a_current_index_on_disk(enrolled: Workspace):
 
     items = [i for i in read_labelled(FACES) if i.identity == "subject-0002"]
     enrolled.enrollment.enroll_images(items, operator="t", source_name="more")
-    saved = FaissIndex.load(enrolled.root / INDEX_DIR, enrolled.gallery.revision())
+    saved = FaissIndex.load(
+        enrolled.root / INDEX_DIR, enrolled.gallery.revision(), keyring=enrolled.keys.keyring
+    )
     assert saved is not None and saved.ntotal == 22

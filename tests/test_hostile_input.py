@@ -164,16 +164,20 @@ def test_nothing_but_the_pixels_of_an_uploaded_probe_reaches_storage(
         assert r.status_code == 201, r.text
         shown = c.get(r.json()["links"]["probe"], headers=bearer(tokens))
         assert shown.status_code == 200 and shown.content[:3] == b"\xff\xd8\xff"
-    # The search kept its probe (re-encoded), and nothing of the rest, in any file.
+    # The search kept its probe (re-encoded, then sealed at rest), and nothing of the rest, in
+    # any file; the sealed probe, opened, holds none of it either (stripped, not only hidden).
     ws = Workspace.open(live_root)
     try:
         from fieldid.adjudication.store import get_search
+        from fieldid.store.keys import PROBE_IMAGE
         from fieldid.store.schema import ProbeRecord
 
         with ws.store.read() as s:
             kept = s.get(ProbeRecord, get_search(s, r.json()["search_id"]).id)
             assert kept is not None and kept.image is not None
-            assert kept.image[:3] == b"\xff\xd8\xff" and kept.image != data
+            image = ws.keys.open(PROBE_IMAGE, kept.search_id, kept.image)
+        assert image[:3] == b"\xff\xd8\xff" and image != data
+        assert [name for name, n in needles.items() if n in image] == []
     finally:
         ws.close()
     assert _scan(live_root, needles, backend_kind) == {}

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"errors", "clock", "models", "not_checked"},
     {"probe", "detect", "quality", "template", "dataset"},
     # facework: where the pipeline runs (in the calling thread, or worker processes).
-    {"pipeline", "facework"},
+    {"pipeline", "facework", "keys"},
     # config: fieldid.toml, which names the pipeline and the vector index ([index]).
     {"store", "index", "config", "policy_file"},
     {

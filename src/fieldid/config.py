@@ -15,6 +15,7 @@ from typing import Any
 from fieldid.detect.acquire import DetectBudget
 from fieldid.errors import WorkspaceError
 from fieldid.index.config import DEFAULT_INDEX_TOML, IndexConfig
+from fieldid.keys.sources import KeysSpec
 from fieldid.pipeline import LEGACY_EMBEDDER, PipelineSpec
 from fieldid.probe import IntakeLimits
 from fieldid.quality import QualityGate
@@ -150,6 +151,17 @@ purge_probe_at_adjudication = true  # a probe of a search closed unidentified go
 # overrides this setting). See docs/deploy-postgresql.md.
 # url = ""
 
+[keys]
+# Biometric data (faces, templates, probe photos) is encrypted at rest under per-record keys,
+# wrapped by a key-encryption key (KEK) kept OUTSIDE this folder. Unset: the file
+# ~/.config/fieldid/keys/<workspace id>.key (FIELDID_KEY_DIR or XDG_CONFIG_HOME move it), made
+# by `fieldid init`. Back it up: without it this workspace's biometric data cannot be read.
+# Or name one source (FIELDID_KEK, FIELDID_KEK_FILE, FIELDID_KEK_COMMAND override it):
+# file = "/etc/fieldid/kek.key"             # a key file (yours, mode 0600)
+# env = "AGENCY_FIELDID_KEK"                # an environment variable holding the key
+# command = "agency-kms-client get fieldid" # a command that prints it (KMS or HSM)
+# See docs/security.md.
+
 [receipt]
 # Printed on the receipt handed to the person photographed (GET /receipt/{code} in the web app).
 agency = "The agency that carried out this check"
@@ -284,6 +296,28 @@ def with_model(
     return "\n".join(lines) + "\n"
 
 
+def with_keys_source(toml: str, kind: str, value: str) -> str:
+    """``toml`` with ``[keys]`` naming one source (``kind``: file, env or command), in place
+    of any it named."""
+    if kind not in ("file", "env", "command"):
+        raise ValueError(f"unknown key source {kind!r}")
+    line = f"{kind} = " + '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    out: list[str] = []
+    section = None
+    for raw in toml.splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("["):
+            section = stripped
+        elif section == "[keys]" and stripped.split("=")[0].strip() in ("file", "env", "command"):
+            continue  # the source it replaces
+        out.append(raw)
+        if stripped == "[keys]":
+            out.append(line)
+    if "[keys]" not in (x.strip() for x in out):
+        out += ["", "[keys]", line]
+    return "\n".join(out) + "\n"
+
+
 def _rate(value: Any, name: str) -> float:
     v = float(value)
     if not 0.0 < v < 1.0:
@@ -345,6 +379,8 @@ class WorkspaceConfig:
     index: IndexConfig = field(default_factory=IndexConfig)
     #: ``[database] url`` (None: the workspace's SQLite file; see ``fieldid.store.engine``).
     database_url: str | None = None
+    #: ``[keys]``: where the key-encryption key comes from (``fieldid.keys.sources``).
+    keys: KeysSpec = field(default_factory=KeysSpec)
 
     def search_threshold(self, model_id: str) -> float:
         """The configured fixed threshold. Without one the threshold depends on the gallery size
@@ -432,6 +468,7 @@ class WorkspaceConfig:
             ),
             limits=IntakeLimits(**intake),
             database_url=str(d.get("database", {}).get("url", "")).strip() or None,
+            keys=KeysSpec.from_dict(d.get("keys", {})),
         )
 
     @classmethod

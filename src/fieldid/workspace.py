@@ -8,6 +8,11 @@ composition root that builds every service once with what it uses.
     W/index/          the vector index, derived from the database, caught up when behind
     W/training/       the training gallery (its own SQLite file, or its own PostgreSQL schema)
 
+Biometric data is sealed at rest (``fieldid.store.keys``) under a key-encryption key kept outside
+the folder (``[keys]``; by default ``~/.config/fieldid/keys/<workspace id>.key``, created by
+:meth:`Workspace.init`); the folder and everything in it is private to its owner (0700/0600,
+checked and fixed at every opening: ``fieldid.store.private``). docs/security.md.
+
 Services take what they use (store, gallery, pipeline, calibration, clock); :class:`Workspace` is
 the only place that knows how they fit together, and lower layers never import it.
 
@@ -22,12 +27,14 @@ opens the training one.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.engine import URL
 
 from fieldid.adjudication.rules import AdjudicationRules
 from fieldid.adjudication.service import Adjudicator, DocumentConflicts
@@ -47,24 +54,46 @@ from fieldid.gallery.enroll import Enrollment
 from fieldid.gallery.manage import GalleryAdmin
 from fieldid.gallery.retemplate import SWITCHED, embedder_settings
 from fieldid.gallery.store import EMBEDDER, Gallery, active_generation, gallery_meta
+from fieldid.index.faiss_engine import discard_plaintext
 from fieldid.index.port import OPERATIONAL, TRAINING
 from fieldid.location.config import LocationConfig
 from fieldid.pipeline import FacePipeline
 from fieldid.records.checks import RecordsConflictChecker, RecordsRecordSource
 from fieldid.records.importer import Importer
-from fieldid.records.kinds import workspace_key
+from fieldid.records.kinds import LEGACY_KEY_FILE
 from fieldid.redress.export import Redress
 from fieldid.retention.purge import Retention
 from fieldid.search.encounter import DocumentEncounters
 from fieldid.search.service import SearchService
 from fieldid.store import Store, open_store
-from fieldid.store.engine import database_url, parse_url, training_url
+from fieldid.store.engine import database_url, is_postgres, parse_url, training_url
+from fieldid.store.keys import StoreKeys, needs_sealing, open_keys, seal_plaintext
+from fieldid.store.private import (
+    Fixed,
+    check_private,
+    make_private_dir,
+    private_umask,
+    write_private,
+)
 from fieldid.store.schema import RetemplateJob
 from fieldid.template.types import ModelId
+
+log = logging.getLogger(__name__)
 
 INDEX_DIR = "index"
 TRAINING_DIR = "training"
 TRAINING_MARK = "TRAINING-ONLY.txt"
+
+
+def _outside(root: Path, url: URL) -> list[Path]:
+    """An SQLite database kept outside the workspace folder, with its WAL and SHM files (their
+    permissions are checked with the workspace's)."""
+    if is_postgres(url) or not url.database:
+        return []
+    db = Path(url.database).resolve()
+    if root.resolve() in db.parents:
+        return []
+    return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
 
 
 class Workspace:
@@ -79,6 +108,7 @@ class Workspace:
         database: str | None = None,
         pipeline: FacePipeline | None = None,
         training: bool = False,
+        keys_from: StoreKeys | None = None,
     ) -> None:
         self.root = root
         self.config = config
@@ -87,14 +117,42 @@ class Workspace:
         #: A training gallery (``W/training``): synthetic people only, searched only on purpose.
         self.is_training = training
         url = parse_url(database) if database else database_url(root, config.database_url)
+        #: What opening made private (files another user could read), if anything.
+        self.permission_fixes: list[Fixed] = []
+        if keys_from is None:  # a training gallery is inside its workspace, checked with it
+            private_umask()
+            self.permission_fixes = check_private(root, _outside(root, url))
         self.store: Store = open_store(url, now=self.clock.now)
         self._pipeline = pipeline
         self._training: Workspace | None = None
         self._gallery: Gallery | None = None
         try:
+            self.keys: StoreKeys = open_keys(
+                self.store,
+                config.keys,
+                root,
+                inherit=keys_from,
+                legacy_hash_key=root / LEGACY_KEY_FILE,
+            )
+            discard_plaintext(root / INDEX_DIR)
+            legacy = needs_sealing(self.store)
+            if legacy:
+                log.warning("sealing biometric data stored in the clear in %s", root)
+                seal_plaintext(self.keys)
             if not training:
                 self.complete_model_switch()
             record_config_if_changed(self.store, root / CONFIG_NAME)
+            if self.permission_fixes:
+                self.store.append_audit(
+                    "workspace.permissions",
+                    operator="system:permissions",
+                    payload={
+                        "made_private": [str(f) for f in self.permission_fixes[:100]],
+                        "count": len(self.permission_fixes),
+                    },
+                )
+            if legacy and not training and (root / TRAINING_DIR / CONFIG_NAME).is_file():
+                self.training()  # its gallery was made before encryption too: sealed on opening
         except Exception:
             self.store.close()
             raise
@@ -120,9 +178,10 @@ class Workspace:
         if database_url:
             url = parse_url(database_url)  # refused before anything is written
             text = with_database_url(text, url.render_as_string(hide_password=False))
-        path.mkdir(parents=True, exist_ok=True)
-        (path / CONFIG_NAME).write_text(text, encoding="utf-8")
-        (path / INDEX_DIR).mkdir(exist_ok=True)
+        private_umask()
+        make_private_dir(path)
+        write_private(path / CONFIG_NAME, text)
+        make_private_dir(path / INDEX_DIR)
         try:
             return cls(path, WorkspaceConfig.from_toml(text), clock)
         except Exception:
@@ -178,8 +237,14 @@ class Workspace:
         return self._gallery
 
     def document_key(self) -> bytes:
-        """The workspace's secret for hashing document numbers (``records.kinds``)."""
-        return workspace_key(self.root)
+        """The workspace's secret for hashing document numbers (``records.kinds``), held in
+        its keyring under the key-encryption key."""
+        return self.keys.record_hash_key()
+
+    @property
+    def key_created(self) -> Path | None:
+        """The key file this opening created (a new workspace's KEK), to tell the user once."""
+        return self.keys.created
 
     @cached_property
     def calibrations(self) -> CalibrationSource:
@@ -369,13 +434,13 @@ class Workspace:
                     f"`fieldid synth --workspace {self.root} --training`",
                     code="training.absent",
                 )
-            root.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.root / CONFIG_NAME, root / CONFIG_NAME)
-            (root / INDEX_DIR).mkdir(exist_ok=True)
-            (root / TRAINING_MARK).write_text(
+            make_private_dir(root)
+            write_private(root / CONFIG_NAME, (self.root / CONFIG_NAME).read_text(encoding="utf-8"))
+            make_private_dir(root / INDEX_DIR)
+            write_private(
+                root / TRAINING_MARK,
                 "Training gallery: synthetic people and records only. Never enrol real data "
                 "here.\n",
-                encoding="utf-8",
             )
         url = training_url(self.store.url, root)
         self._training = Workspace(
@@ -385,6 +450,7 @@ class Workspace:
             database=url.render_as_string(hide_password=False),
             pipeline=self.pipeline,
             training=True,
+            keys_from=self.keys,
         )
         return self._training
 

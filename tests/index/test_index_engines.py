@@ -138,6 +138,34 @@ def test_faiss_local_persists_at_mark_and_reads_as_stale_when_damaged(
     assert e.value.code == "index.dim_mismatch"
 
 
+def test_faiss_local_with_a_keyring_saves_sealed_and_opens_only_with_it(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    from fieldid.keys import Keyring
+    from fieldid.keys.kek import new_key
+
+    ids, vecs = sparse_ids(600, rng), unit(600, rng)
+    params = IndexParams(exact_threshold=500, nlist=8, nprobe=8)  # the IVF file sealed too
+    ring = Keyring(new_key())
+    index = FaissLocalIndex(DIM, params, directory=tmp_path, keyring=ring)
+    index.upsert(ids, vecs)
+    index.mark("r1")
+    d = tmp_path / "operational"
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["sealed"] and set(manifest["files"]) == {"ids", "vectors", "ivf"}
+    for f in manifest["files"].values():
+        raw = (d / f["name"]).read_bytes()
+        assert raw[:4] == b"FIDF", f["name"]  # a sealed file, not an .npy or faiss file
+        assert vecs[0].astype("<f4").tobytes()[:16] not in raw
+    again = FaissLocalIndex(DIM, params, directory=tmp_path, keyring=ring)
+    assert again.check("r1", expected_count=600).ok
+    assert again.search(vecs[9], 1).ids[0, 0] == ids[9]
+    # without the key, or with another, the sealed index opens empty: stale, rebuilt
+    for other in (None, Keyring(new_key())):
+        stale = FaissLocalIndex(DIM, params, directory=tmp_path, keyring=other)
+        assert stale.count() == 0 and not stale.check("r1").ok
+
+
 def test_gallery_index_module_still_serves_the_faiss_engine() -> None:
     from fieldid.gallery import index as legacy
     from fieldid.index import faiss_engine

@@ -48,6 +48,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "admin_sources": frozenset({Role.ADMIN}),
     "policy": frozenset({Role.ADMIN}),
     "purge": frozenset({Role.ADMIN}),
+    "keys": frozenset({Role.ADMIN}),
     "metrics": frozenset({Role.AUDITOR, Role.ADMIN}),
     "record_correct": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "record_read": frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN}),

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from fieldid.audit.log import Attribution
 from fieldid.errors import FieldidError
 from fieldid.store import UnitOfWork
+from fieldid.store.keys import PROBE_IMAGE, PROBE_TEMPLATE, seal
 from fieldid.store.schema import ProbeRecord, SearchCandidate, SearchRecord
 
 #: Receipt alphabet: digits and capitals without the look-alikes 0/O, 1/I/L, so a code read
@@ -176,8 +177,8 @@ def record_search(
         s.add(
             ProbeRecord(
                 search_id=rec.id,
-                image=probe_image,
-                template=template,
+                image=None if probe_image is None else seal(s, PROBE_IMAGE, rec.id, probe_image),
+                template=None if template is None else seal(s, PROBE_TEMPLATE, rec.id, template),
                 quality=json.dumps(quality or {}, sort_keys=True),
                 captured_at=started_at,
             )

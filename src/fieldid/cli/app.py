@@ -29,6 +29,7 @@ from fieldid.cli.database import register as register_database
 from fieldid.cli.documents import register as register_documents
 from fieldid.cli.gallery import register as register_gallery
 from fieldid.cli.index import register as register_index
+from fieldid.cli.keys import register as register_keys
 from fieldid.cli.location import register as register_location
 from fieldid.cli.models import models_app
 from fieldid.cli.person import register as register_person
@@ -53,6 +54,7 @@ register_documents(app)
 register_database(app)
 register_index(app)
 register_gallery(app)
+register_keys(app)
 app.command("calibrate")(calibrate)
 
 PurposeOpt = Annotated[str, typer.Option(help="Why: one of the workspace's permitted purposes.")]
@@ -134,6 +136,7 @@ def init(
         ws.close()
         fail(e)
     where = ws.store.shown_url
+    created, source, kek = ws.key_created, ws.keys.source, ws.keys.kek_id
     ws.close()
     console.print(f"workspace created at {workspace} (configuration: {workspace}/fieldid.toml)")
     console.print(f"database: {escape(where)}")
@@ -146,6 +149,11 @@ def init(
         )
     if token is not None:
         console.print(f"admin API token {token.id} written to {token_out} (mode 600)")
+    console.print(f"biometric data sealed under the key {kek} from {escape(source)}")
+    if created is not None:
+        from fieldid.cli.keys import key_created_notice
+
+        key_created_notice(created, kek)
 
 
 @app.command()

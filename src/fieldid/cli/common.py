@@ -65,6 +65,20 @@ def progress_bar() -> Progress:
 
 
 def open_workspace(workspace: Path) -> Workspace:
+    """The workspace, saying on stderr what opening it changed (permissions made private, a
+    key-encryption key made for a workspace that had none)."""
     from fieldid.workspace import Workspace
 
-    return Workspace.open(workspace)
+    ws = Workspace.open(workspace)
+    if ws.permission_fixes:
+        shown = ", ".join(str(f) for f in ws.permission_fixes[:5])
+        more = len(ws.permission_fixes) - 5
+        err_console.print(
+            f"[yellow]made private (other users could read them):[/] {escape(shown)}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+    if ws.key_created is not None:
+        from fieldid.cli.keys import key_created_notice
+
+        key_created_notice(ws.key_created, ws.keys.kek_id)
+    return ws

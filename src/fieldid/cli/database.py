@@ -48,6 +48,10 @@ def upgrade(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> No
             where = store.shown_url
         finally:
             store.close()
+        from fieldid.cli.keys import _Bar, prepare
+
+        with progress_bar() as bar:  # biometric data stored in the clear is sealed now
+            prepare(workspace, _Bar(bar, "sealing "))
     except FieldidError as e:
         fail(e, as_json)
     if as_json:

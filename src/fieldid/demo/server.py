@@ -95,6 +95,12 @@ def serve_demo(
     root = root or default_workspace()
     console.print(f"[bold]fieldid demo[/] workspace: {root}")
     ws, passwords = prepare(root, distractors=distractors, console=console)
+    console.print(
+        f"faces and templates sealed under the key {ws.keys.kek_id} from {ws.keys.source}"
+        + (" (made now)" if ws.key_created is not None else ""),
+        highlight=False,
+        markup=False,
+    )
     size = ws.gallery.size()
     console.print(
         f"gallery: {size.persons:,} people: Subject 0001 (synthetic) is the public-domain "

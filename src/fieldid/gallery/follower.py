@@ -12,7 +12,9 @@ templates). This process's index is kept at the database's revision:
   ones it no longer has, gives the index at the new revision), else one rebuilt from scratch.
 
 So a crash between a commit and the index update, or another process (CLI, another worker)
-changing the gallery, leaves an index that is detected as behind and caught up. This is the
+changing the gallery, leaves an index that is detected as behind and caught up. On disk the index
+is sealed with the store's keyring (templates are biometric data); in memory it is plain, so a
+search decrypts nothing. This is the
 ``faiss-local`` backend's persistence and catch-up; the gallery sees it through the port
 (:class:`fieldid.gallery.vectors.LocalSync`), like pgvector and Milvus.
 """
@@ -28,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fieldid.index.faiss_engine import MANIFEST, FaissIndex, IndexParams
+from fieldid.keys.envelope import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +38,19 @@ Vectors = tuple[NDArray[np.int64], NDArray[np.float32]]
 
 
 class IndexFollower:
-    def __init__(self, directory: Path, dim: int, params: IndexParams) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        dim: int,
+        params: IndexParams,
+        keyring: Callable[[], Keyring | None] = lambda: None,
+    ) -> None:
         self.directory = directory
         self.dim = dim
         self.params = params
+        #: The keyring the index is sealed with on disk (asked at each load and save: a
+        #: rotation changes it).
+        self._keyring = keyring
         self._index: FaissIndex | None = None
         self._revision: str | None = None
         self._dirty = False
@@ -58,7 +70,9 @@ class IndexFollower:
         return rev if isinstance(rev, str) else None
 
     def _load(self, revision: str) -> FaissIndex | None:
-        return FaissIndex.load(self.directory, revision, params=self.params)
+        return FaissIndex.load(
+            self.directory, revision, params=self.params, keyring=self._keyring()
+        )
 
     def current(
         self,
@@ -144,11 +158,20 @@ class IndexFollower:
         start catches up from whatever is on disk."""
         if self._index is not None and self._dirty and self._revision is not None:
             try:
-                self._index.save(self.directory, revision=self._revision)
+                self._index.save(self.directory, revision=self._revision, keyring=self._keyring())
             except (OSError, RuntimeError) as e:
                 log.warning("the vector index was not saved (%s); it is caught up later", e)
                 return
             self._dirty = False
+
+    def reseal(self) -> bool:
+        """Save the index in memory again (under the keyring's current key: after a
+        rotation). False when there is none in memory."""
+        if self._index is None or self._revision is None:
+            return False
+        self._dirty = True
+        self.flush()
+        return not self._dirty
 
     def _set(self, index: FaissIndex, revision: str, *, dirty: bool) -> None:
         index.revision = revision

@@ -8,6 +8,11 @@ Milvus through an outbox table): an index that is missing, half-written or behin
 is detected and caught up or rebuilt on its next use. Searches re-rank the engine's short list
 exactly from the stored templates, so scores are the same on every backend.
 
+Templates and face crops are stored sealed (``fieldid.store.keys``): they are opened when the
+index is built, caught up or drained, and when a search re-ranks its short list (a few dozen
+vectors). faiss-local's files on disk are sealed with the same keyring; pgvector and Milvus keep
+the vectors in the clear on their own servers (docs/security.md).
+
 Changes take the caller's :class:`~fieldid.store.UnitOfWork` (``enroll``, ``add_template_only``,
 ``delete_person``, ``delete_image``, ``owners_changed``), so a change and its audit entry commit
 together; reads (``search``, ``size``, ``find_person``) use their own read.
@@ -29,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,7 +45,10 @@ from fieldid.index.maintenance import CheckReport, Progress
 from fieldid.index.port import OPERATIONAL, VectorIndex
 from fieldid.index.port import Gallery as GalleryName
 from fieldid.index.rerank import rerank
+from fieldid.keys.envelope import OVERHEAD, Keyring
+from fieldid.keys.errors import KeysError
 from fieldid.store import Store, UnitOfWork
+from fieldid.store.keys import TEMPLATE_VECTOR, THUMBNAIL, StoreKeys, keys_of, seal, unseal
 from fieldid.store.repos import lineage
 from fieldid.store.schema import (
     EnrollmentImage,
@@ -122,6 +130,13 @@ def _state(s: Session) -> tuple[str, int]:
     return rows.get(REVISION, ""), active_generation(rows)
 
 
+def keys_of_store(store: Store) -> StoreKeys:
+    if store.keys is None:
+        raise KeysError("the gallery's store was opened without its keys", code="keys.none")
+    return store.keys
+
+
+
 class Gallery:
     def __init__(
         self,
@@ -154,6 +169,7 @@ class Gallery:
             template_ids=self._template_ids,
             vectors=self._vectors,
             generation=lambda: self.generation,
+            keyring=self._keyring,
         )
 
     @property
@@ -172,6 +188,10 @@ class Gallery:
             index=self.index_config,
             name=self.name,
         )
+
+    def _keyring(self) -> Keyring:
+        """The keyring the index is sealed with on disk (the store's)."""
+        return keys_of_store(self.store).keyring
 
     # -- model binding -------------------------------------------------------------------------
 
@@ -295,6 +315,7 @@ class Gallery:
         )
         out_ids: list[int] = []
         chunks: list[bytes] = []
+        keys = keys_of_store(self.store)
         with self.store.read() as s:
             if ids is None:
                 parts: list[Sequence[int] | None] = [None]
@@ -304,13 +325,20 @@ class Gallery:
                 stmt = q if part is None else q.where(TemplateRow.id.in_(part))
                 for tid, blob in s.execute(stmt.execution_options(yield_per=10_000)):
                     out_ids.append(tid)
-                    chunks.append(blob)
+                    chunks.append(keys.open(TEMPLATE_VECTOR, tid, blob))
         vecs = np.frombuffer(b"".join(chunks), dtype="<f4").reshape(len(out_ids), self.dim)
         return np.asarray(out_ids, dtype=np.int64), vecs.astype(np.float32)
 
     def all_vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """Every template id and vector, in id order (evaluation against the real gallery)."""
         return self._vectors(None)
+
+    def reseal_index(self) -> bool:
+        """Save the faiss-local index at the current revision again, sealed under the keyring's
+        current key (after a rotation). False when there is no index on disk to save (other
+        backends keep their vectors on their own servers)."""
+        self.index()
+        return self._sync.reseal()
 
     def rebuild_index(self, progress: Progress | None = None) -> int:
         """Reload the index from every template in the database, at its current revision;
@@ -431,22 +459,29 @@ class Gallery:
             record_id=record_id,
             capture_date=capture_date,
             provenance=provenance,
-            thumbnail=thumbnail,
         )
         s.add(image)
-        s.flush()
+        s.flush()  # the image's id binds its sealed thumbnail and pixels
+        if thumbnail is not None:
+            image.thumbnail = seal(s, THUMBNAIL, image.id, thumbnail)
         if pixels is not None:
-            s.add(EnrollmentPixels(image_id=image.id, format="png", data=pixels))
+            s.add(
+                EnrollmentPixels(
+                    image_id=image.id, format="png", data=seal(s, ENROLLMENT_PIXELS, image.id, pixels)
+                )
+            )
         row = TemplateRow(
             person_id=person.id,
             image_id=image.id,
             model_id=self.model.id,
             model_version=self.model.version,
-            vector=_vec_bytes(template.vector),
+            vector=bytes(self.dim * 4 + OVERHEAD),  # sealed below, once the id exists
             created_at=now,
             generation=self.generation,
         )
         s.add(row)
+        s.flush()  # the template's id binds its sealed vector
+        row.vector = seal(s, TEMPLATE_VECTOR, row.id, _vec_bytes(template.vector))
         s.flush()
         self.change(uow, add=([row.id], template.vector[None, :]))
         return Enrolled(person.id, image.id, row.id, new_person)
@@ -466,7 +501,9 @@ class Gallery:
 
         Rows go in through Core ``INSERT … RETURNING`` of ``chunk`` rows at a time (the ORM's
         per-object bookkeeping made a million distractors take many minutes); ids come from the
-        database. ``progress`` is called with the number of identities added after each chunk.
+        database, and each vector is sealed for its id once the id exists (an ``UPDATE`` by
+        primary key in the same transaction). ``progress`` is called with the number of
+        identities added after each chunk.
         """
         people = list(people)
         if vectors.shape != (len(people), self.dim):
@@ -474,6 +511,9 @@ class Gallery:
         now = uow.now()
         vecs = np.ascontiguousarray(vectors, dtype="<f4")
         s = uow.session
+        keys = keys_of(s)
+        # the sealed value's size, so that sealing it in place (below) rewrites no page layout
+        placeholder = bytes(self.dim * 4 + OVERHEAD)
         tids: list[int] = []
         for start in range(0, len(people), chunk):
             part = people[start : start + chunk]
@@ -491,7 +531,7 @@ class Gallery:
                     ],
                 )
             )
-            tids += list(
+            part_tids = list(
                 s.scalars(
                     insert(TemplateRow).returning(TemplateRow.id, sort_by_parameter_order=True),
                     [
@@ -500,14 +540,24 @@ class Gallery:
                             "image_id": None,
                             "model_id": self.model.id,
                             "model_version": self.model.version,
-                            "vector": vecs[start + i].tobytes(),
+                            "vector": placeholder,
                             "created_at": now,
                             "generation": self.generation,
                         }
-                        for i, pid in enumerate(pids)
+                        for pid in pids
                     ],
                 )
             )
+            s.execute(
+                update(TemplateRow.__table__)  # type: ignore[arg-type]
+                .where(TemplateRow.__table__.c.id == bindparam("_id"))
+                .values(vector=bindparam("_v")),
+                [
+                    {"_id": tid, "_v": keys.seal(TEMPLATE_VECTOR, tid, vecs[start + i].tobytes())}
+                    for i, tid in enumerate(part_tids)
+                ],
+            )
+            tids += part_tids
             if progress:
                 progress(len(part))
         self.change(uow, add=(tids, vecs.astype(np.float32)))
@@ -568,9 +618,10 @@ class Gallery:
     def template_vector(self, template_id: int) -> NDArray[np.float32]:
         with self.store.read() as s:
             blob = s.scalar(select(TemplateRow.vector).where(TemplateRow.id == template_id))
-        if blob is None:
-            raise KeyError(template_id)
-        return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+            if blob is None:
+                raise KeyError(template_id)
+            plain = unseal(s, TEMPLATE_VECTOR, template_id, blob)
+        return np.frombuffer(plain, dtype="<f4").astype(np.float32)
 
     def search(self, template: Template, top_k: int = 10) -> list[Hit]:
         """The ``top_k`` people whose best template scores highest against ``template``.
@@ -589,6 +640,7 @@ class Gallery:
         if self.backend != "faiss-local":  # approximate engines: a longer short list
             floor = max(floor, self.index_config.candidates)
         k = min(total, floor, MAX_CANDIDATES)
+        keys = keys_of_store(self.store)
         with self.store.read() as s:
             owner: dict[int, int] = {}
 
@@ -604,7 +656,7 @@ class Gallery:
                 for tid, pid, blob in rows:
                     owner[tid] = pid
                     found.append(tid)
-                    blobs.append(blob)
+                    blobs.append(keys.open(TEMPLATE_VECTOR, tid, blob))
                 vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(found), self.dim)
                 return np.asarray(found, dtype=np.int64), vecs.astype(np.float32)
 

@@ -25,6 +25,12 @@ Whatever the engine, :meth:`IndexSync.current` returns the port at the database'
 engine at no revision, a new collection or table, is rebuilt from the database first), and the
 gallery re-ranks the engine's short list exactly from the stored templates
 (:func:`fieldid.index.rerank.rerank`), so scores are the same on every backend.
+
+Templates are stored sealed (``fieldid.store.keys``): every read of them for an index here
+(:func:`stream_templates`, :func:`template_vectors`, the gallery's ``vectors``) opens them with the
+store's keyring. faiss-local's files on disk are sealed with that keyring too; pgvector and Milvus
+hold the vectors in the clear on their own servers, since an engine cannot search ciphertext
+(docs/security.md: their storage is protected by the database's or cluster's own encryption).
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from fieldid.index.faiss_local import FaissLocalIndex
 from fieldid.index.maintenance import CheckReport, Clearable, Progress, rebuild
 from fieldid.index.maintenance import check as check_index
 from fieldid.index.port import Gallery, VectorIndex, VectorIndexError
+from fieldid.keys.envelope import Keyring
 from fieldid.store import Store, UnitOfWork
+from fieldid.store.keys import TEMPLATE_VECTOR, keys_of
 from fieldid.store.schema import GalleryMeta, IndexOutbox, TemplateRow
 
 log = logging.getLogger(__name__)
@@ -69,21 +77,25 @@ def db_revision(s: Session) -> str:
 def stream_templates(
     s: Session, dim: int, generation: int | None = None
 ) -> Iterator[tuple[int, NDArray[np.float32]]]:
-    """Every template ``(id, vector)`` in id order, read in batches in session ``s``; only
-    template ``generation``'s when given (a re-templating's next generation, written beside the
-    active one until its switch, is of another model and is never indexed before it)."""
+    """Every template ``(id, vector)`` in id order, read in batches in session ``s`` and opened
+    with its store's keyring; only template ``generation``'s when given (a re-templating's next
+    generation, written beside the active one until its switch, is of another model and is never
+    indexed before it)."""
+    keys = keys_of(s)
     stmt = select(TemplateRow.id, TemplateRow.vector).order_by(TemplateRow.id)
     if generation is not None:
         stmt = stmt.where(TemplateRow.generation == generation)
     for tid, blob in s.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
-        yield int(tid), np.frombuffer(blob, dtype="<f4").reshape(dim).astype(np.float32)
+        plain = keys.open(TEMPLATE_VECTOR, int(tid), blob)
+        yield int(tid), np.frombuffer(plain, dtype="<f4").reshape(dim).astype(np.float32)
 
 
 def template_vectors(
     s: Session, ids: Sequence[int], dim: int, generation: int | None = None
 ) -> Vectors:
     """The templates among ``ids`` that the database holds (of ``generation`` when given), in
-    id order."""
+    id order (opened)."""
+    keys = keys_of(s)
     out_ids: list[int] = []
     chunks: list[bytes] = []
     for start in range(0, len(ids), STREAM_BATCH):
@@ -97,7 +109,7 @@ def template_vectors(
             stmt = stmt.where(TemplateRow.generation == generation)
         for tid, blob in s.execute(stmt):
             out_ids.append(int(tid))
-            chunks.append(blob)
+            chunks.append(keys.open(TEMPLATE_VECTOR, int(tid), blob))
     vecs = np.frombuffer(b"".join(chunks), dtype="<f4").reshape(len(out_ids), dim)
     return np.asarray(out_ids, dtype=np.int64), vecs.astype(np.float32)
 
@@ -147,6 +159,11 @@ class IndexSync(Protocol):
         """Bring the engine to the database: drain, else rebuild. Returns what was done."""
         ...
 
+    def reseal(self) -> bool:
+        """Save what this engine keeps on local disk again under the keyring's current key
+        (after a rotation). False when it keeps nothing sealed here (remote engines)."""
+        ...
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
@@ -170,12 +187,16 @@ class LocalSync:
         template_ids: Callable[[], NDArray[np.int64]],
         vectors: Callable[[Sequence[int] | None], Vectors],
         generation: Callable[[], int] = lambda: 1,
+        keyring: Callable[[], Keyring | None] = lambda: None,
     ) -> None:
         self.store = store
         self.dim = dim
         self.gallery: Gallery = gallery
         self._generation = generation
-        self.follower = IndexFollower(directory, dim, config.faiss_params())
+        #: The files on disk are sealed with ``keyring()`` (asked at each load and save: a
+        #: rotation changes it); in memory the index is plain.
+        self.keyring = keyring
+        self.follower = IndexFollower(directory, dim, config.faiss_params(), keyring)
         self._template_ids = template_ids
         self._vectors = vectors
         self._port: FaissLocalIndex | None = None
@@ -238,7 +259,9 @@ class LocalSync:
 
         with self.store.read() as s:
             rev = db_revision(s)
-            saved = FaissIndex.load(self.follower.directory, rev, params=self.follower.params)
+            saved = FaissIndex.load(
+                self.follower.directory, rev, params=self.follower.params, keyring=self.keyring()
+            )
             port = FaissLocalIndex(self.dim, self.follower.params)
             if saved is not None:
                 port = FaissLocalIndex.over(saved, gallery=self.gallery)
@@ -256,6 +279,9 @@ class LocalSync:
         self.follower.current(rev, self._template_ids, self._vectors)
         self.follower.flush()
         return self.follower.last_source or "memory"
+
+    def reseal(self) -> bool:
+        return self.follower.reseal()
 
     def flush(self) -> None:
         self.follower.flush()
@@ -329,6 +355,9 @@ class _RemoteSync:
                 gallery=self.gallery,
                 sample=sample,
             )
+
+    def reseal(self) -> bool:
+        return False  # the vectors are on the engine's server, in the clear (docs/security.md)
 
     def flush(self) -> None:
         pass
@@ -576,9 +605,11 @@ def open_sync(
     template_ids: Callable[[], NDArray[np.int64]],
     vectors: Callable[[Sequence[int] | None], Vectors],
     generation: Callable[[], int] = lambda: 1,
+    keyring: Callable[[], Keyring | None] = lambda: None,
 ) -> IndexSync:
     """The :class:`IndexSync` for ``config.backend`` over the workspace's ``store``; it indexes
-    template ``generation()`` only (the gallery's active one).
+    template ``generation()`` only (the gallery's active one); ``keyring()`` seals faiss-local's
+    files on disk.
 
     An engine that holds vectors of another dimension for this gallery (the gallery was
     re-templated to a model of another dimension) is a stale cache of the database: a pgvector
@@ -587,7 +618,9 @@ def open_sync(
     collection of another dimension is dropped and made again. Either is then rebuilt from the
     database at its next use."""
     if config.backend == "faiss-local":
-        return LocalSync(store, directory, dim, config, gallery, template_ids, vectors, generation)
+        return LocalSync(
+            store, directory, dim, config, gallery, template_ids, vectors, generation, keyring
+        )
     if config.backend == "pgvector":
         if not config.uri:
             if store.backend != "postgresql":

@@ -1,6 +1,7 @@
 """The in-process faiss engine: 1:N inner-product search over templates (exact or IVF).
 
-The SQL database is the source of truth; this index is a derived artefact persisted beside it.
+The SQL database is the source of truth; this index is a derived artefact persisted beside it,
+sealed when saved with a keyring (``fieldid.keys.files``: the workspace's index always is).
 It is saved with a caller-supplied ``revision`` (for example the gallery's change counter) and
 :meth:`FaissIndex.load` refuses a set whose revision, size or checksums do not match, so the caller
 rebuilds it from the database with :meth:`FaissIndex.build`.
@@ -45,6 +46,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fieldid.errors import FieldidError
+from fieldid.keys.envelope import Keyring
+from fieldid.keys.errors import KeysError
+from fieldid.keys.files import SealedReader, SealedWriter
 
 log = logging.getLogger(__name__)
 
@@ -395,8 +399,15 @@ class FaissIndex:
         return scores, out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | os.PathLike[str], *, revision: str | None = None) -> None:
-        """Persist atomically into ``directory``.
+    def save(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        revision: str | None = None,
+        keyring: Keyring | None = None,
+    ) -> None:
+        """Persist atomically into ``directory``; with a ``keyring`` every data file is sealed
+        (``fieldid.keys.files``: templates are biometric data), else stored in the clear.
 
         Data files get fresh names, are written to temporary files, fsynced and renamed; the
         manifest (dim, count, mode, revision, sizes and SHA-256 of every file) is written last the
@@ -422,18 +433,32 @@ class FaissIndex:
                 "sha256": _sha256(d / name),
             }
 
-        def write_npy(arr: NDArray[Any]) -> Any:
+        def write_npy(kind: str, arr: NDArray[Any]) -> Any:
             def w(p: Path) -> None:
                 with open(p, "wb") as f:
-                    np.save(f, arr, allow_pickle=False)
+                    if keyring is None:
+                        np.save(f, arr, allow_pickle=False)
+                        return
+                    with SealedWriter(f, keyring, f"index/{kind}") as sealed:
+                        np.lib.format.write_array(sealed, arr, allow_pickle=False)
 
             return w
 
-        commit("ids", f"ids-{token}.npy", write_npy(self._ids[: self._n]))
-        commit("vectors", f"vectors-{token}.npy", write_npy(self._vecs[: self._n]))
+        def write_ivf(ivf: Any) -> Any:
+            def w(p: Path) -> None:
+                if keyring is None:
+                    faiss.write_index(ivf, str(p))
+                    return
+                data = faiss.serialize_index(ivf)
+                with open(p, "wb") as f, SealedWriter(f, keyring, "index/ivf") as sealed:
+                    sealed.write(data.tobytes())
+
+            return w
+
+        commit("ids", f"ids-{token}.npy", write_npy("ids", self._ids[: self._n]))
+        commit("vectors", f"vectors-{token}.npy", write_npy("vectors", self._vecs[: self._n]))
         if self._ivf is not None:
-            ivf = self._ivf
-            commit("ivf", f"ivf-{token}.faiss", lambda p: faiss.write_index(ivf, str(p)))
+            commit("ivf", f"ivf-{token}.faiss", write_ivf(self._ivf))
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -446,6 +471,7 @@ class FaissIndex:
             "reduced_dim": self.reduced_dim,
             "params": asdict(self.params),
             "faiss_version": faiss.__version__,
+            "sealed": keyring is not None,
             "files": files,
         }
         tmp = d / f".{MANIFEST}.tmp"
@@ -470,16 +496,19 @@ class FaissIndex:
         params: IndexParams | None = None,
         verify: bool = True,
         strict: bool = False,
+        keyring: Keyring | None = None,
     ) -> FaissIndex | None:
         """Load a saved index, or ``None`` when it is missing, corrupt or of another revision.
 
         With ``strict=True`` raises :class:`IndexStale` (its ``reason`` detail says why) instead of
         returning ``None``. ``verify`` checks file SHA-256s (about 1 s per GB). ``params`` tune
         search; the stored IVF structure is kept, and the mode is adapted to
-        ``params.exact_threshold`` when needed.
+        ``params.exact_threshold`` when needed. ``keyring``: the index must be sealed and open
+        with it (an index stored in the clear is then stale: it is rebuilt sealed); without
+        one, a sealed index is stale.
         """
         try:
-            return cls._load(Path(directory), expected_revision, params, verify)
+            return cls._load(Path(directory), expected_revision, params, verify, keyring)
         except IndexStale as e:
             if strict:
                 raise
@@ -488,7 +517,12 @@ class FaissIndex:
 
     @classmethod
     def _load(
-        cls, d: Path, expected_revision: str | None, params: IndexParams | None, verify: bool
+        cls,
+        d: Path,
+        expected_revision: str | None,
+        params: IndexParams | None,
+        verify: bool,
+        keyring: Keyring | None = None,
     ) -> FaissIndex:
         def stale(reason: str, message: str) -> IndexStale:
             return IndexStale(message, reason=reason, directory=str(d))
@@ -509,6 +543,14 @@ class FaissIndex:
                 "revision",
                 f"index revision {m.get('revision')!r} != expected {expected_revision!r}",
             )
+        sealed = bool(m.get("sealed", False))
+        if sealed != (keyring is not None):
+            raise stale(
+                "sealed" if sealed else "plaintext",
+                "the index is sealed and no key was given"
+                if sealed
+                else "the index is stored in the clear; it is rebuilt sealed",
+            )
         needed = {"ids", "vectors"} | ({"ivf"} if mode == "ivf" else set())
         if mode not in ("exact", "ivf") or not needed <= files.keys():
             raise stale("corrupt", "manifest lists the wrong files")
@@ -521,11 +563,26 @@ class FaissIndex:
                 raise stale("corrupt", f"{kind} file {p.name} has the wrong size")
             if verify and _sha256(p) != f["sha256"]:
                 raise stale("corrupt", f"{kind} file {p.name} fails its checksum")
+
+        def read_npy(kind: str) -> NDArray[Any]:
+            path = d / files[kind]["name"]
+            if keyring is None:
+                arr: NDArray[Any] = np.load(path, allow_pickle=False)
+                return arr
+            with open(path, "rb") as f:
+                reader = SealedReader(f, keyring, f"index/{kind}")
+                out: NDArray[Any] = np.lib.format.read_array(reader, allow_pickle=False)  # type: ignore[arg-type]
+                if reader.read(1):
+                    raise ValueError("bytes after the array")
+                return out
+
         try:
-            ids = np.load(d / files["ids"]["name"], allow_pickle=False)
-            vecs = np.load(d / files["vectors"]["name"], allow_pickle=False)
+            ids = read_npy("ids")
+            vecs = read_npy("vectors")
         except (OSError, ValueError) as e:
             raise stale("corrupt", f"unreadable arrays: {e}") from e
+        except KeysError as e:
+            raise stale("key", f"sealed arrays do not open: {e.message}") from e
         if (
             ids.dtype != np.int64
             or vecs.dtype != np.float32
@@ -542,9 +599,17 @@ class FaissIndex:
             raise stale("corrupt", "duplicate ids")
         if mode == "ivf":
             try:
-                ivf = faiss.read_index(str(d / files["ivf"]["name"]))
+                ivf_path = d / files["ivf"]["name"]
+                if keyring is None:
+                    ivf = faiss.read_index(str(ivf_path))
+                else:
+                    with open(ivf_path, "rb") as fh:
+                        raw = SealedReader(fh, keyring, "index/ivf").readall()
+                    ivf = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
             except RuntimeError as e:
                 raise stale("corrupt", f"unreadable IVF: {e}") from e
+            except KeysError as e:
+                raise stale("key", f"the sealed IVF does not open: {e.message}") from e
             try:
                 faiss.extract_index_ivf(ivf)
             except RuntimeError as e:
@@ -647,6 +712,24 @@ class FaissIndex:
         width = int(np.searchsorted(np.cumsum(var) / total, p.pca_energy)) + 1
         width = min(self._dim, max(8, round(width / 8) * 8))  # nearest multiple of 8
         return width if width < self._dim else None
+
+
+def discard_plaintext(directory: str | os.PathLike[str]) -> bool:
+    """Delete an index saved in the clear in ``directory`` (by a fieldid before encryption at
+    rest); the sealed one is rebuilt from the database at its next use. True if one was."""
+    d = Path(directory)
+    try:
+        m = json.loads((d / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(m, dict) or m.get("sealed"):
+        return False
+    for p in d.iterdir():
+        if p.name == MANIFEST or p.name.split("-", 1)[0] in {"ids", "vectors", "ivf"}:
+            with contextlib.suppress(OSError):
+                p.unlink()
+    log.info("the vector index stored in the clear in %s was deleted", d)
+    return True
 
 
 def _as_ids(ids: ArrayLike) -> NDArray[np.int64]:

@@ -6,6 +6,8 @@ persistence: :meth:`FaissLocalIndex.mark` saves the gallery's index atomically w
 (``<directory>/<gallery>/``, manifest last, checksummed), and opening loads what was saved; an
 index whose files are missing or corrupt opens empty at no revision, so :meth:`check` reports it
 stale and the caller rebuilds it from the database. Without a directory it lives in memory only.
+With a ``keyring`` (:class:`fieldid.keys.envelope.Keyring`) the saved files are sealed
+(templates are biometric data; docs/security.md) and an index saved in the clear opens empty.
 
 Not safe for concurrent mutation (callers serialise writers, as the gallery does); searches may
 run concurrently once writes have stopped.
@@ -33,6 +35,7 @@ from fieldid.index.port import (
     checked_batch,
     consistency,
 )
+from fieldid.keys.envelope import Keyring
 
 
 class FaissLocalIndex:
@@ -47,12 +50,14 @@ class FaissLocalIndex:
         *,
         directory: str | os.PathLike[str] | None = None,
         verify: bool = True,
+        keyring: Keyring | None = None,
     ) -> None:
         if dim <= 0:
             raise ValueError("dim must be positive")
         self._dim = int(dim)
         self.params = params or IndexParams()
         self.directory = None if directory is None else Path(directory)
+        self.keyring = keyring
         self._indexes: dict[str, FaissIndex] = {}
         for g in GALLERIES:
             self._indexes[g] = self._load(g, verify) or FaissIndex(self._dim, self.params)
@@ -110,7 +115,7 @@ class FaissLocalIndex:
         index = self.engine(gallery)
         index.revision = str(revision)
         if self.directory is not None:
-            index.save(self.directory / gallery, revision=str(revision))
+            index.save(self.directory / gallery, revision=str(revision), keyring=self.keyring)
 
     def check(
         self,
@@ -137,7 +142,7 @@ class FaissLocalIndex:
             saved = json.loads((d / MANIFEST).read_text()).get("revision")
         except (OSError, ValueError, AttributeError):
             return None
-        loaded = FaissIndex.load(d, saved, params=self.params, verify=verify)
+        loaded = FaissIndex.load(d, saved, params=self.params, verify=verify, keyring=self.keyring)
         if loaded is not None and loaded.dim != self._dim:
             raise VectorIndexError(
                 f"the index saved in {d} holds {loaded.dim}-d vectors, this index is "

@@ -21,9 +21,9 @@ from fieldid.access import Actor, require
 from fieldid.records.assemble import assemble, load_records
 from fieldid.records.correct import correct_record, record_history
 from fieldid.records.documents import PresentedDocument, compare_documents
-from fieldid.records.kinds import workspace_key
 from fieldid.records.sources import RecordsError
 from fieldid.store import Store
+from fieldid.store.keys import THUMBNAIL, record_hash_key, unseal
 from fieldid.store.schema import EnrollmentImage, Record, Source
 
 __all__ = [
@@ -65,7 +65,7 @@ def presented_conflicts(
     records (rules in ``records.documents``). Empty ``conflicts`` means no conflict *found*,
     which includes records that state nothing to compare."""
     _check(actor)
-    key = workspace_key(root)
+    key = record_hash_key(store)
     stored = [d.stored(key) for d in presented]
     with store.read() as s:
         recs = load_records(s, [person_id])[person_id]
@@ -152,4 +152,4 @@ def photo_thumbnail(store: Store, image_id: int, *, actor: Actor | None = None) 
         thumb: bytes | None = s.scalar(
             select(EnrollmentImage.thumbnail).where(EnrollmentImage.id == image_id)
         )
-        return thumb
+        return None if thumb is None else unseal(s, THUMBNAIL, image_id, thumb)

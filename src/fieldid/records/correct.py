@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from fieldid.access import Actor, require
-from fieldid.records.kinds import describe_errors, validate_row, workspace_key
+from fieldid.records.kinds import describe_errors, validate_row
 from fieldid.records.sources import RecordsError
 from fieldid.store import Store
+from fieldid.store.keys import record_hash_key
 from fieldid.store.repos.lineage import as_utc
 from fieldid.store.schema import Record, RecordCorrection
 
@@ -73,13 +74,14 @@ def correct_record(
     """Change fields of a record (``event_date`` included); ``None`` removes a field.
 
     Needs the ``record_correct`` permission and a reason. A document number given in ``changes``
-    (``document_number``) is hashed like at import, with the key of the workspace at ``root``."""
+    (``document_number``) is hashed like at import, with the workspace's record-hash key
+    (its keyring: ``fieldid.store.keys``)."""
     require(actor, "record_correct")
     if not reason.strip():
         raise RecordsError("a correction needs a reason", code="records.no_reason")
     if not changes:
         raise RecordsError("nothing to correct", code="records.no_change")
-    key = workspace_key(root)
+    key = record_hash_key(store)
     with store.unit_of_work() as uow:
         s = uow.session
         rec = s.scalars(select(Record).where(Record.id == record_id).with_for_update()).first()

@@ -32,9 +32,10 @@ from sqlalchemy import DateTime, Table, insert, select
 
 from fieldid.access import Actor, require
 from fieldid.gallery.enroll import Enrollment, EnrollRequest
-from fieldid.records.kinds import KINDS, RecordBase, describe_errors, validate_row, workspace_key
+from fieldid.records.kinds import KINDS, RecordBase, describe_errors, validate_row
 from fieldid.records.sources import RecordsError, SourceInfo, get_source
 from fieldid.store import Store, UnitOfWork
+from fieldid.store.keys import record_hash_key
 from fieldid.store.repos import lineage
 from fieldid.store.schema import Person, PersonLink, Record, Source
 
@@ -618,7 +619,7 @@ class Importer:
         """Validate and upsert rows into ``report``, one unit of work (and one ``import``
         audit entry) per batch (shared by the file import and ``synth``, which passes one
         ``writer`` per source across calls so duplicate ids are caught across them)."""
-        key = workspace_key(self.root)
+        key = record_hash_key(self.store)
         writer = writer or RecordWriter(source, dry_run=report.dry_run)
         unknown: set[str] = set()
         batch: list[ValidRow] = []

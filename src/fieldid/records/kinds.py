@@ -7,19 +7,18 @@ kind. Nothing here interprets what a record means for a person: a recorded statu
 own wording as of a date, never fieldid's conclusion.
 
 Identity-document numbers are never stored: they are replaced by ``HMAC-SHA256(key, normalised
-number)`` with a secret key kept in the workspace (``W/secrets/record-hmac.key``), so two records
+number)`` with a secret key held in the workspace's keyring, wrapped by its key-encryption key
+(``fieldid.store.keys.record_hash_key``; the KEK is kept outside the workspace), so two records
 (or a record and a presented document) with the same number can be compared without the number
 being readable from the database, and the hash cannot be reversed by enumerating numbers without
-the key.
+the key — which a copy of the workspace does not carry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
-import secrets
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,25 +38,13 @@ __all__ = [
     "RecordedStatus",
     "ValidationError",
     "hash_document_number",
-    "workspace_key",
 ]
 
 SOURCE_KINDS = ("criminal_history", "immigration", "border", "port_of_entry", "other")
 HASH_PREFIX = "hmac-sha256:"
-KEY_FILE = Path("secrets") / "record-hmac.key"
-
-
-def workspace_key(root: Path) -> bytes:
-    """The workspace's secret for hashing document numbers (created, mode 0600, on first use)."""
-    path = root / KEY_FILE
-    if path.is_file():
-        return path.read_bytes()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
+#: Where workspaces made before the keyring kept the record-hash key (moved into the keyring,
+#: wrapped by the key-encryption key, when such a workspace is opened: ``fieldid.store.keys``).
+LEGACY_KEY_FILE = Path("secrets") / "record-hmac.key"
 
 
 def normalise_document_number(number: str) -> str:

@@ -54,9 +54,9 @@ from fieldid.errors import FieldidError
 from fieldid.pipeline import FacePipeline
 from fieldid.probe import IntakeLimits
 from fieldid.records.documents import PresentedDocument
-from fieldid.records.kinds import workspace_key
 from fieldid.search.service import check_attribution
 from fieldid.store import Store, UnitOfWork
+from fieldid.store.keys import CHIP_DATA, DOCUMENT_IMAGE, record_hash_key, seal
 from fieldid.store.schema import DocumentCheckRecord
 
 #: Evidence levels, weakest first: an officer typed the fields; the MRZ was read from the
@@ -297,7 +297,9 @@ class DocumentEncounters:
         why = failed_because(result)
         passed = not why
         presented = presented_from(result)
-        stored = None if presented is None else presented.stored(workspace_key(self.root)).to_dict()
+        stored = (
+            None if presented is None else presented.stored(record_hash_key(self.store)).to_dict()
+        )
         receipt = new_receipt_code()
         summary = _checks_summary(result)
         face = _face_summary(result)
@@ -328,11 +330,14 @@ class DocumentEncounters:
                 failed_because=why,
                 status="settled_by_document" if passed else "open",
                 ended_at=now if passed else None,
-                document_image=keep_image,
-                chip_data=None if passed or chip is None else chip_json(chip),
             )
             u.session.add(rec)
-            u.session.flush()
+            u.session.flush()  # the check's id binds its sealed document data
+            # the holder's portrait is in both: sealed like every biometric value
+            if keep_image is not None:
+                rec.document_image = seal(u.session, DOCUMENT_IMAGE, rec.id, keep_image)
+            if not passed and chip is not None:
+                rec.chip_data = seal(u.session, CHIP_DATA, rec.id, chip_json(chip))
             entry = u.audit(
                 "document_check",
                 operator=attr.operator,

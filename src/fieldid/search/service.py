@@ -48,9 +48,9 @@ from fieldid.quality.gate import Source
 from fieldid.records.assemble import assemble
 from fieldid.records.checks import stored_document
 from fieldid.records.documents import PresentedDocument, compare_documents
-from fieldid.records.kinds import workspace_key
 from fieldid.records.sources import list_sources
 from fieldid.store import Store, UnitOfWork
+from fieldid.store.keys import record_hash_key
 from fieldid.store.schema import DocumentCheckRecord, SearchRecord
 
 ImageSource = bytes | str | Path
@@ -461,7 +461,7 @@ class SearchService:
         started = time.time()
         started_at = self.clock.now()
         receipt = new_receipt_code()
-        stored = [d.stored(workspace_key(self.root)) for d in presented]
+        stored = [d.stored(record_hash_key(self.store)) for d in presented]
         presented_docs = [d.to_dict() for d in stored]
         pipeline = self.pipeline
         model = str(pipeline.model)
@@ -487,7 +487,7 @@ class SearchService:
                 }
                 access["despite_valid_document"] = bool(check.passed)
                 if check.document is not None:
-                    doc = stored_document(check.document, workspace_key(self.root))
+                    doc = stored_document(check.document, record_hash_key(self.store))
                     stored = [doc, *stored]
                     presented_docs = [d.to_dict() for d in stored]
                     access["presented"] = presented_docs

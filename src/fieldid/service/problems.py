@@ -94,6 +94,7 @@ _STATUS_BY_FAMILY: dict[str, int] = {
     "template": 422,
     "enroll": 422,
     "workspace": 500,
+    "keys": 500,
     "config": 500,
     "model": 500,
     "adjudication": 422,
@@ -127,6 +128,7 @@ _TITLES: dict[str, str] = {
     "request": "The request is malformed",
     "service": "The service is busy",
     "location": "Where the search was asked from",
+    "keys": "Stored data could not be opened with the workspace's key",
     "http": "HTTP error",
 }
 

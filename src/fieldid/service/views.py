@@ -30,6 +30,7 @@ from fieldid.records.checks import stored_document
 from fieldid.records.documents import compare_documents
 from fieldid.service.auth import Principal
 from fieldid.store import Store, UnitOfWork
+from fieldid.store.keys import PROBE_IMAGE, unseal
 from fieldid.store.repos.lineage import current_person
 from fieldid.store.schema import (
     AdjudicationRecord,
@@ -187,15 +188,15 @@ def probe_display(s: Session, rec: SearchRecord) -> bytes:
     """The probe photo downscaled for display, made on each request (no copy is kept: the
     retention purge must leave nothing behind)."""
     probe = s.get(ProbeRecord, rec.id)
-    data = None if probe is None else probe.image
-    if data is None:
+    sealed = None if probe is None else probe.image
+    if sealed is None:
         raise ProbeGone(
             f"the photo of this search: {PROBE_PURGED}"
             if probe is not None
             else "this attempt kept no photo (it was refused)",
             search_id=rec.public_id,
         )
-    return _jpeg(data)
+    return _jpeg(unseal(s, PROBE_IMAGE, rec.id, sealed))
 
 
 def _jpeg(data: bytes) -> bytes:

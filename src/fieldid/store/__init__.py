@@ -11,7 +11,8 @@
 
 Layout: ``schema/`` (tables by area), ``migrations/`` (Alembic), ``engine.py`` (URL -> engine),
 ``uow.py``, ``audit.py`` (appender, reader), ``repos/`` (shared queries: merge lineage),
-``copy.py`` (``fieldid db copy``). See docs/storage.md.
+``copy.py`` (``fieldid db copy``), ``keys.py`` (sealed biometric columns, the keyring),
+``private.py`` (a workspace no other user can read). See docs/storage.md and docs/security.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
@@ -31,6 +32,12 @@ from fieldid.store.audit import AuditRecord, utcnow
 from fieldid.store.engine import is_postgres, make_engine, parse_url, shown
 from fieldid.store.migrate import current_revision, head_revision, upgrade
 from fieldid.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from fieldid.store.keys import StoreKeys
+
+#: Key of a session's ``info`` naming its store (``fieldid.store.keys.keys_of``).
+STORE_INFO = "fieldid.store"
 
 
 class StoreError(FieldidError):
@@ -53,6 +60,9 @@ class Store:
         self.url = parse_url(url)
         self.engine: Engine = make_engine(self.url, pool=pool)
         self.now = now
+        #: The keys that seal and open biometric values (``fieldid.store.keys.open_keys``
+        #: installs them; a store opened without them cannot read or write those values).
+        self.keys: StoreKeys | None = None
 
     # -- what it is ----------------------------------------------------------------------------
 
@@ -96,7 +106,7 @@ class Store:
     def unit_of_work(self, *, reads_first: bool = False) -> UnitOfWork:
         """A new unit of work (use it as a context manager; see :mod:`fieldid.store.uow`).
         ``reads_first``: one that reads before a use writes through it (a request's)."""
-        return UnitOfWork(self.engine, self.now, reads_first=reads_first)
+        return UnitOfWork(self.engine, self.now, reads_first=reads_first, info={STORE_INFO: self})
 
     @contextmanager
     def using(self, uow: UnitOfWork | None) -> Iterator[UnitOfWork]:
@@ -119,7 +129,9 @@ class Store:
     def read(self) -> Iterator[Session]:
         """A session for reading; whatever it is asked to write is rolled back. Objects read
         stay usable (detached, loaded) after the block."""
-        with Session(bind=self.engine, expire_on_commit=False, autoflush=False) as s:
+        with Session(
+            bind=self.engine, expire_on_commit=False, autoflush=False, info={STORE_INFO: self}
+        ) as s:
             yield s
 
     def append_audit(

@@ -93,6 +93,9 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Deleted and overwritten content is zeroed, not left in free pages (a purged probe, a
+    # value sealed in place: docs/security.md).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
 
@@ -127,6 +130,11 @@ def make_engine(url: URL | str, *, pool: bool = True) -> Engine:
             f"the folder of the SQLite database {path} does not exist",
             code="database.no_folder",
         )
+    if not path.exists():
+        # Created private (0600), whatever the umask: SQLite gives its WAL and SHM files the
+        # database file's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
     engine = create_engine(
         url,
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},

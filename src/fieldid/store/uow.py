@@ -44,13 +44,19 @@ class UnitOfWork:
     a write transaction from its first statement (``BEGIN IMMEDIATE``)."""
 
     def __init__(
-        self, engine: Engine, now: Callable[[], datetime], *, reads_first: bool = False
+        self,
+        engine: Engine,
+        now: Callable[[], datetime],
+        *,
+        reads_first: bool = False,
+        info: dict[str, Any] | None = None,
     ) -> None:
         self.session = Session(
             bind=engine,
             expire_on_commit=False,
             autoflush=True,
             execution_options={} if reads_first else {WRITE_OPTION: True},
+            info=info,
         )
         self._now = now
         self._after: list[Callable[[], Any]] = []

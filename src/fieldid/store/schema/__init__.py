@@ -13,6 +13,7 @@ module          tables
 ``location``    ``location_areas``, ``location_approvals``
 ``audit``       ``audit_entries``, ``audit_head``
 ``encounters``  ``document_checks``
+``keys``        ``keyring``
 =============== ===============================================================================
 
 Each module imports only :mod:`fieldid.store.schema.base`; this package imports them all so that
@@ -23,6 +24,7 @@ from fieldid.store.schema.access import ApiToken, LoginFailure, Operator, WebSes
 from fieldid.store.schema.audit import AuditEntry, AuditHead
 from fieldid.store.schema.base import Base
 from fieldid.store.schema.encounters import DocumentCheckRecord
+from fieldid.store.schema.keys import KeyringEntry
 from fieldid.store.schema.location import LocationApproval, LocationArea
 from fieldid.store.schema.people import (
     EnrollmentImage,
@@ -63,6 +65,7 @@ __all__ = [
     "ExportRecord",
     "GalleryMeta",
     "IndexOutbox",
+    "KeyringEntry",
     "LocationApproval",
     "LocationArea",
     "LoginFailure",
