@@ -45,6 +45,7 @@ from fieldid.access import Role
 from fieldid.access.accounts import Accounts
 from fieldid.audit.verify import verify_log
 from fieldid.dataset import LabelledImage, read_labelled
+from fieldid.store.keys import TEMPLATE_VECTOR
 from fieldid.store.schema import EnrollmentImage, Person, TemplateRow
 from fieldid.workspace import Workspace
 
@@ -182,11 +183,14 @@ def retemplate(root: Path, workers: int, kill_at: float, total: int) -> dict[str
 def templates(ws: Workspace) -> dict[tuple[str, str], np.ndarray]:
     with ws.store.read() as s:
         rows = s.execute(
-            select(Person.external_id, EnrollmentImage.sha256, TemplateRow.vector)
+            select(Person.external_id, EnrollmentImage.sha256, TemplateRow.id, TemplateRow.vector)
             .join(EnrollmentImage, EnrollmentImage.id == TemplateRow.image_id)
             .join(Person, Person.id == TemplateRow.person_id)
         ).all()
-    return {(e, sha): np.frombuffer(v, "<f4") for e, sha, v in rows}
+    # stored sealed: opened with the workspace's keyring
+    return {
+        (e, sha): np.frombuffer(ws.keys.open(TEMPLATE_VECTOR, t, v), "<f4") for e, sha, t, v in rows
+    }
 
 
 def compare(moved: Path, fresh: Path, probes: list[LabelledImage]) -> dict[str, Any]:

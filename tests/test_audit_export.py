@@ -37,8 +37,12 @@ def test_export_is_signed_verifiable_and_audited(backend, tmp_path: Path) -> Non
     ws = backend.init(tmp_path / "ws", clock=ManualClock())
     fill(ws, 10)
     res = export_audit(ws.store, ws.root, ws.clock, AUDITOR, tmp_path / "a.jsonl")
-    key_file = tmp_path / "ws" / "keys" / "audit-ed25519.pem"
-    assert res.key == key_file and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # the private key is in the keyring (wrapped by the KEK), never a file in the workspace
+    assert res.key.startswith("the workspace's keyring (audit-signing")
+    assert not (tmp_path / "ws" / "keys" / "audit-ed25519.pem").exists()
+    pub_file = tmp_path / "ws" / "keys" / "audit-ed25519.pub.pem"
+    assert stat.S_IMODE(pub_file.stat().st_mode) == 0o600
+    assert pub_file.read_bytes() == res.public_key.read_bytes()
     pub = load_public_key(res.public_key)
     check = verify_export(read_export(res.path), pub)
     assert check.ok, check.message
@@ -76,7 +80,7 @@ def test_later_export_extends_earlier_and_rewrite_is_caught(backend, tmp_path: P
         prev = r2.hash
     from fieldid.audit.export import load_or_create_key
 
-    key, _ = load_or_create_key(ws.root)
+    key, _ = load_or_create_key(ws.store)
     write_export(forged, tmp_path / "forged.jsonl", key, "now")
     assert verify_export(read_export(tmp_path / "forged.jsonl"), pub).ok
     bad = verify_extension(read_export(old.path), read_export(tmp_path / "forged.jsonl"), pub)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.lib.stride_tricks import sliding_window_view
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
@@ -29,7 +31,20 @@ from typer.testing import CliRunner
 from conftest import KEY_DIR, make_workspace, subject_images
 from fieldid.access import Actor, Role
 from fieldid.audit import Attribution
+from fieldid.audit.export import (
+    SIGNING_KEY,
+    key_id,
+    load_or_create_key,
+    load_public_key,
+    read_export,
+    verify_export,
+    workspace_public_key,
+    write_export,
+)
+from fieldid.audit.ops import export_audit
+from fieldid.audit.verify import read_rows
 from fieldid.cli.app import app
+from fieldid.gallery.pixels import decode_pixels
 from fieldid.index.faiss_local import FaissLocalIndex
 from fieldid.keys import CommandKek, EnvKek, FileKek, Keyring, KeysError, KeysSpec, fingerprint
 from fieldid.keys.envelope import HEADER, wrapped_by
@@ -40,6 +55,7 @@ from fieldid.records.documents import PresentedDocument
 from fieldid.records.kinds import LEGACY_KEY_FILE
 from fieldid.store import keys as store_keys
 from fieldid.store.keys import (
+    ENROLLMENT_PIXELS,
     PROBE_IMAGE,
     PROBE_TEMPLATE,
     SEALED,
@@ -47,7 +63,13 @@ from fieldid.store.keys import (
     THUMBNAIL,
     facts,
 )
-from fieldid.store.schema import EnrollmentImage, KeyringEntry, ProbeRecord, TemplateRow
+from fieldid.store.schema import (
+    EnrollmentImage,
+    EnrollmentPixels,
+    KeyringEntry,
+    ProbeRecord,
+    TemplateRow,
+)
 from fieldid.workspace import INDEX_DIR, Workspace
 from helpers_cli import cli, tokens
 from helpers_records import register, write_csv
@@ -252,16 +274,48 @@ def _near_hits(blob: bytes, keys: np.ndarray) -> int:
     return hits
 
 
+def _has_jpeg(blob: bytes) -> bool:
+    """A JPEG start in ``blob``: its signature (SOI and a marker) followed by a well-formed
+    first segment (a length that ends on the next marker). The three signature bytes alone
+    occur by chance about once in 16 MB of ciphertext; this, about once in 10^10 bytes."""
+    at = blob.find(JPEG)
+    while at >= 0:
+        if at + 6 <= len(blob) and 0xC0 <= blob[at + 3] <= 0xFE:
+            end = at + 4 + ((blob[at + 4] << 8) | blob[at + 5])
+            if end > at + 5 and end < len(blob) and blob[end] == 0xFF:
+                return True
+        at = blob.find(JPEG, at + 1)
+    return False
+
+
+def _pixel_samples(raws: list[bytes], per_image: int = 64) -> list[bytes]:
+    """32-byte runs of decoded pixels (raw RGB arrays), spread over each image, each varied
+    enough (16 distinct byte values at least) never to occur by chance in other data."""
+    out: list[bytes] = []
+    for raw in raws:
+        step = max(32, len(raw) // per_image)
+        for at in range(0, len(raw) - step, step):
+            for off in range(at, at + step - 32, 32):
+                chunk = raw[off : off + 32]
+                if len(set(chunk)) >= 16:
+                    out.append(chunk)
+                    break
+    return out
+
+
 def findings(
     blob: bytes,
     templates: np.ndarray,
     near: np.ndarray,
     images: list[bytes],
     secrets: list[bytes],
+    pixels: list[bytes] = [],  # noqa: B006 - read only
 ) -> list[str]:
     """What in ``blob`` is readable that must not be."""
     out: list[str] = []
-    if JPEG in blob:
+    if any(chunk in blob for chunk in pixels):
+        out.append("32 bytes of an enrolled image's pixels")
+    if _has_jpeg(blob):
         out.append("a JPEG signature")
     if PNG in blob:
         out.append("a PNG signature")
@@ -349,16 +403,35 @@ def test_a_workspace_copied_without_its_key_yields_no_face_template_or_document_
             for i, t in s.execute(select(EnrollmentImage.id, EnrollmentImage.thumbnail))
             if t is not None
         ]
+        # the enrolled images' pixels kept for re-templating (PNG), and the files enrolled
+        kept = [
+            ws.keys.open(ENROLLMENT_PIXELS, i, d)
+            for i, d in s.execute(select(EnrollmentPixels.image_id, EnrollmentPixels.data))
+        ]
+        sources = [Path(p) for p in s.scalars(select(EnrollmentImage.source))]
     assert len(ids) == 20 and len(crops) == 20 and probe_image[:3] == JPEG
     assert all(c[:3] == JPEG for c in crops)
+    assert all(_has_jpeg(b"xx" + c[:600]) for c in [probe_image, *crops])
+    assert len(kept) == 20 and all(k[:8] == PNG for k in kept)
+    originals = [p.read_bytes() for p in sources if p.is_file()]
+    assert len(originals) == 20 and all(o[:3] == JPEG for o in originals)
+    pixels = _pixel_samples([decode_pixels(k).tobytes() for k in kept])
     known = np.vstack([templates, probe_template[None, :]])
     near = _near_keys(known)
     kek = FileKek(Path(KEY_DIR) / f"{ws.keys.workspace_id}.key").load()
-    secrets = [kek, ws.document_key()]
-    images = [probe_image, *crops]
+    signing = load_or_create_key(ws.store, root=ws.root)[0]  # the audit signing key
+    secrets = [kek, ws.document_key(), _raw_private(signing)]
+    images = [probe_image, *crops, *kept, *originals]
     # the scan finds all of these when they are there (it can fail)
     plain = b"".join([known.astype("<f4").tobytes(), probe_image, NUMBER.encode(), kek])
     assert len(findings(plain, known, near, images, secrets)) >= 5
+    raw = decode_pixels(kept[3]).tobytes()
+    middle = len(raw) // 2
+    assert len(pixels) > 20 * 32
+    assert findings(b"x" + raw[middle - 8000 : middle + 8000], known, near, [], [], pixels) == [
+        "32 bytes of an enrolled image's pixels"
+    ]
+    assert findings(kept[5][8:], known, near, images, []) == ["32 bytes of a face image"]
     jittered = (known[3] + np.float32(3e-4)).astype("<f4").tobytes()
     assert findings(jittered, known, near, [], []) == ["a near copy of 16 bytes of a template"]
 
@@ -366,7 +439,7 @@ def test_a_workspace_copied_without_its_key_yields_no_face_template_or_document_
     copy = tmp_path / "copy"
     if backend.is_pg:
         rows = _pg_rows(ws)
-        assert findings(rows, known, near, images, secrets) == []
+        assert findings(rows, known, near, images, secrets, pixels) == []
         ws.close()
         backend.copy(ws.root, copy)
     else:  # copied while open: the WAL holds the latest writes
@@ -377,7 +450,7 @@ def test_a_workspace_copied_without_its_key_yields_no_face_template_or_document_
     assert any(n.startswith("vectors-") for n in names), names  # the index is there, sealed
     assert not [n for n in names if n.endswith(".key")]
     for p in files:
-        assert findings(p.read_bytes(), known, near, images, secrets) == [], p
+        assert findings(p.read_bytes(), known, near, images, secrets, pixels) == [], p
 
     # Without its key the copy does not open; it never gets a new one.
     monkeypatch.setenv("FIELDID_KEY_DIR", str(tmp_path / "elsewhere"))
@@ -450,6 +523,7 @@ def test_rotate_rewraps_every_data_key_then_check_proves_every_record_opens(
     ws.searches.search(subject_images("subject-0003")[1], ATTR)
     root, old_id = ws.root, ws.keys.kek_id
     before = _sealed_values(ws)
+    signing = load_or_create_key(ws.store)[0].public_key()  # the audit signing key, made now
     ws.close()
     token = tokens(root)
     admin = token[Role.ADMIN]
@@ -475,6 +549,11 @@ def test_rotate_rewraps_every_data_key_then_check_proves_every_record_opens(
     assert ws.gallery.index().count() == 20 and ws.gallery.index_source == "disk"
     assert ws.searches.search(subject_images("subject-0004")[1], ATTR).candidates
     assert [e.payload["to"] for e in ws.store.audit_entries("keys.rotate")] == [new_id]
+    assert [e.payload["named_keys"] for e in ws.store.audit_entries("keys.rotate")] == [2]
+    # the signing key was re-wrapped with the record-hash key: the same key, under the new KEK
+    assert key_id(load_or_create_key(ws.store)[0].public_key()) == key_id(signing)
+    with ws.store.read() as s:
+        assert s.get(KeyringEntry, SIGNING_KEY).kek_id == new_id  # type: ignore[union-attr]
     ws.close()
 
     res = cli(["keys", "check", "-w", root, "--json"], token=admin)
@@ -482,7 +561,7 @@ def test_rotate_rewraps_every_data_key_then_check_proves_every_record_opens(
     report = json.loads(res.output[res.output.index("{") :])
     checked = report["workspace"]["checked"]
     assert checked["templates.vector"] == 20 and checked["enrollment_images.thumbnail"] == 20
-    assert checked["probes.image"] == 2 and checked["keyring"] == 1
+    assert checked["probes.image"] == 2 and checked["keyring"] == 2  # record-hash, signing
     assert report["workspace"]["index_on_disk"] == "opens" and report["ok"]
     # The old key opens nothing any more.
     old = Keyring(FileKek(Path(KEY_DIR) / f"{ws.keys.workspace_id}.key").load())
@@ -645,6 +724,67 @@ def test_a_workspace_made_before_encryption_is_sealed_in_place_and_an_interrupti
     if not backend.is_pg:  # no page of the file keeps a value stored in the clear
         blob = (root / "fieldid.db").read_bytes()
         assert not any(v[:64] in blob for v in plain.values())
+
+
+def _raw_private(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+
+def test_an_audit_signing_key_kept_in_a_file_moves_into_the_keyring_on_opening(
+    backend: Backend, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A workspace that signed exports before the keyring kept the private key in
+    ``W/keys/audit-ed25519.pem``: opening it moves the key into the keyring (wrapped by the KEK)
+    and removes the file; what it signed before still verifies, and it signs with the same key."""
+    ws = backend.init(tmp_path / "ws")
+    root = ws.root
+    ws.store.append_audit("search", operator="o", purpose="p", case_ref="c", payload={"i": 1})
+    # as the code before the keyring left it: an export signed with a PEM file in W/keys
+    old = Ed25519PrivateKey.generate()
+    old_export = tmp_path / "old.jsonl"
+    write_export(read_rows(ws.store), old_export, old, "before")
+    ws.close()
+    pem = old.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (root / "keys").mkdir(mode=0o700)
+    legacy = root / "keys" / "audit-ed25519.pem"
+    legacy.write_bytes(pem)
+    legacy.chmod(0o600)
+
+    ws = Workspace.open(root)
+    assert not legacy.exists() and not (root / "keys" / "audit-ed25519.pem").exists()
+    key, where = load_or_create_key(ws.store, root=root)
+    assert _raw_private(key) == _raw_private(old) and "keyring" in where
+    assert workspace_public_key(root) is not None
+    assert key_id(workspace_public_key(root)) == key_id(old.public_key())  # type: ignore[arg-type]
+    assert verify_export(read_export(old_export), old.public_key()).ok
+    with ws.store.read() as s:
+        row = s.get(KeyringEntry, SIGNING_KEY)
+        assert row is not None and row.wrapped is not None and row.kek_id == ws.keys.kek_id
+        assert _raw_private(old) not in row.wrapped and pem not in row.wrapped
+    (moved,) = ws.store.audit_entries("keys.named")
+    assert moved.payload["name"] == SIGNING_KEY and moved.payload["imported_from_file"] is True
+    assert store_keys.check(ws.keys).checked["keyring"] == 2
+    # exports go on with the same key, the public key beside them
+    res = export_audit(ws.store, root, ws.clock, Actor("aud", Role.AUDITOR), tmp_path / "n.jsonl")
+    assert load_public_key(res.public_key).public_bytes_raw() == old.public_key().public_bytes_raw()
+    ws.close()
+    # a stray file that is not the keyring's key is left, and said so; never used
+    stray = Ed25519PrivateKey.generate()
+    legacy.write_bytes(
+        stray.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    legacy.chmod(0o600)
+    with caplog.at_level("WARNING"), Workspace.open(root) as ws:
+        assert _raw_private(load_or_create_key(ws.store)[0]) == _raw_private(old)
+    assert legacy.exists() and "is not the signing key" in caplog.text
 
 
 def test_keyring_migration_round_trip(backend: Backend, tmp_path: Path) -> None:

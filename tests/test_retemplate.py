@@ -36,7 +36,10 @@ from fieldid.gallery.retemplate import (
     embedder_settings,
     job_status,
 )
+from fieldid.keys.envelope import is_sealed
 from fieldid.pipeline import FacePipeline
+from fieldid.store import keys as store_keys
+from fieldid.store.keys import ENROLLMENT_PIXELS, TEMPLATE_VECTOR
 from fieldid.store.schema import EnrollmentImage, EnrollmentPixels, Person, TemplateRow
 from fieldid.workspace import Workspace
 from helpers_storage import Backend, add_template_people
@@ -122,12 +125,16 @@ def templates_by_image(ws: Workspace) -> dict[tuple[str, str], np.ndarray]:
     """The active generation's template of each enrolled image, by (external id, sha256)."""
     with ws.store.read() as s:
         rows = s.execute(
-            select(Person.external_id, EnrollmentImage.sha256, TemplateRow.vector)
+            select(Person.external_id, EnrollmentImage.sha256, TemplateRow.id, TemplateRow.vector)
             .join(EnrollmentImage, EnrollmentImage.id == TemplateRow.image_id)
             .join(Person, Person.id == TemplateRow.person_id)
             .where(TemplateRow.generation == ws.gallery.generation)
         ).all()
-    return {(e, sha): np.frombuffer(v, dtype="<f4") for e, sha, v in rows}
+    # stored sealed (docs/security.md): opened with the workspace's keyring
+    return {
+        (e, sha): np.frombuffer(ws.keys.open(TEMPLATE_VECTOR, t, v), dtype="<f4")
+        for e, sha, t, v in rows
+    }
 
 
 def done_of(ws: Workspace, generation: int) -> int:
@@ -232,12 +239,15 @@ def test_killed_with_minus_9_and_resumed_it_equals_a_fresh_enrollment(
         distractor_model = bundled_distractors(str(model))
         assert distractor_model is not None
         with ws.store.read() as s:
-            drawn = s.execute(
-                select(Person.id, TemplateRow.vector)
-                .join(Person, Person.id == TemplateRow.person_id)
-                .where(TemplateRow.image_id.is_(None))
-                .order_by(Person.id)
-            ).all()
+            drawn = [
+                (pid, ws.keys.open(TEMPLATE_VECTOR, tid, v))
+                for pid, tid, v in s.execute(
+                    select(Person.id, TemplateRow.id, TemplateRow.vector)
+                    .join(Person, Person.id == TemplateRow.person_id)
+                    .where(TemplateRow.image_id.is_(None))
+                    .order_by(Person.id)
+                ).all()
+            ]
             assert s.scalar(select(func.count(TemplateRow.id))) == 50  # the old ones are gone
         again = distractor_model.sample_for([pid for pid, _ in drawn], seed=0)
         assert len(drawn) == 10
@@ -264,6 +274,13 @@ def test_killed_with_minus_9_and_resumed_it_equals_a_fresh_enrollment(
         assert verify_log(ws.store).ok
         changes = ws.store.audit_entries("config_change")
         assert changes[-1].operator == "cli-admin"  # the account the command authenticated as
+        # Stored sealed (docs/security.md): every template the job wrote (images' and re-drawn
+        # distractors') and every kept image opens with the key in use; none is in the clear.
+        report = store_keys.check(ws.keys)
+        assert report.ok and report.other_kek == 0, report.to_dict()
+        assert report.checked["templates.vector"] == 50
+        assert report.checked["enrollment_pixels.data"] == 40
+        assert set(store_keys.plaintext_counts(ws.store).values()) == {0}
     finally:
         ws.close()
         fresh.close()
@@ -376,11 +393,12 @@ def test_what_cannot_be_carried_is_refused_or_dropped_as_asked(dlib_ws: Path, tm
             )
         )
         assert vendor_templates == 0
-        row = s.execute(
-            select(TemplateRow.vector)
+        tid, blob = s.execute(
+            select(TemplateRow.id, TemplateRow.vector)
             .join(EnrollmentImage, EnrollmentImage.id == TemplateRow.image_id)
             .where(EnrollmentImage.source == str(kept))
-        ).scalar_one()
+        ).one()
+        row = ws.keys.open(TEMPLATE_VECTOR, tid, blob)
     # The image read again from its file has the template its file gives.
     fresh = FacePipeline.from_spec(rt.target.spec, limits=ws.config.limits).process(kept)
     assert np.allclose(np.frombuffer(row, "<f4"), fresh.template.vector, atol=1e-5)
@@ -554,11 +572,13 @@ def test_kept_pixels_are_the_decoded_image_and_go_with_it(enrolled: Workspace, t
 
     path = subject_images("subject-0005")[0]
     with enrolled.store.read() as s:
-        data = s.execute(
-            select(EnrollmentPixels.data)
+        image_id, sealed = s.execute(
+            select(EnrollmentPixels.image_id, EnrollmentPixels.data)
             .join(EnrollmentImage, EnrollmentImage.id == EnrollmentPixels.image_id)
             .where(EnrollmentImage.source == str(path))
-        ).scalar_one()
+        ).one()
+    assert is_sealed(sealed) and b"PNG" not in bytes(sealed)  # stored sealed (docs/security.md)
+    data = enrolled.keys.open(ENROLLMENT_PIXELS, image_id, sealed)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"  # a PNG of the pixels: no EXIF, not the JPEG sent
     assert np.array_equal(decode_pixels(data), decode_probe(path).rgb)
 
@@ -649,14 +669,16 @@ def test_after_the_switch_every_index_backend_holds_only_the_new_model(
         # The same answers as a fresh MobileFace enrollment given the same distractors.
         with server.store.read() as s:
             drawn = s.execute(
-                select(TemplateRow.vector)
+                select(TemplateRow.id, TemplateRow.vector)
                 .where(TemplateRow.image_id.is_(None))
                 .order_by(TemplateRow.person_id)
             ).all()
         add_template_people(
             fresh,
             [(e, e) for e, _ in DISTRACTORS],
-            np.stack([np.frombuffer(v, "<f4") for (v,) in drawn]),
+            np.stack(
+                [np.frombuffer(server.keys.open(TEMPLATE_VECTOR, t, v), "<f4") for t, v in drawn]
+            ),
         )
         pipeline = server.pipeline
         for item in read_labelled(FACES):

@@ -95,7 +95,9 @@ def test_the_assessment_of_the_demo_states_its_configuration_and_latest_evaluati
     assert acc["groups_measured"] and len(ev["groups"]) == 2
     assert acc["calibration_drifted"] == ev["calibration_check"]["drifted"]
     assert section(doc, "presentation_attack")["data"]["trusted_detection"] is False
-    assert section(doc, "security")["data"]["encryption_at_rest"] is False
+    sec = section(doc, "security")["data"]
+    assert sec["encryption_at_rest"] is True and "enrollment_pixels.data" in sec["sealed"]
+    assert sec["key_encryption_key"] == demo.keys.kek_id and sec["signing_key_id"]
     assert doc["changes"]["previous_version"] is None
     md = (tmp_path / "pia.md").read_text()
     fnmr = f"{ev['operating_point']['fnmr']:.4g}"
@@ -103,7 +105,8 @@ def test_the_assessment_of_the_demo_states_its_configuration_and_latest_evaluati
     assert "| group-a |" in md and "| group-b |" in md
     assert "There is no presentation-attack detection that can be trusted" in md
     assert "87 %" in md and "The officer must see the live person" in md
-    assert "Encryption at rest: none by fieldid" in md
+    assert "Encryption at rest: biometric data is sealed (AES-256-GCM" in md
+    assert "enrolled face images (pixels kept for re-templating)" in md
     assert md.count("(for the agency to write)") == 3 and "Not yet written by the agency" in md
     assert "| probe_images | the photo taken in the field" in md
     # Signed, checked, audited; the agency's standing file is created.

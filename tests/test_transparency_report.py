@@ -330,9 +330,11 @@ def test_signature_verifies_and_fails_when_one_byte_changes(
     # Another key does not vouch for it.
     other = tmp_path / "other"
     other.mkdir()
-    from fieldid.audit.export import load_or_create_key, public_pem
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    key, _ = load_or_create_key(other)
+    from fieldid.audit.export import public_pem
+
+    key = Ed25519PrivateKey.generate()
     (other / "k.pub.pem").write_bytes(public_pem(key.public_key()))
     out = tmp_path / "r2.json"
     publish(busy, AUDITOR, start, end, out)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from functools import cached_property
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from sqlalchemy.engine import URL
 from fieldid.adjudication.rules import AdjudicationRules
 from fieldid.adjudication.service import Adjudicator, DocumentConflicts
 from fieldid.audit.config_watch import record_config_if_changed
+from fieldid.audit.export import adopt_legacy_key
 from fieldid.calibration.store import CalibrationSource
 from fieldid.clock import Clock, SystemClock
 from fieldid.config import (
@@ -134,6 +134,8 @@ class Workspace:
                 inherit=keys_from,
                 legacy_hash_key=root / LEGACY_KEY_FILE,
             )
+            if not training:  # a signing key kept in a file before the keyring moves into it
+                adopt_legacy_key(self.keys, root)
             discard_plaintext(root / INDEX_DIR)
             legacy = needs_sealing(self.store)
             if legacy:
@@ -399,11 +401,20 @@ class Workspace:
         root = self.root / TRAINING_DIR if training else self.root
         if not (root / CONFIG_NAME).is_file():
             return None
-        store = (
-            open_store(training_url(self.store.url, root), now=self.clock.now)
-            if training
-            else self.store
-        )
+        store = self.store
+        if training:
+            store = open_store(training_url(self.store.url, root), now=self.clock.now)
+            try:  # sealed under this workspace's keys, as Workspace.training() opens it
+                open_keys(
+                    store,
+                    self.config.keys,
+                    root,
+                    inherit=self.keys,
+                    legacy_hash_key=root / LEGACY_KEY_FILE,
+                )
+            except Exception:
+                store.close()
+                raise
         with store.read() as s:
             meta = gallery_meta(s)
         if "model_id" not in meta:

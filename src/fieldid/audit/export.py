@@ -13,9 +13,14 @@ is a signature over the whole log. :func:`verify_export` recomputes every hash a
 signature; :func:`verify_extension` proves a later export extends an earlier one (the earlier
 head's entry is present, with the same hash, at the same seq, and every entry they share is equal).
 
-The private key lives in ``W/keys/audit-ed25519.pem`` (mode 0600, created on first export) unless
-``--key`` names another; its public key is written beside each export (``<export>.pub.pem``) and
-should be handed to the outside party once, by a separate channel, so a substituted key is noticed.
+The private key is kept in the workspace's keyring (entry ``audit-signing``, wrapped by the
+key-encryption key held outside the workspace, rotated and checked with the other keys; created on
+first use) unless ``--key`` names a PEM file; so a copy of the workspace without its KEK cannot
+sign. Its public key is written to ``W/keys/audit-ed25519.pub.pem`` (so that stored assessments
+are checked without the KEK) and beside each export (``<export>.pub.pem``), and should be handed
+to the outside party once, by a separate channel, so a substituted key is noticed. A workspace made
+before the keyring kept the private key in ``W/keys/audit-ed25519.pem``: opening the workspace
+moves it into the keyring and removes the file (:func:`adopt_legacy_key`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +42,18 @@ from fieldid.audit.log import canonical_json
 from fieldid.audit.verify import Row, VerifyResult, read_rows, verify_entries
 from fieldid.errors import FieldidError
 from fieldid.store import Store
+from fieldid.store.keys import StoreKeys, named_key, put_named_key, store_keys
 
 FORMAT = 1
 KEY_DIR = "keys"
+#: Where a workspace made before the keyring kept its private signing key (moved on opening).
 KEY_NAME = "audit-ed25519.pem"
+#: The public signing key, kept in the workspace for checking without the KEK.
+PUBLIC_NAME = "audit-ed25519.pub.pem"
+#: The keyring entry that holds the private signing key (wrapped by the KEK).
+SIGNING_KEY = "audit-signing"
+
+log = logging.getLogger(__name__)
 
 
 class ExportError(FieldidError):
@@ -48,33 +62,119 @@ class ExportError(FieldidError):
     code = "audit.export_invalid"
 
 
-def load_or_create_key(root: Path, key_path: Path | None = None) -> tuple[Ed25519PrivateKey, Path]:
-    """The signing key: ``key_path`` if given, else the workspace's (created, 0600, if absent)."""
-    path = key_path or root / KEY_DIR / KEY_NAME
-    if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError) as e:
-            raise ExportError(
-                f"{path} is not an unencrypted PEM private key: {e}", code="audit.bad_key"
-            ) from e
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ExportError(f"{path} is not an Ed25519 key", code="audit.bad_key")
-        return key, path
-    if key_path is not None:
-        raise ExportError(f"no key at {key_path}", code="audit.bad_key")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
+def load_key_file(path: Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key from an unencrypted PEM file."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as e:
+        raise ExportError(
+            f"{path} is not an unencrypted PEM private key: {e}", code="audit.bad_key"
+        ) from e
+    except OSError as e:
+        raise ExportError(f"cannot read {path}: {e}", code="audit.bad_key") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ExportError(f"{path} is not an Ed25519 key", code="audit.bad_key")
+    return key
+
+
+def _raw(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def _write_public(root: Path | None, key: Ed25519PublicKey) -> None:
+    """The workspace's public signing key, where ``fieldid pia verify`` finds it."""
+    if root is None:
+        return
+    path = root / KEY_DIR / PUBLIC_NAME
+    pem = public_pem(key)
+    if path.is_file() and path.read_bytes() == pem:
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
-    return key, path
+    os.replace(tmp, path)
+
+
+def load_or_create_key(
+    store: Store, key_path: Path | None = None, *, root: Path | None = None
+) -> tuple[Ed25519PrivateKey, str]:
+    """The signing key and where it is kept, in words: ``key_path`` (a PEM file) if given, else
+    the one in the workspace's keyring (``store``'s; made on first use). ``root``: the
+    workspace, where the public key is written."""
+    if key_path is not None:
+        if not key_path.exists():
+            raise ExportError(f"no key at {key_path}", code="audit.bad_key")
+        return load_key_file(key_path), str(key_path)
+    keys = store_keys(store)
+    raw = named_key(keys, SIGNING_KEY)
+    if raw is None:
+        new = Ed25519PrivateKey.generate()
+        raw = put_named_key(
+            keys,
+            SIGNING_KEY,
+            _raw(new),
+            detail={"kind": "ed25519", "key_id": key_id(new.public_key())},
+        )
+    key = Ed25519PrivateKey.from_private_bytes(raw)
+    _write_public(root, key.public_key())
+    return key, f"the workspace's keyring ({SIGNING_KEY}, wrapped by the key {keys.kek_id})"
+
+
+def signing_public_key(store: Store) -> Ed25519PublicKey | None:
+    """The public half of the workspace's signing key, if the keyring holds one (none is made)."""
+    raw = named_key(store_keys(store), SIGNING_KEY)
+    return None if raw is None else Ed25519PrivateKey.from_private_bytes(raw).public_key()
+
+
+def workspace_public_key(root: Path) -> Ed25519PublicKey | None:
+    """The workspace's public signing key from its folder, read without the KEK: the public key
+    file, else (a workspace not opened since the key moved into the keyring) the old private
+    key file's public half; None when there is neither."""
+    public = root / KEY_DIR / PUBLIC_NAME
+    if public.is_file():
+        return load_public_key(public)
+    legacy = root / KEY_DIR / KEY_NAME
+    if legacy.is_file():
+        return load_key_file(legacy).public_key()
+    return None
+
+
+def adopt_legacy_key(keys: StoreKeys, root: Path) -> bool:
+    """Move the signing key of a workspace made before the keyring (``W/keys/audit-ed25519.pem``)
+    into the keyring, then overwrite and remove the file (its public key stays, in
+    ``audit-ed25519.pub.pem``). A file that is not the keyring's key (the keyring held another
+    already) is left, with a warning. Returns whether the file was moved."""
+    path = root / KEY_DIR / KEY_NAME
+    if not path.is_file():
+        return False
+    key = load_key_file(path)
+    raw = _raw(key)
+    kept = put_named_key(
+        keys,
+        SIGNING_KEY,
+        raw,
+        detail={"kind": "ed25519", "key_id": key_id(key.public_key()), "imported_from_file": True},
+    )
+    if kept != raw:
+        log.warning(
+            "%s is not the signing key in the workspace's keyring and is not used: delete it",
+            path,
+        )
+        return False
+    _write_public(root, key.public_key())
+    with open(path, "r+b") as f:
+        f.write(b"\0" * len(path.read_bytes()))
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+    log.info("the audit signing key moved from %s into the workspace's keyring", path)
+    return True
 
 
 def public_pem(key: Ed25519PublicKey) -> bytes:
@@ -256,8 +356,9 @@ def verify_extension(old: Export, new: Export, public_key: Ed25519PublicKey) -> 
 
 def export_log(
     ws_root: Path, store: Store, out: Path, exported_at: str, key: Path | None
-) -> tuple[dict[str, Any], Path]:
-    """Export the workspace log to ``out`` (see :func:`write_export`); returns (head, key path)."""
-    private, key_path = load_or_create_key(ws_root, key)
+) -> tuple[dict[str, Any], str]:
+    """Export the workspace log to ``out`` (see :func:`write_export`); returns (head, where the
+    signing key is kept)."""
+    private, key_path = load_or_create_key(store, key, root=ws_root)
     head = write_export(read_rows(store), out, private, exported_at)
     return head, key_path

@@ -25,7 +25,8 @@ def verify_store(store: Store, known_head: tuple[int, str] | None = None) -> Ver
 class ExportResult:
     path: Path
     public_key: Path
-    key: Path
+    #: Where the signing key is kept (the workspace's keyring, or the file given), in words.
+    key: str
     head: dict[str, Any]
     audit_seq: int
 
@@ -52,9 +53,10 @@ def export_audit(
     out: Path | None = None,
     key: Path | None = None,
 ) -> ExportResult:
-    """Export the audit log with a signed head (``root``: the workspace, where the signing key
-    and default export folder are); the export is itself audited (event ``export``) and covered
-    by the ``exports`` retention period, both in one unit of work."""
+    """Export the audit log with a signed head (``root``: the workspace, where the default
+    export folder is; the signing key is in its keyring unless ``key`` names a file); the
+    export is itself audited (event ``export``) and covered by the ``exports`` retention period,
+    both in one unit of work."""
     require(actor, "audit_read")
     out = out or default_export_path(root, clock)
     head, key_path = export_log(root, store, out, clock.now().isoformat(), key)

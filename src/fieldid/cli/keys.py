@@ -76,6 +76,7 @@ class _Bar:
 def prepare(workspace: Path, progress: Progress | None = None) -> dict[str, Any]:
     """Give a workspace's database its keyring and seal what it holds in the clear, before the
     workspace is opened (``fieldid keys init``, ``fieldid upgrade``)."""
+    from fieldid.audit.export import adopt_legacy_key
     from fieldid.config import CONFIG_NAME, WorkspaceConfig
     from fieldid.index.faiss_engine import discard_plaintext
     from fieldid.records.kinds import LEGACY_KEY_FILE
@@ -98,6 +99,7 @@ def prepare(workspace: Path, progress: Progress | None = None) -> dict[str, Any]
         keys = open_keys(store, config.keys, workspace, legacy_hash_key=workspace / LEGACY_KEY_FILE)
         if keys.created is not None:
             key_created_notice(keys.created, keys.kek_id)
+        signing_moved = adopt_legacy_key(keys, workspace)
         dropped = discard_plaintext(workspace / INDEX_DIR)
         sealed = seal_plaintext(keys, progress)
         if (workspace / TRAINING_DIR / CONFIG_NAME).is_file():
@@ -109,6 +111,7 @@ def prepare(workspace: Path, progress: Progress | None = None) -> dict[str, Any]
             "key_created": None if keys.created is None else str(keys.created),
             "sealed_now": sealed,
             "plaintext_index_deleted": dropped,
+            "signing_key_moved_into_keyring": signing_moved,
             "made_private": [str(f) for f in fixed],
         }
     finally:
@@ -122,8 +125,9 @@ def prepare(workspace: Path, progress: Progress | None = None) -> dict[str, Any]
 )
 def init(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Seal the biometric data a workspace made before encryption at rest holds in the clear
-    (in place, in batches: an interrupted run resumes), move its record-hash key into the
-    keyring, delete an index stored in the clear. Opening the workspace does the same."""
+    (in place, in batches: an interrupted run resumes), move its record-hash key and audit
+    signing key into the keyring, delete an index stored in the clear. Opening the workspace
+    does the same."""
     try:
         with progress_bar() as bar:
             out = prepare(workspace, _Bar(bar, "sealing "))

@@ -86,11 +86,13 @@ from fieldid.gallery.store import (
     Gallery,
     active_generation,
     gallery_meta,
+    insert_sealed_templates,
 )
 from fieldid.gallery.vectors import OutboxSync, _RemoteSync
 from fieldid.pipeline import PipelineSpec, make_embedder
 from fieldid.probe import IntakeLimits
 from fieldid.store import Store
+from fieldid.store.keys import ENROLLMENT_PIXELS, unseal
 from fieldid.store.schema import (
     EnrollmentImage,
     EnrollmentPixels,
@@ -468,8 +470,8 @@ class Retemplater:
                         code="retemplate.no_job",
                     )
                 now = uow.now()
-                uow.session.execute(
-                    insert(TemplateRow),
+                insert_sealed_templates(
+                    uow.session,
                     [
                         {
                             "person_id": pid,
@@ -499,7 +501,11 @@ class Retemplater:
                 .where(EnrollmentImage.id.in_(list(ids)))
                 .order_by(EnrollmentImage.id)
             ).all()
-        return [Item(i, f, None if d is None else bytes(d), src, sha) for i, f, d, src, sha in rows]
+            # the kept pixels are sealed (store/keys.py): opened here, for the workers
+            return [
+                Item(i, f, None if d is None else unseal(s, ENROLLMENT_PIXELS, i, d), src, sha)
+                for i, f, d, src, sha in rows
+            ]
 
     def _compute(self, todo: list[int]) -> Iterator[list[Result]]:
         """Results in batches of ``batch_size``, computed in ``workers`` processes (in this one
@@ -553,8 +559,7 @@ class Retemplater:
                 for r in results
                 if r.vector is not None and r.image_id in owner and r.image_id not in have
             ]
-            if rows:
-                s.execute(insert(TemplateRow), rows)
+            insert_sealed_templates(s, rows)
             failed = [
                 {"job_id": job.id, "image_id": r.image_id, "code": r.code, "message": r.message}
                 for r in results

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,7 +49,15 @@ from fieldid.index.rerank import rerank
 from fieldid.keys.envelope import OVERHEAD, Keyring
 from fieldid.keys.errors import KeysError
 from fieldid.store import Store, UnitOfWork
-from fieldid.store.keys import TEMPLATE_VECTOR, THUMBNAIL, StoreKeys, keys_of, seal, unseal
+from fieldid.store.keys import (
+    ENROLLMENT_PIXELS,
+    TEMPLATE_VECTOR,
+    THUMBNAIL,
+    StoreKeys,
+    keys_of,
+    seal,
+    unseal,
+)
 from fieldid.store.repos import lineage
 from fieldid.store.schema import (
     EnrollmentImage,
@@ -130,11 +139,38 @@ def _state(s: Session) -> tuple[str, int]:
     return rows.get(REVISION, ""), active_generation(rows)
 
 
+def insert_sealed_templates(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``templates`` rows whose ``vector`` is given in the clear (little-endian float32
+    bytes), sealed: each row goes in with a placeholder of the sealed value's size (Core
+    ``INSERT … RETURNING``, ids from the database), then its vector is sealed for its id and
+    written by primary key, in the same transaction (session ``s`` of the store). Returns the
+    ids in ``rows``' order."""
+    if not rows:
+        return []
+    keys = keys_of(s)
+    plain = [bytes(r["vector"]) for r in rows]
+    ids = list(
+        s.scalars(
+            insert(TemplateRow).returning(TemplateRow.id, sort_by_parameter_order=True),
+            [{**r, "vector": bytes(len(v) + OVERHEAD)} for r, v in zip(rows, plain, strict=True)],
+        )
+    )
+    s.execute(
+        update(TemplateRow.__table__)  # type: ignore[arg-type]
+        .where(TemplateRow.__table__.c.id == bindparam("_id"))
+        .values(vector=bindparam("_v")),
+        [
+            {"_id": tid, "_v": keys.seal(TEMPLATE_VECTOR, tid, v)}
+            for tid, v in zip(ids, plain, strict=True)
+        ],
+    )
+    return ids
+
+
 def keys_of_store(store: Store) -> StoreKeys:
     if store.keys is None:
         raise KeysError("the gallery's store was opened without its keys", code="keys.none")
     return store.keys
-
 
 
 class Gallery:
@@ -467,7 +503,9 @@ class Gallery:
         if pixels is not None:
             s.add(
                 EnrollmentPixels(
-                    image_id=image.id, format="png", data=seal(s, ENROLLMENT_PIXELS, image.id, pixels)
+                    image_id=image.id,
+                    format="png",
+                    data=seal(s, ENROLLMENT_PIXELS, image.id, pixels),
                 )
             )
         row = TemplateRow(
@@ -511,9 +549,6 @@ class Gallery:
         now = uow.now()
         vecs = np.ascontiguousarray(vectors, dtype="<f4")
         s = uow.session
-        keys = keys_of(s)
-        # the sealed value's size, so that sealing it in place (below) rewrites no page layout
-        placeholder = bytes(self.dim * 4 + OVERHEAD)
         tids: list[int] = []
         for start in range(0, len(people), chunk):
             part = people[start : start + chunk]
@@ -531,30 +566,19 @@ class Gallery:
                     ],
                 )
             )
-            part_tids = list(
-                s.scalars(
-                    insert(TemplateRow).returning(TemplateRow.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "person_id": pid,
-                            "image_id": None,
-                            "model_id": self.model.id,
-                            "model_version": self.model.version,
-                            "vector": placeholder,
-                            "created_at": now,
-                            "generation": self.generation,
-                        }
-                        for pid in pids
-                    ],
-                )
-            )
-            s.execute(
-                update(TemplateRow.__table__)  # type: ignore[arg-type]
-                .where(TemplateRow.__table__.c.id == bindparam("_id"))
-                .values(vector=bindparam("_v")),
+            part_tids = insert_sealed_templates(
+                s,
                 [
-                    {"_id": tid, "_v": keys.seal(TEMPLATE_VECTOR, tid, vecs[start + i].tobytes())}
-                    for i, tid in enumerate(part_tids)
+                    {
+                        "person_id": pid,
+                        "image_id": None,
+                        "model_id": self.model.id,
+                        "model_version": self.model.version,
+                        "vector": vecs[start + i].tobytes(),
+                        "created_at": now,
+                        "generation": self.generation,
+                    }
+                    for i, pid in enumerate(pids)
                 ],
             )
             tids += part_tids

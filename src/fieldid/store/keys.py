@@ -85,6 +85,9 @@ DOCUMENT_IMAGE = SealedColumn(
     "document_checks", "document_image", "id", "identity-document data page photos"
 )
 CHIP_DATA = SealedColumn("document_checks", "chip_data", "id", "identity-document chip data")
+ENROLLMENT_PIXELS = SealedColumn(
+    "enrollment_pixels", "data", "image_id", "enrolled face images (pixels kept for re-templating)"
+)
 #: Every sealed column (the passes and the tests cover exactly these).
 SEALED: list[SealedColumn] = [
     TEMPLATE_VECTOR,
@@ -93,6 +96,7 @@ SEALED: list[SealedColumn] = [
     PROBE_TEMPLATE,
     DOCUMENT_IMAGE,
     CHIP_DATA,
+    ENROLLMENT_PIXELS,
 ]
 
 
@@ -142,6 +146,58 @@ class StoreKeys:
                 raise KeysError("this workspace's keyring has no record-hash key", code="keys.none")
             self._hash_key = self.keyring.unwrap_key(row.wrapped, RECORD_HASH_ROW)
         return self._hash_key
+
+
+def named_key(keys: StoreKeys, name: str) -> bytes | None:
+    """The secret kept in ``keys``' keyring under ``name`` (wrapped by the KEK), or None."""
+    if name in (KEK_ROW, ROTATION_ROW):
+        raise ValueError(f"{name!r} is not a named key")
+    with keys.store.read() as s:
+        row = s.get(KeyringEntry, name)
+    if row is None or row.wrapped is None:
+        return None
+    return keys.keyring.unwrap_key(row.wrapped, name)
+
+
+def put_named_key(
+    keys: StoreKeys,
+    name: str,
+    value: bytes,
+    *,
+    detail: dict[str, Any] | None = None,
+    operator: str = OPERATOR,
+) -> bytes:
+    """Keep ``value`` in the keyring under ``name``, wrapped by the KEK (rotated and checked
+    with the rest), with an audit entry naming it (never the value). If the keyring holds a key
+    of that name already (another process was first), that one stays and is returned."""
+    from sqlalchemy.exc import IntegrityError
+
+    if name in (KEK_ROW, ROTATION_ROW):
+        raise ValueError(f"{name!r} is not a named key")
+    try:
+        with keys.store.unit_of_work() as uow:
+            s = uow.session
+            if _row(s, name) is None:
+                s.add(
+                    KeyringEntry(
+                        name=name,
+                        kek_id=keys.kek_id,
+                        wrapped=keys.keyring.wrap_key(value, name),
+                        detail=dict(detail or {}),
+                        updated_at=uow.now(),
+                    )
+                )
+                s.flush()
+                uow.audit(
+                    "keys.named",
+                    operator=operator,
+                    payload={"name": name, "kek": keys.kek_id, **(detail or {})},
+                )
+    except IntegrityError:
+        pass
+    kept = named_key(keys, name)
+    assert kept is not None
+    return kept
 
 
 def store_keys(store: Store) -> StoreKeys:

@@ -362,11 +362,9 @@ class PiaResult:
 
 
 def _workspace_public_key(root: Path) -> Any:
-    from fieldid.audit.export import KEY_DIR, KEY_NAME, load_or_create_key
+    from fieldid.audit.export import workspace_public_key
 
-    if (root / KEY_DIR / KEY_NAME).is_file():
-        return load_or_create_key(root)[0].public_key()
-    return None
+    return workspace_public_key(root)
 
 
 def generate(
@@ -388,7 +386,7 @@ def generate(
             f"{out.name}: write the assessment to a .md or .html file", code="pia.bad_output"
         )
     root = ws.root
-    private, _ = load_or_create_key(root, key)
+    private, _ = load_or_create_key(ws.store, key, root=root)
     stored = versions(root)
     previous = None
     if stored:

@@ -508,16 +508,15 @@ def presentation_attack(ws: Workspace) -> Section:
 
 
 def security(ws: Workspace) -> Section:
-    from fieldid.audit.export import KEY_DIR, KEY_NAME, key_id
+    from fieldid.audit.export import key_id, signing_public_key
     from fieldid.audit.verify import verify_log
+    from fieldid.store.keys import SEALED
 
     chain = verify_log(ws.store)
-    key_file = ws.root / KEY_DIR / KEY_NAME
-    kid = None
-    if key_file.is_file():
-        from fieldid.audit.export import load_or_create_key
-
-        kid = key_id(load_or_create_key(ws.root)[0].public_key())
+    public = signing_public_key(ws.store)
+    kid = None if public is None else key_id(public)
+    sealed = [f"{c.what} ({c.label})" for c in SEALED]
+    index_backend = ws.config.index.backend
     exports = [
         e for e in ws.store.audit_entries("export") if (e.payload or {}).get("kind") == "audit"
     ]
@@ -535,13 +534,26 @@ def security(ws: Workspace) -> Section:
         "Exports are signed: audit exports, this assessment and the transparency report carry "
         "an Ed25519 signature by the workspace's export key"
         + (f" (key id {kid})" if kid else "")
-        + f"; {len(exports)} audit export(s) are recorded in the log. The private key is a file "
-        "in the workspace (keys/, mode 0600): whoever can read the workspace can sign.",
-        "Encryption at rest: none by fieldid. The database (fieldid.db) holds probe photos, face "
-        "templates, enrolment photos and identity records unencrypted; whoever can read the "
-        "workspace folder can read them. Encrypt the volume it lives on.",
+        + f"; {len(exports)} audit export(s) are recorded in the log. The private key is kept "
+        "in the workspace's keyring, wrapped by the key-encryption key held outside the "
+        "workspace: a copy of the workspace without that key cannot sign.",
+        "Encryption at rest: biometric data is sealed (AES-256-GCM under a data key per value, "
+        f"wrapped by a key-encryption key held outside the workspace, {ws.keys.source}): "
+        + "; ".join(sealed)
+        + ". `fieldid keys check` proves every value opens; `fieldid keys rotate` re-wraps the "
+        "data keys under a new key. "
+        + (
+            "The vector index's files (faiss-local) are sealed too."
+            if index_backend == "faiss-local"
+            else f"The vector index ({index_backend}) holds the templates in the clear on its "
+            "own server: its storage must be encrypted by its operator."
+        )
+        + " Names, records and search metadata are not encrypted: they are protected by the "
+        "workspace's file permissions (folders 0700, files 0600) and the database's access "
+        "control.",
         "Secrets stored as digests: passwords as argon2id hashes, API tokens and session ids as "
-        "SHA-256, document numbers as HMAC-SHA256 with a workspace secret (secrets/, mode 0600).",
+        "SHA-256, document numbers as HMAC-SHA256 with a key kept in the keyring (wrapped by the "
+        "key-encryption key).",
         "In transit: `fieldid serve` speaks plain HTTP; beyond localhost it must sit behind a "
         "TLS proxy.",
     ]
@@ -550,7 +562,10 @@ def security(ws: Workspace) -> Section:
         "Security measures",
         statements,
         {
-            "encryption_at_rest": False,
+            "encryption_at_rest": True,
+            "sealed": [c.label for c in SEALED],
+            "key_encryption_key": ws.keys.kek_id,
+            "index_sealed": index_backend == "faiss-local",
             "audit_chain": "hash chain (SHA-256)",
             "export_signatures": "Ed25519",
             "signing_key_id": kid,

@@ -512,7 +512,7 @@ def publish(
             "periods that do not overlap."
         )
     text = dumps(data) if suffix == ".json" else render_html(data)
-    private, _ = load_or_create_key(ws.root, key)
+    private, _ = load_or_create_key(ws.store, key, root=ws.root)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     sig = sign_file(out, private, kind="transparency-report", signed_at=data["generated_at"])

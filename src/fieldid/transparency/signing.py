@@ -9,9 +9,10 @@ A signed file ``F`` gets two files beside it:
   changes ``F`` can replace it); hand the key to the outside party once, by another channel, and
   check with ``--public-key``. ``key_id`` names the key in every signature.
 
-The key is the workspace's export signing key (``W/keys/audit-ed25519.pem``, the one audit
-exports are signed with; :func:`fieldid.audit.export.load_or_create_key`). A verifier needs only
-SHA-256, canonical JSON and Ed25519.
+The key is the workspace's export signing key (the one audit exports are signed with, kept in
+the workspace's keyring under its key-encryption key; its public key in
+``W/keys/audit-ed25519.pub.pem``; :func:`fieldid.audit.export.load_or_create_key`). A verifier
+needs only SHA-256, canonical JSON and Ed25519.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """keyring: facts about the workspace's keys, and keys wrapped by its key-encryption key
 
 Biometric columns (``templates.vector``, ``enrollment_images.thumbnail``, ``probes.image``,
-``probes.template``) keep their types: from now on they hold sealed records
+``probes.template``, ``document_checks.document_image`` and ``chip_data``,
+``enrollment_pixels.data``) keep their types: from now on they hold sealed records
 (``fieldid.keys.envelope``). Values stored before are sealed in place when the workspace is
 next opened with its key (``fieldid.store.keys.seal_plaintext``: in batches, each its own
 transaction, so an interrupted run resumes), not here: a migration has no key. A downgrade keeps
 a keyring that holds keys (dropping it would leave the sealed data unreadable for good).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
