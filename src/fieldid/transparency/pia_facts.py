@@ -510,12 +510,18 @@ def presentation_attack(ws: Workspace) -> Section:
 def security(ws: Workspace) -> Section:
     from fieldid.audit.export import key_id, signing_public_key
     from fieldid.audit.verify import verify_log
-    from fieldid.store.keys import SEALED
+    from fieldid.store.keys import SEALED, facts
 
     chain = verify_log(ws.store)
     public = signing_public_key(ws.store)
     kid = None if public is None else key_id(public)
     sealed = [f"{c.what} ({c.label})" for c in SEALED]
+    kek_kind = str(((facts(ws.store) or {}).get("source") or {}).get("kind", "other"))
+    kek_from = {  # the kind of source only: where the key is kept is not published
+        "file": "a key file",
+        "env": "an environment variable",
+        "command": "a command, such as a KMS or HSM client",
+    }.get(kek_kind, "a source the agency configured")
     index_backend = ws.config.index.backend
     exports = [
         e for e in ws.store.audit_entries("export") if (e.payload or {}).get("kind") == "audit"
@@ -538,7 +544,7 @@ def security(ws: Workspace) -> Section:
         "in the workspace's keyring, wrapped by the key-encryption key held outside the "
         "workspace: a copy of the workspace without that key cannot sign.",
         "Encryption at rest: biometric data is sealed (AES-256-GCM under a data key per value, "
-        f"wrapped by a key-encryption key held outside the workspace, {ws.keys.source}): "
+        f"wrapped by a key-encryption key held outside the workspace: {kek_from}): "
         + "; ".join(sealed)
         + ". `fieldid keys check` proves every value opens; `fieldid keys rotate` re-wraps the "
         "data keys under a new key. "
