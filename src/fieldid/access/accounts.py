@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from fieldid.access import PERMISSIONS, Actor, Role
 from fieldid.clock import Clock
@@ -62,6 +62,9 @@ class AccessPolicy:
 
     session_lifetime: timedelta = timedelta(hours=12)
     session_idle: timedelta = timedelta(minutes=30)
+    #: A session's idle timer and a token's ``last_used_at`` are written at most this often
+    #: (every request would otherwise be a write transaction before its use even begins).
+    touch_every: timedelta = timedelta(minutes=1)
     token_lifetime: timedelta = timedelta(days=90)
     max_token_lifetime: timedelta = timedelta(days=365)
     #: Failures counted within this window.
@@ -476,32 +479,35 @@ class Accounts:
         return secret, SessionGrant(actor, csrf, expires, sha256_hex(secret))
 
     def session(self, secret: str) -> SessionGrant:
-        """The live session a cookie value stands for (touching its idle timer)."""
+        """The live session a cookie value stands for. Its idle timer is moved on (written)
+        when it is older than ``policy.touch_every``; a request otherwise only reads (one
+        statement). An expired session is deleted, then refused."""
         now = self._now()
         h = sha256_hex(secret)
-        expired = False
-        with self.store.unit_of_work() as uow:
-            s = uow.session
-            row = s.get(WebSession, h)
-            if row is None:
-                raise AuthenticationError(
-                    "not logged in (or the session has ended)", code="access.no_session"
-                )
-            op = s.get(Operator, row.operator_id)
-            idle_end = _aware(row.last_seen_at) + self.policy.session_idle
-            if op is None or op.disabled or now >= _aware(row.expires_at) or now >= idle_end:
-                s.delete(row)  # committed on leaving the block, then refused below
-                expired = True
-            else:
-                row.last_seen_at = now
-                grant = SessionGrant(
-                    Actor(op.name, Role(op.role)), row.csrf_token, _aware(row.expires_at), h
-                )
-        if expired:
+        with self.store.read() as s:
+            found = s.execute(
+                select(WebSession, Operator)
+                .join(Operator, Operator.id == WebSession.operator_id, isouter=True)
+                .where(WebSession.id_hash == h)
+            ).first()
+        if found is None:
+            raise AuthenticationError(
+                "not logged in (or the session has ended)", code="access.no_session"
+            )
+        row, op = found
+        idle_end = _aware(row.last_seen_at) + self.policy.session_idle
+        if op is None or op.disabled or now >= _aware(row.expires_at) or now >= idle_end:
+            with self.store.unit_of_work() as uow:
+                uow.session.execute(delete(WebSession).where(WebSession.id_hash == h))
             raise AuthenticationError(
                 "the session has expired: log in again", code="access.session_expired"
             )
-        return grant
+        if now - _aware(row.last_seen_at) >= self.policy.touch_every:
+            with self.store.unit_of_work() as uow:
+                uow.session.execute(
+                    update(WebSession).where(WebSession.id_hash == h).values(last_seen_at=now)
+                )
+        return SessionGrant(Actor(op.name, Role(op.role)), row.csrf_token, _aware(row.expires_at), h)
 
     def close_session(self, secret: str) -> None:
         h = sha256_hex(secret)
@@ -583,22 +589,30 @@ class Accounts:
 
     def token(self, secret: str) -> TokenGrant:
         """Who a bearer token stands for. Raises ``access.token_invalid`` or
-        ``access.token_expired``."""
+        ``access.token_expired``. ``last_used_at`` is written when older than
+        ``policy.touch_every``; a request otherwise only reads (one statement)."""
         now = self._now()
-        with self.store.unit_of_work() as uow:
-            s = uow.session
-            row = s.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(secret)))
-            if row is None or row.revoked_at is not None:
-                raise AuthenticationError("the API token is not valid", code="access.token_invalid")
-            if now >= _aware(row.expires_at):
-                raise AuthenticationError(
-                    "the API token has expired: issue a new one", code="access.token_expired"
+        with self.store.read() as s:
+            found = s.execute(
+                select(ApiToken, Operator)
+                .join(Operator, Operator.id == ApiToken.operator_id, isouter=True)
+                .where(ApiToken.token_hash == sha256_hex(secret))
+            ).first()
+        if found is None or found[0].revoked_at is not None:
+            raise AuthenticationError("the API token is not valid", code="access.token_invalid")
+        row, op = found
+        if now >= _aware(row.expires_at):
+            raise AuthenticationError(
+                "the API token has expired: issue a new one", code="access.token_expired"
+            )
+        if op is None or op.disabled:
+            raise AuthenticationError("the API token is not valid", code="access.token_invalid")
+        if row.last_used_at is None or now - _aware(row.last_used_at) >= self.policy.touch_every:
+            with self.store.unit_of_work() as uow:
+                uow.session.execute(
+                    update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
                 )
-            op = s.get(Operator, row.operator_id)
-            if op is None or op.disabled:
-                raise AuthenticationError("the API token is not valid", code="access.token_invalid")
-            row.last_used_at = now
-            return TokenGrant(Actor(op.name, Role(op.role)), frozenset(row.scopes.split()), row.id)
+        return TokenGrant(Actor(op.name, Role(op.role)), frozenset(row.scopes.split()), row.id)
 
     def revoke_token(self, token_id: int, *, by: str) -> None:
         """Revoke a token: it stops working at once. Audited ``token_revoke``."""

@@ -48,7 +48,7 @@ from fieldid.index.port import Gallery as GalleryName
 from fieldid.index.rerank import rerank
 from fieldid.keys.envelope import OVERHEAD, Keyring
 from fieldid.keys.errors import KeysError
-from fieldid.store import Store, UnitOfWork
+from fieldid.store import READ_MEMO, Store, UnitOfWork
 from fieldid.store.keys import (
     ENROLLMENT_PIXELS,
     TEMPLATE_VECTOR,
@@ -173,6 +173,15 @@ def keys_of_store(store: Store) -> StoreKeys:
     return store.keys
 
 
+def _read_state(s: Session) -> tuple[str, int]:
+    """:func:`_state` once per read session (a use's reads share one: ``Store.reading``): the
+    revision the use's size, index and short list all follow. Never for a write."""
+    got = s.info.get(READ_MEMO + "gallery_state")
+    if got is None:
+        got = s.info[READ_MEMO + "gallery_state"] = _state(s)
+    return got  # type: ignore[no-any-return]
+
+
 class Gallery:
     def __init__(
         self,
@@ -294,7 +303,7 @@ class Gallery:
         """The database's revision of this object's generation (``gallery.model_switched`` when
         the gallery has moved to another)."""
         with self.store.read() as s:
-            rev, gen = _state(s)
+            rev, gen = _read_state(s)
             self._check_generation(gen, s)
         return rev
 
@@ -621,7 +630,7 @@ class Gallery:
         and every search reports the size, so the counts are kept per gallery revision (every
         change to people or templates moves it) and recounted only when it moves."""
         with self.store.read() as s:
-            rev, gen = _state(s)
+            rev, gen = _read_state(s)
             self._check_generation(gen, s)
             cached = self._size_cache
             if cached is not None and cached[0] == rev:

@@ -522,12 +522,13 @@ class SearchService:
             self._refuse("search", attr, err, uow, started=started, model=model, **access)
             raise
         gallery = space.gallery
-        size = gallery.size()
+        with space.store.reading():  # the reads before the face work: one session
+            size = gallery.size()
+            sources = list_sources(space.store)
         searched = {
             "gallery": "training" if training else "main",
             "record_sources": [
-                {"name": x.name, "kind": x.kind, "refreshed_at": x.refreshed_at}
-                for x in list_sources(space.store)
+                {"name": x.name, "kind": x.kind, "refreshed_at": x.refreshed_at} for x in sources
             ],
         }
         # Before the probe is processed: fails early (config.threshold) for an uncalibrated
@@ -609,12 +610,14 @@ class SearchService:
         tif = self.threshold(band, size.templates)
         threshold = tif.value
         t = time.perf_counter()
-        hits = gallery.search(processed.template, k)
-        timings = dict(processed.timings_ms)
-        timings["search"] = (time.perf_counter() - t) * 1000
-        shown = hits if investigation else [h for h in hits if h.score >= threshold]
-        t = time.perf_counter()
-        with space.store.read() as s:
+        # The reads after the face work (the index's revision, the short list's templates, the
+        # candidates' people and records): one session, one transaction.
+        with space.store.reading() as s:
+            hits = gallery.search(processed.template, k)
+            timings = dict(processed.timings_ms)
+            timings["search"] = (time.perf_counter() - t) * 1000
+            shown = hits if investigation else [h for h in hits if h.score >= threshold]
+            t = time.perf_counter()
             found = assemble(s, [h.person_id for h in shown])
         candidates = []
         for i, h in enumerate(shown):

@@ -222,17 +222,24 @@ def review_item_answer(view: Any) -> dict[str, Any]:
 
 def waiting_count(s: Session, actor: Actor) -> int:
     """What ``Review (N)`` counts: adjudications this supervisor may act on, plus open review
-    items. Two COUNT queries, cheap enough for every page a supervisor opens."""
-    adjudications = s.scalar(
+    items. Two counts in one statement, cheap enough for every page a supervisor opens."""
+    adjudications = (
         select(func.count())
         .select_from(AdjudicationRecord)
         .where(
             AdjudicationRecord.state.in_(WAITING_STATES),
             AdjudicationRecord.actor_name != actor.name,
         )
+        .scalar_subquery()
     )
-    items = s.scalar(select(func.count()).select_from(ReviewItem).where(ReviewItem.state == "open"))
-    return int(adjudications or 0) + int(items or 0)
+    items = (
+        select(func.count())
+        .select_from(ReviewItem)
+        .where(ReviewItem.state == "open")
+        .scalar_subquery()
+    )
+    row = s.execute(select(adjudications, items)).one()
+    return int(row[0] or 0) + int(row[1] or 0)
 
 
 def review_queue(s: Session, actor: Actor) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from fieldid.records.documents import compare_documents
 from fieldid.service.auth import Principal
 from fieldid.store import Store, UnitOfWork
 from fieldid.store.keys import PROBE_IMAGE, unseal
-from fieldid.store.repos.lineage import current_person
+from fieldid.store.repos.lineage import current_people, current_person
 from fieldid.store.schema import (
     AdjudicationRecord,
     Person,
@@ -405,9 +405,11 @@ def search_view(s: Session, ws: Workspace, rec: SearchRecord) -> dict[str, Any]:
         current: dict[int, int | None] = {c.person_id: c.person_id for c in cands}
         people: dict[int, Person] = {}
     else:
-        current = {c.person_id: current_person(s, c.person_id, c.external_id) for c in cands}
-        live = [v for v in current.values() if v is not None]
-        people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(live)))}
+        found = current_people(s, [(c.person_id, c.external_id) for c in cands])
+        current = {
+            c.person_id: (found[c.person_id].id if c.person_id in found else None) for c in cands
+        }
+        people = {p.id: p for p in found.values()}
     records = candidates_records(
         s,
         ws,

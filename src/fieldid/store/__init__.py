@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,18 @@ class StoreError(FieldidError):
     code = "database.error"
 
 
+#: Keys of ``Session.info`` that hold what one read transaction saw (dropped when it ends).
+READ_MEMO = "fieldid.read."
+
+
+def _reread(s: Session) -> None:
+    """End a read session's transaction (it wrote nothing) and forget what it memoised: the
+    next read sees what has been committed since."""
+    s.commit()
+    for key in [k for k in s.info if isinstance(k, str) and k.startswith(READ_MEMO)]:
+        del s.info[key]
+
+
 class Store:
     """One database: its engine, its units of work and its reads. Built once per process by
     ``Workspace`` (the composition root) and handed to every service that stores anything."""
@@ -63,6 +76,10 @@ class Store:
         #: The keys that seal and open biometric values (``fieldid.store.keys.open_keys``
         #: installs them; a store opened without them cannot read or write those values).
         self.keys: StoreKeys | None = None
+        #: The session of the current :meth:`reading` block (per thread and task).
+        self._reading: ContextVar[Session | None] = ContextVar(
+            f"fieldid_reading_{id(self)}", default=None
+        )
 
     # -- what it is ----------------------------------------------------------------------------
 
@@ -106,7 +123,15 @@ class Store:
     def unit_of_work(self, *, reads_first: bool = False) -> UnitOfWork:
         """A new unit of work (use it as a context manager; see :mod:`fieldid.store.uow`).
         ``reads_first``: one that reads before a use writes through it (a request's)."""
-        return UnitOfWork(self.engine, self.now, reads_first=reads_first, info={STORE_INFO: self})
+        uow = UnitOfWork(
+            self.engine, self.now, reads_first=reads_first, info={STORE_INFO: self}
+        )
+        shared = self._reading.get()
+        if shared is not None:
+            # Written inside a :meth:`reading` block: its reads after the commit begin anew
+            # (on SQLite a read transaction keeps the snapshot it began with).
+            uow.after_commit(lambda: _reread(shared))
+        return uow
 
     @contextmanager
     def using(self, uow: UnitOfWork | None) -> Iterator[UnitOfWork]:
@@ -128,11 +153,36 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reading; whatever it is asked to write is rolled back. Objects read
-        stay usable (detached, loaded) after the block."""
+        stay usable (detached, loaded) after the block. Inside :meth:`reading` (same thread),
+        the session of that block: one connection and one transaction for all of them."""
+        shared = self._reading.get()
+        if shared is not None:
+            yield shared
+            return
         with Session(
             bind=self.engine, expire_on_commit=False, autoflush=False, info={STORE_INFO: self}
         ) as s:
             yield s
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One read session for every :meth:`read` in the block, however deep (the reads of
+        one use: the gallery's size and revision, its short list, the candidates' people and
+        records). A use's reads otherwise take a connection, a transaction and, on
+        PostgreSQL, a pool check-out each. Only for reads that write nothing in between: on
+        SQLite the block reads one snapshot. Nested, the outer block's session is used."""
+        shared = self._reading.get()
+        if shared is not None:
+            yield shared
+            return
+        with Session(
+            bind=self.engine, expire_on_commit=False, autoflush=False, info={STORE_INFO: self}
+        ) as s:
+            token = self._reading.set(s)
+            try:
+                yield s
+            finally:
+                self._reading.reset(token)
 
     def append_audit(
         self,
@@ -190,6 +240,7 @@ def open_store(
 
 
 __all__ = [
+    "READ_MEMO",
     "AuditRecord",
     "Store",
     "StoreError",

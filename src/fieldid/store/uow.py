@@ -59,6 +59,8 @@ class UnitOfWork:
             info=info,
         )
         self._now = now
+        #: SQLite: a write transaction must begin as one (BEGIN IMMEDIATE), never upgrade.
+        self._sqlite_locks = engine.dialect.name == "sqlite"
         self._after: list[Callable[[], Any]] = []
         #: Entries appended in the current transaction.
         self.appended: list[AuditRecord] = []
@@ -106,7 +108,12 @@ class UnitOfWork:
         if s.in_transaction():
             if s.new or s.dirty or s.deleted:
                 raise RuntimeError("a unit of work wrote before its use began (begin_write)")
-            s.commit()
+            if self._sqlite_locks:
+                s.commit()
+            else:
+                # PostgreSQL: reads and writes share one transaction (rows lock as they are
+                # written; the audit head with FOR UPDATE): no second BEGIN, no second check-out.
+                return
         s.connection(execution_options={WRITE_OPTION: True})
 
     # -- the transaction --------------------------------------------------------------------------

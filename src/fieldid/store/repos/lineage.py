@@ -73,6 +73,26 @@ def current_person(s: Session, person_id: int, external_id: str) -> int | None:
     return live_person(s, external_id)
 
 
+def current_people(s: Session, recorded: list[tuple[int, str]]) -> dict[int, Person]:
+    """:func:`current_person` for many (person id, external id) pairs at once (a search's
+    candidates): ``{recorded person id: the live person}``, leaving out those no longer in the
+    gallery. One query for the people as recorded; merges are followed only for the others."""
+    ids = sorted({pid for pid, _ in recorded})
+    people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
+    out: dict[int, Person] = {}
+    for pid, ext in recorded:
+        p = people.get(pid)
+        if p is not None and p.external_id == ext:
+            out[pid] = p
+            continue
+        live = live_person(s, ext)
+        if live is not None:
+            found = s.get(Person, live)
+            if found is not None:
+                out[pid] = found
+    return out
+
+
 def identities(s: Session, person_id: int) -> list[Identity]:
     """Every identity a live person stands for: itself, then everyone merged into it, directly
     or through a chain, oldest merge first."""
