@@ -10,13 +10,14 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.store.schema.base import Base
+from fieldid.store.schema.base import NEVER_REUSED, Base
 
 
 class Operator(Base):
     """A person who uses fieldid, in exactly one role."""
 
     __tablename__ = "operators"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -32,6 +33,7 @@ class ApiToken(Base):
     """A bearer token for programs: scoped to actions, expiring, revocable."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     operator_id: Mapped[int] = mapped_column(

@@ -23,13 +23,14 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.store.schema.base import Base
+from fieldid.store.schema.base import NEVER_REUSED, Base
 
 
 class DocumentCheckRecord(Base):
     """One document check at an encounter: what was read and verified, and what followed."""
 
     __tablename__ = "document_checks"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: Seq of the ``document_check`` audit entry that records this check.

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.store.schema.base import Base
+from fieldid.store.schema.base import NEVER_REUSED, Base
 
 
 class LocationArea(Base):
@@ -21,6 +21,7 @@ class LocationArea(Base):
     time window in which it applies (an event a supervisor declares)."""
 
     __tablename__ = "location_areas"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -50,6 +51,7 @@ class LocationApproval(Base):
     expires."""
 
     __tablename__ = "location_approvals"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: pending | approved | denied | used | expired

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from fieldid.store.schema.base import Base
+from fieldid.store.schema.base import NEVER_REUSED, Base
 
 
 class GalleryMeta(Base):
@@ -66,6 +66,7 @@ class IndexOutbox(Base):
 
 class Person(Base):
     __tablename__ = "persons"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: The identity key of the source that enrolled the person (folder name, CSV identity, …).
@@ -82,7 +83,10 @@ class Person(Base):
 
 class EnrollmentImage(Base):
     __tablename__ = "enrollment_images"
-    __table_args__ = (UniqueConstraint("person_id", "sha256", name="uq_image_person_sha"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "sha256", name="uq_image_person_sha"),
+        NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
@@ -127,6 +131,7 @@ class TemplateRow(Base):
     __table_args__ = (
         Index("ix_templates_model", "model_id", "model_version"),
         Index("ix_templates_generation_image", "generation", "image_id"),
+        NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -149,6 +154,7 @@ class RetemplateJob(Base):
     new templates are written under ``generation`` until the switch makes it active."""
 
     __tablename__ = "retemplate_jobs"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, unique=True)

@@ -34,11 +34,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.store.schema.base import Base
+from fieldid.store.schema.base import NEVER_REUSED, Base
 
 
 class Source(Base):
     __tablename__ = "record_sources"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -56,7 +57,10 @@ class Source(Base):
 
 class PersonLink(Base):
     __tablename__ = "person_links"
-    __table_args__ = (UniqueConstraint("source_id", "subject_key", name="uq_link_source_subject"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "subject_key", name="uq_link_source_subject"),
+        NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("record_sources.id", ondelete="CASCADE"))
@@ -70,6 +74,7 @@ class Record(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "source_record_id", name="uq_record_source_id"),
         Index("ix_records_person_date", "person_id", "event_date"),
+        NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -96,6 +101,7 @@ class Record(Base):
 
 class RecordCorrection(Base):
     __tablename__ = "record_corrections"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
@@ -111,6 +117,7 @@ class RecordCorrection(Base):
 
 class ReviewItem(Base):
     __tablename__ = "review_items"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: ``possible_duplicate``: an enrolled image matches a different person very closely.
@@ -149,6 +156,7 @@ class PersonMerge(Base):
     """
 
     __tablename__ = "person_merges"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kept_person_id: Mapped[int] = mapped_column(Integer)

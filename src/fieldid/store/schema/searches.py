@@ -32,13 +32,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldid.store.schema.base import Base
+from fieldid.store.schema.base import NEVER_REUSED, Base
 
 
 class SearchRecord(Base):
     """One 1:N search as run: who, why, against what, with which threshold, and what came back."""
 
     __tablename__ = "searches"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: The one id the search is known by outside the database (API, pages, command line,
@@ -171,6 +172,7 @@ class AdjudicationRecord(Base):
     """A human's decision on a search, and the second confirmation or override it needed."""
 
     __tablename__ = "adjudications"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     search_id: Mapped[int] = mapped_column(
@@ -212,6 +214,7 @@ class ExportRecord(Base):
     """
 
     __tablename__ = "exports"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
