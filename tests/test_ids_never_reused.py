@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
+from conftest import FACES
 from fieldid.access import Actor, Role
 from fieldid.dataset import read_labelled
 from fieldid.store import migrate
 from fieldid.store.engine import make_engine
 from fieldid.store.schema import Base, Person, TemplateRow
 from fieldid.workspace import Workspace
-
-from conftest import FACES
 
 
 def _the_migration() -> tuple[str, str]:

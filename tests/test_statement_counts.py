@@ -106,7 +106,6 @@ def measure(c: TestClient, bearer: dict[str, str]) -> dict[str, Tally]:
 @pytest.fixture()
 def counted(service_root: Path, tmp_path: Path) -> dict[str, Tally]:
     with serving(service_root, tmp_path) as c:
-        ws = workspace_of(c)
         accounts = c.app.state.fieldid.accounts
         # The token's last use is written at most once a minute: not within these requests,
         # however slow the machine.
@@ -125,8 +124,6 @@ def test_a_search_costs_a_bounded_number_of_statements(counted, backend, capsys)
                 print(f"    {st}")
     bounds = BOUNDS[backend.name]
     over = {
-        k: (n, s, bounds[k])
-        for k, (n, s) in report.items()
-        if n > bounds[k][0] or s > bounds[k][1]
+        k: (n, s, bounds[k]) for k, (n, s) in report.items() if n > bounds[k][0] or s > bounds[k][1]
     }
     assert not over, f"more statements or sessions than the bound (got, bound): {over}"

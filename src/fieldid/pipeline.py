@@ -24,7 +24,7 @@ from PIL import Image
 
 from fieldid.detect.acquire import Acquisition, DetectBudget, FaceFinder
 from fieldid.detect.types import FaceDetector
-from fieldid.errors import AcquisitionFailed, WorkspaceError
+from fieldid.errors import AcquisitionFailed, FieldidError, WorkspaceError
 from fieldid.probe import IntakeLimits, ProbeImage, decode_probe
 from fieldid.quality import QualityReport, assess
 from fieldid.quality.measures import at_scale
@@ -93,6 +93,55 @@ class FaceResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+#: Longest side of an enrolled face's thumbnail (the face with a margin, square).
+THUMBNAIL_PX = 160
+#: Compression level of the enrolled pixels' lossless PNG (``gallery/pixels.py``).
+PNG_COMPRESSION = 3
+
+
+def encode_pixels(rgb: NDArray[np.uint8]) -> bytes:
+    """The RGB image as a lossless PNG (what enrollment keeps: ``gallery/pixels.py``)."""
+    ok, buf = cv2.imencode(
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+    )
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise FieldidError("the enrolled image could not be kept", code="enroll.pixels")
+    return bytes(buf)
+
+
+def face_thumbnail(
+    rgb: NDArray[np.uint8], acquisition: Acquisition, size: int = THUMBNAIL_PX
+) -> bytes:
+    """A JPEG of the face (box with a margin, square), at most ``size`` px a side."""
+    box = acquisition.face.box
+    cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+    half = max(box.width, box.height) * 0.75
+    h, w = rgb.shape[:2]
+    x0, x1 = max(0, int(cx - half)), min(w, int(cx + half))
+    y0, y1 = max(0, int(cy - half)), min(h, int(cy + half))
+    crop = Image.fromarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+    crop.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    crop.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class EnrollFace:
+    """An image taken through the pipeline for enrollment, as the gallery keeps it: the size,
+    the face and its quality, the template, a thumbnail of the face and the pixels as the
+    pipeline saw them (lossless PNG, for re-templating). Picklable: face-work processes return
+    it, so an enrollment's face work runs where a search's does."""
+
+    width: int
+    height: int
+    acquisition: Acquisition
+    quality: QualityReport
+    template: Template
+    thumbnail: bytes
+    pixels: bytes
+
+
 @dataclass(frozen=True)
 class FrameCheck:
     """Live guidance for one camera frame: its size, the face found (None: no face) and its
@@ -113,6 +162,19 @@ class Processed:
     quality: QualityReport
     template: Template
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def enrollment(self) -> EnrollFace:
+        """What enrollment keeps of this image (:class:`EnrollFace`)."""
+        rgb = self.probe.rgb
+        return EnrollFace(
+            self.probe.width,
+            self.probe.height,
+            self.acquisition,
+            self.quality,
+            self.template,
+            face_thumbnail(rgb, self.acquisition),
+            encode_pixels(rgb),
+        )
 
     def result(self) -> FaceResult:
         """The record of this probe a search keeps (re-encodes the kept image)."""

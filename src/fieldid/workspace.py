@@ -298,6 +298,11 @@ class Workspace:
     def enrollment(self) -> Enrollment:
         return Enrollment(self.store, self.gallery, self.pipeline, self.config)
 
+    def enrollment_service(self, faces: FaceWork | None = None) -> Enrollment:
+        """Enrollment whose face work runs in ``faces`` (the server's worker pool; None: in the
+        calling thread)."""
+        return Enrollment(self.store, self.gallery, self.pipeline, self.config, faces=faces)
+
     @cached_property
     def gallery_admin(self) -> GalleryAdmin:
         """Listing, showing, correcting and deleting people and their images (audited)."""

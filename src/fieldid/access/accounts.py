@@ -507,7 +507,9 @@ class Accounts:
                 uow.session.execute(
                     update(WebSession).where(WebSession.id_hash == h).values(last_seen_at=now)
                 )
-        return SessionGrant(Actor(op.name, Role(op.role)), row.csrf_token, _aware(row.expires_at), h)
+        return SessionGrant(
+            Actor(op.name, Role(op.role)), row.csrf_token, _aware(row.expires_at), h
+        )
 
     def close_session(self, secret: str) -> None:
         h = sha256_hex(secret)

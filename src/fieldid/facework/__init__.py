@@ -3,6 +3,7 @@
 ``FaceWork`` is what the search service and the HTTP service call:
 
 - ``process(source) -> FaceResult``: a probe for a search or a verification;
+- ``enroll_face(source) -> EnrollFace``: an image to enrol (its template, thumbnail and pixels);
 - ``check(frame, scale) -> FrameCheck``: live guidance for a camera frame (no template);
 - ``stats() -> WorkStats``: capacity and load, for ``/readyz``;
 - ``start()`` (load the models now; returns when work can be taken) and ``close()``.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fieldid.pipeline import FacePipeline, FaceResult, FrameCheck
+from fieldid.pipeline import EnrollFace, FacePipeline, FaceResult, FrameCheck
 
 __all__ = [
     "FaceWork",
@@ -69,6 +70,8 @@ class FaceWork(Protocol):
 
     def process(self, source: bytes | str | Path) -> FaceResult: ...
 
+    def enroll_face(self, source: bytes | str | Path) -> EnrollFace: ...
+
     def check(self, frame: bytes, scale: float = 1.0) -> FrameCheck: ...
 
     def stats(self) -> WorkStats: ...
@@ -89,6 +92,13 @@ class InlineFaceWork:
         self._busy += 1
         try:
             return self.pipeline.process(source).result()
+        finally:
+            self._busy -= 1
+
+    def enroll_face(self, source: bytes | str | Path) -> EnrollFace:
+        self._busy += 1
+        try:
+            return self.pipeline.process(source).enrollment()
         finally:
             self._busy -= 1
 
@@ -116,6 +126,13 @@ class _OutsideLock:
         self.lock.release()
         try:
             return self.faces.process(source)
+        finally:
+            self.lock.acquire()
+
+    def enroll_face(self, source: bytes | str | Path) -> EnrollFace:
+        self.lock.release()
+        try:
+            return self.faces.enroll_face(source)
         finally:
             self.lock.acquire()
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from fieldid.errors import FieldidError, ProbeRejected, WorkspaceError
 from fieldid.facework import WorkStats
-from fieldid.pipeline import FaceResult, FrameCheck, PipelineSpec
+from fieldid.pipeline import EnrollFace, FaceResult, FrameCheck, PipelineSpec
 from fieldid.probe import IntakeLimits
 from fieldid.probe.intake import read_probe_bytes
 
@@ -193,6 +193,12 @@ class FacePool:
         data = source if isinstance(source, bytes) else read_probe_bytes(source, self.intake)
         result = self._run(("process", data))
         assert isinstance(result, FaceResult)
+        return result
+
+    def enroll_face(self, source: bytes | str | Path) -> EnrollFace:
+        data = source if isinstance(source, bytes) else read_probe_bytes(source, self.intake)
+        result = self._run(("enroll", data))
+        assert isinstance(result, EnrollFace)
         return result
 
     def check(self, frame: bytes, scale: float = 1.0) -> FrameCheck:

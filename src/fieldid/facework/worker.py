@@ -2,10 +2,10 @@
 
 Started as ``python -m fieldid.facework.worker FD``, FD one end of a socket pair. Protocol over it
 (``multiprocessing.connection`` framing, pickles), parent → worker: first
-``(PipelineSpec, IntakeLimits, memory_mb)``, then jobs ``("process", bytes)`` and
-``("check", bytes, scale)``; worker → parent: ``("ready", pid, baseline_bytes, model)`` once,
-after the models are loaded, then for each job ``("ok", result)`` or
-``("error", type, message, code, details)``. A worker that hits its memory cap answers
+``(PipelineSpec, IntakeLimits, memory_mb)``, then jobs ``("process", bytes)``,
+``("enroll", bytes)`` and ``("check", bytes, scale)``; worker → parent:
+``("ready", pid, baseline_bytes, model)`` once, after the models are loaded, then for each
+job ``("ok", result)`` or ``("error", type, message, code, details)``. A worker that hits its memory cap answers
 ``probe.too_costly`` and exits (its heap may be fragmented; the pool starts another); the pool
 kills a worker whose job overruns its time limit.
 
@@ -83,6 +83,8 @@ def serve(conn: Connection) -> None:
         try:
             if job[0] == "process":
                 reply: tuple[Any, ...] = ("ok", pipeline.process(job[1]).result())
+            elif job[0] == "enroll":
+                reply = ("ok", pipeline.process(job[1]).enrollment())
             elif job[0] == "check":
                 reply = ("ok", pipeline.check_frame(job[1], job[2]))
             else:

@@ -12,7 +12,6 @@ unit of work (the image is still enrolled as asked; nothing is merged).
 from __future__ import annotations
 
 import hashlib
-import io
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,15 +19,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from fieldid.config import WorkspaceConfig
 from fieldid.dataset import LabelledImage
 from fieldid.errors import FieldidError
-from fieldid.gallery.pixels import encode_pixels
+from fieldid.facework import FaceWork
 from fieldid.gallery.store import Gallery
-from fieldid.pipeline import FacePipeline, Processed
+from fieldid.pipeline import EnrollFace, FacePipeline
 from fieldid.probe import decode_probe
 from fieldid.store import Store, UnitOfWork
 from fieldid.store.schema import ReviewItem
@@ -36,8 +32,6 @@ from fieldid.store.schema import ReviewItem
 POSSIBLE_DUPLICATE = "possible_duplicate"
 #: Images written per unit of work (each with one audit entry).
 BATCH_SIZE = 32
-
-THUMBNAIL_PX = 160
 
 
 @dataclass(frozen=True)
@@ -99,22 +93,6 @@ class EnrollmentSummary:
         }
 
 
-def face_thumbnail(processed: Processed, size: int = THUMBNAIL_PX) -> bytes:
-    """A JPEG of the face (box with a margin, square), at most ``size`` px a side."""
-    rgb = processed.probe.rgb
-    box = processed.acquisition.face.box
-    cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
-    half = max(box.width, box.height) * 0.75
-    h, w = rgb.shape[:2]
-    x0, x1 = max(0, int(cx - half)), min(w, int(cx + half))
-    y0, y1 = max(0, int(cy - half)), min(h, int(cy + half))
-    crop = Image.fromarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
-    crop.thumbnail((size, size), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    crop.save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
-
-
 @dataclass(frozen=True)
 class EnrollRequest:
     """One image to enrol under an identity, with where it came from."""
@@ -134,12 +112,7 @@ class _Ready:
 
     req: EnrollRequest
     sha: str
-    processed: Processed
-    width: int
-    height: int
-    thumbnail: bytes
-    #: The image as the pipeline saw it (PNG), kept for re-templating.
-    pixels: bytes
+    face: EnrollFace
     duplicate: tuple[int | None, str | None, float] | None = None
 
 
@@ -154,7 +127,11 @@ class Enrollment:
         config: WorkspaceConfig,
         *,
         batch_size: int = BATCH_SIZE,
+        faces: FaceWork | None = None,
     ) -> None:
+        """``faces``: where the face work runs (the server's worker pool, as for searches);
+        None: in the calling thread, on ``pipeline``."""
+        self.faces = faces
         self.store = store
         self.gallery = gallery
         self.pipeline = pipeline
@@ -189,9 +166,12 @@ class Enrollment:
             return EnrollOutcome("already_enrolled", person_id=self.gallery.find_person(identity))
         min_ied = self.config.enroll_min_inter_eye_px
         try:
-            probe = decode_probe(data, self.config.limits)
-            processed = self.pipeline.process_image(probe)
-            ied = processed.acquisition.face.inter_eye_distance
+            if self.faces is not None:
+                face = self.faces.enroll_face(data)
+            else:
+                probe = decode_probe(data, self.config.limits)
+                face = self.pipeline.process_image(probe).enrollment()
+            ied = face.acquisition.face.inter_eye_distance
             if ied < min_ied:
                 return EnrollOutcome(
                     "refused",
@@ -202,36 +182,28 @@ class Enrollment:
                         f"face too small to enrol: eyes {ied:.0f} px apart, {min_ied:.0f} needed",
                     ),
                 )
-            processed.template.require_model(self.gallery.model)
+            face.template.require_model(self.gallery.model)
         except FieldidError as err:
             return EnrollOutcome(
                 "refused", refusal=Refusal(str(path), identity, err.code, err.message)
             )
-        return _Ready(
-            req,
-            sha,
-            processed,
-            probe.width,
-            probe.height,
-            face_thumbnail(processed),
-            encode_pixels(probe.rgb),
-        )
+        return _Ready(req, sha, face)
 
     def _check_duplicate(self, ready: _Ready, batch: list[_Ready], threshold: float) -> None:
         """The best match among *other* people at or above ``threshold``: the gallery's index,
         and the images of this batch not yet written."""
         identity = ready.req.identity
         existing = self.gallery.find_person(identity)
-        vec = ready.processed.template.vector
+        vec = ready.face.template.vector
         best: tuple[int | None, str | None, float] | None = None
-        for hit in self.gallery.search(ready.processed.template, 3):
+        for hit in self.gallery.search(ready.face.template, 3):
             if hit.person_id != existing and hit.score >= threshold:
                 best = (hit.person_id, hit.external_id, hit.score)
                 break
         for other in batch:
             if other.req.identity == identity:
                 continue
-            score = float(other.processed.template.vector @ vec)
+            score = float(other.face.template.vector @ vec)
             if score >= threshold and (best is None or score > best[2]):
                 best = (None, other.req.identity, score)
         ready.duplicate = best
@@ -246,18 +218,18 @@ class Enrollment:
             uow,
             external_id=req.identity,
             display_name=req.display_name,
-            template=ready.processed.template,
+            template=ready.face.template,
             source=str(req.path),
             sha256=ready.sha,
-            width=ready.width,
-            height=ready.height,
-            quality_unified=ready.processed.quality.unified,
+            width=ready.face.width,
+            height=ready.face.height,
+            quality_unified=ready.face.quality.unified,
             synthetic=req.synthetic,
             record_id=req.record_id,
             capture_date=req.capture_date,
             provenance=req.provenance,
-            thumbnail=ready.thumbnail,
-            pixels=ready.pixels,
+            thumbnail=ready.face.thumbnail,
+            pixels=ready.face.pixels,
         )
         if out is None:
             return EnrollOutcome(

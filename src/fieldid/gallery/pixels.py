@@ -16,19 +16,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fieldid.errors import FieldidError
+from fieldid.pipeline import PNG_COMPRESSION, encode_pixels
 
 FORMAT = "png"
-PNG_COMPRESSION = 3
-
-
-def encode_pixels(rgb: NDArray[np.uint8]) -> bytes:
-    """The RGB image as a lossless PNG."""
-    ok, buf = cv2.imencode(
-        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
-    )
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
-        raise FieldidError("the enrolled image could not be kept", code="enroll.pixels")
-    return bytes(buf)
+__all__ = ["FORMAT", "PNG_COMPRESSION", "decode_pixels", "encode_pixels"]
 
 
 def decode_pixels(data: bytes, fmt: str = FORMAT) -> NDArray[np.uint8]:

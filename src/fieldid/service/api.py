@@ -953,7 +953,9 @@ async def enroll(
             path.write_bytes(data)
             with state.work_lock:
                 state.follow_model()
-                summary = state.workspace.enrollment.enroll_images(
+                # Face work in the pool (outside the work lock), as for a search.
+                enrollment = state.enrollment or state.workspace.enrollment
+                summary = enrollment.enroll_images(
                     [LabelledImage(path, external_id.strip(), display_name.strip() or None)],
                     operator=principal.actor.name,
                     source_name=source.strip(),

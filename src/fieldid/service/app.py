@@ -149,6 +149,7 @@ def create_app(
         settings=settings,
         accounts=accounts or Accounts(workspace.store, workspace.clock, policy),
         searches=workspace.search_service(outside_lock(faces, lock)),
+        enrollment=workspace.enrollment_service(outside_lock(faces, lock)),
         conflicts=conflicts,
         work_lock=lock,
         faces=faces,

@@ -15,6 +15,7 @@ from datetime import datetime
 from fieldid.access.accounts import Accounts
 from fieldid.adjudication.service import Adjudicator, DocumentConflicts
 from fieldid.facework import FaceWork, InlineFaceWork, outside_lock
+from fieldid.gallery.enroll import Enrollment
 from fieldid.search.service import SearchService
 from fieldid.service.metrics import Metrics
 from fieldid.service.settings import ServiceSettings
@@ -92,6 +93,7 @@ class AppState:
         faces = face_work(self.workspace, self.settings)
         self.faces = faces
         self.searches = self.workspace.search_service(outside_lock(faces, self.work_lock))
+        self.enrollment = self.workspace.enrollment_service(outside_lock(faces, self.work_lock))
         if old is not None:
             retire(old)
         # The new workers load their models now, under the work lock (once per switch): the
@@ -110,3 +112,6 @@ class AppState:
     purge: PurgeSchedule | None = None
     #: Where face work runs (the worker pool; see ``fieldid.service.state.face_work``).
     faces: FaceWork | None = None
+    #: The API's enrollment, its face work in ``faces`` (called under ``work_lock``, which the
+    #: face work lets go meanwhile, as a search's does).
+    enrollment: Enrollment | None = None
