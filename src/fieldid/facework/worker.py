@@ -5,9 +5,9 @@ Started as ``python -m fieldid.facework.worker FD``, FD one end of a socket pair
 ``(PipelineSpec, IntakeLimits, memory_mb)``, then jobs ``("process", bytes)``,
 ``("enroll", bytes)`` and ``("check", bytes, scale)``; worker → parent:
 ``("ready", pid, baseline_bytes, model)`` once, after the models are loaded, then for each
-job ``("ok", result)`` or ``("error", type, message, code, details)``. A worker that hits its memory cap answers
-``probe.too_costly`` and exits (its heap may be fragmented; the pool starts another); the pool
-kills a worker whose job overruns its time limit.
+job ``("ok", result)`` or ``("error", type, message, code, details)``. A worker that hits its
+memory cap answers ``probe.too_costly`` and exits (its heap may be fragmented; the pool starts
+another); the pool kills a worker whose job overruns its time limit.
 
 The memory cap is ``RLIMIT_AS``, set after the models are loaded to the address space the worker
 then holds plus ``memory_mb``: every allocation a job makes (decoded pixels, detector copies,
