@@ -286,3 +286,128 @@ def test_every_worker_sees_an_enrollment_made_through_another(
     ]
     # one purge schedule among the workers: a single purge at start-up, not one per worker
     assert purges(root) == purges_before + 1
+
+
+#: The merge test: two people enrolled before the server starts, one merged into the other by
+#: `fieldid person merge` (a third process) while both workers serve.
+KEPT = "Subject 0002 (synthetic)"
+MERGED = "Subject 0002 B (synthetic)"
+
+
+def serve_workers(root: Path, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "FIELDID_DATABASE_URL"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from fieldid.cli.app import main; main()",
+            "serve",
+            "-w",
+            str(root),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--face-workers",
+            "1",
+            "--request-log",
+            str(log_file),
+        ],
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_every_worker_sees_a_merge_made_by_another_process(
+    service_root: Path,  # noqa: F811
+    backend: Backend,
+    tmp_path: Path,
+):
+    if not backend.is_pg:
+        pytest.skip("several workers serve PostgreSQL only (SQLite refuses: the test above)")
+    from fieldid.dataset import LabelledImage
+
+    root = active().copy(service_root, tmp_path / "ws")
+    officer, _ = tokens(root)
+    ws = Workspace.open(root)
+    try:
+        summary = ws.enrollment.enroll_images(
+            [
+                LabelledImage(ENROL, "subject-0002", KEPT),
+                # The probe's own photo, under a second identity: a duplicate to merge.
+                LabelledImage(PROBE, "subject-0002-b", MERGED),
+            ],
+            operator="test",
+            source_name="fixtures (synthetic identity)",
+            synthetic=True,
+        )
+        assert summary.enrolled == 2 and summary.new_people == 2
+        supervisor = Accounts(ws.store, ws.clock, hasher=FAST_HASHER).issue_token(
+            "u-supervisor", scopes=["review"], lifetime=timedelta(hours=1), by="test"
+        )
+    finally:
+        ws.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = serve_workers(root, port, tmp_path / "requests.jsonl")
+    try:
+        workers = wait_ready(url, proc, 2)
+        # Every worker has searched, its index loaded, and finds both people.
+        before: set[str] = set()
+        for _ in range(40):
+            worker, found = search(url, officer)
+            assert {KEPT, MERGED} <= found, found
+            before.add(worker)
+            if before == workers:
+                break
+        assert before == workers, f"the searches reached {len(before)} of 2 workers"
+
+        env = {k: v for k, v in os.environ.items() if k != "FIELDID_DATABASE_URL"}
+        env["FIELDID_TOKEN"] = supervisor.secret
+        merged = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from fieldid.cli.app import main; main()",
+                "person",
+                "merge",
+                "--keep",
+                "subject-0002",
+                "--merge",
+                "subject-0002-b",
+                "--reason",
+                "the same person enrolled twice from one source (test)",
+                "-w",
+                str(root),
+                "--json",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert merged.returncode == 0, merged.stdout + merged.stderr
+        assert json.loads(merged.stdout)["templates_moved"] == 1
+
+        # Each worker now answers with the kept person only: its index follows the revision
+        # the merge moved, and the merged person's template belongs to the kept one.
+        after: set[str] = set()
+        for _ in range(40):
+            worker, found = search(url, officer)
+            assert KEPT in found and MERGED not in found, (worker, found)
+            after.add(worker)
+            if after == workers:
+                break
+        assert after == workers, f"the searches after the merge reached {len(after)} of 2"
+    finally:
+        stop(proc)
