@@ -361,7 +361,7 @@ class Gallery:
         out_ids: list[int] = []
         chunks: list[bytes] = []
         keys = keys_of_store(self.store)
-        with self.store.read() as s:
+        with self.store.read(stream=True) as s:
             if ids is None:
                 parts: list[Sequence[int] | None] = [None]
             else:

@@ -257,7 +257,7 @@ class LocalSync:
         # memory is kept current by this process).
         from fieldid.index.faiss_engine import FaissIndex
 
-        with self.store.read() as s:
+        with self.store.read(stream=True) as s:
             rev = db_revision(s)
             saved = FaissIndex.load(
                 self.follower.directory, rev, params=self.follower.params, keyring=self.keyring()
@@ -346,7 +346,7 @@ class _RemoteSync:
         return self._source
 
     def check(self, *, sample: int = 0) -> CheckReport:
-        with self.store.read() as s:
+        with self.store.read(stream=True) as s:
             rev = db_revision(s)
             return check_index(
                 self.index,
@@ -560,7 +560,7 @@ class OutboxSync(_RemoteSync):
         harmlessly)."""
         with self._lock:
             self._known = None
-            with self.store.read() as s:
+            with self.store.read(stream=True) as s:
                 rev = db_revision(s)
                 total = int(
                     s.scalar(

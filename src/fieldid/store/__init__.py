@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from fieldid.errors import FieldidError
 from fieldid.store import audit as _audit
 from fieldid.store.audit import AuditRecord, utcnow
-from fieldid.store.engine import is_postgres, make_engine, parse_url, shown
+from fieldid.store.engine import is_postgres, make_engine, parse_url, read_engine, shown
 from fieldid.store.migrate import current_revision, head_revision, upgrade
 from fieldid.store.uow import UnitOfWork
 
@@ -72,6 +72,8 @@ class Store:
     ) -> None:
         self.url = parse_url(url)
         self.engine: Engine = make_engine(self.url, pool=pool)
+        #: What reads go through (PostgreSQL: the same pool, autocommit; see ``engine.py``).
+        self.read_engine: Engine = read_engine(self.engine)
         self.now = now
         #: The keys that seal and open biometric values (``fieldid.store.keys.open_keys``
         #: installs them; a store opened without them cannot read or write those values).
@@ -151,16 +153,19 @@ class Store:
             raise
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A session for reading; whatever it is asked to write is rolled back. Objects read
-        stay usable (detached, loaded) after the block. Inside :meth:`reading` (same thread),
-        the session of that block: one connection and one transaction for all of them."""
+    def read(self, *, stream: bool = False) -> Iterator[Session]:
+        """A session for reading (it refuses to write). Objects read stay usable (detached,
+        loaded) after the block. Inside :meth:`reading` (same thread), the session of that
+        block: one connection and one transaction for all of them. ``stream``: for results
+        read in batches (``yield_per``): on PostgreSQL a server-side cursor, which lives in a
+        transaction, so its own session (reads otherwise run in autocommit)."""
         shared = self._reading.get()
-        if shared is not None:
+        if shared is not None and not stream:
             yield shared
             return
+        bind = self.engine if stream else self.read_engine
         with Session(
-            bind=self.engine, expire_on_commit=False, autoflush=False, info={STORE_INFO: self}
+            bind=bind, expire_on_commit=False, autoflush=False, info={STORE_INFO: self}
         ) as s:
             yield s
 
@@ -176,7 +181,7 @@ class Store:
             yield shared
             return
         with Session(
-            bind=self.engine, expire_on_commit=False, autoflush=False, info={STORE_INFO: self}
+            bind=self.read_engine, expire_on_commit=False, autoflush=False, info={STORE_INFO: self}
         ) as s:
             token = self._reading.set(s)
             try:
@@ -207,7 +212,7 @@ class Store:
 
     def audit_entries(self, event: str | None = None) -> list[AuditRecord]:
         """The audit log in seq order (``event``: only those entries)."""
-        with self.read() as s:
+        with self.read(stream=True) as s:
             return list(_audit.entries(s, event))
 
     def close(self) -> None:

@@ -7,17 +7,23 @@ SQLite: foreign keys on, WAL, a 30 s busy timeout, and transactions begun by fie
 unit of work begins ``BEGIN IMMEDIATE`` (it takes the database's write lock before it reads, so
 two writers never both read the same audit head), a read begins a plain deferred ``BEGIN``.
 
-PostgreSQL: ``postgresql://`` means psycopg 3; a connection pool (5 + 10 overflow, pre-ping) per
-process; every session in UTC.
+PostgreSQL: ``postgresql://`` means psycopg 3; a connection pool (5 + 10 overflow) per process;
+every session in UTC. A connection taken from the pool after more than ``PING_AFTER_IDLE_S``
+idle is pinged first (one left by a restarted server is replaced, not handed out); one in steady
+use is not, which saves a round trip per check-out. Reads (``Store.read``) run in autocommit
+(``read_engine``): under READ COMMITTED every statement sees what was committed when it began,
+in a transaction or not, so a read needs no ``BEGIN`` and no ``ROLLBACK``; a write sent
+through a read session is refused (``before_cursor_execute``), never committed.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -29,6 +35,11 @@ SQLITE_NAME = "fieldid.db"
 TRAINING_SCHEMA = "fieldid_training"
 #: Execution option a unit of work sets on its connection: SQLite begins ``BEGIN IMMEDIATE``.
 WRITE_OPTION = "fieldid_write"
+#: Execution option of the reads' engine (PostgreSQL, autocommit): nothing but reads are sent.
+READ_OPTION = "fieldid_read"
+#: A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 10.0
+_READS = ("SELECT", "WITH", "SHOW", "VALUES")
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -105,6 +116,47 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+    record.info["fieldid_idle_since"] = time.monotonic()
+
+
+def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat idle in the pool (the server may have gone away meanwhile);
+    one that was just used is handed out as it is."""
+    since = record.info.get("fieldid_idle_since")
+    if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+        return
+    try:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("SELECT 1")
+        finally:
+            cur.close()
+        if not dbapi_conn.autocommit:
+            dbapi_conn.rollback()
+    except Exception as e:  # the pool replaces the connection and tries again
+        raise exc.DisconnectionError(f"a pooled connection failed its ping: {e}") from e
+
+
+def _reads_only(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    if conn.get_execution_options().get(READ_OPTION) and not statement.lstrip().upper().startswith(
+        _READS
+    ):
+        raise RuntimeError(
+            "a write was sent through a read session (Store.read): writes go through a unit of "
+            f"work. Statement: {statement[:80]}"
+        )
+
+
+def read_engine(engine: Engine) -> Engine:
+    """The engine reads go through: on PostgreSQL the same pool in autocommit, refusing anything
+    but reads; on SQLite the engine itself (a read there is a deferred transaction: one
+    snapshot, no lock, no round trip)."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_OPTION: True})
+
+
 def make_engine(url: URL | str, *, pool: bool = True) -> Engine:
     """An engine for ``url`` (see the module docstring). ``pool=False``: no pooling (one-shot
     tools, and the child processes of the concurrency tests)."""
@@ -112,7 +164,6 @@ def make_engine(url: URL | str, *, pool: bool = True) -> Engine:
     if is_postgres(url):
         kwargs: dict[str, Any] = {
             "connect_args": {"application_name": "fieldid", "options": "-c timezone=UTC"},
-            "pool_pre_ping": True,
         }
         if "options" in url.query:  # a training schema's search_path
             opts = url.query["options"]
@@ -123,7 +174,12 @@ def make_engine(url: URL | str, *, pool: bool = True) -> Engine:
             kwargs.update(pool_size=5, max_overflow=10)
         else:
             kwargs["poolclass"] = NullPool
-        return create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
+        if pool:
+            event.listen(engine, "checkin", _checked_in)
+            event.listen(engine, "checkout", _checked_out)
+        event.listen(engine, "before_cursor_execute", _reads_only)
+        return engine
     path = Path(str(url.database))
     if not path.parent.is_dir():
         raise WorkspaceError(
