@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -390,14 +390,23 @@ class SearchService:
         """The calibration in force for the workspace's model (None: uncalibrated)."""
         return self.calibrations.current()
 
-    def threshold(self, band: str = "all", gallery_size: int | None = None) -> ThresholdInForce:
-        """The threshold a search would use now (recomputed from the current gallery size)."""
+    def threshold(
+        self,
+        band: str = "all",
+        gallery_size: int | None = None,
+        *,
+        calibration: Calibration | Literal["now"] | None = "now",
+    ) -> ThresholdInForce:
+        """The threshold a search would use now (recomputed from the current gallery size).
+        ``calibration``: the one in force, when the caller has read it already ("now": read
+        it now)."""
         n = self.gallery.size().templates if gallery_size is None else gallery_size
         cfg = self.config
+        cal = self.calibration() if calibration == "now" else calibration
         return threshold_in_force(
             configured=cfg.threshold,
             target_fpir=cfg.target_fpir,
-            calibration=self.calibration(),
+            calibration=cal,
             model=str(self.pipeline.model),
             gallery_size=n,
             band=band,
@@ -533,8 +542,8 @@ class SearchService:
         }
         # Before the probe is processed: fails early (config.threshold) for an uncalibrated
         # model without a configured threshold, and records a threshold with refusals.
-        provisional = self.threshold("all", size.templates)
-        cal = self.calibration()
+        cal = self.calibration()  # read once for the whole search
+        provisional = self.threshold("all", size.templates, calibration=cal)
         base = {
             "started": started,
             "model": model,
@@ -607,7 +616,7 @@ class SearchService:
             err.details.setdefault("search_id", rec.public_id)
             raise
         band = processed.quality.band
-        tif = self.threshold(band, size.templates)
+        tif = self.threshold(band, size.templates, calibration=cal)
         threshold = tif.value
         t = time.perf_counter()
         # The reads after the face work (the index's revision, the short list's templates, the
