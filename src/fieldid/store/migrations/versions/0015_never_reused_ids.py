@@ -12,7 +12,7 @@ id given once more (SQLite starts the count at the highest id the table holds).
 PostgreSQL: nothing to do (a sequence never gives an id twice).
 
 Revision ID: 0015
-Revises: 0013 (0014 once the keys branch's migration is on main)
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
