@@ -125,9 +125,7 @@ class Store:
     def unit_of_work(self, *, reads_first: bool = False) -> UnitOfWork:
         """A new unit of work (use it as a context manager; see :mod:`fieldid.store.uow`).
         ``reads_first``: one that reads before a use writes through it (a request's)."""
-        uow = UnitOfWork(
-            self.engine, self.now, reads_first=reads_first, info={STORE_INFO: self}
-        )
+        uow = UnitOfWork(self.engine, self.now, reads_first=reads_first, info={STORE_INFO: self})
         shared = self._reading.get()
         if shared is not None:
             # Written inside a :meth:`reading` block: its reads after the commit begin anew
