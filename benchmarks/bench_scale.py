@@ -279,8 +279,14 @@ class Backend:
 
     def start(self) -> None: ...
 
+    def holds(self, tag: str, data: Data) -> bool:
+        """True when the (kept) engine already holds this gallery, built as ``tag`` says."""
+        return False
+
     def load(self, data: Data, args: argparse.Namespace) -> dict[str, float]:
         raise NotImplementedError
+
+    def warm(self) -> None: ...
 
     def memory(self) -> dict[str, float]:
         return {}
@@ -324,43 +330,80 @@ class PgvectorBackend(Backend):
             ef_search=args.pg_ef_search,
             storage=args.pg_storage,
             build_memory=args.pg_build_memory,
+            build_memory_max=args.pg_build_memory_max,
             build_workers=args.pg_build_workers,
         )
         self.shared_buffers = args.pg_shared_buffers
+        self.data_dir = Path(args.data_dir) / "pgvector" if args.data_dir else None
+        self.notices: list[str] = []
 
     def start(self) -> None:
-        from fieldid.index.pgvector import PgvectorIndex
+        from sqlalchemy import event
+
+        from fieldid.index.pgvector import PgvectorIndex, sqlalchemy_url
 
         self.stack = contextlib.ExitStack()
         url = self.stack.enter_context(
             servers.postgresql(
                 f"\nshared_buffers = '{self.shared_buffers}'\nfsync = off\n"
                 "synchronous_commit = off\nfull_page_writes = off\nmax_wal_size = '8GB'\n"
-                "checkpoint_timeout = '30min'\n"
+                "checkpoint_timeout = '30min'\nmax_parallel_maintenance_workers = 2\n",
+                data_dir=None if self.data_dir is None else str(self.data_dir),
             )
         )
         self.server_pids = [_postmaster_pid(url)]
-        self.index = PgvectorIndex(url, 128, self.params)
+        from sqlalchemy import create_engine
+
+        engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _notices(dbapi_conn: Any, _record: Any) -> None:
+            # pgvector says here when the graph outgrew maintenance_work_mem
+            dbapi_conn.add_notice_handler(
+                lambda d: self.notices.append(f"{d.severity}: {d.message_primary}")
+            )
+
+        self.index = PgvectorIndex(engine, 128, self.params)
+
+    def holds(self, tag: str, data: Data) -> bool:
+        return self.index.revision() == tag and self.index.count() == data.n
 
     def load(self, data: Data, args: argparse.Namespace) -> dict[str, float]:
-        self.index.bulk_begin()
+        from sqlalchemy import text
+
+        self.index.clear()
+        self.index.bulk_begin(expected=data.n)
         t0 = time.perf_counter()
         for ids, vecs in batches(data, 100_000):
             self.index.insert_new(ids, vecs)
         load_s = time.perf_counter() - t0
-        print(f"  loaded in {load_s:.0f} s; building HNSW ({uptime()})", flush=True)
+        memory = self.params.build_memory_for(data.n, data.dim)
+        print(
+            f"  loaded in {load_s:.0f} s; building HNSW, maintenance_work_mem {memory}, "
+            f"{self.params.build_workers} workers ({uptime()})",
+            flush=True,
+        )
         t0 = time.perf_counter()
-        self.index.build_hnsw()
+        with _BuildProgress(self.index.engine):
+            self.index.build_hnsw()
         build_s = time.perf_counter() - t0
-        from sqlalchemy import text
-
         with self.index.engine.begin() as c:
             c.execute(text("ANALYZE fieldid_vectors"))
-            # warm the index into shared buffers / the page cache
-            with contextlib.suppress(Exception):
-                c.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-                c.execute(text("SELECT pg_prewarm('fieldid_vectors_hnsw')"))
-        return {"load_s": load_s, "build_s": build_s}
+        return {
+            "load_s": load_s,
+            "build_s": build_s,
+            "build_memory": memory,  # type: ignore[dict-item]
+            "build_workers": self.params.build_workers,
+            "build_notices": list(self.notices),  # type: ignore[dict-item]
+        }
+
+    def warm(self) -> None:
+        from sqlalchemy import text
+
+        # warm the index into shared buffers / the page cache
+        with self.index.engine.begin() as c, contextlib.suppress(Exception):
+            c.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
+            c.execute(text("SELECT pg_prewarm('fieldid_vectors_hnsw')"))
 
     def memory(self) -> dict[str, float]:
         from sqlalchemy import text
@@ -373,6 +416,43 @@ class PgvectorBackend(Backend):
     def stop(self) -> None:
         self.index.close()
         self.stack.close()
+
+
+class _BuildProgress:
+    """Prints PostgreSQL's CREATE INDEX progress (pg_stat_progress_create_index) each minute."""
+
+    def __init__(self, engine: Any, every: float = 60.0) -> None:
+        self.engine = engine
+        self.every = every
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _BuildProgress:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+    def _run(self) -> None:
+        from sqlalchemy import text
+
+        t0 = time.perf_counter()
+        while not self._stop.wait(self.every):
+            with contextlib.suppress(Exception), self.engine.connect() as c:
+                row = c.execute(
+                    text(
+                        "SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total "
+                        "FROM pg_stat_progress_create_index"
+                    )
+                ).first()
+                if row is not None:
+                    print(
+                        f"  CREATE INDEX {time.perf_counter() - t0:.0f} s: {row[0]}, tuples "
+                        f"{row[1]:,}/{row[2]:,}, blocks {row[3]:,}/{row[4]:,} ({uptime()})",
+                        flush=True,
+                    )
 
 
 def _postmaster_pid(url: str) -> int:
@@ -417,6 +497,7 @@ class MilvusBackend(Backend):
             timeout=600,
         )
         self.segment_mb = args.milvus_segment_mb
+        self.keep_dir = Path(args.data_dir) / "milvus" if args.data_dir else None
 
     def start(self) -> None:
         from fieldid.index.milvus import MilvusIndex
@@ -428,12 +509,21 @@ class MilvusBackend(Backend):
                 "dataCoord.segment.sealProportion": 1.0,
             }
         self.stack = contextlib.ExitStack()
-        uri = self.stack.enter_context(servers.milvus(extra, directory=str(CACHE)))
-        self.data_dir = max(CACHE.glob("fid-milvus-*"), key=lambda p: p.stat().st_mtime)
+        if self.keep_dir is not None:
+            uri = self.stack.enter_context(servers.milvus(extra, data_dir=str(self.keep_dir)))
+            self.data_dir = self.keep_dir
+        else:
+            uri = self.stack.enter_context(servers.milvus(extra, directory=str(CACHE)))
+            self.data_dir = max(CACHE.glob("fid-milvus-*"), key=lambda p: p.stat().st_mtime)
         self.server_pids = [_milvus_pid(uri)]
         self.index = MilvusIndex(uri, 128, self.params)
 
+    def holds(self, tag: str, data: Data) -> bool:
+        return self.index.revision() == tag and self.index.count() == data.n
+
     def load(self, data: Data, args: argparse.Namespace) -> dict[str, float]:
+        if self.index.revision() is not None or self.index.count():
+            self.index.clear()  # a kept collection of another gallery or build
         t0 = time.perf_counter()
         self.index.bulk_begin()  # released while loading: no raw segments in the query node
         for ids, vecs in batches(data, 100_000):
@@ -581,6 +671,22 @@ def throughput(
     }
 
 
+def build_tag(name: str, data: Data, args: argparse.Namespace) -> str:
+    """What a kept engine must have been built from to be reused: the gallery (its file's tag
+    and size) and the build-time parameters (search-time ones, ef and nprobe, may differ)."""
+    gallery = f"scale-{args.distractors}-{data.mates}-s{args.seed}:{data.n}x{data.dim}"
+    if name == "pgvector":
+        build = f"hnsw-m{args.m}-efc{args.ef_construction}-{args.pg_storage}"
+    elif name == "milvus":
+        build = (
+            f"{args.milvus_index}-m{args.m}-efc{args.ef_construction}-nlist{args.nlist}"
+            f"-pqm{args.pq_m}-seg{args.milvus_segment_mb}"
+        )
+    else:
+        build = "faiss"
+    return f"bench:{gallery}:{build}"
+
+
 def run_backend(name: str, data: Data, args: argparse.Namespace) -> dict[str, Any]:
     backend: Backend
     if name == "faiss-local":
@@ -596,10 +702,20 @@ def run_backend(name: str, data: Data, args: argparse.Namespace) -> dict[str, An
     backend.start()
     out["server_start_s"] = time.perf_counter() - t0
     sampler = PeakSampler(backend.server_pids)
+    tag = build_tag(name, data, args)
     try:
-        out |= backend.load(data, args)
+        if args.reuse and backend.holds(tag, data):
+            out |= {"reused": True, "load_s": 0.0, "build_s": 0.0}
+            print(f"  {name}: reusing the gallery kept in {args.data_dir} ({tag})", flush=True)
+        else:
+            out |= backend.load(data, args)
+            out["reused"] = False
+            if args.data_dir:
+                backend.index.mark(tag)
+        out["build_tag"] = tag
         out["total_build_s"] = out["load_s"] + out["build_s"]
         out["uptime_after_build"] = uptime()
+        backend.warm()
         print(f"  {name}: built {json.dumps(_round(out))}", flush=True)
         assert backend.index.count() == data.n, (backend.index.count(), data.n)
         sampler.sample()
@@ -630,12 +746,18 @@ def markdown(results: list[dict[str, Any]], data: Data) -> str:
     for r in results:
         lines.append(
             f"| {r['backend']} | {r.get('index_desc', '')} | {data.n:,} "
-            f"| {r['total_build_s']:.0f} ({r['load_s']:.0f} + {r['build_s']:.0f}) "
+            f"| {_build_cell(r)} "
             f"| {r['server_rss_mb']:.0f} ({r['peak_server_rss_mb']:.0f}) "
             f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['recall_mate']:.4f} "
             f"| {r['recall_top1']:.4f} | {r['overlap_top10']:.4f} | {r['searches_per_s']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def _build_cell(r: dict[str, Any]) -> str:
+    if r.get("reused"):
+        return f"kept ({r['server_start_s']:.0f} s to reopen)"
+    return f"{r['total_build_s']:.0f} ({r['load_s']:.0f} + {r['build_s']:.0f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -652,8 +774,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ef-construction", type=int, default=128)
     ap.add_argument("--pg-ef-search", type=int, default=200)
     ap.add_argument("--pg-storage", default="vector", choices=["vector", "halfvec"])
-    ap.add_argument("--pg-build-memory", default="2GB")
-    ap.add_argument("--pg-build-workers", type=int, default=1)
+    ap.add_argument(
+        "--pg-build-memory",
+        default="auto",
+        help="maintenance_work_mem for the HNSW build; auto: sized so the graph fits",
+    )
+    ap.add_argument("--pg-build-memory-max", default="12GB", help="cap on auto")
+    ap.add_argument("--pg-build-workers", type=int, default=2)
     ap.add_argument("--pg-shared-buffers", default="2GB")
     ap.add_argument("--milvus-index", default="HNSW")
     ap.add_argument("--milvus-ef", type=int, default=256)
@@ -669,8 +796,23 @@ def main(argv: list[str] | None = None) -> int:
         "per backend: 'pgvector:100,400;milvus:128,512'",
     )
     ap.add_argument("--keep-data", action="store_true", help="keep the cached gallery file")
+    ap.add_argument(
+        "--data-dir",
+        help="keep the servers' data (pgvector, milvus) in DIR/<backend> between runs\n"
+        "(implies --keep-data: the re-rank reads the cached gallery file)",
+    )
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --data-dir: when a kept engine already holds this gallery, built with\n"
+        "the same build parameters, skip load and build and measure it as it is",
+    )
     ap.add_argument("--out")
     args = ap.parse_args(argv)
+    if args.reuse and not args.data_dir:
+        ap.error("--reuse needs --data-dir")
+    if args.data_dir:
+        args.keep_data = True
 
     header: dict[str, Any] = {
         "command": " ".join(sys.argv),

@@ -35,9 +35,12 @@ hold the vectors in the clear on their own servers, since an engine cannot searc
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,6 +66,13 @@ REVISION = "revision"
 Vectors = tuple[NDArray[np.int64], NDArray[np.float32]]
 #: Outbox rows applied per step of a drain.
 DRAIN_BATCH = 5_000
+#: Template ids are locked for a drain by bucket (id modulo this; PostgreSQL's lock table
+#: holds a few thousand locks, so one lock per template of a 5,000-row batch would not fit).
+DRAIN_BUCKETS = 64
+#: Advisory-lock namespace of the outbox drains (two int4 keys: namespace + gallery, key).
+_LOCK_NAMESPACE = 0x66696400  # "fid\0"
+_REBUILD_KEY = -1
+_MARK_KEY = -2
 #: Galleries at least this large are rebuilt through the engine's bulk path.
 BULK_FROM = 20_000
 #: Templates read per batch when a rebuild streams them from the database.
@@ -422,12 +432,18 @@ class TransactionalSync(_RemoteSync):
         with self._lock, self.store.unit_of_work() as uow:
             s = uow.session
             rev = db_revision(s)
+            total = s.scalar(
+                select(func.count(TemplateRow.id)).where(
+                    TemplateRow.generation == self._generation()
+                )
+            )
             n = rebuild(
                 self._bound(uow),
                 stream_templates(s, self.dim, self._generation()),
                 revision=rev,
                 gallery=self.gallery,
                 progress=progress,
+                expected=int(total or 0),
             )
             uow.after_commit(lambda: setattr(self, "_known", rev))
         log.info("pgvector index of the %s gallery rebuilt: %d templates", self.gallery, n)
@@ -506,40 +522,138 @@ class OutboxSync(_RemoteSync):
     def drain(self, progress: Progress | None = None) -> int:
         """Apply every outbox row to the engine, delete the rows, mark the revision; returns the
         rows applied. Replaying rows is harmless: each row upserts the template the database
-        holds now, or deletes it from the engine when the database no longer holds it."""
+        holds now, or deletes it from the engine when the database no longer holds it.
+
+        Several processes may drain at once (every worker drains after its own commits). Each
+        batch is one transaction that *claims* its rows and holds them until the engine has
+        acknowledged what it applied; only then are the rows deleted (a drainer that dies
+        leaves them for the next). On PostgreSQL the claim is ``SELECT … FOR UPDATE SKIP
+        LOCKED`` (drainers take disjoint rows) plus a transaction lock per bucket of template
+        ids (:data:`DRAIN_BUCKETS`, taken in ascending order, so never a deadlock): two
+        drainers never apply the same template at once, and the template's state is read from
+        the database only once its lock is held, so the later drainer applies the later state
+        and an older upsert can never land after a newer delete. On SQLite the batch's
+        drainers take turns by a lock file beside the database: each reads its rows and their
+        templates' state after the one before it has applied, and writers are never held
+        while the engine is called. The revision is marked only once the
+        outbox is empty (rows another drainer holds are waited for), under a lock of its own,
+        so that marks never go backwards."""
         applied = 0
         with self._lock:
             while True:
+                n = self._drain_batch()
+                if n is None:
+                    return applied
+                applied += n
+                if n and progress is not None:
+                    progress(applied)
+
+    def _drain_batch(self) -> int | None:
+        """One claimed batch: the rows applied (0: rows other drainers hold, waited for), or
+        None when there is nothing to drain now (the outbox is empty and the revision marked,
+        or a rebuild is under way and will drain at its end)."""
+        if self.store.backend == "postgresql":
+            return self._drain_batch_pg()
+        with _flock(self._lock_path("rebuild"), shared=True, wait=False) as free:
+            if not free:
+                return None  # a rebuild is under way: it drains what is left at its end
+            with _flock(self._lock_path("drain")):
+                # One drainer at a time: it reads the rows and the templates' state now, after
+                # every drainer before it applied theirs, and writers are not held meanwhile.
                 with self.store.read() as s:
-                    rev = db_revision(s)
-                    rows = s.execute(
-                        select(IndexOutbox.seq, IndexOutbox.template_id)
-                        .order_by(IndexOutbox.seq)
-                        .limit(DRAIN_BATCH)
-                    ).all()
+                    rows = self._claim(s, skip_locked=False)
+                    if not rows:
+                        return None if self._mark_if_empty(s) else 0
                     wanted = sorted({int(t) for _, t in rows})
                     ids, vecs = template_vectors(s, wanted, self.dim, self._generation())
-                if not rows:
-                    # Every change up to ``rev`` is in the engine, but only an engine that
-                    # reflected some revision of this gallery can be marked: one that never did
-                    # (a new collection) lacks the templates from before the outbox; rebuild it.
-                    have = self.index.revision(gallery=self.gallery)
-                    if have is not None:
-                        if have != rev:
-                            self.index.mark(rev, gallery=self.gallery)
-                        self._known = rev
-                    return applied
-                gone = np.setdiff1d(np.asarray(wanted, dtype=np.int64), ids)
-                if len(ids):
-                    self.index.upsert(ids, vecs, gallery=self.gallery)
-                if len(gone):
-                    self.index.delete(gone, gallery=self.gallery)
-                seqs = [int(q) for q, _ in rows]
+                self._apply(wanted, ids, vecs)
                 with self.store.unit_of_work() as uow:
-                    uow.session.execute(delete(IndexOutbox).where(IndexOutbox.seq.in_(seqs)))
-                applied += len(rows)
-                if progress is not None:
-                    progress(applied)
+                    self._forget(uow.session, rows)
+                return len(rows)
+
+    def _drain_batch_pg(self) -> int | None:
+        with self.store.unit_of_work() as uow:
+            s = uow.session
+            if not self._try_lock(s, _REBUILD_KEY, shared=True):
+                return None  # a rebuild is under way: it drains what is left at its end
+            rows = self._claim(s, skip_locked=True)
+            if not rows:
+                self._lock_key(s, _MARK_KEY)
+                rev = db_revision(s)
+                held = s.execute(
+                    select(IndexOutbox.seq).order_by(IndexOutbox.seq).limit(1).with_for_update()
+                ).first()  # waits for the drainer holding it; None once it committed
+                if held is not None:
+                    return 0
+                return None if self._mark_if_empty(s, rev) else 0
+            wanted = sorted({int(t) for _, t in rows})
+            for bucket in sorted({t % DRAIN_BUCKETS for t in wanted}):
+                self._lock_key(s, bucket)
+            # Read after the locks: each statement sees what was committed when it began, so
+            # this is the templates' state after every drainer of these templates before us.
+            ids, vecs = template_vectors(s, wanted, self.dim, self._generation())
+            self._apply(wanted, ids, vecs)
+            self._forget(s, rows)  # committed with the claim, after the engine acknowledged
+            return len(rows)
+
+    @staticmethod
+    def _claim(s: Session, *, skip_locked: bool) -> list[Any]:
+        q = select(IndexOutbox.seq, IndexOutbox.template_id).order_by(IndexOutbox.seq)
+        q = q.limit(DRAIN_BATCH)
+        if skip_locked:
+            q = q.with_for_update(skip_locked=True)
+        return list(s.execute(q).all())
+
+    def _apply(self, wanted: list[int], ids: NDArray[np.int64], vecs: NDArray[np.float32]) -> None:
+        """Upsert what the database holds of ``wanted``; delete the rest from the engine."""
+        gone = np.setdiff1d(np.asarray(wanted, dtype=np.int64), ids)
+        if len(ids):
+            self.index.upsert(ids, vecs, gallery=self.gallery)
+        if len(gone):
+            self.index.delete(gone, gallery=self.gallery)
+
+    @staticmethod
+    def _forget(s: Session, rows: list[Any]) -> None:
+        seqs = [int(q) for q, _ in rows]
+        for start in range(0, len(seqs), 1_000):
+            part = seqs[start : start + 1_000]
+            s.execute(delete(IndexOutbox).where(IndexOutbox.seq.in_(part)))
+
+    def _mark_if_empty(self, s: Session, rev: str | None = None) -> bool:
+        """Mark the engine at the database's revision if the outbox is empty (the caller holds
+        the lock that orders marks). The revision is read first, then the emptiness: every
+        change up to it committed before it was read, so an empty outbox afterwards means all
+        of them were applied."""
+        if rev is None:
+            rev = db_revision(s)
+        if s.scalar(select(func.count()).select_from(IndexOutbox)):
+            return False  # rows committed meanwhile: the next batch takes them
+        # Only an engine that reflected some revision of this gallery can be marked: one that
+        # never did (a new collection) lacks the templates from before the outbox; it is
+        # rebuilt.
+        have = self.index.revision(gallery=self.gallery)
+        if have is not None:
+            if have != rev:
+                self.index.mark(rev, gallery=self.gallery)
+            self._known = rev
+        return True
+
+    def _lock_path(self, what: str) -> Path:
+        """A lock file beside the SQLite database, per gallery (drains, rebuilds)."""
+        db = Path(str(self.store.engine.url.database))
+        return db.with_name(f"{db.name}.index-{self.gallery}.{what}.lock")
+
+    def _key(self, key: int) -> tuple[int, int]:
+        return (_LOCK_NAMESPACE + (1 if self.gallery == "training" else 0), key)
+
+    def _lock_key(self, s: Session, key: int) -> None:
+        ns, k = self._key(key)
+        s.execute(text("SELECT pg_advisory_xact_lock(:ns, :k)"), {"ns": ns, "k": k})
+
+    def _try_lock(self, s: Session, key: int, *, shared: bool) -> bool:
+        ns, k = self._key(key)
+        fn = "pg_try_advisory_xact_lock_shared" if shared else "pg_try_advisory_xact_lock"
+        return bool(s.scalar(text(f"SELECT {fn}(:ns, :k)"), {"ns": ns, "k": k}))
 
     def current(self, revision: str) -> VectorIndex:
         with self._lock:
@@ -548,41 +662,69 @@ class OutboxSync(_RemoteSync):
                 return self.index
             applied = self.drain()
             if self.index.revision(gallery=self.gallery) is None:
-                self.rebuild()
+                self.rebuild(if_stale=True)
                 self._source = "rebuilt"
             else:
                 self._source = "caught_up" if applied else "disk"
             return self.index
 
-    def rebuild(self, progress: Progress | None = None) -> int:
+    def rebuild(self, progress: Progress | None = None, *, if_stale: bool = False) -> int:
         """Reload the engine from a snapshot of the database's templates, mark that revision,
         then drain what was committed since (outbox rows already in the snapshot are replayed
-        harmlessly)."""
-        with self._lock:
+        harmlessly). ``if_stale``: only when the engine reflects no revision of the gallery
+        once this process holds the rebuild lock (another process may have just rebuilt it).
+
+        No drain may apply a change between the clear and the snapshot's load (an older
+        snapshot would overwrite it): the rebuild holds an exclusive lock that every drain
+        batch tries to share (PostgreSQL: an advisory lock; SQLite: a lock file beside the
+        database), and a drain finding it taken leaves its rows to the rebuild's final
+        drain."""
+        with self._lock, self._rebuilding() as s:
             self._known = None
-            with self.store.read(stream=True) as s:
-                rev = db_revision(s)
-                total = int(
-                    s.scalar(
-                        select(func.count(TemplateRow.id)).where(
-                            TemplateRow.generation == self._generation()
-                        )
+            if if_stale and self.index.revision(gallery=self.gallery) is not None:
+                return 0
+            rev = db_revision(s)
+            total = int(
+                s.scalar(
+                    select(func.count(TemplateRow.id)).where(
+                        TemplateRow.generation == self._generation()
                     )
-                    or 0
                 )
-                # A small gallery is loaded by plain upserts into the live collection: the bulk
-                # path (release, seal, index, reload) costs seconds of fixed waiting.
-                target: Any = self.index if total >= BULK_FROM else _Plain(self.index)
-                n = rebuild(
-                    target,
-                    stream_templates(s, self.dim, self._generation()),
-                    revision=rev,
-                    gallery=self.gallery,
-                    progress=progress,
-                )
+                or 0
+            )
+            # A small gallery is loaded by plain upserts into the live collection: the bulk
+            # path (release, seal, index, reload) costs seconds of fixed waiting.
+            target: Any = self.index if total >= BULK_FROM else _Plain(self.index)
+            n = rebuild(
+                target,
+                stream_templates(s, self.dim, self._generation()),
+                revision=rev,
+                gallery=self.gallery,
+                progress=progress,
+                expected=total,
+            )
+        with self._lock:
             self.drain()
         log.info("%s index of the %s gallery rebuilt: %d templates", self.backend, self.gallery, n)
         return n
+
+    @contextmanager
+    def _rebuilding(self) -> Iterator[Session]:
+        """A session to read the rebuild's snapshot in, holding the rebuild lock."""
+        if self.store.backend != "postgresql":
+            with _flock(self._lock_path("rebuild")), self.store.read(stream=True) as s:
+                yield s
+            return
+        ns, k = self._key(_REBUILD_KEY)
+        with self.store.engine.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:ns, :k)"), {"ns": ns, "k": k})
+            lock.commit()
+            try:
+                with self.store.read(stream=True) as s:
+                    yield s
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": ns, "k": k})
+                lock.commit()
 
     def repair(self) -> str:
         with self._lock:
@@ -593,6 +735,23 @@ class OutboxSync(_RemoteSync):
                 self.rebuild()
                 return "rebuilt"
             return f"caught up ({applied} changes applied)" if applied else "current"
+
+
+@contextmanager
+def _flock(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    """An advisory lock on ``path`` (made if missing) for the block; yields whether it was
+    taken (always, when ``wait``). Released when the block ends, or when the process dies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def open_sync(

@@ -62,14 +62,17 @@ def rebuild(
     gallery: Gallery = OPERATIONAL,
     batch: int = 10_000,
     progress: Progress | None = None,
+    expected: int | None = None,
 ) -> int:
     """Replace the gallery's contents in ``index`` by ``items``; mark ``revision``. Returns the
-    number of templates loaded."""
+    number of templates loaded. ``expected``, the number of ``items`` when known, lets the
+    engine choose its bulk path (pgvector: drop the HNSW index and build it once after the
+    load even when another gallery keeps rows in the table)."""
     index.clear(gallery=gallery)
     bulk: Any = getattr(index, "insert_new", None)
     begin: Any = getattr(index, "bulk_begin", None)
     if begin is not None:
-        begin(gallery=gallery)
+        begin(gallery=gallery, expected=expected)
     n = 0
     for ids, vecs in batches(items, batch, index.dim):
         if bulk is not None:

@@ -299,10 +299,11 @@ class MilvusIndex:
     def collection_name(self, gallery: Gallery) -> str:
         return f"{self.params.collection_prefix}_{gallery}"
 
-    def bulk_begin(self, *, gallery: Gallery = OPERATIONAL) -> None:
+    def bulk_begin(self, *, gallery: Gallery = OPERATIONAL, expected: int | None = None) -> None:
         """Before loading a whole gallery: release it from the query nodes, so that they do not
         hold every flushed segment's raw vectors while its index is being built (at 10 M that
-        is 5 GB more at the peak). Searches of the gallery fail until :meth:`bulk_end`."""
+        is 5 GB more at the peak). Searches of the gallery fail until :meth:`bulk_end`.
+        (``expected``, the rows about to be loaded, is not needed here.)"""
         self._collection(check_gallery(gallery)).release(timeout=self.params.timeout)
 
     def bulk_end(self, *, gallery: Gallery = OPERATIONAL, timeout: float = 7200) -> None:

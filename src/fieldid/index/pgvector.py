@@ -60,8 +60,13 @@ from fieldid.index.port import (
 Storage = Literal["vector", "halfvec"]
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+_MEMORY = re.compile(r"^(\d+)\s*(kB|MB|GB)$")
+_UNITS = {"kB": 2**10, "MB": 2**20, "GB": 2**30}
 #: Rows per statement for small upserts; larger batches go through COPY.
 _VALUES_MAX = 64
+#: A rebuild loading at least this many rows (and no fewer than the other galleries hold) drops
+#: the HNSW index and builds it once after the load (:meth:`PgvectorIndex.bulk_begin`).
+BULK_REBUILD_FROM = 20_000
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,15 @@ class PgvectorParams:
     max_scan_tuples: int = 20_000
     storage: Storage = "vector"
     table: str = "fieldid_vectors"
-    #: ``maintenance_work_mem`` for index builds (the graph should fit: ~1.2 kB per template at
-    #: dim 128, m 32) and parallel workers for them.
-    build_memory: str = "1GB"
-    build_workers: int = 1
+    #: ``maintenance_work_mem`` for index builds, or ``"auto"``: sized from the rows to index
+    #: (:func:`hnsw_build_bytes`, ~1.7 kB per template at dim 128, m 32, plus a quarter), capped
+    #: at ``build_memory_max``. The whole graph must fit: when it does not, pgvector writes the
+    #: graph built so far to disk and inserts every further row into that on-disk index one by
+    #: one, many times slower (at 1 M templates, 2 GB was short: the build crawled for an hour).
+    build_memory: str = "auto"
+    build_memory_max: str = "8GB"
+    #: ``max_parallel_maintenance_workers`` for index builds (the leader builds too).
+    build_workers: int = 2
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.table):
@@ -96,14 +106,43 @@ class PgvectorParams:
             raise ValueError("[index.pgvector] iterative_scan: off, relaxed_order or strict_order")
         if self.storage not in ("vector", "halfvec"):
             raise ValueError("[index.pgvector] storage: vector or halfvec")
-        if not re.match(r"^\d+\s*(kB|MB|GB)$", self.build_memory):
-            raise ValueError("[index.pgvector] build_memory like '1GB' or '512MB'")
+        if self.build_memory != "auto" and not _MEMORY.match(self.build_memory):
+            raise ValueError("[index.pgvector] build_memory like '1GB' or '512MB', or 'auto'")
+        if not _MEMORY.match(self.build_memory_max):
+            raise ValueError("[index.pgvector] build_memory_max like '8GB' or '512MB'")
         if self.max_scan_tuples < 1 or self.build_workers < 0:
             raise ValueError("[index.pgvector] max_scan_tuples >= 1, build_workers >= 0")
 
     @property
     def opclass(self) -> str:
         return f"{self.storage}_ip_ops"
+
+    def build_memory_for(self, rows: int, dim: int) -> str:
+        """``maintenance_work_mem`` for building the index over ``rows`` templates."""
+        if self.build_memory != "auto":
+            return self.build_memory
+        need = hnsw_build_bytes(rows, dim, self.m, self.storage) * 5 // 4
+        mb = max(64, -(-need // 2**20))
+        return f"{min(mb, memory_bytes(self.build_memory_max) // 2**20)}MB"
+
+
+def memory_bytes(setting: str) -> int:
+    """``'2GB'`` as bytes."""
+    found = _MEMORY.match(setting)
+    if found is None:
+        raise ValueError(f"not a memory size: {setting!r}")
+    return int(found.group(1)) * _UNITS[found.group(2)]
+
+
+def hnsw_build_bytes(rows: int, dim: int, m: int, storage: Storage = "vector") -> int:
+    """Memory pgvector 0.8's in-memory HNSW build takes for ``rows`` templates: per element its
+    header and heap pointers (~144 B), the vector (8 + 4 or 2 bytes per dimension), the layer-0
+    neighbour array (2 m candidates of 16 B) and, for the 1 / (m - 1) elements expected on each
+    upper layer, m more."""
+    width = 4 if storage == "vector" else 2
+    upper = (8 + 16 * m) / max(1, m - 1)
+    per = 144 + 8 + width * dim + 8 + 16 * 2 * m + upper
+    return int(rows * per)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -265,7 +304,12 @@ class PgvectorIndex:
 
     def _create_index(self, c: Connection) -> None:
         p = self.params
-        c.execute(text(f"SET LOCAL maintenance_work_mem = '{p.build_memory}'"))
+        rows = 0
+        if p.build_memory == "auto":
+            # reltuples is the planner's estimate (-1 before the first ANALYZE): count instead
+            rows = int(c.execute(text(f"SELECT count(*) FROM {self._t}")).scalar() or 0)
+        memory = p.build_memory_for(rows, self._dim)
+        c.execute(text(f"SET LOCAL maintenance_work_mem = '{memory}'"))
         c.execute(text(f"SET LOCAL max_parallel_maintenance_workers = {int(p.build_workers)}"))
         c.execute(
             text(
@@ -275,14 +319,32 @@ class PgvectorIndex:
             )
         )
 
-    def bulk_begin(self, *, gallery: Gallery = OPERATIONAL) -> None:
-        """Before loading a whole gallery: when the table is empty (a full rebuild), drop the
-        HNSW index so that it is built once after the load, far faster than row by row. When
-        another gallery holds rows the index stays and serves it throughout."""
-        check_gallery(gallery)
+    def bulk_begin(self, *, gallery: Gallery = OPERATIONAL, expected: int | None = None) -> None:
+        """Before loading a whole gallery (a rebuild, after :meth:`clear`): drop the HNSW index
+        so that it is built once after the load (:meth:`bulk_end`), far faster than inserting
+        the rows one by one into a live graph. That is done when the table is empty, or when
+        ``expected`` (the rows about to be loaded) is at least :data:`BULK_REBUILD_FROM` and
+        at least the rows other galleries keep in the table: rebuilding their part of the graph
+        too costs less than inserting into it. Otherwise (a small gallery beside a large one)
+        the index stays and takes the rows live. Dropping the index inside a caller's
+        transaction locks the table until it commits: the other gallery's searches wait for
+        the rebuild rather than scan without the index."""
+        g = check_gallery(gallery)
 
         def run(c: Connection) -> None:
-            if c.execute(text(f"SELECT NOT EXISTS (SELECT 1 FROM {self._t})")).scalar():
+            if not self._has_index(c):
+                return
+            others = int(
+                c.execute(
+                    text(f"SELECT count(*) FROM {self._t} WHERE gallery <> :g"), {"g": g}
+                ).scalar()
+                or 0
+            )
+            mine = c.execute(
+                text(f"SELECT EXISTS (SELECT 1 FROM {self._t} WHERE gallery = :g)"), {"g": g}
+            ).scalar()
+            big = expected is not None and expected >= max(BULK_REBUILD_FROM, others)
+            if not mine and (others == 0 or big):
                 c.execute(text(f"DROP INDEX IF EXISTS {self._t}_hnsw"))
 
         self._run(run)
@@ -547,4 +609,11 @@ def _is_connection_error(e: Exception) -> bool:
     )
 
 
-__all__ = ["PgvectorIndex", "PgvectorParams", "sqlalchemy_url"]
+__all__ = [
+    "BULK_REBUILD_FROM",
+    "PgvectorIndex",
+    "PgvectorParams",
+    "hnsw_build_bytes",
+    "memory_bytes",
+    "sqlalchemy_url",
+]

