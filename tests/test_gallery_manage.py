@@ -98,6 +98,7 @@ def test_list_and_show_are_audited_reads(enrolled: Workspace):
     assert {r.operator for r in reads} == {"admin-1"}
 
 
+@pytest.mark.index_backends
 def test_deleting_a_person_purges_them_and_no_search_returns_them(enrolled: Workspace, tmp_path):
     ext = "subject-0006"
     probe = subject_images(ext)[2]
@@ -168,6 +169,7 @@ def test_deleting_a_person_purges_them_and_no_search_returns_them(enrolled: Work
         other.close()
 
 
+@pytest.mark.index_backends
 def test_a_deletion_and_its_audit_entry_commit_together(
     enrolled: Workspace, monkeypatch: pytest.MonkeyPatch
 ):
@@ -188,6 +190,7 @@ def test_a_deletion_and_its_audit_entry_commit_together(
     assert not enrolled.store.audit_entries("person_delete")
 
 
+@pytest.mark.index_backends
 def test_deleting_one_image_keeps_the_person(enrolled: Workspace):
     ext = "subject-0002"
     pid = _pid(enrolled, ext)
@@ -252,6 +255,7 @@ def test_corrections_keep_old_and_new_values_in_the_audit(enrolled: Workspace):
     assert e.value.code == "person.no_change"
 
 
+@pytest.mark.index_backends
 def test_a_misfiled_image_moves_to_the_person_it_shows(enrolled: Workspace):
     admin = enrolled.gallery_admin
     # subject-0007's second photo enrolled under subject-0008 by mistake.

@@ -34,6 +34,7 @@ def test_a_persons_other_photo_ranks_them_first(enrolled: Workspace, subject: st
         assert result.candidates[0].rank == 1
 
 
+@pytest.mark.index_backends
 def test_people_not_enrolled_are_not_returned_above_threshold(backend, tmp_path):
     ws = make_workspace(tmp_path / "ws")
     # Enrol only subjects 1-10 (first image); search with the singletons 11-20.
@@ -48,6 +49,7 @@ def test_people_not_enrolled_are_not_returned_above_threshold(backend, tmp_path)
     ws.close()
 
 
+@pytest.mark.index_backends
 def test_enrollment_is_idempotent(enrolled: Workspace):
     before = enrolled.gallery.size()
     items = [i for i in read_labelled(FACES) if i.path.name.endswith("_0001.jpg")]

@@ -248,6 +248,7 @@ def test_redress_finds_a_purged_search_of_the_merged_person_in_the_audit_log(dup
     assert from_log[0]["case_ref"] == ATTR.case_ref
 
 
+@pytest.mark.index_backends
 def test_an_open_search_that_showed_the_merged_person_checks_the_kept_persons_records(
     dup: Workspace,
 ):
@@ -267,6 +268,7 @@ def test_an_open_search_that_showed_the_merged_person_checks_the_kept_persons_re
     assert adj.state == "blocked_conflict" and adj.conflicts
 
 
+@pytest.mark.index_backends
 def test_a_search_shown_after_a_merge_shows_the_kept_persons_name_photo_and_records(
     dup: Workspace,
 ):

@@ -211,6 +211,7 @@ def test_synthetic_data_reads_clean_too(backend, tmp_path):
     ws.close()
 
 
+@pytest.mark.index_backends
 def test_the_same_face_under_two_people_raises_a_duplicate_item(enrolled: Workspace):
     image = subject_images("subject-0003")[0]
     summary = enrolled.enrollment.enroll_images(
@@ -287,6 +288,7 @@ def test_enrolled_photos_have_thumbnails_and_provenance(enrolled: Workspace):
     assert img.format == "JPEG" and max(img.size) <= 160
 
 
+@pytest.mark.index_backends
 def test_import_enrols_referenced_photos_and_reports_refusals(backend, tmp_path):
     ws = make_workspace(tmp_path / "ws")
     register(ws, "poe", "port_of_entry")
@@ -324,6 +326,7 @@ def test_import_enrols_referenced_photos_and_reports_refusals(backend, tmp_path)
     ws.close()
 
 
+@pytest.mark.index_backends
 def test_a_training_search_cannot_return_a_real_gallery_candidate(with_records, tmp_path):
     probe = subject_images(SUBJECT)[1]
     real = with_records.searches.search(probe, ATTR)

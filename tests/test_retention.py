@@ -84,6 +84,7 @@ def test_unadjudicated_probe_goes_after_24_hours(ws: Workspace, clock: ManualClo
     nothing_overdue(ws)
 
 
+@pytest.mark.index_backends
 def test_every_class_is_emptied_past_its_period(
     ws: Workspace, clock: ManualClock, tmp_path: Path
 ) -> None:

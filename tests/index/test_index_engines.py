@@ -75,6 +75,68 @@ def test_pgvector_schema_and_parameters(index_factory: Factory) -> None:
     assert e.value.code == "index.dim_mismatch"
 
 
+def _hnsw_oid(index: Any) -> int | None:
+    with index.engine.connect() as c:
+        oid = c.execute(text("SELECT to_regclass(:i)::oid"), {"i": f"{index.params.table}_hnsw"})
+        found = oid.scalar()
+    return None if found is None else int(found)
+
+
+def test_pgvector_rebuild_builds_the_graph_once_after_the_load(
+    index_factory: Factory, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild (fieldid index rebuild, a move to pgvector) loads by COPY into a table without
+    the HNSW index and builds it once after, with maintenance_work_mem sized so the graph fits;
+    a small gallery beside a large one is loaded into the live index instead."""
+    from fieldid.index import pgvector
+    from fieldid.index.maintenance import rebuild
+
+    monkeypatch.setattr(pgvector, "BULK_REBUILD_FROM", 200)
+    index = index_factory("pgvector")
+    index.upsert(sparse_ids(30, rng), unit(30, rng), gallery=TRAINING)
+    before = _hnsw_oid(index)
+    assert before is not None
+    ids, vecs = sparse_ids(400, rng), unit(400, rng)
+    built: list[str] = []
+    create = type(index)._create_index
+
+    def spy(self: Any, c: Any) -> None:
+        create(self, c)
+        built.append(str(c.execute(text("SHOW maintenance_work_mem")).scalar()))
+
+    monkeypatch.setattr(type(index), "_create_index", spy)
+    items = zip(ids.tolist(), vecs, strict=True)
+    assert rebuild(index, items, revision="r1", expected=400) == 400
+    after = _hnsw_oid(index)
+    assert after is not None and after != before  # dropped, then built once over 430 rows
+    assert built == ["64MB"]  # "auto": 430 rows need far less than the 64 MB floor
+    assert index.count() == 400 and index.count(gallery=TRAINING) == 30
+    found = index.search(vecs[:5], 1)
+    assert found.ids[:, 0].tolist() == ids[:5].tolist()
+    # The small training gallery rebuilt beside 400 operational rows: into the live index.
+    t_ids, t_vecs = sparse_ids(30, rng), unit(30, rng)
+    items = zip(t_ids.tolist(), t_vecs, strict=True)
+    rebuild(index, items, revision="t1", gallery=TRAINING, expected=30)
+    assert _hnsw_oid(index) == after and built == ["64MB"]
+    assert index.search(t_vecs[:3], 1, gallery=TRAINING).ids[:, 0].tolist() == t_ids[:3].tolist()
+
+
+def test_pgvector_build_memory_fits_the_graph() -> None:
+    from fieldid.index.pgvector import PgvectorParams, hnsw_build_bytes, memory_bytes
+
+    p = PgvectorParams()
+    assert p.build_memory == "auto" and p.build_workers == 2
+    # ~1.7 kB per 128-d template at m 32: 1 M need 1.6 GiB, +25 %
+    assert 1.55 * 2**30 < hnsw_build_bytes(1_000_000, 128, 32) < 1.75 * 2**30
+    assert p.build_memory_for(1_000_000, 128) == "2042MB"  # (the 1M benchmark: 1,001,000)
+    assert p.build_memory_for(100, 128) == "64MB"
+    assert p.build_memory_for(10_000_000, 128) == "8192MB"  # capped at build_memory_max
+    assert PgvectorParams(build_memory="3GB").build_memory_for(10, 128) == "3GB"
+    assert memory_bytes("512MB") == 512 * 2**20
+    with pytest.raises(ValueError):
+        PgvectorParams(build_memory="lots")
+
+
 @pytest.mark.parametrize("iterative", ["relaxed_order", "strict_order", "off"])
 def test_pgvector_filtered_search_keeps_recall_with_iterative_scans(
     index_factory: Factory, rng: np.random.Generator, iterative: str
