@@ -2,12 +2,13 @@
 database: no older upsert lands after a newer delete (fieldid.gallery.vectors.OutboxSync.drain).
 
 A writer (this process, which does not drain) commits a shuffled stream of enrollments and
-deletions (many a deletion of someone enrolled a few milliseconds before); two drainer processes apply the outbox concurrently against the session's real Milvus
-server, in batches of two rows, each with a random pause between reading a template's state and
-writing it to Milvus (the window in which, without claims, a drainer holding an old "enrolled"
-state could overwrite another's newer "deleted"). Then the collection must hold exactly the
-database's templates, with their vectors. On SQLite and on PostgreSQL (whose drainers claim rows
-with ``FOR UPDATE SKIP LOCKED`` and lock template buckets; SQLite's hold the write lock)."""
+deletions (many a deletion of someone enrolled a few milliseconds before); two drainer
+processes apply the outbox concurrently against the session's real Milvus server, in batches of
+two rows, each with a random pause between reading a template's state and writing it to Milvus
+(the window in which, without claims, a drainer holding an old "enrolled" state could overwrite
+another's newer "deleted"). Then the collection must hold exactly the database's templates, with
+their vectors. On SQLite (drainers take turns by a lock file) and on PostgreSQL (drainers claim
+rows with ``FOR UPDATE SKIP LOCKED`` and lock template buckets)."""
 
 from __future__ import annotations
 
