@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import make_workspace
-from fieldid.gallery.vectors import OutboxSync
-from fieldid.store.schema import IndexOutbox, TemplateRow
+from fieldid.gallery.vectors import OutboxSync, stream_templates
+from fieldid.store.schema import IndexOutbox
 from fieldid.workspace import Workspace
 from helpers_storage import Backend, add_template_people, delete_person, using
 
@@ -82,9 +82,9 @@ def _collection(ws: Workspace) -> dict[int, np.ndarray]:
 
 
 def _database(ws: Workspace) -> dict[int, np.ndarray]:
-    with ws.store.read() as s:
-        rows = s.execute(select(TemplateRow.id, TemplateRow.vector)).all()
-    return {int(t): np.frombuffer(v, dtype="<f4").copy() for t, v in rows}
+    """Every (id, vector) the database holds, opened with the workspace's keys."""
+    with ws.store.read(stream=True) as s:
+        return {t: v.copy() for t, v in stream_templates(s, ws.gallery.dim)}
 
 
 @pytest.mark.parametrize("storage", ["sqlite", "postgresql"])

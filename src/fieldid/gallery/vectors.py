@@ -560,7 +560,9 @@ class OutboxSync(_RemoteSync):
             with _flock(self._lock_path("drain")):
                 # One drainer at a time: it reads the rows and the templates' state now, after
                 # every drainer before it applied theirs, and writers are not held meanwhile.
-                with self.store.read() as s:
+                # Its own session (``stream``), never a use's shared read session, whose
+                # snapshot may have begun before the drainer before it committed.
+                with self.store.read(stream=True) as s:
                     rows = self._claim(s, skip_locked=False)
                     if not rows:
                         return None if self._mark_if_empty(s) else 0
