@@ -207,27 +207,7 @@ def test_every_worker_sees_an_enrollment_made_through_another(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_file = tmp_path / "requests.jsonl"
-    env = {k: v for k, v in os.environ.items() if k != "FIELDID_DATABASE_URL"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from fieldid.cli.app import main; main()",
-            "serve",
-            "-w",
-            str(root),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--face-workers",
-            "1",
-            "--request-log",
-            str(log_file),
-        ],
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = serve_workers(root, port, log_file)
     try:
         workers = wait_ready(url, proc, 2)
         # Every worker has searched (its index loaded at the old revision) and does not know
