@@ -42,6 +42,12 @@ MAX_CANDIDATES = 4
 MIN_LINE_SHARE = 0.8
 #: A candidate thinner than this share of its length is one MRZ line (two lines: 0.06 and more).
 ONE_LINE = 0.045
+#: Pieces of one band (:func:`merge_collinear`): angle within this many degrees, centres within
+#: this share of the thicker piece's width across the band, a gap shorter than this share of
+#: their summed lengths.
+MERGE_ANGLE = 4.0
+MERGE_ACROSS = 0.6
+MERGE_GAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -111,9 +117,9 @@ def text_angle(bw: Gray) -> float:
 
 
 #: Ways of bringing out print when the plain black-hat finds no band (:func:`find_bands` with
-#: ``hard=True``): smoothing the noise of low light first, and local contrast (CLAHE) for glare
-#: and shadow, then both.
-HARD_PREPS = ("denoise", "clahe", "clahe_denoise")
+#: ``hard=True``): the plain way, only pieces of a band joined (glare across it), smoothing the
+#: noise of low light first, and local contrast (CLAHE) for glare and shadow, then both.
+HARD_PREPS = ("joined", "denoise", "clahe", "clahe_denoise")
 
 
 def _prepare(small: Gray, prep: str) -> Gray:
@@ -124,9 +130,50 @@ def _prepare(small: Gray, prep: str) -> Gray:
     return small
 
 
-def candidates(gray: Gray, prep: str = "plain") -> list[tuple[cv2.typing.RotatedRect, float]]:
+def _axis(rect: cv2.typing.RotatedRect) -> tuple[NDArray[np.float64], float, float, float]:
+    """A rectangle's centre, long side, short side and long axis angle (degrees, 0 to 180)."""
+    (cx, cy), (rw, rh), ang = rect
+    if rw < rh:
+        rw, rh, ang = rh, rw, ang + 90.0
+    return np.array([cx, cy], dtype=np.float64), float(rw), float(rh), float(ang % 180.0)
+
+
+def merge_collinear(
+    found: list[tuple[cv2.typing.RotatedRect, float]],
+) -> list[tuple[cv2.typing.RotatedRect, float]]:
+    """Blocks that are pieces of one band (glare across an MRZ washes out its middle, and the
+    closing then finds the two ends apart), joined: two blocks at the same angle (within
+    :data:`MERGE_ANGLE` degrees), on one line (their centres no further apart across it than
+    :data:`MERGE_ACROSS` of the thicker one's width) and with a gap between them shorter than
+    :data:`MERGE_GAP` of their summed lengths. The joined rectangle scores the sum of the two."""
+    out: list[tuple[cv2.typing.RotatedRect, float]] = []
+    axes = [_axis(r) for r, _ in found]
+    for a in range(len(found)):
+        ca, la, wa, ta = axes[a]
+        for b in range(a + 1, len(found)):
+            cb, lb, wb, tb = axes[b]
+            dt = abs(ta - tb) % 180.0
+            if min(dt, 180.0 - dt) > MERGE_ANGLE or not 0.4 <= wa / max(wb, 1e-6) <= 2.5:
+                continue
+            r = math.radians(ta)
+            u = np.array([math.cos(r), math.sin(r)])
+            d = cb - ca
+            across = abs(float(d @ np.array([-u[1], u[0]])))
+            gap = abs(float(d @ u)) - (la + lb) / 2
+            if across > MERGE_ACROSS * max(wa, wb) or not 0 < gap < MERGE_GAP * (la + lb):
+                continue
+            pts = np.concatenate([cv2.boxPoints(found[a][0]), cv2.boxPoints(found[b][0])])
+            out.append((cv2.minAreaRect(pts.astype(np.float32)), found[a][1] + found[b][1]))
+    return out
+
+
+def candidates(
+    gray: Gray, prep: str = "plain", *, merge: bool = False
+) -> list[tuple[cv2.typing.RotatedRect, float]]:
     """Candidate band rectangles at :data:`WORK_SIDE` scale, best first, with the scale used.
-    ``prep`` names how the image is prepared first (``plain``, or one of :data:`HARD_PREPS`)."""
+    ``prep`` names how the image is prepared first (``plain``, or one of :data:`HARD_PREPS`:
+    ``joined`` is the plain way with only pieces of one band joined as candidates); ``merge``
+    adds pieces of one band joined (:func:`merge_collinear`)."""
     h, w = gray.shape
     s = min(1.0, WORK_SIDE / max(h, w))
     small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
@@ -146,6 +193,10 @@ def candidates(gray: Gray, prep: str = "plain") -> list[tuple[cv2.typing.Rotated
     theta = text_angle(bw)
     for turn in (0.0, theta) if min(theta % 90.0, 90.0 - theta % 90.0) > 4.0 else (0.0,):
         found += _blocks(bw, turn, short, s)
+    if prep == "joined":
+        found = merge_collinear(found)
+    elif merge:
+        found += merge_collinear(found)
     found.sort(key=lambda x: -x[1])
     kept: list[tuple[cv2.typing.RotatedRect, float]] = []
     for rect, score in found:
@@ -389,7 +440,7 @@ def find_bands(rgb: NDArray[np.uint8], *, hard: bool = False) -> list[Band]:
     gray = _to_gray(rgb)
     for prep in HARD_PREPS if hard else ("plain",):
         out = []
-        for rect, score in candidates(gray, prep):
+        for rect, score in candidates(gray, prep, merge=hard):
             strip, corners, ang = _strip(gray, rect)
             if "denoise" in prep:
                 strip = _u8(cv2.GaussianBlur(strip, (0, 0), 0.7))

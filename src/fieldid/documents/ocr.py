@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +52,8 @@ class LineText:
     #: Per character, where the engine saw it: the x of its centre in the line image's pixels
     #: (empty when the engine does not say).
     positions: tuple[float, ...] = ()
+    #: The line image the engine read (``positions`` are in its pixels); ``None`` when not kept.
+    image: Gray | None = field(default=None, repr=False, compare=False)
 
     @property
     def mean_confidence(self) -> float:
@@ -182,7 +184,7 @@ class PaddleLineReader:
                         for c, v in others.items():
                             alts[-1][c] = max(v, alts[-1].get(c, 0.0))
                 prev = int(k)
-            out.append(LineText("".join(text), tuple(conf), tuple(alts), tuple(where)))
+            out.append(LineText("".join(text), tuple(conf), tuple(alts), tuple(where), img))
         return out
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fieldid.clock import Clock, SystemClock
+from fieldid.documents.glyphs import BLIND, PAIRS, GlyphJudge, cut_characters, default_judge
 from fieldid.documents.locate import Band, find_bands, flip_lines, split_lines
 from fieldid.documents.mrz import (
     CheckState,
@@ -62,6 +63,13 @@ MIN_CHAR_CONFIDENCE = 0.5
 #: A rival character with this share of the probability, which the check digits could not tell
 #: from the one read, makes the reading not valid.
 MIN_RIVAL_SHARE = 0.1
+#: A twin the check digits may choose (:func:`fieldid.documents.mrz.parse_mrz`) must have had
+#: this share of the probability the OCR gave it and the character read.
+CHOOSE_MIN_SHARE = 0.1
+#: A twin chosen by fewer check digits than this (each is one chance in ten of holding by
+#: accident) leaves its character uncertain (``one_check_digit_chose_X``), unless the
+#: character's shape says the same (:mod:`fieldid.documents.glyphs`).
+MIN_VOUCHING_CHECKS = 2
 #: How many characters a line may be short or long before it is not taken for an MRZ line.
 MAX_LENGTH_REPAIR = 3
 MAX_BANDS = 3
@@ -133,6 +141,9 @@ class DocumentReading:
     ocr_lines: list[str] = field(default_factory=list)
     #: The looks the reading rests on: ``first``, then any second looks pooled with it.
     looks: list[str] = field(default_factory=lambda: ["first"])
+    #: Doubts between look-alikes judged by the characters' OCR-B shapes: line, column, the
+    #: character read, each glyph's correlation and the winner (``None``: no clear winner).
+    shape_verdicts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -171,6 +182,7 @@ class DocumentReading:
             "checked_on": self.today.isoformat(),
             "engine": self.engine,
             "looks": list(self.looks),
+            "shape_verdicts": list(self.shape_verdicts),
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 
@@ -214,6 +226,9 @@ class Parsed:
     raw: list[LineText]
     #: Positions where equally good length repairs disagree (``length_repair_ambiguous``).
     doubts: list[dict[str, Any]] = field(default_factory=list)
+    #: The first look's characters aligned to the parsed lines, with the line images and where
+    #: in them each character was seen (for judging a character by its shape).
+    seen: list[LineText] = field(default_factory=list)
 
     @cached_property
     def uncertain(self) -> list[dict[str, Any]]:
@@ -339,21 +354,23 @@ def _parse_best(texts: list[LineText], today: date) -> Parsed | None:
 def _align(t: LineText, line: str) -> LineText:
     """The OCR's characters of ``t`` aligned to ``line`` (``t`` after a length repair): kept
     where the text is unchanged before or after the repair; inserted filler gets confidence 0
-    (not read)."""
+    (not read) and no position."""
     if t.text == line:
         return t
     conf: list[float] = []
     char_alts: list[dict[str, float]] = []
+    where: list[float] = []
+    has_pos = len(t.positions) == len(t.text)
     for i, c in enumerate(line):
         if i < len(t.text) and t.text[i] == c and line[:i] == t.text[:i]:
-            conf.append(t.confidences[i])
-            char_alts.append(t.alternatives[i] if i < len(t.alternatives) else {})
+            j: int | None = i
         else:
-            j = i - (len(line) - len(t.text))
-            same_tail = 0 <= j < len(t.text) and line[i:] == t.text[j:]
-            conf.append(t.confidences[j] if same_tail else 0.0)
-            char_alts.append(t.alternatives[j] if same_tail and j < len(t.alternatives) else {})
-    return LineText(line, tuple(conf), tuple(char_alts))
+            k = i - (len(line) - len(t.text))
+            j = k if 0 <= k < len(t.text) and line[i:] == t.text[k:] else None
+        conf.append(t.confidences[j] if j is not None else 0.0)
+        char_alts.append(t.alternatives[j] if j is not None and j < len(t.alternatives) else {})
+        where.append(t.positions[j] if j is not None and has_pos else -1.0)
+    return LineText(line, tuple(conf), tuple(char_alts), tuple(where) if has_pos else (), t.image)
 
 
 def _parse_window(texts: list[LineText], today: date) -> Parsed | None:
@@ -374,10 +391,10 @@ def _parse_window(texts: list[LineText], today: date) -> Parsed | None:
     for combo in combos[:64]:
         lines = [v for _, v, _ in combo]
         alts = {
-            (li, ci): "".join(sorted(a))
+            (li, ci): "".join(sorted(c for c, p in a.items() if p >= CHOOSE_MIN_SHARE * (p + q)))
             for li, (t, (_, v, _)) in enumerate(zip(texts, combo, strict=True))
             if v == t.text
-            for ci, a in enumerate(t.alternatives)
+            for ci, (a, q) in enumerate(zip(t.alternatives, t.confidences, strict=False))
             if a
         }
         try:
@@ -407,7 +424,7 @@ def _parse_window(texts: list[LineText], today: date) -> Parsed | None:
                         }
                     )
     aligned = [_align(t, line) for t, line in zip(texts, reading.lines_read, strict=True)]
-    return Parsed(reading, aligned, repairs, list(texts), doubts)
+    return Parsed(reading, aligned, repairs, list(texts), doubts, aligned)
 
 
 def _problem_lines(p: Parsed) -> list[int]:
@@ -521,7 +538,7 @@ def _second_looks(
         doubts = [{**u, "why": "second_look_failed"} for u in suspects]
         return replace(first, doubts=first.doubts + doubts), taken
     if pooled.bad <= first.bad:
-        return pooled, taken
+        return replace(pooled, seen=first.aligned), taken
     return replace(
         first, doubts=first.doubts + _disagreements(first.reading, pooled.reading)
     ), taken
@@ -548,6 +565,127 @@ def _disagreements(kept: MrzReading, other: MrzReading) -> list[dict[str, Any]]:
                     }
                 )
     return out
+
+
+#: Doubts a character's shape may settle: a rival the check digits cannot tell from it, two
+#: looks that disagree where the check digits cannot arbitrate, a twin one check digit chose.
+SHAPE_DOUBTS = ("check_digits_cannot_tell_from_", "two_looks_disagree_", "one_check_digit_chose_")
+
+
+def _shape_targets(
+    parsed: Parsed, uncertain: list[dict[str, Any]]
+) -> list[tuple[int, int, str, str, bool]]:
+    """What the shape judge is asked about: (line, column, character read, its look-alike,
+    whether the reading doubted it). The doubts between two look-alikes (:data:`SHAPE_DOUBTS`),
+    and every character of a document number or optional data that has a look-alike the check
+    digits cannot tell from it (:data:`fieldid.documents.glyphs.BLIND`): the OCR may misread
+    those with confidence, and no check digit would notice."""
+    out: list[tuple[int, int, str, str, bool]] = []
+    doubted: set[tuple[int, int]] = set()
+    for u in uncertain:
+        li, ci = int(u["line"]) - 1, int(u["column"]) - 1
+        doubted.add((li, ci))
+        why = str(u["why"])
+        if why.startswith(SHAPE_DOUBTS):
+            out.append((li, ci, str(u["read"]), why[-1], True))
+    reading = parsed.reading
+    grid = class_map(reading.layout)
+    for li, row in enumerate(reading.lines):
+        for ci, c in enumerate(row):
+            if grid[li][ci] == "X" and c in BLIND and (li, ci) not in doubted:
+                out.extend((li, ci, c, other, False) for other in BLIND[c])
+    return out
+
+
+def _settle_by_shape(
+    parsed: Parsed, judge: GlyphJudge | None, today: date
+) -> tuple[MrzReading, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Look-alikes judged by the character's shape in the first look's line image
+    (:func:`_shape_targets`; pairs in :data:`fieldid.documents.glyphs.PAIRS`): where one glyph
+    leads the other by the judge's margin, a doubt is settled, and where the winner is the
+    look-alike, the character becomes it (a ``glyph_shape`` correction; every check digit must
+    still hold, else nothing changes and the doubts stay). Where the judge cannot tell, a doubt
+    stays and an undoubted character stays as read. Returns the reading, the doubts left, and
+    every verdict asked for (``shape_verdicts``)."""
+    uncertain = parsed.uncertain
+    reading = parsed.reading
+    if judge is None:
+        return reading, uncertain, []
+    cuts: dict[int, list[Any]] = {}
+    verdicts: list[dict[str, Any]] = []
+    settled: set[tuple[int, int]] = set()
+    swaps: list[tuple[int, int, str, str]] = []
+    for li, ci, read, other, doubted in _shape_targets(parsed, uncertain):
+        if frozenset((read, other)) not in PAIRS or li >= len(parsed.seen):
+            continue
+        seen = parsed.seen[li]
+        if (
+            seen.image is None
+            or len(seen.positions) != len(seen.text)
+            or ci >= len(seen.text)
+            or seen.text[ci] not in (read, other)
+        ):
+            continue  # the first look saw something else there: no cut to judge
+        if li not in cuts:
+            cuts[li] = cut_characters(seen.image, seen.positions)
+        cut = cuts[li][ci]
+        if cut is None:
+            continue
+        v = judge.verdict(cut, (read, other))
+        verdicts.append(
+            {"line": li + 1, "column": ci + 1, "read": read, "doubted": doubted, **v.to_dict()}
+        )
+        if v.winner is None:
+            continue
+        if doubted:
+            settled.add((li, ci))
+        if v.winner != read:
+            settled.add((li, ci))
+            swaps.append((li, ci, read, v.winner))
+    # one winner per position (G is judged against 6 and against Q)
+    where = [(li, ci) for li, ci, _r, _n in swaps]
+    torn = {w for w in where if where.count(w) > 1}
+    settled -= torn
+    late: list[dict[str, Any]] = []
+    lines = list(reading.lines)
+    applied: list[tuple[int, int, str, str]] = []
+    for li, ci, read, new in swaps:
+        if (li, ci) in torn:
+            continue
+        trial = list(lines)
+        trial[li] = trial[li][:ci] + new + trial[li][ci + 1 :]
+        if checks_hold(trial, reading.format):
+            lines = trial
+            applied.append((li, ci, read, new))
+            continue
+        settled.discard((li, ci))
+        late.append(
+            {
+                "line": li + 1,
+                "column": ci + 1,
+                "read": read,
+                "confidence": 0.0,
+                "why": f"shape_says_{new}",
+            }
+        )
+    if applied:
+        again = parse_mrz(lines, today=today)
+        changed = {(li, ci) for li, ci, _r, _n in applied}
+        kept = [c for c in reading.corrections if (c.line, c.column) not in changed]
+        shape = [Correction(li, ci, r, n, "glyph_shape") for li, ci, r, n in applied]
+        reading = replace(again, lines_read=reading.lines_read, corrections=kept + shape)
+    # a twin one check digit chose, which its shape confirms, is vouched for by both
+    fixed = [
+        replace(c, vouched_by=(*c.vouched_by, "glyph_shape"))
+        if c.reason == "check_digit" and (c.line, c.column) in settled
+        else c
+        for c in reading.corrections
+    ]
+    reading = replace(reading, corrections=fixed)
+    left = [u for u in uncertain if (int(u["line"]) - 1, int(u["column"]) - 1) not in settled]
+    doubted = {(u["line"], u["column"]) for u in left}
+    left += [u for u in late if (u["line"], u["column"]) not in doubted]
+    return reading, left, verdicts
 
 
 def _class_confidence(line: LineText, i: int, cls: str) -> float:
@@ -582,12 +720,19 @@ def _uncertain(
     corrected = {(c.line, c.column) for c in reading.corrections}
     holds = checks_hold(reading.lines, fmt)
     out = []
+    thin = {
+        (c.line, c.column): c
+        for c in reading.corrections
+        if c.reason == "check_digit" and len(c.vouched_by) < MIN_VOUCHING_CHECKS
+    }
     for li, line in enumerate(aligned):
         for ci in range(len(reading.lines[li])):
             cls = grid[li][ci]
             conf = _class_confidence(line, ci, cls)
             why = None
-            if (li, ci) in uncovered and conf < min_confidence:
+            if (li, ci) in thin:
+                why = f"one_check_digit_chose_over_{thin[(li, ci)].read}"
+            elif (li, ci) in uncovered and conf < min_confidence:
                 why = "low_confidence"
             elif holds and (li, ci) not in corrected and ci < len(line.alternatives):
                 p = line.confidences[ci]
@@ -632,10 +777,12 @@ def read_document(
     reader: LineReader | None = None,
     clock: Clock | None = None,
     limits: IntakeLimits | None = None,
+    shapes: bool = True,
 ) -> DocumentReading:
     """Read the MRZ of a document photo (see the module's contract). Raises
     :class:`DocumentError` (``document.no_mrz``) when no MRZ can be read, and the intake's
-    ``probe.*`` errors for a file that is not a usable image."""
+    ``probe.*`` errors for a file that is not a usable image. ``shapes``: judge doubts between
+    look-alikes by their OCR-B shapes (where the font is installed)."""
     reader = reader or default_reader()
     today = (clock or SystemClock()).now().date()
     timings: dict[str, float] = {}
@@ -668,9 +815,14 @@ def read_document(
             bands_found=len(bands),
         )
     band, turned, parsed = found
+    t = time.perf_counter()
+    reading, uncertain, verdicts = _settle_by_shape(
+        parsed, default_judge() if shapes else None, today
+    )
+    if verdicts:
+        timings["shapes"] = (time.perf_counter() - t) * 1000
     # corners in reading order: top-left, top-right, bottom-right, bottom-left of upright text
     corners = np.roll(band.corners, -2, axis=0) if turned else band.corners
-    reading = parsed.reading
     conf = [list(x.confidences) for x in parsed.aligned]
     flat = [c for row in conf for c in row]
     exp = reading.fields.get("expiry_date_iso")
@@ -681,7 +833,7 @@ def read_document(
         mrz=reading,
         confidence=float(np.mean(flat)) if flat else 0.0,
         char_confidences=conf,
-        uncertain=parsed.uncertain,
+        uncertain=uncertain,
         expiry_state=expiry_state,
         today=today,
         engine=reader.name,
@@ -691,6 +843,7 @@ def read_document(
         length_repairs=parsed.repairs,
         ocr_lines=[t.text for t in parsed.raw],
         looks=["first", *looks],
+        shape_verdicts=verdicts,
     )
 
 
