@@ -12,11 +12,12 @@ Contract, in order:
    that is one of the look-alike pairs (0/O, 1/I, 5/S, 8/B, 2/Z, and a few more) is replaced by
    its twin of the right class. In a field of class ``X`` (document number, optional data) both
    twins are legal, so the check digits choose: the reading is kept when its check digits hold;
-   otherwise, among the positions where the OCR itself found the twin plausible, the fewest
-   swaps that make every check digit hold are taken, and only when exactly one such choice
-   exists (a check digit is one chance in ten: trying every twin would "repair" a wrong one).
-   Every replacement is listed in :attr:`MrzReading.corrections` with its line, column, what
-   was read and what it became.
+   otherwise, among the characters the OCR itself found plausible at each position
+   (``alternatives``), the fewest swaps that make every check digit hold are taken, and only
+   when exactly one such choice exists (a check digit is one chance in ten: trying every twin
+   would "repair" a wrong one). Every replacement is listed in
+   :attr:`MrzReading.corrections` with its line, column, what was read and what it became, and
+   a check digit's choice with the checks that vouch for it (``vouched_by``).
 4. A name field with letters after a run of three or more ``<`` is not a name (a name is
    written from the left and filled to the end); those letters are class errors.
 5. Each check digit is reported ``valid``, ``invalid`` or ``absent`` (a field left empty with a
@@ -57,21 +58,7 @@ TO_DIGIT = {
 }
 #: Look-alikes read in a letter position → the letter.
 TO_ALPHA = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T"}
-#: Twins that are both legal in an alphanumeric field: the check digit chooses.
-TWINS = {
-    "0": "OD",
-    "O": "0",
-    "D": "0",
-    "1": "I",
-    "I": "1",
-    "5": "S",
-    "S": "5",
-    "8": "B",
-    "B": "8",
-    "2": "Z",
-    "Z": "2",
-}
-#: How many look-alike swaps a field may need before the reading is refused as too uncertain.
+#: How many swaps a field may need before the reading is refused as too uncertain.
 MAX_SWAPS = 3
 
 
@@ -435,10 +422,12 @@ def _choose_by_checks(
     out: list[Correction],
     alternatives: dict[tuple[int, int], str] | None,
 ) -> None:
-    """Swap look-alike twins in alphanumeric fields where that alone makes the checks hold.
+    """Swap characters in alphanumeric fields for others the OCR found plausible there where
+    that alone makes the checks hold.
 
-    Only twins the OCR itself found plausible at that position are tried (``alternatives``);
-    without alternatives (text typed, or from a chip) nothing is tried."""
+    Only characters the OCR itself found plausible at that position are tried
+    (``alternatives``: the reader passes those it gave a tenth of the probability); without
+    alternatives (text typed, or from a chip) nothing is tried."""
     if alternatives is None:
         return
     x_spans = [
@@ -452,7 +441,7 @@ def _choose_by_checks(
     for sp in x_spans:
         for i in range(sp.start, sp.end):
             seen = alternatives.get((sp.line, i), "")
-            twins = [t for t in TWINS.get(lines[sp.line][i], "") if t in seen]
+            twins = [t for t in seen if t in ALNUM and t != "<" and t != lines[sp.line][i]]
             if twins:
                 options[(sp.line, i)] = twins
     if not options:
