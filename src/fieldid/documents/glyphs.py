@@ -64,6 +64,11 @@ PAIRS = frozenset(
         ("D", "0"),
     )
 )
+#: Each character's look-alikes among :data:`PAIRS`.
+PARTNERS: dict[str, tuple[str, ...]] = {
+    c: tuple(sorted(o for p in PAIRS if c in p for o in p if o != c))
+    for c in sorted({c for p in PAIRS for c in p})
+}
 #: Look-alikes the check digits cannot tell apart (values equal modulo 10), by character.
 BLIND: dict[str, tuple[str, ...]] = {
     "G": ("6", "Q"),

@@ -41,7 +41,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fieldid.clock import Clock, SystemClock
-from fieldid.documents.glyphs import BLIND, PAIRS, GlyphJudge, cut_characters, default_judge
+from fieldid.documents.glyphs import (
+    BLIND,
+    PAIRS,
+    PARTNERS,
+    GlyphJudge,
+    cut_characters,
+    default_judge,
+)
 from fieldid.documents.locate import Band, find_bands, flip_lines, split_lines
 from fieldid.documents.mrz import (
     CheckState,
@@ -574,26 +581,44 @@ SHAPE_DOUBTS = ("check_digits_cannot_tell_from_", "two_looks_disagree_", "one_ch
 
 def _shape_targets(
     parsed: Parsed, uncertain: list[dict[str, Any]]
-) -> list[tuple[int, int, str, str, bool]]:
-    """What the shape judge is asked about: (line, column, character read, its look-alike,
-    whether the reading doubted it). The doubts between two look-alikes (:data:`SHAPE_DOUBTS`),
-    and every character of a document number or optional data that has a look-alike the check
-    digits cannot tell from it (:data:`fieldid.documents.glyphs.BLIND`): the OCR may misread
-    those with confidence, and no check digit would notice."""
-    out: list[tuple[int, int, str, str, bool]] = []
+) -> list[tuple[int, int, str, str, str]]:
+    """What the shape judge is asked about: (line, column, character read, its look-alike, why):
+
+    - ``doubt``: the doubts between two look-alikes (:data:`SHAPE_DOUBTS`);
+    - ``blind``: every character of a document number or optional data that has a look-alike
+      the check digits cannot tell from it (:data:`fieldid.documents.glyphs.BLIND`): the OCR
+      may misread those with confidence, and no check digit would notice;
+    - ``repair``: where a check fails, every character of a document number or optional data
+      under it that has a look-alike (:data:`fieldid.documents.glyphs.PARTNERS`)."""
+    out: list[tuple[int, int, str, str, str]] = []
     doubted: set[tuple[int, int]] = set()
     for u in uncertain:
         li, ci = int(u["line"]) - 1, int(u["column"]) - 1
         doubted.add((li, ci))
         why = str(u["why"])
         if why.startswith(SHAPE_DOUBTS):
-            out.append((li, ci, str(u["read"]), why[-1], True))
+            out.append((li, ci, str(u["read"]), why[-1], "doubt"))
     reading = parsed.reading
-    grid = class_map(reading.layout)
+    layout = reading.layout
+    grid = class_map(layout)
     for li, row in enumerate(reading.lines):
         for ci, c in enumerate(row):
             if grid[li][ci] == "X" and c in BLIND and (li, ci) not in doubted:
-                out.extend((li, ci, c, other, False) for other in BLIND[c])
+                out.extend((li, ci, c, other, "blind") for other in BLIND[c])
+    failing = [
+        ch for ch, st in zip(layout.checks, reading.checks, strict=True) if st.state == "invalid"
+    ]
+    asked = {(li, ci, o) for li, ci, _c, o, _k in out}
+    for ch in failing:
+        for sp in ch.over:
+            for ci in range(sp.start, sp.end):
+                c = reading.lines[sp.line][ci]
+                if grid[sp.line][ci] != "X":
+                    continue
+                for other in PARTNERS.get(c, ()):
+                    if (sp.line, ci, other) not in asked:
+                        asked.add((sp.line, ci, other))
+                        out.append((sp.line, ci, c, other, "repair"))
     return out
 
 
@@ -601,12 +626,19 @@ def _settle_by_shape(
     parsed: Parsed, judge: GlyphJudge | None, today: date
 ) -> tuple[MrzReading, list[dict[str, Any]], list[dict[str, Any]]]:
     """Look-alikes judged by the character's shape in the first look's line image
-    (:func:`_shape_targets`; pairs in :data:`fieldid.documents.glyphs.PAIRS`): where one glyph
-    leads the other by the judge's margin, a doubt is settled, and where the winner is the
-    look-alike, the character becomes it (a ``glyph_shape`` correction; every check digit must
-    still hold, else nothing changes and the doubts stay). Where the judge cannot tell, a doubt
-    stays and an undoubted character stays as read. Returns the reading, the doubts left, and
-    every verdict asked for (``shape_verdicts``)."""
+    (:func:`_shape_targets`; pairs in :data:`fieldid.documents.glyphs.PAIRS`). Where one glyph
+    leads the other by the judge's margin:
+
+    - a doubt is settled; where the winner is the look-alike, the character becomes it (a
+      ``glyph_shape`` correction), as does an undoubted character whose shape is clearly its
+      check-blind look-alike; each such change must leave every check holding, else it is not
+      made and the character is uncertain (``shape_says_X``);
+    - where a check fails, the characters under it whose shape is clearly their look-alike
+      become it together, if every check then holds (the shapes and the check digits agree);
+      else nothing changes.
+
+    Where the judge cannot tell, a doubt stays and an undoubted character stays as read.
+    Returns the reading, the doubts left, and every verdict asked for (``shape_verdicts``)."""
     uncertain = parsed.uncertain
     reading = parsed.reading
     if judge is None:
@@ -615,7 +647,8 @@ def _settle_by_shape(
     verdicts: list[dict[str, Any]] = []
     settled: set[tuple[int, int]] = set()
     swaps: list[tuple[int, int, str, str]] = []
-    for li, ci, read, other, doubted in _shape_targets(parsed, uncertain):
+    repairs: list[tuple[int, int, str, str]] = []
+    for li, ci, read, other, kind in _shape_targets(parsed, uncertain):
         if frozenset((read, other)) not in PAIRS or li >= len(parsed.seen):
             continue
         seen = parsed.seen[li]
@@ -633,17 +666,26 @@ def _settle_by_shape(
             continue
         v = judge.verdict(cut, (read, other))
         verdicts.append(
-            {"line": li + 1, "column": ci + 1, "read": read, "doubted": doubted, **v.to_dict()}
+            {
+                "line": li + 1,
+                "column": ci + 1,
+                "read": read,
+                "doubted": kind == "doubt",
+                "asked_for": kind,
+                **v.to_dict(),
+            }
         )
         if v.winner is None:
             continue
-        if doubted:
-            settled.add((li, ci))
+        if kind == "repair":
+            if v.winner != read:
+                repairs.append((li, ci, read, v.winner))
+            continue
+        settled.add((li, ci))
         if v.winner != read:
-            settled.add((li, ci))
             swaps.append((li, ci, read, v.winner))
     # one winner per position (G is judged against 6 and against Q)
-    where = [(li, ci) for li, ci, _r, _n in swaps]
+    where = [(li, ci) for li, ci, _r, _n in swaps + repairs]
     torn = {w for w in where if where.count(w) > 1}
     settled -= torn
     late: list[dict[str, Any]] = []
@@ -668,6 +710,17 @@ def _settle_by_shape(
                 "why": f"shape_says_{new}",
             }
         )
+    repaired = False
+    fix = [r for r in repairs if (r[0], r[1]) not in torn]
+    if fix and not checks_hold(lines, reading.format):
+        trial = list(lines)
+        for li, ci, _read, new in fix:
+            trial[li] = trial[li][:ci] + new + trial[li][ci + 1 :]
+        if checks_hold(trial, reading.format):
+            lines = trial
+            applied += fix
+            settled |= {(li, ci) for li, ci, _r, _n in fix}
+            repaired = True
     if applied:
         again = parse_mrz(lines, today=today)
         changed = {(li, ci) for li, ci, _r, _n in applied}
@@ -682,6 +735,9 @@ def _settle_by_shape(
         for c in reading.corrections
     ]
     reading = replace(reading, corrections=fixed)
+    if repaired:
+        # the checks hold now: what the OCR doubted is weighed again against them
+        uncertain = _uncertain(reading, parsed.aligned) + parsed.doubts
     left = [u for u in uncertain if (int(u["line"]) - 1, int(u["column"]) - 1) not in settled]
     doubted = {(u["line"], u["column"]) for u in left}
     left += [u for u in late if (u["line"], u["column"]) not in doubted]
