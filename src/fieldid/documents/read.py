@@ -380,7 +380,66 @@ def _align(t: LineText, line: str) -> LineText:
     return LineText(line, tuple(conf), tuple(char_alts), tuple(where) if has_pos else (), t.image)
 
 
+def _trimmed(t: LineText, end: int) -> LineText:
+    """``t`` without its first (``end`` 0) or last (``end`` -1) character."""
+    keep = slice(1, None) if end == 0 else slice(None, -1)
+    return LineText(
+        t.text[keep],
+        t.confidences[keep],
+        t.alternatives[keep] if len(t.alternatives) == len(t.text) else (),
+        t.positions[keep] if len(t.positions) == len(t.text) else (),
+        t.image,
+    )
+
+
 def _parse_window(texts: list[LineText], today: date) -> Parsed | None:
+    """Parse lines as one MRZ (:func:`_parse_lines`). Where that leaves a check failing, each
+    line that holds a check digit is parsed again without its first, then its last character
+    (a mark at the edge of the band read as a character: the page's edge, a shadow; then the
+    length repair takes the ``<`` the OCR dropped elsewhere); such a reading is kept only when
+    every check digit then holds, and where two of them do and read differently, the positions
+    where they differ are doubts (``length_repair_ambiguous``). A name line, which no check
+    digit covers, is never trimmed."""
+    first = _parse_lines(texts, today)
+    if first is not None and first.bad == 0:
+        return first
+    checked = {3: (0, 1), 2: (1,)}.get(len(texts), ())
+    found: list[Parsed] = []
+    for li in checked:
+        if len(texts[li].text) <= MIN_LINE_CHARS:
+            continue
+        for end in (0, -1):
+            dropped = texts[li].text[end]
+            trial = list(texts)
+            trial[li] = _trimmed(texts[li], end)
+            p = _parse_lines(trial, today)
+            if p is None or p.bad != 0:
+                continue
+            where = "start" if end == 0 else "end"
+            note = {"line": li + 1, "repair": f"dropped {dropped!r} at the {where}"}
+            found.append(replace(p, repairs=[note, *p.repairs], raw=list(texts)))
+    if not found:
+        return first
+    best = found[0]
+    for other in found[1:]:
+        if other.reading.lines == best.reading.lines:
+            continue
+        for li, (a, b) in enumerate(zip(best.reading.lines, other.reading.lines, strict=True)):
+            for ci, (x, y) in enumerate(zip(a, b, strict=True)):
+                if x != y:
+                    best.doubts.append(
+                        {
+                            "line": li + 1,
+                            "column": ci + 1,
+                            "read": x,
+                            "confidence": 0.0,
+                            "why": "length_repair_ambiguous",
+                        }
+                    )
+    return best
+
+
+def _parse_lines(texts: list[LineText], today: date) -> Parsed | None:
     """Parse lines as one MRZ, trying every length repair (:func:`_variants`); the parse with
     the fewest failed checks and class errors, then repairs, then corrections, is kept. Where
     another repair parses as well but reads differently, the positions where they differ are
