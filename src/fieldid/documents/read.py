@@ -24,7 +24,8 @@ Contract, in order:
 fits its position's class, and nothing is uncertain (:func:`_uncertain`): no character outside
 the check digits' cover (names, codes of state, sex, document code) was read below
 :data:`MIN_CHAR_CONFIDENCE`, and no character has a plausible rival the check digits could not
-tell from it. A name the OCR was unsure of is shown, but not called valid.
+tell from it, and the issuing state and nationality are codes ICAO gives
+(:mod:`fieldid.documents.states`). A name the OCR was unsure of is shown, but not called valid.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from fieldid.documents.mrz import (
     parse_mrz,
 )
 from fieldid.documents.ocr import ALTERNATIVE_MIN_PROB, LineReader, LineText, PaddleLineReader
+from fieldid.documents.states import is_state_code
 from fieldid.errors import FieldidError
 from fieldid.probe import IntakeLimits, decode_probe
 
@@ -77,6 +79,8 @@ CHOOSE_MIN_SHARE = 0.1
 #: accident) leaves its character uncertain (``one_check_digit_chose_X``), unless the
 #: character's shape says the same (:mod:`fieldid.documents.glyphs`).
 MIN_VOUCHING_CHECKS = 2
+#: Fields that hold a state's code (:mod:`fieldid.documents.states`).
+STATE_FIELDS = ("issuing_country", "nationality")
 #: How many characters a line may be short or long before it is not taken for an MRZ line.
 MAX_LENGTH_REPAIR = 3
 MAX_BANDS = 3
@@ -827,7 +831,10 @@ def _uncertain(
     - anywhere, where a character the OCR found plausible (at least :data:`MIN_RIVAL_SHARE` of
       the probability the position's allowed characters got) would leave every check digit
       holding: some look-alikes have the same check value (G and 6, S and 8, O and 4 differ by
-      10), so the check digits cannot tell them apart."""
+      10), so the check digits cannot tell them apart;
+    - every character of an issuing state or nationality that is no state's code
+      (``not_a_state_code``, :mod:`fieldid.documents.states`): no check digit covers a code, and
+      a misread letter there (``D<<`` read ``O<<``) is caught only by the code naming nothing."""
     fmt = reading.format
     layout = reading.layout
     grid = class_map(layout)
@@ -871,6 +878,25 @@ def _uncertain(
                         "why": why,
                     }
                 )
+    # no check digit covers a state's code: one that names no state was misread
+    named = {(u["line"], u["column"]) for u in out}
+    for name in STATE_FIELDS:
+        sp = layout.fields[name]
+        if sp.line >= len(aligned) or is_state_code(reading.lines[sp.line][sp.start : sp.end]):
+            continue
+        for ci in range(sp.start, sp.end):
+            if (sp.line + 1, ci + 1) in named:
+                continue
+            conf = _class_confidence(aligned[sp.line], ci, grid[sp.line][ci])
+            out.append(
+                {
+                    "line": sp.line + 1,
+                    "column": ci + 1,
+                    "read": reading.lines[sp.line][ci],
+                    "confidence": round(conf, 3),
+                    "why": "not_a_state_code",
+                }
+            )
     return out
 
 
