@@ -87,7 +87,8 @@ BLIND: dict[str, tuple[str, ...]] = {
 #: first 250 documents: every character the OCR read right, cut and judged against its pair,
 #: 13,077 judgements), the wrong glyph of these pairs never led by more than 0.008 (0 against
 #: D; G against 6 it never led at all, the right one leading by 0.055 or more): a wrong
-#: verdict would need seven times that (docs/benchmarks.md).
+#: verdict would need seven times that. (That measurement's script is not in the
+#: repository; the benchmark's seeds 7, 11 and 13 since showed no wrong reading called valid.)
 MARGIN = 0.06
 #: Height the glyphs are rendered at before being scaled to a cut character's.
 GLYPH_HEIGHT = 120
