@@ -26,6 +26,7 @@ Contract, in order (all on a grayscale copy at most :data:`WORK_SIDE` px on its 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -436,18 +437,31 @@ def flip_lines(lines: list[Gray]) -> list[Gray]:
 def find_bands(rgb: NDArray[np.uint8], *, hard: bool = False) -> list[Band]:
     """Candidate MRZ bands in the photo, best first, each cut into lines. ``hard``: the ways
     of :data:`HARD_PREPS` in turn, until one finds a band (for a photo in which the plain way
-    found none that could be read)."""
+    found none that could be read; :func:`hard_band_sets` gives each way's bands)."""
+    if not hard:
+        return _bands(_to_gray(rgb), "plain", merge=False)
+    return next(hard_band_sets(rgb), [])
+
+
+def hard_band_sets(rgb: NDArray[np.uint8]) -> Iterator[list[Band]]:
+    """The bands each of :data:`HARD_PREPS` finds, in turn (ways that find none are skipped):
+    a reader can stop at the first whose reading holds, rather than at the first that finds a
+    band (one way may find only a piece of the band)."""
     gray = _to_gray(rgb)
-    for prep in HARD_PREPS if hard else ("plain",):
-        out = []
-        for rect, score in candidates(gray, prep, merge=hard):
-            strip, corners, ang = _strip(gray, rect)
-            if "denoise" in prep:
-                strip = _u8(cv2.GaussianBlur(strip, (0, 0), 0.7))
-            flat = flatten(strip)
-            lines = split_lines(flat)
-            if 2 <= len(lines) <= 4:
-                out.append(Band(corners, score, lines, ang, page_above(gray, corners), flat))
+    for prep in HARD_PREPS:
+        out = _bands(gray, prep, merge=True)
         if out:
-            return out
-    return []
+            yield out
+
+
+def _bands(gray: Gray, prep: str, *, merge: bool) -> list[Band]:
+    out = []
+    for rect, score in candidates(gray, prep, merge=merge):
+        strip, corners, ang = _strip(gray, rect)
+        if "denoise" in prep:
+            strip = _u8(cv2.GaussianBlur(strip, (0, 0), 0.7))
+        flat = flatten(strip)
+        lines = split_lines(flat)
+        if 2 <= len(lines) <= 4:
+            out.append(Band(corners, score, lines, ang, page_above(gray, corners), flat))
+    return out

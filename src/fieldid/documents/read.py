@@ -18,7 +18,10 @@ Contract, in order:
    Where a check fails, the band's lines are cut again with a wider margin and read once more;
    the reading that holds better is kept, and every character the first look doubted, or the two
    looks read differently where the check digits cannot arbitrate, stays uncertain.
-6. The first band whose reading parses is the answer; if none parses, ``document.no_mrz``.
+6. The first band whose reading parses is the answer. Where the plain cut gives none, the hard
+   ways of finding the band are tried in turn (:func:`_hard_reading`) until one gives a reading
+   whose checks hold, else the reading with the fewest failures; if none parses,
+   ``document.no_mrz``.
 
 ``valid`` (in :class:`DocumentReading`) holds only when every check digit holds, every character
 fits its position's class, and nothing is uncertain (:func:`_uncertain`): no character outside
@@ -50,7 +53,7 @@ from fieldid.documents.glyphs import (
     cut_characters,
     default_judge,
 )
-from fieldid.documents.locate import Band, find_bands, flip_lines, split_lines
+from fieldid.documents.locate import Band, find_bands, flip_lines, hard_band_sets, split_lines
 from fieldid.documents.mrz import (
     CheckState,
     Correction,
@@ -937,12 +940,12 @@ def read_document(
     found = _first_reading(bands, reader, today)
     if found is None:
         # the usual cut found nothing readable: glare or low light may have hidden the band;
-        # look again with local contrast and other thresholds
-        t2 = time.perf_counter()
-        more = find_bands(rgb, hard=True)[:MAX_BANDS]
-        timings["locate_hard"] = (time.perf_counter() - t2) * 1000
-        bands += more
-        found = _first_reading(more, reader, today)
+        # look again with local contrast and other thresholds, each way in turn, until one
+        # gives a reading whose checks hold (one way may find only a piece of the band: its
+        # reading parses, but fails); else the reading with the fewest failures
+        found, more_bands, ms = _hard_reading(rgb, reader, today)
+        timings["locate_hard"] = ms
+        bands += more_bands
     looks: list[str] = []
     if found is not None:
         best, looks = _second_looks(*found, reader, today)
@@ -986,6 +989,35 @@ def read_document(
         looks=["first", *looks],
         shape_verdicts=verdicts,
     )
+
+
+def _hard_reading(
+    rgb: NDArray[np.uint8], reader: LineReader, today: date
+) -> tuple[tuple[Band, bool, Parsed] | None, list[Band], float]:
+    """The first reading whose checks hold among the bands each hard way finds
+    (:func:`fieldid.documents.locate.hard_band_sets`), else the one with the fewest failed
+    checks and class errors (the earlier way on a tie); with every band tried and the time
+    spent finding them (ms)."""
+    best: tuple[Band, bool, Parsed] | None = None
+    tried: list[Band] = []
+    ms = 0.0
+    sets = hard_band_sets(rgb)
+    while True:
+        t = time.perf_counter()
+        more = next(sets, None)
+        ms += (time.perf_counter() - t) * 1000
+        if more is None:
+            break
+        more = more[:MAX_BANDS]
+        tried += more
+        got = _first_reading(more, reader, today)
+        if got is None:
+            continue
+        if got[2].bad == 0:
+            return got, tried, ms
+        if best is None or got[2].bad < best[2].bad:
+            best = got
+    return best, tried, ms
 
 
 def _first_reading(
