@@ -43,7 +43,6 @@ import importlib
 import json
 import os
 import platform
-import random
 import re
 import statistics
 import subprocess
@@ -59,13 +58,7 @@ from fieldid.clock import ManualClock
 from fieldid.documents.mrz import FORMATS
 from fieldid.documents.ocr import LineReader, PaddleLineReader, TesseractLineReader
 from fieldid.documents.read import DocumentError, read_document
-from fieldid.documents.specimen import (
-    Degradation,
-    photograph,
-    random_identity,
-    render_page,
-    with_wrong_check_digit,
-)
+from fieldid.documents.specimen import Degradation, numbered_photo
 
 
 def make_photos(
@@ -73,24 +66,15 @@ def make_photos(
 ) -> list[dict[str, Any]]:
     out = []
     for i in range(n + wrong):
-        fmt = FORMATS[i % len(FORMATS)]
-        rng = random.Random(seed * 100_003 + i)
-        data = random_identity(fmt, rng)
-        page = render_page(data, seed=seed * 100_003 + i)
-        printed = page.mrz_lines
-        broken = None
-        if i >= n:
-            printed, broken = with_wrong_check_digit(page.mrz_lines, rng)
-            page = render_page(data, mrz_lines=printed, seed=seed * 100_003 + i)
-        photo = photograph(page, rng, deg or Degradation())
+        d = numbered_photo(seed, i, n, deg)
         out.append(
             {
                 "i": i,
-                "format": fmt,
-                "lines": printed,
-                "broken": broken,
-                "jpeg": photo.jpeg,
-                "conditions": photo.conditions,
+                "format": d.format,
+                "lines": d.lines,
+                "broken": d.broken,
+                "jpeg": d.photo.jpeg,
+                "conditions": d.photo.conditions,
             }
         )
     return out

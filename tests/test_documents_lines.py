@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from fieldid.clock import ManualClock
-from fieldid.documents.mrz import FORMATS, compose_mrz
+from fieldid.documents.mrz import compose_mrz
 from fieldid.documents.ocr import LineText
 from fieldid.documents.read import _parse_window, read_document
-from fieldid.documents.specimen import Degradation, photograph, random_identity, render_page
+from fieldid.documents.specimen import numbered_photo, random_identity
 
 CLOCK = ManualClock(datetime(2026, 6, 1, tzinfo=UTC))
 TODAY = date(2026, 6, 1)
@@ -20,10 +20,8 @@ TODAY = date(2026, 6, 1)
 def bench_photo(seed: int, i: int) -> tuple[bytes, list[str]]:
     """Photo ``i`` (below 500: a right check digit) of ``benchmarks/bench_documents.py --seed
     seed`` (the same draws)."""
-    fmt = FORMATS[i % len(FORMATS)]
-    rng = random.Random(seed * 100_003 + i)
-    page = render_page(random_identity(fmt, rng), seed=seed * 100_003 + i)
-    return photograph(page, rng, Degradation()).jpeg, page.mrz_lines
+    d = numbered_photo(seed, i, 500)
+    return d.photo.jpeg, d.lines
 
 
 def _text(s: str) -> LineText:

@@ -12,15 +12,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fieldid.clock import ManualClock
 from fieldid.documents.glyphs import MARGIN, cut_characters, default_judge, ocrb_font_path
-from fieldid.documents.mrz import FORMATS, compose_mrz, parse_mrz
+from fieldid.documents.mrz import compose_mrz, parse_mrz
 from fieldid.documents.read import read_document
-from fieldid.documents.specimen import (
-    Degradation,
-    photograph,
-    random_identity,
-    render_page,
-    with_wrong_check_digit,
-)
+from fieldid.documents.specimen import numbered_photo, random_identity
 
 CLOCK = ManualClock(datetime(2026, 6, 1, tzinfo=UTC))
 
@@ -28,15 +22,8 @@ CLOCK = ManualClock(datetime(2026, 6, 1, tzinfo=UTC))
 def bench_photo(seed: int, i: int, n: int = 500) -> tuple[bytes, list[str], str | None]:
     """Photo ``i`` of ``benchmarks/bench_documents.py --documents n --seed seed`` (the same
     draws: photos from ``n`` on have a wrong check digit)."""
-    fmt = FORMATS[i % len(FORMATS)]
-    rng = random.Random(seed * 100_003 + i)
-    data = random_identity(fmt, rng)
-    page = render_page(data, seed=seed * 100_003 + i)
-    broken = None
-    if i >= n:
-        printed, broken = with_wrong_check_digit(page.mrz_lines, rng)
-        page = render_page(data, mrz_lines=printed, seed=seed * 100_003 + i)
-    return photograph(page, rng, Degradation()).jpeg, page.mrz_lines, broken
+    d = numbered_photo(seed, i, n)
+    return d.photo.jpeg, d.lines, d.broken
 
 
 def _line(text: str, px: int = 26, blur: float = 0.0) -> tuple[np.ndarray, tuple[float, ...]]:

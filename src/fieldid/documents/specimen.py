@@ -10,6 +10,8 @@ state, "Utopia").
 - :func:`photograph` places the page in a scene and degrades it as a phone camera would:
   rotation (any angle up to 180° either way), perspective, blur, noise, glare, low light and JPEG
   compression, each drawn from :class:`Degradation`'s ranges.
+- :func:`numbered_photo`: photo ``i`` of a seeded series, as ``benchmarks/bench_documents.py``
+  draws them (tests take the benchmark's photos from it).
 
 The OCR-B font comes from Debian's ``fonts-ocr-b`` (``scripts/apt-packages.txt``).
 """
@@ -427,3 +429,32 @@ def with_wrong_check_digit(lines: list[str], rng: random.Random) -> tuple[list[s
     # an empty optional field's check digit may be < or 0: both are right, so pick neither
     rows[ch.digit.line][ch.digit.start] = rng.choice([d for d in "123456789" if d != cur])
     return ["".join(r) for r in rows], ch.name
+
+
+@dataclass(frozen=True)
+class NumberedPhoto:
+    """Photo ``i`` of a seeded series (:func:`numbered_photo`)."""
+
+    format: str
+    #: The MRZ as printed on the page.
+    lines: list[str]
+    #: The check digit printed wrong (its name), or None.
+    broken: str | None
+    photo: Photo
+
+
+def numbered_photo(seed: int, i: int, right: int, deg: Degradation | None = None) -> NumberedPhoto:
+    """Photo ``i`` of the series ``seed``, the formats in turn: photos ``0`` to ``right - 1``
+    have every check digit right, photos from ``right`` on one wrong
+    (:func:`with_wrong_check_digit`). The same ``seed`` and ``i`` always give the same photo
+    (``benchmarks/bench_documents.py --seed seed --documents right`` reads these)."""
+    fmt = FORMATS[i % len(FORMATS)]
+    rng = random.Random(seed * 100_003 + i)
+    data = random_identity(fmt, rng)
+    page = render_page(data, seed=seed * 100_003 + i)
+    printed = page.mrz_lines
+    broken = None
+    if i >= right:
+        printed, broken = with_wrong_check_digit(page.mrz_lines, rng)
+        page = render_page(data, mrz_lines=printed, seed=seed * 100_003 + i)
+    return NumberedPhoto(fmt, printed, broken, photograph(page, rng, deg or Degradation()))
